@@ -1,0 +1,109 @@
+//! Command-line flags; each has an `EDGELIMIT_GATEWAY_*` environment twin.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, ValueEnum};
+
+use crate::target::Target;
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+// No `Debug`: the struct holds tokens.
+#[derive(Parser, Clone)]
+#[command(
+    name = "edgelimit-gateway",
+    version,
+    about = "Upstash-compatible Redis REST gateway over a real Redis server"
+)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(
+        long,
+        env = "EDGELIMIT_GATEWAY_LISTEN",
+        default_value = "127.0.0.1:8080"
+    )]
+    pub listen: SocketAddr,
+
+    /// Redis to forward to: redis://[[user]:password@]host[:port][/db].
+    #[arg(
+        long,
+        env = "EDGELIMIT_GATEWAY_REDIS_URL",
+        default_value = "redis://127.0.0.1:6379",
+        hide_env_values = true
+    )]
+    pub redis_url: Target,
+
+    /// Accepted bearer token (repeatable, or comma-separated in the env var).
+    #[arg(
+        long = "token",
+        env = "EDGELIMIT_GATEWAY_TOKEN",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub tokens: Vec<String>,
+
+    /// Token that may only run read-only commands (repeatable).
+    #[arg(
+        long = "read-only-token",
+        env = "EDGELIMIT_GATEWAY_READ_ONLY_TOKEN",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub read_only_tokens: Vec<String>,
+
+    /// File with one token per line; prefix a line with `readonly:` for a
+    /// read-only token; `#` starts a comment line.
+    #[arg(long, env = "EDGELIMIT_GATEWAY_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+
+    /// Serve without any authentication (only for trusted networks).
+    #[arg(long, env = "EDGELIMIT_GATEWAY_INSECURE_NO_AUTH")]
+    pub insecure_no_auth: bool,
+
+    /// Only these commands are allowed (repeatable or comma-separated;
+    /// `name` or `name|subcommand`, e.g. `evalsha,eval,script|load,get`).
+    #[arg(
+        long = "allow-command",
+        env = "EDGELIMIT_GATEWAY_ALLOW_COMMANDS",
+        value_delimiter = ','
+    )]
+    pub allow_commands: Vec<String>,
+
+    /// Multiplexed connections to Redis.
+    #[arg(long, env = "EDGELIMIT_GATEWAY_POOL_SIZE", default_value_t = 4)]
+    pub pool_size: usize,
+
+    /// Largest accepted request body, in bytes (larger ones get 413).
+    #[arg(long, env = "EDGELIMIT_GATEWAY_MAX_BODY_BYTES", default_value_t = 1 << 20)]
+    pub max_body_bytes: usize,
+
+    /// Time limit for a whole request, body read included (504 past it).
+    #[arg(
+        long,
+        env = "EDGELIMIT_GATEWAY_REQUEST_TIMEOUT_MS",
+        default_value_t = 5000
+    )]
+    pub request_timeout_ms: u64,
+
+    /// Time limit for opening a connection to Redis.
+    #[arg(
+        long,
+        env = "EDGELIMIT_GATEWAY_CONNECT_TIMEOUT_MS",
+        default_value_t = 1000
+    )]
+    pub connect_timeout_ms: u64,
+
+    /// Log line format.
+    #[arg(
+        long,
+        env = "EDGELIMIT_GATEWAY_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
+}

@@ -1,0 +1,277 @@
+//! One multiplexed connection to Redis.
+//!
+//! Many HTTP requests share a connection: each request hands a job (its
+//! commands, already RESP-encoded, and how many replies they produce) to a
+//! writer task, which coalesces queued jobs into one socket write. A reader
+//! task decodes replies in order and hands each job its slice. Redis answers
+//! a connection's commands strictly in order, so a job's commands stay
+//! contiguous on the wire: a pipeline is one real pipeline and a
+//! MULTI..EXEC block cannot interleave with other requests' commands.
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::resp::{self, Value};
+use crate::target::Target;
+
+/// Bytes coalesced into one write at most; bounds latency added by batching.
+const MAX_BATCH: usize = 256 * 1024;
+/// Jobs queued per connection before callers wait (backpressure).
+const QUEUE: usize = 4096;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnError {
+    #[error("cannot connect to redis: {0}")]
+    Connect(io::Error),
+    #[error("timed out connecting to redis")]
+    ConnectTimeout,
+    #[error("redis rejected the connection setup: {0}")]
+    Handshake(String),
+    /// The connection was already closed; nothing of the job was sent, so
+    /// the caller may retry it on a fresh connection.
+    #[error("connection to redis closed")]
+    Closed,
+    /// The connection broke while the job was in flight: it may or may not
+    /// have run, so it must not be retried blindly.
+    #[error("connection to redis lost")]
+    Lost,
+}
+
+pub struct Job {
+    payload: Vec<u8>,
+    replies: usize,
+    done: oneshot::Sender<Vec<Value>>,
+}
+
+struct Pending {
+    replies: usize,
+    done: oneshot::Sender<Vec<Value>>,
+}
+
+pub struct Conn {
+    jobs: mpsc::Sender<Job>,
+    closed: CancellationToken,
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.closed.cancel();
+    }
+}
+
+impl Conn {
+    pub async fn connect(target: &Target, timeout: Duration) -> Result<Arc<Conn>, ConnError> {
+        let connect = async {
+            let mut stream = TcpStream::connect((target.host.as_str(), target.port))
+                .await
+                .map_err(ConnError::Connect)?;
+            stream.set_nodelay(true).map_err(ConnError::Connect)?;
+            handshake(&mut stream, target).await?;
+            Ok::<_, ConnError>(stream)
+        };
+        let stream = tokio::time::timeout(timeout, connect)
+            .await
+            .map_err(|_| ConnError::ConnectTimeout)??;
+        let (r, w) = stream.into_split();
+        let (jobs_tx, jobs_rx) = mpsc::channel(QUEUE);
+        let (pending_tx, pending_rx) = mpsc::unbounded_channel();
+        let closed = CancellationToken::new();
+        tokio::spawn(write_loop(w, jobs_rx, pending_tx, closed.clone()));
+        tokio::spawn(read_loop(r, pending_rx, closed.clone()));
+        Ok(Arc::new(Conn {
+            jobs: jobs_tx,
+            closed,
+        }))
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.is_cancelled()
+    }
+
+    /// Sends RESP-encoded commands producing `replies` replies (at least 1)
+    /// and returns those replies in order. On `Closed` the payload is handed
+    /// back so the caller can retry elsewhere.
+    pub async fn send(
+        &self,
+        payload: Vec<u8>,
+        replies: usize,
+    ) -> Result<Vec<Value>, (ConnError, Option<Vec<u8>>)> {
+        debug_assert!(replies > 0);
+        let (done, wait) = oneshot::channel();
+        if self.is_closed() {
+            return Err((ConnError::Closed, Some(payload)));
+        }
+        let job = Job {
+            payload,
+            replies,
+            done,
+        };
+        if let Err(e) = self.jobs.send(job).await {
+            return Err((ConnError::Closed, Some(e.0.payload)));
+        }
+        wait.await.map_err(|_| (ConnError::Lost, None))
+    }
+}
+
+/// AUTH and SELECT from the URL, sent before the connection is shared.
+async fn handshake(stream: &mut TcpStream, target: &Target) -> Result<(), ConnError> {
+    let mut cmds: Vec<Vec<Vec<u8>>> = vec![];
+    if let Some(pass) = &target.password {
+        let mut c = vec![b"AUTH".to_vec()];
+        if let Some(user) = &target.username {
+            c.push(user.clone().into_bytes());
+        }
+        c.push(pass.clone().into_bytes());
+        cmds.push(c);
+    }
+    if target.db != 0 {
+        cmds.push(vec![b"SELECT".to_vec(), target.db.to_string().into_bytes()]);
+    }
+    if cmds.is_empty() {
+        return Ok(());
+    }
+    let mut out = vec![];
+    for c in &cmds {
+        resp::encode_command(&mut out, c);
+    }
+    stream.write_all(&out).await.map_err(ConnError::Connect)?;
+    let mut buf = BytesMut::with_capacity(512);
+    let mut got = 0;
+    while got < cmds.len() {
+        match resp::parse(&mut buf) {
+            Ok(Some(v)) => {
+                if let Some(e) = v.error_text() {
+                    return Err(ConnError::Handshake(e));
+                }
+                got += 1;
+            }
+            Ok(None) => {
+                let n = stream
+                    .read_buf(&mut buf)
+                    .await
+                    .map_err(ConnError::Connect)?;
+                if n == 0 {
+                    return Err(ConnError::Handshake("connection closed".into()));
+                }
+            }
+            Err(e) => return Err(ConnError::Handshake(e.to_string())),
+        }
+    }
+    Ok(())
+}
+
+async fn write_loop(
+    mut w: OwnedWriteHalf,
+    mut jobs: mpsc::Receiver<Job>,
+    pending: mpsc::UnboundedSender<Pending>,
+    closed: CancellationToken,
+) {
+    let mut buf = Vec::with_capacity(16 * 1024);
+    loop {
+        let first = tokio::select! {
+            j = jobs.recv() => j,
+            _ = closed.cancelled() => None,
+        };
+        let Some(mut job) = first else { break };
+        buf.clear();
+        loop {
+            buf.extend_from_slice(&job.payload);
+            // Registered before the bytes hit the socket so the reader always
+            // knows whom a reply belongs to.
+            let p = Pending {
+                replies: job.replies,
+                done: job.done,
+            };
+            if pending.send(p).is_err() {
+                break;
+            }
+            if buf.len() >= MAX_BATCH {
+                break;
+            }
+            match jobs.try_recv() {
+                Ok(j) => job = j,
+                Err(_) => break,
+            }
+        }
+        let res = tokio::select! {
+            r = w.write_all(&buf) => r,
+            _ = closed.cancelled() => break,
+        };
+        if let Err(e) = res {
+            tracing::warn!(error = %e, "redis write failed; dropping connection");
+            break;
+        }
+    }
+    closed.cancel();
+}
+
+async fn read_loop(
+    mut r: OwnedReadHalf,
+    mut pending: mpsc::UnboundedReceiver<Pending>,
+    closed: CancellationToken,
+) {
+    let mut buf = BytesMut::with_capacity(64 * 1024);
+    let mut current: Option<(Pending, Vec<Value>)> = None;
+    'outer: loop {
+        loop {
+            let v = match resp::parse(&mut buf) {
+                Ok(Some(v)) => v,
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "dropping redis connection");
+                    break 'outer;
+                }
+            };
+            if current.is_none() {
+                match pending.try_recv() {
+                    Ok(p) => {
+                        let cap = p.replies.min(1024);
+                        current = Some((p, Vec::with_capacity(cap)));
+                    }
+                    Err(_) => {
+                        // A reply nobody asked for: the stream is out of sync.
+                        tracing::warn!("unexpected reply from redis; dropping connection");
+                        break 'outer;
+                    }
+                }
+            }
+            let Some((p, vals)) = current.as_mut() else {
+                break 'outer;
+            };
+            vals.push(v);
+            if vals.len() >= p.replies {
+                if let Some((p, vals)) = current.take() {
+                    // The caller may have given up (timeout); that is fine.
+                    let _ = p.done.send(vals);
+                }
+            }
+        }
+        if buf.capacity() - buf.len() < 16 * 1024 {
+            buf.reserve(64 * 1024);
+        }
+        let n = tokio::select! {
+            n = r.read_buf(&mut buf) => n,
+            _ = closed.cancelled() => break,
+        };
+        match n {
+            Ok(0) => {
+                tracing::warn!("redis closed the connection");
+                break;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "redis read failed; dropping connection");
+                break;
+            }
+        }
+    }
+    closed.cancel();
+}

@@ -1,0 +1,210 @@
+//! HTTP routing: the Upstash REST surface.
+//!
+//! `POST /` one JSON command, `POST /pipeline`, `POST /multi-exec`, path
+//! style `GET|POST /cmd/arg/...`, and an unauthenticated `GET /healthz`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use bytes::Bytes;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use percent_encoding::percent_decode_str;
+use serde_json::{json, Value as Json};
+
+use crate::auth::Tokens;
+use crate::error::ApiError;
+use crate::gateway::Gateway;
+use crate::json;
+use crate::resp::Value;
+
+pub struct AppState {
+    pub gateway: Gateway,
+    pub tokens: Tokens,
+    pub max_body: usize,
+    pub request_timeout: Duration,
+}
+
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new().fallback(handle).with_state(state)
+}
+
+pub fn json_response(status: StatusCode, body: &Json) -> Response {
+    let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
+    (status, [(header::CONTENT_TYPE, "application/json")], bytes).into_response()
+}
+
+async fn handle(State(app): State<Arc<AppState>>, req: Request) -> Response {
+    let started = Instant::now();
+    let method = req.method().clone();
+    // Only the route kind is logged: paths carry keys and values, and the
+    // query string may carry a token.
+    let kind = route_kind(req.uri().path());
+    let timeout = app.request_timeout;
+    let resp = match tokio::time::timeout(timeout, route(&app, req)).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => e.into_response(),
+        Err(_) => ApiError::Timeout(timeout.as_millis() as u64).into_response(),
+    };
+    let status = resp.status().as_u16();
+    let micros = started.elapsed().as_micros() as u64;
+    if status >= 500 {
+        tracing::warn!(%method, route = kind, status, micros, "request failed");
+    } else {
+        tracing::debug!(%method, route = kind, status, micros, "request");
+    }
+    resp
+}
+
+fn route_kind(path: &str) -> &'static str {
+    match path {
+        "/" => "command",
+        "/pipeline" => "pipeline",
+        "/multi-exec" => "multi-exec",
+        "/healthz" => "healthz",
+        _ => "path",
+    }
+}
+
+async fn route(app: &AppState, req: Request) -> Result<Response, ApiError> {
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path();
+    if path == "/healthz" {
+        return health(app, &parts.method).await;
+    }
+    let access = app.tokens.check(&parts.headers, parts.uri.query())?;
+    let base64 = wants_base64(&parts.headers);
+    let gw = &app.gateway;
+    match path {
+        "/" => {
+            require_post(&parts.method)?;
+            let body = read_body(&parts.headers, body, app.max_body).await?;
+            let args = json::parse_command(&body)?;
+            gw.check(std::slice::from_ref(&args), access.read_only)
+                .await?;
+            single_reply(gw.single(args).await?, base64)
+        }
+        "/pipeline" | "/multi-exec" => {
+            require_post(&parts.method)?;
+            let body = read_body(&parts.headers, body, app.max_body).await?;
+            let cmds = json::parse_commands(&body)?;
+            gw.check(&cmds, access.read_only).await?;
+            let out = if path == "/pipeline" {
+                gw.pipeline(cmds).await?
+            } else {
+                gw.multi_exec(cmds).await?
+            };
+            let replies: Vec<Json> = out.iter().map(|v| json::reply(v, base64)).collect();
+            Ok(json_response(StatusCode::OK, &Json::Array(replies)))
+        }
+        _ => {
+            let post = parts.method == Method::POST;
+            if !post && parts.method != Method::GET {
+                return Err(ApiError::MethodNotAllowed);
+            }
+            let mut args = path_args(path);
+            if post {
+                // The raw body is the last argument: the one binary-safe way
+                // to send a value.
+                let body = read_body(&parts.headers, body, app.max_body).await?;
+                if !body.is_empty() {
+                    args.push(body);
+                }
+            }
+            gw.check(std::slice::from_ref(&args), access.read_only)
+                .await?;
+            single_reply(gw.single(args).await?, base64)
+        }
+    }
+}
+
+fn require_post(m: &Method) -> Result<(), ApiError> {
+    if m == Method::POST {
+        Ok(())
+    } else {
+        Err(ApiError::MethodNotAllowed)
+    }
+}
+
+fn wants_base64(h: &HeaderMap) -> bool {
+    h.get("upstash-encoding")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"base64"))
+}
+
+fn single_reply(v: Value, base64: bool) -> Result<Response, ApiError> {
+    match v {
+        Value::Error(e) => Err(ApiError::Command(String::from_utf8_lossy(&e).into_owned())),
+        v => Ok(json_response(
+            StatusCode::OK,
+            &json!({ "result": json::to_json(&v, base64) }),
+        )),
+    }
+}
+
+/// `/set/k%20x/v` -> `["set", "k x", "v"]`, percent-decoded to raw bytes.
+fn path_args(path: &str) -> Vec<Bytes> {
+    let mut segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    if segs.last() == Some(&"") {
+        segs.pop();
+    }
+    segs.into_iter()
+        .map(|s| Bytes::from(percent_decode_str(s).collect::<Vec<u8>>()))
+        .collect()
+}
+
+async fn read_body(headers: &HeaderMap, body: Body, max: usize) -> Result<Bytes, ApiError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        return Err(ApiError::PayloadTooLarge(max));
+    }
+    match Limited::new(body, max).collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
+            Err(ApiError::PayloadTooLarge(max))
+        }
+        Err(e) => Err(ApiError::BadRequest(format!("ERR cannot read body: {e}"))),
+    }
+}
+
+async fn health(app: &AppState, method: &Method) -> Result<Response, ApiError> {
+    if method != Method::GET && method != Method::HEAD {
+        return Err(ApiError::MethodNotAllowed);
+    }
+    match app.gateway.ping().await {
+        Ok(Value::Error(e)) => Ok(unhealthy(&String::from_utf8_lossy(&e))),
+        Ok(_) => Ok(json_response(StatusCode::OK, &json!({ "status": "ok" }))),
+        Err(e) => Ok(unhealthy(&e.to_string())),
+    }
+}
+
+fn unhealthy(err: &str) -> Response {
+    json_response(
+        StatusCode::SERVICE_UNAVAILABLE,
+        &json!({ "status": "unavailable", "error": err }),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_path_arguments() {
+        let a = path_args("/set/k%20x/%FF/");
+        assert_eq!(
+            a,
+            vec![
+                Bytes::from("set"),
+                Bytes::from("k x"),
+                Bytes::from(vec![0xff])
+            ]
+        );
+    }
+}

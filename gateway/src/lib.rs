@@ -1,0 +1,105 @@
+//! edgelimit-gateway: an Upstash-compatible Redis REST server.
+//!
+//! Serves the Upstash REST protocol (see the crate README) and forwards
+//! commands to one Redis server over a few multiplexed connections.
+
+pub mod auth;
+pub mod config;
+pub mod conn;
+pub mod error;
+pub mod gateway;
+pub mod http;
+pub mod json;
+pub mod policy;
+pub mod pool;
+pub mod resp;
+pub mod scripts;
+pub mod target;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use crate::auth::{parse_token_file, Token, Tokens};
+use crate::config::Config;
+use crate::gateway::Gateway;
+use crate::http::AppState;
+use crate::policy::Policy;
+use crate::pool::Pool;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    #[error("no token configured: pass --token or --token-file (or --insecure-no-auth)")]
+    NoToken,
+    #[error("cannot read token file {path}: {source}")]
+    TokenFile {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("server error: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Builds the shared state from the configuration.
+pub fn build_state(cfg: &Config) -> Result<Arc<AppState>, StartError> {
+    let mut tokens: Vec<Token> = cfg.tokens.iter().map(|t| Token::new(t, false)).collect();
+    tokens.extend(cfg.read_only_tokens.iter().map(|t| Token::new(t, true)));
+    if let Some(path) = &cfg.token_file {
+        let text = std::fs::read_to_string(path).map_err(|source| StartError::TokenFile {
+            path: path.display().to_string(),
+            source,
+        })?;
+        tokens.extend(parse_token_file(&text));
+    }
+    let tokens = Tokens::new(tokens, cfg.insecure_no_auth);
+    if tokens.is_empty() && !cfg.insecure_no_auth {
+        return Err(StartError::NoToken);
+    }
+    let pool = Pool::new(
+        cfg.redis_url.clone(),
+        cfg.pool_size,
+        Duration::from_millis(cfg.connect_timeout_ms),
+    );
+    Ok(Arc::new(AppState {
+        gateway: Gateway::new(pool, Policy::new(&cfg.allow_commands)),
+        tokens,
+        max_body: cfg.max_body_bytes,
+        request_timeout: Duration::from_millis(cfg.request_timeout_ms),
+    }))
+}
+
+/// Serves until `shutdown` resolves, then lets in-flight requests finish.
+pub async fn run(
+    cfg: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
+    let state = build_state(&cfg)?;
+    let listener = TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|source| StartError::Listen {
+            addr: cfg.listen.to_string(),
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(StartError::Serve)?;
+    tracing::info!(
+        %addr,
+        redis = ?cfg.redis_url,
+        pool_size = cfg.pool_size,
+        allow_list = !cfg.allow_commands.is_empty(),
+        "listening"
+    );
+    axum::serve(listener, http::router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(StartError::Serve)?;
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,241 @@
+//! Which commands a request may run.
+//!
+//! Three layers: commands that cannot work over shared connections are
+//! always refused; an optional allow-list narrows the rest; read-only tokens
+//! only get commands Redis itself flags `readonly` (read from `COMMAND`, so
+//! the classification follows the server's version).
+
+use std::collections::HashSet;
+
+use bytes::Bytes;
+
+use crate::error::ApiError;
+use crate::resp::Value;
+
+/// Commands that change per-connection state or block the connection; on a
+/// multiplexed connection they would leak into other clients' requests.
+const CONNECTION_STATE: &[&str] = &[
+    "subscribe",
+    "psubscribe",
+    "ssubscribe",
+    "unsubscribe",
+    "punsubscribe",
+    "sunsubscribe",
+    "monitor",
+    "multi",
+    "exec",
+    "discard",
+    "watch",
+    "unwatch",
+    "select",
+    "auth",
+    "hello",
+    "reset",
+    "quit",
+    "sync",
+    "psync",
+    "replconf",
+    "client",
+    "readonly",
+    "readwrite",
+    "asking",
+    "blpop",
+    "brpop",
+    "brpoplpush",
+    "blmove",
+    "blmpop",
+    "bzpopmin",
+    "bzpopmax",
+    "bzmpop",
+    "wait",
+    "waitaof",
+];
+
+/// Harmless commands Redis does not flag `readonly` but read-only tokens
+/// still need (health checks, script existence checks).
+const READ_ONLY_EXTRA: &[&str] = &["ping", "echo", "time", "script|exists"];
+
+pub fn lower_name(args: &[Bytes]) -> String {
+    args.first()
+        .map(|a| String::from_utf8_lossy(a).to_ascii_lowercase())
+        .unwrap_or_default()
+}
+
+fn sub_name(name: &str, args: &[Bytes]) -> Option<String> {
+    args.get(1)
+        .map(|s| format!("{name}|{}", String::from_utf8_lossy(s).to_ascii_lowercase()))
+}
+
+#[derive(Debug, Default)]
+pub struct Policy {
+    /// Lowercase `name` or `name|subcommand` entries; `None` allows all.
+    pub allow: Option<HashSet<String>>,
+}
+
+impl Policy {
+    pub fn new(allow: &[String]) -> Policy {
+        let set: HashSet<String> = allow
+            .iter()
+            .map(|s| s.trim().to_ascii_lowercase())
+            .filter(|s| !s.is_empty())
+            .collect();
+        Policy {
+            allow: (!set.is_empty()).then_some(set),
+        }
+    }
+
+    /// Checks one command; `readonly` is given for read-only tokens.
+    pub fn check(&self, args: &[Bytes], readonly: Option<&CommandTable>) -> Result<(), ApiError> {
+        let name = lower_name(args);
+        if name.is_empty() {
+            return Err(ApiError::BadRequest("ERR empty command".into()));
+        }
+        if CONNECTION_STATE.contains(&name.as_str()) || is_blocking_stream_read(&name, args) {
+            return Err(ApiError::BadRequest(format!(
+                "ERR command '{name}' is not supported over REST (it needs a dedicated connection)"
+            )));
+        }
+        let sub = sub_name(&name, args);
+        if let Some(allow) = &self.allow {
+            let ok = allow.contains(&name) || sub.as_ref().is_some_and(|s| allow.contains(s));
+            if !ok {
+                return Err(ApiError::Forbidden(format!(
+                    "NOPERM command '{name}' is not allowed by this gateway"
+                )));
+            }
+        }
+        if let Some(table) = readonly {
+            if !table.is_read_only(&name, sub.as_deref()) {
+                return Err(ApiError::Forbidden(format!(
+                    "NOPERM this token is read-only and '{name}' may write"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn is_blocking_stream_read(name: &str, args: &[Bytes]) -> bool {
+    (name == "xread" || name == "xreadgroup")
+        && args.iter().any(|a| a.eq_ignore_ascii_case(b"block"))
+}
+
+/// Read-only classification taken from the server's `COMMAND` reply.
+#[derive(Debug, Default)]
+pub struct CommandTable {
+    readonly: HashSet<String>,
+    containers: HashSet<String>,
+}
+
+impl CommandTable {
+    pub fn from_reply(v: &Value) -> CommandTable {
+        let mut t = CommandTable::default();
+        if let Value::Array(entries) = v {
+            for e in entries {
+                t.add(e);
+            }
+        }
+        t
+    }
+
+    fn add(&mut self, entry: &Value) {
+        let Value::Array(f) = entry else { return };
+        let Some(Value::Bulk(name)) = f.first() else {
+            return;
+        };
+        let name = String::from_utf8_lossy(name).to_ascii_lowercase();
+        if let Some(Value::Array(flags)) = f.get(2) {
+            let ro = flags.iter().any(
+                |x| matches!(x, Value::Simple(s) | Value::Bulk(s) if s.as_ref() == b"readonly"),
+            );
+            if ro {
+                self.readonly.insert(name.clone());
+            }
+        }
+        // Redis 7 lists subcommands (`script|load`) in the tenth field.
+        if let Some(Value::Array(subs)) = f.get(9) {
+            if !subs.is_empty() {
+                self.containers.insert(name);
+            }
+            for s in subs {
+                self.add(s);
+            }
+        }
+    }
+
+    pub fn is_read_only(&self, name: &str, sub: Option<&str>) -> bool {
+        let key = match sub {
+            Some(s) if self.containers.contains(name) => s,
+            _ => name,
+        };
+        self.readonly.contains(key) || READ_ONLY_EXTRA.contains(&key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(v: &[&str]) -> Vec<Bytes> {
+        v.iter().map(|s| Bytes::from(s.to_string())).collect()
+    }
+
+    fn entry(name: &str, flags: &[&str], subs: Vec<Value>) -> Value {
+        let b = |s: &str| Value::Bulk(Bytes::from(s.to_string()));
+        let flags = flags
+            .iter()
+            .map(|f| Value::Simple(Bytes::from(f.to_string())))
+            .collect();
+        let mut e = vec![b(name), Value::Int(-1), Value::Array(flags)];
+        e.extend((0..6).map(|_| Value::Nil));
+        e.push(Value::Array(subs));
+        Value::Array(e)
+    }
+
+    #[test]
+    fn refuses_connection_state_and_blocking() {
+        let p = Policy::new(&[]);
+        assert!(p.check(&args(&["GET", "k"]), None).is_ok());
+        assert!(p.check(&args(&["subscribe", "c"]), None).is_err());
+        assert!(p.check(&args(&["BLPOP", "l", "0"]), None).is_err());
+        assert!(p
+            .check(&args(&["XREAD", "BLOCK", "0", "STREAMS", "s", "$"]), None)
+            .is_err());
+        assert!(p
+            .check(&args(&["XREAD", "STREAMS", "s", "0"]), None)
+            .is_ok());
+        assert!(p.check(&[], None).is_err());
+    }
+
+    #[test]
+    fn allow_list_and_read_only() {
+        let p = Policy::new(&["evalsha".into(), "SCRIPT|LOAD".into()]);
+        assert!(p.check(&args(&["EVALSHA", "x", "0"]), None).is_ok());
+        assert!(p.check(&args(&["script", "load", "x"]), None).is_ok());
+        assert!(p.check(&args(&["script", "flush"]), None).is_err());
+        assert!(p.check(&args(&["get", "k"]), None).is_err());
+
+        let table = CommandTable::from_reply(&Value::Array(vec![
+            entry("get", &["readonly", "fast"], vec![]),
+            entry("set", &["write"], vec![]),
+            entry(
+                "script",
+                &[],
+                vec![
+                    entry("script|load", &["noscript"], vec![]),
+                    entry("script|exists", &[], vec![]),
+                ],
+            ),
+        ]));
+        let p = Policy::new(&[]);
+        assert!(p.check(&args(&["GET", "k"]), Some(&table)).is_ok());
+        assert!(p.check(&args(&["PING"]), Some(&table)).is_ok());
+        assert!(p.check(&args(&["SET", "k", "v"]), Some(&table)).is_err());
+        assert!(p
+            .check(&args(&["SCRIPT", "EXISTS", "x"]), Some(&table))
+            .is_ok());
+        assert!(p
+            .check(&args(&["SCRIPT", "LOAD", "x"]), Some(&table))
+            .is_err());
+    }
+}
