@@ -1,0 +1,63 @@
+//! What every rate-limiting algorithm provides.
+
+use super::StateKind;
+use crate::{Decision, Error};
+
+/// A decision and how long the state that produced it must be kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outcome {
+    /// The answer for this call.
+    pub decision: Decision,
+    /// Milliseconds from now after which the state no longer affects any
+    /// decision and may be dropped (0: drop it now).
+    pub ttl_ms: u64,
+}
+
+/// A rate-limiting algorithm: a pure function of its configuration, the
+/// previous state, the current time and the cost.
+///
+/// `decide` never reads a clock and performs no I/O: time is an argument, so
+/// the same inputs always give the same outputs, in Rust and in the Lua twin
+/// of each algorithm. The state is updated in place (`None` when the key has
+/// no state yet or its state was dropped) so the hot path does not allocate.
+///
+/// Contract shared by all implementations:
+/// - `cost == 0` is a read: always allowed, consumes nothing;
+/// - `cost > max_cost()` is [`Error::CostExceedsLimit`] and leaves the state
+///   untouched, since no amount of waiting would admit it;
+/// - a clock that goes backwards never admits more than the latest time seen
+///   would have.
+pub trait Algorithm {
+    /// The per-key state.
+    type State: StateKind + Clone + std::fmt::Debug + PartialEq + Send + 'static;
+
+    /// The limit reported in decisions.
+    fn limit(&self) -> u64;
+
+    /// Decides one call of `cost` units at `now_ms`.
+    fn decide(
+        &self,
+        state: &mut Option<Self::State>,
+        now_ms: u64,
+        cost: u64,
+    ) -> Result<Outcome, Error>;
+}
+
+/// Latest time an algorithm computes with (about the year 287 000): keeps
+/// every sum of a time and a span far from overflow, and exact in Lua.
+pub const MAX_TIME_MS: u64 = 1 << 53;
+
+/// Clamps a caller-supplied time so arithmetic on it cannot overflow.
+#[inline]
+pub(crate) fn clamp_time(now_ms: u64) -> u64 {
+    now_ms.min(MAX_TIME_MS)
+}
+
+/// Rejects a cost that can never be admitted.
+pub(crate) fn check_cost(cost: u64, limit: u64) -> Result<(), Error> {
+    if cost > limit {
+        Err(Error::CostExceedsLimit { cost, limit })
+    } else {
+        Ok(())
+    }
+}

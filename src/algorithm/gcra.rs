@@ -1,0 +1,224 @@
+//! GCRA (generic cell rate algorithm): a token bucket with continuous refill
+//! and one timestamp of state.
+
+use super::contract::{check_cost, clamp_time, Algorithm, Outcome};
+use super::limits;
+use crate::{ConfigError, Decision, Error, IntoMillis};
+
+/// `rate` units per `period`, with bursts of up to `burst` units (default:
+/// `rate`). Each unit costs an emission interval `T = period / rate`; the
+/// state is the theoretical arrival time `TAT` of the next unit. A call of
+/// `cost` units at `now` is admitted when
+///
+/// ```text
+/// max(TAT, now) + cost × T − now ≤ burst × T
+/// ```
+///
+/// and then sets `TAT = max(TAT, now) + cost × T`. `T` need not be a whole
+/// number of milliseconds (3 per second is exact): times are kept as a
+/// millisecond plus a fraction in units of `1 / rate` ms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gcra {
+    rate: u64,
+    period_ms: u64,
+    burst: u64,
+}
+
+/// Per-key state: the theoretical arrival time, `tat_ms + tat_frac / rate`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GcraState {
+    /// Whole milliseconds of the theoretical arrival time.
+    pub tat_ms: u64,
+    /// Fraction of a millisecond, in units of `1 / rate` ms (`< rate`).
+    pub tat_frac: u64,
+}
+
+impl Gcra {
+    /// `rate` units per `period` with a burst of `rate`,
+    /// e.g. `Gcra::new(10, "1 s")`.
+    pub fn new(rate: u64, period: impl IntoMillis) -> Result<Self, ConfigError> {
+        let rate = limits::nonzero("rate", rate)?;
+        let period_ms = limits::span("period", period.into_millis()?)?;
+        let gcra = Self {
+            rate,
+            period_ms,
+            burst: rate,
+        };
+        gcra.with_burst(rate)
+    }
+
+    /// Allows bursts of `burst` units (the most admitted at once).
+    pub fn with_burst(mut self, burst: u64) -> Result<Self, ConfigError> {
+        self.burst = limits::nonzero("burst", burst)?;
+        limits::at_most("rate", self.rate.into(), limits::MAX_EXACT)?;
+        // burst × T, scaled by rate, is the largest debt ever stored.
+        limits::exact_product("burst × period", self.burst, self.period_ms)?;
+        Ok(self)
+    }
+
+    /// The most units admitted at once.
+    pub fn burst(&self) -> u64 {
+        self.burst
+    }
+
+    /// How far `state`'s TAT is ahead of `now_ms`, in `1 / rate` ms.
+    fn debt(&self, state: Option<GcraState>, now_ms: u64) -> u128 {
+        match state {
+            Some(s) if (s.tat_ms, s.tat_frac) > (now_ms, 0) => {
+                u128::from(s.tat_ms - now_ms) * u128::from(self.rate) + u128::from(s.tat_frac)
+            }
+            _ => 0,
+        }
+    }
+
+    /// Milliseconds until a debt is paid off, rounded up.
+    fn ms_to_repay(&self, debt: u128) -> u64 {
+        let ms = debt.div_ceil(u128::from(self.rate));
+        u64::try_from(ms).unwrap_or(u64::MAX)
+    }
+}
+
+impl Algorithm for Gcra {
+    type State = GcraState;
+
+    fn limit(&self) -> u64 {
+        self.burst
+    }
+
+    fn decide(
+        &self,
+        state: &mut Option<GcraState>,
+        now_ms: u64,
+        cost: u64,
+    ) -> Result<Outcome, Error> {
+        check_cost(cost, self.burst)?;
+        let now_ms = clamp_time(now_ms);
+        let tolerance = u128::from(self.burst * self.period_ms);
+        let debt = self.debt(*state, now_ms);
+        let wanted = debt + u128::from(cost) * u128::from(self.period_ms);
+
+        let allowed = wanted <= tolerance;
+        let debt_after = if allowed { wanted } else { debt };
+        if allowed && cost > 0 {
+            // wanted <= tolerance < 2^53, so the split below is u64 arithmetic.
+            let rate = u128::from(self.rate);
+            *state = Some(GcraState {
+                tat_ms: now_ms + (wanted / rate) as u64,
+                tat_frac: (wanted % rate) as u64,
+            });
+        }
+        let until_full = self.ms_to_repay(debt_after);
+        let decision = Decision {
+            allowed,
+            limit: self.burst,
+            remaining: ((tolerance - debt_after.min(tolerance)) / u128::from(self.period_ms))
+                as u64,
+            reset_ms: now_ms.saturating_add(until_full),
+            retry_after_ms: if allowed {
+                0
+            } else {
+                self.ms_to_repay(wanted - tolerance)
+            },
+        };
+        Ok(Outcome {
+            decision,
+            ttl_ms: until_full,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(alg: &Gcra, s: &mut Option<GcraState>, now: u64, cost: u64) -> Decision {
+        alg.decide(s, now, cost).unwrap().decision
+    }
+
+    #[test]
+    fn burst_then_one_per_interval() {
+        let alg = Gcra::new(2, "1 s").unwrap(); // T = 500 ms, burst 2
+        let mut s = None;
+        assert_eq!(run(&alg, &mut s, 0, 1).remaining, 1);
+        assert_eq!(run(&alg, &mut s, 0, 1).remaining, 0);
+        let d = run(&alg, &mut s, 100, 1);
+        assert!(!d.allowed);
+        assert_eq!(d.retry_after_ms, 400);
+        assert_eq!(d.reset_ms, 1000);
+        assert!(!run(&alg, &mut s, 499, 1).allowed);
+        assert!(run(&alg, &mut s, 500, 1).allowed);
+    }
+
+    #[test]
+    fn fractional_emission_interval_is_exact() {
+        let alg = Gcra::new(3, "1 s").unwrap(); // T = 333⅓ ms
+        let mut s = None;
+        run(&alg, &mut s, 0, 3);
+        assert_eq!(
+            s,
+            Some(GcraState {
+                tat_ms: 1000,
+                tat_frac: 0
+            })
+        );
+        // One unit is free again at 333⅓ ms: not at 333, at 334.
+        let d = run(&alg, &mut s, 333, 1);
+        assert!(!d.allowed);
+        assert_eq!(d.retry_after_ms, 1);
+        assert!(run(&alg, &mut s, 334, 1).allowed);
+        // TAT is now 1333⅓ ms.
+        assert_eq!(
+            s,
+            Some(GcraState {
+                tat_ms: 1333,
+                tat_frac: 1
+            })
+        );
+    }
+
+    #[test]
+    fn custom_burst_and_cost() {
+        let alg = Gcra::new(10, "1 s").unwrap().with_burst(5).unwrap(); // T = 100
+        let mut s = None;
+        assert!(run(&alg, &mut s, 1000, 5).allowed);
+        let d = run(&alg, &mut s, 1000, 3);
+        assert!(!d.allowed);
+        assert_eq!(d.retry_after_ms, 300);
+        assert_eq!(run(&alg, &mut s, 1250, 0).remaining, 2);
+        assert_eq!(
+            alg.decide(&mut s, 1250, 6),
+            Err(Error::CostExceedsLimit { cost: 6, limit: 5 })
+        );
+    }
+
+    #[test]
+    fn clock_going_back_mints_nothing() {
+        let alg = Gcra::new(1, "1 s").unwrap();
+        let mut s = None;
+        run(&alg, &mut s, 50_000, 1);
+        let d = run(&alg, &mut s, 0, 1);
+        assert!(!d.allowed);
+        assert_eq!(d.retry_after_ms, 51_000);
+    }
+
+    #[test]
+    fn ttl_is_time_until_full() {
+        let alg = Gcra::new(4, "1 s").unwrap();
+        let mut s = None;
+        assert_eq!(alg.decide(&mut s, 0, 3).unwrap().ttl_ms, 750);
+        assert_eq!(alg.decide(&mut None, 0, 0).unwrap().ttl_ms, 0);
+    }
+
+    #[test]
+    fn invalid_configs_are_rejected() {
+        assert_eq!(Gcra::new(0, "1 s"), Err(ConfigError::Zero { what: "rate" }));
+        assert_eq!(
+            Gcra::new(1, "1 s").unwrap().with_burst(0),
+            Err(ConfigError::Zero { what: "burst" })
+        );
+        assert!(matches!(
+            Gcra::new(1, "1 d").unwrap().with_burst(1 << 40),
+            Err(ConfigError::TooLarge { .. })
+        ));
+    }
+}

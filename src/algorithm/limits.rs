@@ -1,0 +1,66 @@
+//! Bounds on configuration values, checked when a configuration is built.
+//!
+//! Every algorithm has a Lua twin executed by Redis, whose numbers are IEEE
+//! doubles: integers are exact only up to 2^53. Bounding the products each
+//! algorithm computes keeps the two implementations bit-for-bit equal.
+
+use crate::error::ConfigError;
+
+/// Largest integer a Lua number (an IEEE double) holds exactly.
+pub const MAX_EXACT: u128 = 1 << 53;
+
+/// Longest window, interval or period: about 100 years.
+pub const MAX_SPAN_MS: u64 = 100 * 365 * 86_400_000;
+
+/// Most entries a sliding log keeps per key, so one key's memory is bounded.
+pub const MAX_LOG_LIMIT: u64 = 100_000;
+
+/// Most leases a concurrency limiter tracks per key.
+pub const MAX_LEASES: u64 = 10_000;
+
+pub(crate) fn nonzero(what: &'static str, value: u64) -> Result<u64, ConfigError> {
+    if value == 0 {
+        Err(ConfigError::Zero { what })
+    } else {
+        Ok(value)
+    }
+}
+
+pub(crate) fn span(what: &'static str, ms: u64) -> Result<u64, ConfigError> {
+    if ms == 0 {
+        return Err(ConfigError::ZeroDuration { what });
+    }
+    at_most(what, u128::from(ms), u128::from(MAX_SPAN_MS))?;
+    Ok(ms)
+}
+
+pub(crate) fn at_most(what: &'static str, value: u128, max: u128) -> Result<(), ConfigError> {
+    if value > max {
+        Err(ConfigError::TooLarge { what, value, max })
+    } else {
+        Ok(())
+    }
+}
+
+/// `a * b` must stay exact in a double.
+pub(crate) fn exact_product(what: &'static str, a: u64, b: u64) -> Result<(), ConfigError> {
+    at_most(what, u128::from(a) * u128::from(b), MAX_EXACT)
+}
+
+pub(crate) fn not_above(
+    what: &'static str,
+    value: u64,
+    bound: &'static str,
+    bound_value: u64,
+) -> Result<(), ConfigError> {
+    if value > bound_value {
+        Err(ConfigError::Exceeds {
+            what,
+            value,
+            bound,
+            bound_value,
+        })
+    } else {
+        Ok(())
+    }
+}

@@ -1,0 +1,20 @@
+//! The pure algorithm core: no clock, no I/O, no allocation on the hot path.
+
+mod concurrency;
+mod contract;
+mod fixed_window;
+mod gcra;
+pub mod limits;
+mod sliding_log;
+mod sliding_window;
+mod state;
+mod token_bucket;
+
+pub use concurrency::{Concurrency, ConcurrencyState, Lease, LeaseOp, LeaseOutcome};
+pub use contract::{Algorithm, Outcome, MAX_TIME_MS};
+pub use fixed_window::{FixedWindow, FixedWindowState};
+pub use gcra::{Gcra, GcraState};
+pub use sliding_log::{LogEntry, SlidingLog, SlidingLogState};
+pub use sliding_window::{SlidingWindow, SlidingWindowState};
+pub use state::{AnyState, StateKind};
+pub use token_bucket::{TokenBucket, TokenBucketState};

@@ -1,0 +1,212 @@
+//! Sliding log: exact limit over any window of the given length.
+
+use std::collections::VecDeque;
+
+use super::contract::{check_cost, clamp_time, Algorithm, Outcome};
+use super::limits;
+use crate::{ConfigError, Decision, Error, IntoMillis};
+
+/// Exact: a call at `now` is admitted when the units admitted in
+/// `(now − window, now]` plus its cost are at most `limit`. Keeps one entry
+/// per admitted unit (units admitted at the same millisecond share one
+/// record), so state is bounded by `limit`, itself at most
+/// [`MAX_LOG_LIMIT`](super::limits::MAX_LOG_LIMIT). Denied calls consume nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlidingLog {
+    limit: u64,
+    window_ms: u64,
+}
+
+/// Units admitted at one millisecond.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogEntry {
+    /// When they were admitted.
+    pub at_ms: u64,
+    /// How many.
+    pub units: u64,
+}
+
+/// Per-key state: admissions still inside the window, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SlidingLogState {
+    /// The admissions, in time order.
+    pub entries: VecDeque<LogEntry>,
+    /// Sum of `units` over `entries`.
+    pub total: u64,
+}
+
+impl SlidingLog {
+    /// `limit` units in any `window`, e.g. `SlidingLog::new(10, "10 s")`.
+    pub fn new(limit: u64, window: impl IntoMillis) -> Result<Self, ConfigError> {
+        let limit = limits::nonzero("limit", limit)?;
+        limits::at_most("limit", limit.into(), limits::MAX_LOG_LIMIT.into())?;
+        let window_ms = limits::span("window", window.into_millis()?)?;
+        Ok(Self { limit, window_ms })
+    }
+
+    /// The window length in milliseconds.
+    pub fn window_ms(&self) -> u64 {
+        self.window_ms
+    }
+}
+
+impl SlidingLogState {
+    /// Drops entries that have left the window ending at `at_ms`.
+    fn expire(&mut self, at_ms: u64, window_ms: u64) {
+        while let Some(first) = self.entries.front() {
+            if first.at_ms + window_ms > at_ms {
+                break;
+            }
+            self.total -= first.units;
+            self.entries.pop_front();
+        }
+    }
+
+    fn record(&mut self, at_ms: u64, units: u64) {
+        match self.entries.back_mut() {
+            Some(last) if last.at_ms == at_ms => last.units += units,
+            _ => self.entries.push_back(LogEntry { at_ms, units }),
+        }
+        self.total += units;
+    }
+
+    /// When enough units have left the window for `excess` more to fit.
+    /// `excess <= total` always holds (cost <= limit), so `find` succeeds;
+    /// falling back to the newest entry keeps this total without a panic.
+    fn time_when_freed(&self, excess: u64, window_ms: u64) -> u64 {
+        let mut freed = 0;
+        self.entries
+            .iter()
+            .find(|entry| {
+                freed += entry.units;
+                freed >= excess
+            })
+            .or(self.entries.back())
+            .map_or(0, |entry| entry.at_ms + window_ms)
+    }
+}
+
+impl Algorithm for SlidingLog {
+    type State = SlidingLogState;
+
+    fn limit(&self) -> u64 {
+        self.limit
+    }
+
+    fn decide(
+        &self,
+        state: &mut Option<SlidingLogState>,
+        now_ms: u64,
+        cost: u64,
+    ) -> Result<Outcome, Error> {
+        check_cost(cost, self.limit)?;
+        let now_ms = clamp_time(now_ms);
+        let log = state.get_or_insert_with(SlidingLogState::default);
+        // Never evaluate before the newest entry: a clock going back must not
+        // resurrect room that was already used.
+        let at = log.entries.back().map_or(now_ms, |e| e.at_ms.max(now_ms));
+        log.expire(at, self.window_ms);
+
+        let allowed = log.total + cost <= self.limit;
+        if allowed && cost > 0 {
+            log.record(at, cost);
+        }
+        let retry_after_ms = if allowed {
+            0
+        } else {
+            log.time_when_freed(log.total + cost - self.limit, self.window_ms) - now_ms
+        };
+        let newest_end = log.entries.back().map(|e| e.at_ms + self.window_ms);
+        let decision = Decision {
+            allowed,
+            limit: self.limit,
+            remaining: self.limit - log.total,
+            reset_ms: newest_end.unwrap_or(now_ms),
+            retry_after_ms,
+        };
+        let ttl_ms = newest_end.map_or(0, |end| end - now_ms);
+        if log.entries.is_empty() {
+            *state = None;
+        }
+        Ok(Outcome { decision, ttl_ms })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(alg: &SlidingLog, s: &mut Option<SlidingLogState>, now: u64, cost: u64) -> Decision {
+        alg.decide(s, now, cost).unwrap().decision
+    }
+
+    #[test]
+    fn exact_over_any_window() {
+        let alg = SlidingLog::new(3, "1 s").unwrap();
+        let mut s = None;
+        assert!(run(&alg, &mut s, 100, 1).allowed);
+        assert!(run(&alg, &mut s, 600, 2).allowed);
+        let d = run(&alg, &mut s, 1099, 1);
+        assert!(!d.allowed);
+        assert_eq!(d.retry_after_ms, 1, "the unit from 100 leaves at 1100");
+        let d = run(&alg, &mut s, 1100, 1);
+        assert!(d.allowed);
+        assert_eq!(d.remaining, 0);
+        let d = run(&alg, &mut s, 1200, 2);
+        assert!(!d.allowed);
+        assert_eq!(
+            d.retry_after_ms,
+            1600 - 1200,
+            "both units from 600 must leave"
+        );
+    }
+
+    #[test]
+    fn units_at_one_millisecond_share_an_entry() {
+        let alg = SlidingLog::new(10, "1 s").unwrap();
+        let mut s = None;
+        run(&alg, &mut s, 5, 2);
+        run(&alg, &mut s, 5, 3);
+        run(&alg, &mut s, 6, 1);
+        let log = s.as_ref().unwrap();
+        assert_eq!(log.entries.len(), 2);
+        assert_eq!(log.total, 6);
+    }
+
+    #[test]
+    fn reset_ttl_and_empty_state() {
+        let alg = SlidingLog::new(2, "1 s").unwrap();
+        let mut s = None;
+        let o = alg.decide(&mut s, 100, 1).unwrap();
+        assert_eq!((o.decision.reset_ms, o.ttl_ms), (1100, 1000));
+        let o = alg.decide(&mut s, 2000, 0).unwrap();
+        assert_eq!(
+            (o.decision.remaining, o.decision.reset_ms, o.ttl_ms),
+            (2, 2000, 0)
+        );
+        assert_eq!(s, None, "an empty log is no state");
+    }
+
+    #[test]
+    fn clock_going_back_mints_nothing() {
+        let alg = SlidingLog::new(2, "1 s").unwrap();
+        let mut s = None;
+        run(&alg, &mut s, 5000, 2);
+        let d = run(&alg, &mut s, 100, 1);
+        assert!(!d.allowed);
+        assert_eq!(d.retry_after_ms, 6000 - 100);
+    }
+
+    #[test]
+    fn limits_are_validated() {
+        assert!(SlidingLog::new(limits::MAX_LOG_LIMIT, "1 s").is_ok());
+        assert!(matches!(
+            SlidingLog::new(limits::MAX_LOG_LIMIT + 1, "1 s"),
+            Err(ConfigError::TooLarge { .. })
+        ));
+        assert_eq!(
+            SlidingLog::new(1, "1 s").unwrap().decide(&mut None, 0, 2),
+            Err(Error::CostExceedsLimit { cost: 2, limit: 1 })
+        );
+    }
+}

@@ -1,0 +1,61 @@
+//! One type for every algorithm's state, so a single store can serve
+//! limiters of different algorithms.
+
+use super::{
+    ConcurrencyState, FixedWindowState, GcraState, SlidingLogState, SlidingWindowState,
+    TokenBucketState,
+};
+
+/// The state of any algorithm, as a store keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AnyState {
+    /// [`FixedWindow`](super::FixedWindow) state.
+    FixedWindow(FixedWindowState),
+    /// [`SlidingWindow`](super::SlidingWindow) state.
+    SlidingWindow(SlidingWindowState),
+    /// [`SlidingLog`](super::SlidingLog) state.
+    SlidingLog(SlidingLogState),
+    /// [`TokenBucket`](super::TokenBucket) state.
+    TokenBucket(TokenBucketState),
+    /// [`Gcra`](super::Gcra) state.
+    Gcra(GcraState),
+    /// [`Concurrency`](super::Concurrency) state.
+    Concurrency(ConcurrencyState),
+}
+
+/// A state type that can be kept as an [`AnyState`].
+pub trait StateKind: Sized {
+    /// Wraps the state.
+    fn into_any(self) -> AnyState;
+    /// Unwraps it; `None` if `any` belongs to another algorithm (two limiters
+    /// of different algorithms sharing a prefix), which then starts afresh.
+    fn from_any(any: AnyState) -> Option<Self>;
+}
+
+macro_rules! state_kind {
+    ($($variant:ident($ty:ty)),* $(,)?) => {$(
+        impl StateKind for $ty {
+            #[inline]
+            fn into_any(self) -> AnyState {
+                AnyState::$variant(self)
+            }
+            #[inline]
+            fn from_any(any: AnyState) -> Option<Self> {
+                match any {
+                    AnyState::$variant(state) => Some(state),
+                    _ => None,
+                }
+            }
+        }
+    )*};
+}
+
+state_kind!(
+    FixedWindow(FixedWindowState),
+    SlidingWindow(SlidingWindowState),
+    SlidingLog(SlidingLogState),
+    TokenBucket(TokenBucketState),
+    Gcra(GcraState),
+    Concurrency(ConcurrencyState),
+);

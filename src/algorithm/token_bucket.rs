@@ -1,0 +1,262 @@
+//! Token bucket: `refill` tokens are added every `interval`, up to `capacity`.
+
+use super::contract::{check_cost, clamp_time, Algorithm, Outcome};
+use super::limits;
+use crate::{ConfigError, Decision, Error, IntoMillis};
+
+/// A bucket of `capacity` tokens; a call takes `cost` tokens or is denied.
+/// Every full `interval` since the last refill adds `refill` tokens (never
+/// above `capacity`); refills are discrete and keep their phase, like
+/// `@upstash/ratelimit`'s token bucket. A key without state starts with
+/// `initial` tokens (default: `capacity`).
+///
+/// State is dropped once the bucket is full again. With
+/// `initial < capacity`, a key forgotten that way starts again at `initial`,
+/// like a new key: a warm-up after idle, never more permissive than
+/// remembering it. A key's refills start at its first call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenBucket {
+    capacity: u64,
+    refill: u64,
+    interval_ms: u64,
+    initial: u64,
+}
+
+/// Per-key state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenBucketState {
+    /// Tokens in the bucket as of `refilled_at_ms`.
+    pub tokens: u64,
+    /// Time of the last refill step (the phase of future refills).
+    pub refilled_at_ms: u64,
+}
+
+impl TokenBucket {
+    /// A full bucket of `capacity`, adding `refill` tokens every `interval`,
+    /// e.g. `TokenBucket::new(10, 1, "1 s")`.
+    pub fn new(capacity: u64, refill: u64, interval: impl IntoMillis) -> Result<Self, ConfigError> {
+        let capacity = limits::nonzero("capacity", capacity)?;
+        let refill = limits::nonzero("refill", refill)?;
+        limits::not_above("refill", refill, "capacity", capacity)?;
+        let interval_ms = limits::span("interval", interval.into_millis()?)?;
+        // Refilling from empty takes ceil(capacity / refill) intervals; that
+        // time must stay exact in Lua.
+        limits::exact_product("capacity × interval", capacity, interval_ms)?;
+        Ok(Self {
+            capacity,
+            refill,
+            interval_ms,
+            initial: capacity,
+        })
+    }
+
+    /// Starts keys without state at `initial` tokens instead of full.
+    pub fn with_initial(mut self, initial: u64) -> Result<Self, ConfigError> {
+        limits::not_above("initial tokens", initial, "capacity", self.capacity)?;
+        self.initial = initial;
+        Ok(self)
+    }
+
+    /// Bucket size.
+    pub fn capacity(&self) -> u64 {
+        self.capacity
+    }
+
+    /// Refill intervals needed to gain `tokens` more.
+    fn intervals_for(&self, tokens: u64) -> u64 {
+        tokens.div_ceil(self.refill)
+    }
+
+    /// The bucket as of `now_ms`, with every refill due by then applied.
+    fn refilled(&self, state: Option<TokenBucketState>, now_ms: u64) -> TokenBucketState {
+        let Some(mut s) = state else {
+            return TokenBucketState {
+                tokens: self.initial,
+                refilled_at_ms: now_ms,
+            };
+        };
+        // A clock behind `refilled_at_ms` adds nothing.
+        let steps = now_ms.saturating_sub(s.refilled_at_ms) / self.interval_ms;
+        if steps > 0 {
+            let to_full = self.intervals_for(self.capacity - s.tokens);
+            s.tokens = if steps >= to_full {
+                self.capacity
+            } else {
+                s.tokens + steps * self.refill
+            };
+            s.refilled_at_ms += steps * self.interval_ms;
+        }
+        s
+    }
+}
+
+impl Algorithm for TokenBucket {
+    type State = TokenBucketState;
+
+    fn limit(&self) -> u64 {
+        self.capacity
+    }
+
+    fn decide(
+        &self,
+        state: &mut Option<TokenBucketState>,
+        now_ms: u64,
+        cost: u64,
+    ) -> Result<Outcome, Error> {
+        check_cost(cost, self.capacity)?;
+        let now_ms = clamp_time(now_ms);
+        let mut s = self.refilled(*state, now_ms);
+
+        let allowed = s.tokens >= cost;
+        let retry_after_ms = if allowed {
+            0
+        } else {
+            let wait = self.intervals_for(cost - s.tokens) * self.interval_ms;
+            s.refilled_at_ms + wait - now_ms
+        };
+        if allowed {
+            s.tokens -= cost;
+        }
+        // Keep the refilled state unless the bucket is full, which a missing
+        // state also means (a fresh key whose `initial` is below capacity
+        // must be remembered even when denied, or its refills never start).
+        *state = (s.tokens < self.capacity).then_some(s);
+        let full_at = if s.tokens == self.capacity {
+            now_ms
+        } else {
+            let wait = self.intervals_for(self.capacity - s.tokens) * self.interval_ms;
+            (s.refilled_at_ms + wait).max(now_ms)
+        };
+        let decision = Decision {
+            allowed,
+            limit: self.capacity,
+            remaining: s.tokens,
+            reset_ms: full_at,
+            retry_after_ms,
+        };
+        Ok(Outcome {
+            decision,
+            ttl_ms: full_at - now_ms,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(alg: &TokenBucket, s: &mut Option<TokenBucketState>, now: u64, cost: u64) -> Decision {
+        alg.decide(s, now, cost).unwrap().decision
+    }
+
+    #[test]
+    fn drains_then_refills_in_steps() {
+        let alg = TokenBucket::new(3, 1, "1 s").unwrap();
+        let mut s = None;
+        for left in [2, 1, 0] {
+            let d = run(&alg, &mut s, 10, 1);
+            assert!(d.allowed);
+            assert_eq!(d.remaining, left);
+        }
+        let d = run(&alg, &mut s, 500, 1);
+        assert!(!d.allowed);
+        assert_eq!(d.retry_after_ms, 1010 - 500);
+        assert_eq!(d.reset_ms, 3010);
+        assert!(!run(&alg, &mut s, 1009, 1).allowed);
+        assert!(run(&alg, &mut s, 1010, 1).allowed);
+        // 2.5 intervals later: two more tokens, phase kept at 1010 + 2000.
+        let d = run(&alg, &mut s, 3510, 0);
+        assert_eq!(d.remaining, 2);
+        assert_eq!(d.reset_ms, 4010);
+    }
+
+    #[test]
+    fn refill_amount_and_cost_above_one() {
+        let alg = TokenBucket::new(10, 4, "100ms").unwrap();
+        let mut s = None;
+        assert!(run(&alg, &mut s, 0, 10).allowed);
+        let d = run(&alg, &mut s, 50, 9);
+        assert!(!d.allowed);
+        assert_eq!(
+            d.retry_after_ms,
+            300 - 50,
+            "9 tokens need ceil(9/4) = 3 refills"
+        );
+        let d = run(&alg, &mut s, 250, 0);
+        assert_eq!(d.remaining, 8);
+        let d = run(&alg, &mut s, 1000, 0);
+        assert_eq!(d.remaining, 10, "capped at capacity");
+    }
+
+    #[test]
+    fn initial_tokens() {
+        let alg = TokenBucket::new(5, 1, "1 s")
+            .unwrap()
+            .with_initial(0)
+            .unwrap();
+        let mut s = None;
+        let d = run(&alg, &mut s, 0, 1);
+        assert!(!d.allowed);
+        assert_eq!(d.retry_after_ms, 1000);
+        assert_eq!(d.reset_ms, 5000);
+        assert!(run(&alg, &mut s, 1000, 1).allowed);
+        assert!(TokenBucket::new(5, 1, "1 s")
+            .unwrap()
+            .with_initial(6)
+            .is_err());
+    }
+
+    #[test]
+    fn clock_going_back_mints_nothing() {
+        let alg = TokenBucket::new(2, 1, "1 s").unwrap();
+        let mut s = None;
+        run(&alg, &mut s, 10_000, 2);
+        let d = run(&alg, &mut s, 0, 1);
+        assert!(!d.allowed);
+        assert_eq!(d.retry_after_ms, 11_000);
+        assert!(!run(&alg, &mut s, 10_999, 1).allowed);
+    }
+
+    #[test]
+    fn long_idle_gap_does_not_overflow() {
+        let alg = TokenBucket::new(u64::from(u32::MAX), 1, "1ms").unwrap();
+        let mut s = None;
+        run(&alg, &mut s, 0, 5);
+        let d = run(&alg, &mut s, u64::MAX, 0);
+        assert_eq!(d.remaining, u64::from(u32::MAX));
+    }
+
+    #[test]
+    fn ttl_until_full() {
+        let alg = TokenBucket::new(4, 2, "1 s").unwrap();
+        let mut s = None;
+        assert_eq!(alg.decide(&mut s, 0, 3).unwrap().ttl_ms, 2000);
+        assert_eq!(alg.decide(&mut None, 0, 0).unwrap().ttl_ms, 0);
+    }
+
+    #[test]
+    fn invalid_configs_are_rejected() {
+        assert!(matches!(
+            TokenBucket::new(5, 6, "1 s"),
+            Err(ConfigError::Exceeds { what: "refill", .. })
+        ));
+        assert_eq!(
+            TokenBucket::new(0, 1, "1 s"),
+            Err(ConfigError::Zero { what: "capacity" })
+        );
+        assert_eq!(
+            TokenBucket::new(1, 0, "1 s"),
+            Err(ConfigError::Zero { what: "refill" })
+        );
+        assert_eq!(
+            TokenBucket::new(1, 1, "0ms"),
+            Err(ConfigError::ZeroDuration { what: "interval" })
+        );
+        assert_eq!(
+            TokenBucket::new(1, 1, "1 s")
+                .unwrap()
+                .decide(&mut None, 0, 2),
+            Err(Error::CostExceedsLimit { cost: 2, limit: 1 })
+        );
+    }
+}

@@ -1,0 +1,32 @@
+//! The answer to one limiter call.
+
+/// What the limiter decided for one call. A denial is a `Decision` with
+/// `allowed == false`, never an error.
+///
+/// Times are absolute milliseconds on the limiter's clock (Unix epoch
+/// milliseconds with the default clock).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Decision {
+    /// Whether the call was admitted (and its cost consumed).
+    pub allowed: bool,
+    /// The most the limiter admits at once: the window limit, bucket
+    /// capacity, burst, or number of leases.
+    pub limit: u64,
+    /// Units that could still be admitted right now, after this call.
+    pub remaining: u64,
+    /// When the limiter is back to its full `limit` if nothing more is
+    /// admitted (equal to now when it already is).
+    pub reset_ms: u64,
+    /// For a denial, the least time to wait before the same cost can be
+    /// admitted (at least 1); 0 when allowed. Exact for every algorithm but
+    /// the concurrency limiter, where a holder may release sooner.
+    pub retry_after_ms: u64,
+}
+
+impl Decision {
+    /// The absolute time at which a denied call could be admitted, given the
+    /// time `now_ms` at which this decision was made.
+    pub fn retry_at_ms(&self, now_ms: u64) -> u64 {
+        now_ms.saturating_add(self.retry_after_ms)
+    }
+}

@@ -1,0 +1,10 @@
+//! Limiters: an algorithm, a store and a clock put together.
+
+mod concurrency;
+mod random;
+mod rate;
+mod wait;
+
+pub use concurrency::{Acquire, ConcurrencyLimiter, Permit};
+pub use rate::{Limiter, DEFAULT_PREFIX};
+pub use wait::WaitOutcome;

@@ -1,0 +1,193 @@
+//! `Limiter`: an algorithm, a store, a clock and a key prefix.
+
+use std::future::Future;
+use std::time::Duration;
+
+use super::wait::{backoff, deadline_ms, WaitOutcome};
+use crate::algorithm::Algorithm;
+use crate::clock::{Clock, SystemClock};
+use crate::store::{Consume, Key, MemoryStore, Store};
+use crate::{Decision, Error};
+
+/// The prefix of keys of limiters that do not set one.
+pub const DEFAULT_PREFIX: &str = "edgelimit:";
+
+/// A rate limiter: decides calls per key with its algorithm, keeping state in
+/// its store under `prefix` + key.
+///
+/// ```
+/// use edgelimit::{Limiter, TokenBucket};
+///
+/// let limiter = Limiter::new(TokenBucket::new(10, 1, "1 s")?);
+/// let decision = limiter.limit("user:42")?;
+/// assert!(decision.allowed);
+/// assert_eq!(decision.remaining, 9);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Limiter<A, S = MemoryStore, C = SystemClock> {
+    algorithm: A,
+    store: S,
+    clock: C,
+    prefix: Box<str>,
+}
+
+impl<A: Algorithm> Limiter<A> {
+    /// A limiter with its own in-memory store and the system clock.
+    pub fn new(algorithm: A) -> Self {
+        Self {
+            algorithm,
+            store: MemoryStore::new(),
+            clock: SystemClock,
+            prefix: DEFAULT_PREFIX.into(),
+        }
+    }
+}
+
+impl<A, S, C> Limiter<A, S, C> {
+    /// Keeps state in `store` instead (e.g. one store shared by limiters).
+    pub fn with_store<S2>(self, store: S2) -> Limiter<A, S2, C> {
+        Limiter {
+            algorithm: self.algorithm,
+            store,
+            clock: self.clock,
+            prefix: self.prefix,
+        }
+    }
+
+    /// Reads time from `clock` instead.
+    pub fn with_clock<C2>(self, clock: C2) -> Limiter<A, S, C2> {
+        Limiter {
+            algorithm: self.algorithm,
+            store: self.store,
+            clock,
+            prefix: self.prefix,
+        }
+    }
+
+    /// Prefixes every key with `prefix` (default [`DEFAULT_PREFIX`]), so
+    /// limiters sharing a store keep separate counts.
+    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into().into_boxed_str();
+        self
+    }
+
+    /// The algorithm.
+    pub fn algorithm(&self) -> &A {
+        &self.algorithm
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &C {
+        &self.clock
+    }
+
+    /// The key prefix.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    fn key<'k>(&'k self, id: &'k str) -> Key<'k> {
+        Key {
+            prefix: &self.prefix,
+            id,
+        }
+    }
+}
+
+impl<A: Algorithm, S: Store, C: Clock> Limiter<A, S, C> {
+    /// Decides a call of cost 1 for `key`.
+    #[inline]
+    pub fn limit(&self, key: &str) -> Result<Decision, Error> {
+        self.limit_with_cost(key, 1)
+    }
+
+    /// Decides a call of `cost` units for `key`. A cost above the limit is
+    /// [`Error::CostExceedsLimit`]; a denial is `Ok` with `allowed == false`.
+    #[inline]
+    pub fn limit_with_cost(&self, key: &str, cost: u64) -> Result<Decision, Error> {
+        self.limit_at(key, cost, self.clock.now_ms())
+    }
+
+    /// Decides a call at an explicit time `now_ms` instead of the clock's.
+    #[inline]
+    pub fn limit_at(&self, key: &str, cost: u64, now_ms: u64) -> Result<Decision, Error> {
+        let step = Consume {
+            algorithm: &self.algorithm,
+            cost,
+        };
+        self.store.transact(self.key(key), now_ms, &step)
+    }
+
+    /// What `key` has left, without consuming anything: `remaining` and
+    /// `reset_ms` of a cost-0 decision.
+    pub fn remaining(&self, key: &str) -> Result<Decision, Error> {
+        self.limit_with_cost(key, 0)
+    }
+
+    /// Forgets `key`'s state: its next call is treated as its first.
+    pub fn reset(&self, key: &str) -> Result<(), Error> {
+        self.store.remove(self.key(key))
+    }
+
+    /// Blocks until a call of cost 1 for `key` is admitted or `within` has
+    /// passed. Gives up at once when the earliest retry time is past the
+    /// deadline.
+    pub fn wait(&self, key: &str, within: Duration) -> Result<WaitOutcome, Error> {
+        self.wait_with_cost(key, 1, within)
+    }
+
+    /// Blocks until a call of `cost` units for `key` is admitted or `within`
+    /// has passed.
+    pub fn wait_with_cost(
+        &self,
+        key: &str,
+        cost: u64,
+        within: Duration,
+    ) -> Result<WaitOutcome, Error> {
+        let deadline = deadline_ms(self.clock.now_ms(), within);
+        loop {
+            let now = self.clock.now_ms();
+            let decision = self.limit_at(key, cost, now)?;
+            if decision.allowed {
+                return Ok(WaitOutcome::Admitted(decision));
+            }
+            match backoff(&decision, now, deadline) {
+                Some(duration) => self.clock.sleep(duration),
+                None => return Ok(WaitOutcome::DeadlineExceeded(decision)),
+            }
+        }
+    }
+
+    /// Like [`wait_with_cost`](Self::wait_with_cost) without blocking a
+    /// thread: `sleep` is the runtime's timer, e.g. `tokio::time::sleep`.
+    pub async fn wait_async<F, Fut>(
+        &self,
+        key: &str,
+        cost: u64,
+        within: Duration,
+        sleep: F,
+    ) -> Result<WaitOutcome, Error>
+    where
+        F: Fn(Duration) -> Fut,
+        Fut: Future<Output = ()>,
+    {
+        let deadline = deadline_ms(self.clock.now_ms(), within);
+        loop {
+            let now = self.clock.now_ms();
+            let decision = self.limit_at(key, cost, now)?;
+            if decision.allowed {
+                return Ok(WaitOutcome::Admitted(decision));
+            }
+            match backoff(&decision, now, deadline) {
+                Some(duration) => sleep(duration).await,
+                None => return Ok(WaitOutcome::DeadlineExceeded(decision)),
+            }
+        }
+    }
+}

@@ -1,0 +1,49 @@
+//! Waiting for capacity: shared by the blocking and async forms.
+
+use std::time::Duration;
+
+use super::random;
+use crate::Decision;
+
+/// How a wait ended. Running out of time is an outcome, not an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub enum WaitOutcome {
+    /// Admitted, possibly after sleeping.
+    Admitted(Decision),
+    /// The call would not be admitted before the deadline; the decision is
+    /// the last denial (its `retry_after_ms` says how much longer it needed).
+    DeadlineExceeded(Decision),
+}
+
+impl WaitOutcome {
+    /// Whether the call was admitted.
+    pub fn is_admitted(&self) -> bool {
+        matches!(self, Self::Admitted(_))
+    }
+
+    /// The final decision either way.
+    pub fn decision(&self) -> Decision {
+        match *self {
+            Self::Admitted(d) | Self::DeadlineExceeded(d) => d,
+        }
+    }
+}
+
+/// For a denial made at `now_ms`: how long to sleep before trying again, or
+/// `None` when the retry time is past the deadline (sleeping would be
+/// wasted). Adds a little jitter so waiters woken together do not all collide
+/// again, never pushing the wake-up past the deadline.
+pub(crate) fn backoff(denial: &Decision, now_ms: u64, deadline_ms: u64) -> Option<Duration> {
+    let retry_after = denial.retry_after_ms.max(1);
+    let room = deadline_ms.saturating_sub(now_ms);
+    if retry_after > room {
+        return None;
+    }
+    let jitter = random::up_to((retry_after / 8).min(room - retry_after).min(50));
+    Some(Duration::from_millis(retry_after + jitter))
+}
+
+pub(crate) fn deadline_ms(now_ms: u64, within: Duration) -> u64 {
+    now_ms.saturating_add(within.as_millis().try_into().unwrap_or(u64::MAX))
+}

@@ -1,0 +1,281 @@
+//! In-isolate memory: sharded hash tables with per-key expiry and a bound on
+//! the number of keys.
+
+use std::hash::{BuildHasher, Hasher};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use hashbrown::hash_table::{Entry as TableEntry, HashTable};
+
+use super::contract::{Key, Store, Transition};
+use crate::algorithm::{AnyState, StateKind};
+use crate::Error;
+
+/// Keys kept by [`MemoryStore::new`].
+pub const DEFAULT_MAX_KEYS: usize = 100_000;
+
+/// A shard is never made smaller than this, so the bound stays meaningful
+/// when keys hash unevenly.
+const MIN_KEYS_PER_SHARD: usize = 64;
+
+/// How often a shard drops its expired keys while new keys arrive.
+const SWEEP_INTERVAL_MS: u64 = 1_000;
+
+/// State in memory, shared by every limiter (and thread) holding a clone.
+///
+/// - **Expiry**: each key expires when its state stops mattering (the TTL the
+///   algorithm reports), and an expired key reads as absent at once. Its
+///   memory is reclaimed by a sweep that runs at most once a second per
+///   shard, when new keys arrive.
+/// - **Bound**: at most `max_keys` keys. A new key arriving at a full shard
+///   first clears expired keys, then evicts the keys closest to expiry: those
+///   whose state is closest to a fresh key's, so eviction loses the least.
+///   A flood of distinct keys therefore cannot grow memory without limit.
+/// - **Concurrency**: keys are spread over shards, each behind its own
+///   mutex held only for one decision; no global lock.
+#[derive(Clone)]
+pub struct MemoryStore {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    shards: Box<[Shard]>,
+    shard_bits: u32,
+    shard_capacity: usize,
+    hasher: foldhash::fast::RandomState,
+}
+
+// Aligned so two shards' locks never share a cache line.
+#[repr(align(128))]
+struct Shard(Mutex<Table>);
+
+struct Table {
+    entries: HashTable<Entry>,
+    next_sweep_ms: u64,
+}
+
+struct Entry {
+    hash: u64,
+    /// `prefix` followed by `id`, split at `prefix_len`.
+    key: Box<str>,
+    prefix_len: usize,
+    expires_at_ms: u64,
+    /// Taken out while a transition runs on it.
+    state: Option<AnyState>,
+}
+
+impl Entry {
+    #[inline]
+    fn is(&self, key: Key<'_>) -> bool {
+        self.prefix_len == key.prefix.len()
+            && self.key.len() == key.prefix.len() + key.id.len()
+            && self.key.starts_with(key.prefix)
+            && &self.key[self.prefix_len..] == key.id
+    }
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryStore")
+            .field("shards", &self.shared.shards.len())
+            .field("max_keys", &self.max_keys())
+            .finish()
+    }
+}
+
+impl MemoryStore {
+    /// A store keeping at most [`DEFAULT_MAX_KEYS`] keys.
+    pub fn new() -> Self {
+        Self::with_max_keys(DEFAULT_MAX_KEYS)
+    }
+
+    /// A store keeping at most `max_keys` keys (at least 1).
+    pub fn with_max_keys(max_keys: usize) -> Self {
+        let max_keys = max_keys.max(1);
+        let mut shard_bits = default_shard_count().trailing_zeros();
+        while shard_bits > 0 && max_keys >> shard_bits < MIN_KEYS_PER_SHARD {
+            shard_bits -= 1;
+        }
+        let shards = (0..1usize << shard_bits)
+            .map(|_| {
+                Shard(Mutex::new(Table {
+                    entries: HashTable::new(),
+                    next_sweep_ms: 0,
+                }))
+            })
+            .collect();
+        Self {
+            shared: Arc::new(Shared {
+                shards,
+                shard_bits,
+                // Rounding down keeps the total at or below max_keys.
+                shard_capacity: max_keys >> shard_bits,
+                hasher: foldhash::fast::RandomState::default(),
+            }),
+        }
+    }
+
+    /// The most keys this store keeps.
+    pub fn max_keys(&self) -> usize {
+        self.shared.shard_capacity << self.shared.shard_bits
+    }
+
+    /// Keys held in memory, including expired ones not yet swept.
+    pub fn len(&self) -> usize {
+        self.shared
+            .shards
+            .iter()
+            .map(|s| s.lock().entries.len())
+            .sum()
+    }
+
+    /// Whether no key is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Drops every key expired at `now_ms` now, rather than at the next sweep.
+    pub fn purge_expired(&self, now_ms: u64) {
+        for shard in self.shared.shards.iter() {
+            shard.lock().sweep(now_ms);
+        }
+    }
+
+    #[inline]
+    fn hash(&self, key: Key<'_>) -> u64 {
+        let mut hasher = self.shared.hasher.build_hasher();
+        hasher.write(key.prefix.as_bytes());
+        hasher.write_u8(0xff); // not UTF-8: separates prefix from id
+        hasher.write(key.id.as_bytes());
+        hasher.finish()
+    }
+
+    #[inline]
+    fn shard(&self, hash: u64) -> &Shard {
+        // Bits 32.. are unused by the table's bucket index and tag for any
+        // table below 2^32 buckets.
+        let index = (hash >> 32) as usize & ((1 << self.shared.shard_bits) - 1);
+        &self.shared.shards[index]
+    }
+}
+
+fn default_shard_count() -> usize {
+    #[cfg(target_arch = "wasm32")]
+    {
+        1 // single-threaded: one table, an uncontended lock
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        let cores = std::thread::available_parallelism().map_or(4, usize::from);
+        (cores * 4).next_power_of_two().min(64)
+    }
+}
+
+impl Shard {
+    #[inline]
+    fn lock(&self) -> MutexGuard<'_, Table> {
+        // A poisoned lock means a panic elsewhere mid-update; every update
+        // leaves the table consistent, so keep serving.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Table {
+    fn sweep(&mut self, now_ms: u64) {
+        self.entries.retain(|e| e.expires_at_ms > now_ms);
+        self.next_sweep_ms = now_ms.saturating_add(SWEEP_INTERVAL_MS);
+    }
+
+    /// Makes space for one more key under `capacity`.
+    fn make_room(&mut self, now_ms: u64, capacity: usize) {
+        if now_ms >= self.next_sweep_ms || self.entries.len() >= capacity {
+            self.sweep(now_ms);
+        }
+        if self.entries.len() < capacity {
+            return;
+        }
+        // Evict an eighth at once so a flood pays for this scan rarely.
+        let evict = (capacity / 8).max(1);
+        let mut expiries: Vec<u64> = self.entries.iter().map(|e| e.expires_at_ms).collect();
+        let (_, &mut threshold, _) = expiries.select_nth_unstable(evict - 1);
+        self.entries.retain(|e| e.expires_at_ms > threshold);
+    }
+}
+
+impl Store for MemoryStore {
+    fn transact<T: Transition>(
+        &self,
+        key: Key<'_>,
+        now_ms: u64,
+        transition: &T,
+    ) -> Result<T::Output, Error> {
+        let hash = self.hash(key);
+        let mut table = self.shard(hash).lock();
+        let table = &mut *table;
+        match table.entries.entry(hash, |e| e.is(key), |e| e.hash) {
+            TableEntry::Occupied(mut occupied) => {
+                let entry = occupied.get_mut();
+                let mut state = if entry.expires_at_ms > now_ms {
+                    entry.state.take().and_then(T::State::from_any)
+                } else {
+                    None
+                };
+                match transition.apply(&mut state, now_ms) {
+                    Ok((output, ttl_ms)) => {
+                        match state {
+                            Some(state) if ttl_ms > 0 => {
+                                entry.state = Some(state.into_any());
+                                entry.expires_at_ms = now_ms.saturating_add(ttl_ms);
+                            }
+                            _ => {
+                                occupied.remove();
+                            }
+                        }
+                        Ok(output)
+                    }
+                    Err(error) => {
+                        // The transition left the state as it was: put it back.
+                        entry.state = state.map(StateKind::into_any);
+                        Err(error)
+                    }
+                }
+            }
+            TableEntry::Vacant(_) => {
+                let mut state = None;
+                let (output, ttl_ms) = transition.apply(&mut state, now_ms)?;
+                if let Some(state) = state.filter(|_| ttl_ms > 0) {
+                    table.make_room(now_ms, self.shared.shard_capacity);
+                    let mut key_text = String::with_capacity(key.prefix.len() + key.id.len());
+                    key_text.push_str(key.prefix);
+                    key_text.push_str(key.id);
+                    table.entries.insert_unique(
+                        hash,
+                        Entry {
+                            hash,
+                            key: key_text.into_boxed_str(),
+                            prefix_len: key.prefix.len(),
+                            expires_at_ms: now_ms.saturating_add(ttl_ms),
+                            state: Some(state.into_any()),
+                        },
+                        |e| e.hash,
+                    );
+                }
+                Ok(output)
+            }
+        }
+    }
+
+    fn remove(&self, key: Key<'_>) -> Result<(), Error> {
+        let hash = self.hash(key);
+        let mut table = self.shard(hash).lock();
+        if let Ok(found) = table.entries.find_entry(hash, |e| e.is(key)) {
+            found.remove();
+        }
+        Ok(())
+    }
+}
