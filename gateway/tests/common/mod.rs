@@ -182,7 +182,13 @@ impl Gateway {
         self.request("GET", path, &[auth()], b"")
     }
 
-    pub fn request(&self, method: &str, path: &str, headers: &[(&str, String)], body: &[u8]) -> Resp {
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, String)],
+        body: &[u8],
+    ) -> Resp {
         http(self.port, method, path, headers, body)
     }
 }
@@ -274,7 +280,10 @@ fn parse_response(raw: &[u8]) -> Resp {
         .and_then(|s| s.parse().ok())
         .expect("status code");
     let mut body = raw[split + 4..].to_vec();
-    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         body = dechunk(&body);
     }
     Resp { status, body }
@@ -283,7 +292,8 @@ fn parse_response(raw: &[u8]) -> Resp {
 fn dechunk(mut b: &[u8]) -> Vec<u8> {
     let mut out = vec![];
     while let Some(i) = b.windows(2).position(|w| w == b"\r\n") {
-        let n = usize::from_str_radix(std::str::from_utf8(&b[..i]).unwrap_or("0").trim(), 16).unwrap_or(0);
+        let n = usize::from_str_radix(std::str::from_utf8(&b[..i]).unwrap_or("0").trim(), 16)
+            .unwrap_or(0);
         if n == 0 {
             break;
         }

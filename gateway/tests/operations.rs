@@ -1,0 +1,210 @@
+//! Outages, timeouts, shutdown and configuration of the real binary.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// A Lua busy loop holding Redis for `ms` milliseconds.
+fn busy_script(ms: u32) -> String {
+    format!(
+        r#"["EVAL","local t=redis.call('TIME') repeat local n=redis.call('TIME') until (n[1]-t[1])*1000000+(n[2]-t[2]) > {} return 1","0"]"#,
+        ms * 1000
+    )
+}
+
+#[test]
+fn redis_restart_mid_traffic() {
+    let mut r = Redis::start();
+    let g = Arc::new(Gateway::start(&r.url(), &["--request-timeout-ms", "2000"]));
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, unavailable, other) = (
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicUsize::new(0)),
+    );
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            let (g, stop, ok, unavailable, other) = (
+                g.clone(),
+                stop.clone(),
+                ok.clone(),
+                unavailable.clone(),
+                other.clone(),
+            );
+            thread::spawn(move || {
+                let mut slowest = Duration::ZERO;
+                // Bounded in count as well as by the stop flag.
+                for _ in 0..200_000 {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let t = Instant::now();
+                    let res = g.post("/", r#"["INCR","hits"]"#);
+                    slowest = slowest.max(t.elapsed());
+                    match res.status {
+                        200 => ok.fetch_add(1, Ordering::Relaxed),
+                        503 => {
+                            assert!(res.json()["error"].as_str().unwrap().contains("redis"));
+                            unavailable.fetch_add(1, Ordering::Relaxed)
+                        }
+                        _ => other.fetch_add(1, Ordering::Relaxed),
+                    };
+                }
+                slowest
+            })
+        })
+        .collect();
+
+    thread::sleep(Duration::from_millis(300));
+    r.stop();
+    thread::sleep(Duration::from_millis(300));
+    let before_restart = ok.load(Ordering::Relaxed);
+    r.restart();
+    thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::Relaxed);
+    let slowest = workers
+        .into_iter()
+        .map(|w| w.join().unwrap())
+        .max()
+        .unwrap();
+
+    assert!(before_restart > 0, "no traffic before the outage");
+    assert!(unavailable.load(Ordering::Relaxed) > 0, "outage not seen");
+    assert_eq!(other.load(Ordering::Relaxed), 0, "unexpected status codes");
+    assert!(
+        ok.load(Ordering::Relaxed) > before_restart,
+        "no recovery after restart"
+    );
+    assert!(
+        slowest < Duration::from_secs(3),
+        "a request hung for {slowest:?}"
+    );
+    // The new server only saw post-restart increments, and they all count.
+    let hits: usize = r.cli(&["GET", "hits"]).parse().unwrap();
+    assert!(hits > 0);
+}
+
+#[test]
+fn redis_down_gives_503_fast() {
+    let port = free_port();
+    let g = Gateway::start(&format!("redis://127.0.0.1:{port}"), &[]);
+    let t = Instant::now();
+    let res = g.post("/", r#"["GET","a"]"#);
+    assert_eq!(res.status, 503);
+    assert!(res.json()["error"]
+        .as_str()
+        .unwrap()
+        .starts_with("ERR redis unavailable"));
+    assert!(t.elapsed() < Duration::from_secs(2));
+    assert_eq!(g.post("/pipeline", r#"[["GET","a"]]"#).status, 503);
+}
+
+#[test]
+fn stalled_redis_hits_the_request_timeout() {
+    let r = Redis::start();
+    let g = Gateway::start(&r.url(), &["--request-timeout-ms", "500"]);
+    assert_eq!(g.post("/", r#"["SET","a","1"]"#).status, 200);
+    signal(r.pid(), "STOP");
+    let t = Instant::now();
+    let res = g.post("/", r#"["GET","a"]"#);
+    let waited = t.elapsed();
+    signal(r.pid(), "CONT");
+    assert_eq!(res.status, 504);
+    assert!(res.json()["error"].as_str().unwrap().contains("timed out"));
+    assert!(waited < Duration::from_secs(2), "waited {waited:?}");
+    // Once Redis resumes the same connections serve again, in order.
+    assert_eq!(g.post("/", r#"["GET","a"]"#).json(), json!({"result": "1"}));
+}
+
+#[test]
+fn sigterm_finishes_in_flight_requests() {
+    let r = Redis::start();
+    let mut g = Gateway::start(&r.url(), &[]);
+    let port = g.port;
+    let slow =
+        thread::spawn(move || http(port, "POST", "/", &[auth()], busy_script(600).as_bytes()));
+    thread::sleep(Duration::from_millis(200));
+    let status = g
+        .terminate(Duration::from_secs(10))
+        .expect("gateway exited");
+    assert!(status.success(), "exit status {status:?}");
+    let res = slow.join().unwrap();
+    assert_eq!(res.json(), json!({"result": 1}));
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+}
+
+#[test]
+fn env_vars_and_token_file() {
+    let r = Redis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tokens");
+    std::fs::write(&file, "# tokens\nfile-full\nreadonly: file-ro\n").unwrap();
+    let file = file.to_str().unwrap();
+    let g = Gateway::start_raw(
+        &r.url(),
+        &[],
+        &[
+            ("EDGELIMIT_GATEWAY_TOKEN", "env-a,env-b"),
+            ("EDGELIMIT_GATEWAY_TOKEN_FILE", file),
+            ("EDGELIMIT_GATEWAY_MAX_BODY_BYTES", "100"),
+        ],
+    );
+    for t in ["env-a", "env-b", "file-full"] {
+        let res = g.request("GET", &format!("/set/k/{t}?_token={t}"), &[], b"");
+        assert_eq!(res.status, 200, "{t}");
+    }
+    assert_eq!(
+        g.request("GET", "/get/k?_token=file-ro", &[], b"").status,
+        200
+    );
+    assert_eq!(
+        g.request("GET", "/set/k/x?_token=file-ro", &[], b"").status,
+        403
+    );
+    assert_eq!(
+        g.request("GET", "/get/k?_token=env-c", &[], b"").status,
+        401
+    );
+    let big = vec![b'x'; 200];
+    assert_eq!(
+        g.request("POST", "/set/k?_token=env-a", &[], &big).status,
+        413
+    );
+}
+
+#[test]
+fn refuses_to_start_without_a_token() {
+    let r = Redis::start();
+    let out = gateway_command(&r.url(), free_port(), &[], &[])
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no token configured"));
+}
+
+#[test]
+fn logs_never_contain_tokens() {
+    let r = Redis::start();
+    let mut g = Gateway::start_raw(
+        &format!("redis://:hunter2pw@127.0.0.1:{}", r.port),
+        &["--token", TOKEN],
+        &[("EDGELIMIT_GATEWAY_LOG", "debug")],
+    );
+    // Wrong password: requests fail, and that failure is logged.
+    g.request("GET", &format!("/get/a?_token={TOKEN}"), &[], b"");
+    g.post("/", r#"["GET","a"]"#);
+    g.request("GET", "/get/a?_token=wrong-token-value", &[], b"");
+    g.terminate(Duration::from_secs(10));
+    let log = g.log_text();
+    assert!(log.contains("listening"), "{log}");
+    assert!(log.contains("request"), "{log}");
+    for secret in [TOKEN, "wrong-token-value", "hunter2pw"] {
+        assert!(!log.contains(secret), "log leaks {secret}: {log}");
+    }
+}
