@@ -208,7 +208,7 @@ fn read_only_tokens_cannot_write() {
     let (r, g) = setup();
     r.cli(&["SET", "ro", "1"]);
     let ro = ("Authorization", format!("Bearer {RO_TOKEN}"));
-    let res = g.request("POST", "/", &[ro.clone()], br#"["GET","ro"]"#);
+    let res = g.request("POST", "/", std::slice::from_ref(&ro), br#"["GET","ro"]"#);
     assert_eq!(res.json(), json!({"result": "1"}));
     for (path, body) in [
         ("/", r#"["SET","ro","2"]"#),
@@ -217,7 +217,7 @@ fn read_only_tokens_cannot_write() {
         ("/pipeline", r#"[["GET","ro"],["INCR","ro"]]"#),
         ("/multi-exec", r#"[["INCR","ro"]]"#),
     ] {
-        let res = g.request("POST", path, &[ro.clone()], body.as_bytes());
+        let res = g.request("POST", path, std::slice::from_ref(&ro), body.as_bytes());
         assert_eq!(res.status, 403, "{path} {body}");
         assert!(res.json()["error"].as_str().unwrap().starts_with("NOPERM"));
     }
