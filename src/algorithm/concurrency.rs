@@ -31,6 +31,10 @@ pub struct Lease {
 pub struct ConcurrencyState {
     /// The leases, in no particular order.
     pub leases: Vec<Lease>,
+    /// The latest time the state was evaluated at: a clock going back is
+    /// treated as this time, so an expired lease's slot is not handed out
+    /// twice.
+    pub latest_ms: u64,
 }
 
 /// What to do with a key's leases.
@@ -111,12 +115,14 @@ impl Concurrency {
             ms => ms.min(limits::MAX_SPAN_MS),
         };
         let held = state.get_or_insert_with(ConcurrencyState::default);
-        held.leases.retain(|l| l.expires_at_ms > now_ms);
+        let at = held.latest_ms.max(now_ms);
+        held.latest_ms = at;
+        held.leases.retain(|l| l.expires_at_ms > at);
         let position = |id: u64| held.leases.iter().position(|l| l.id == id);
 
         let (allowed, expires_at_ms) = match op {
             LeaseOp::Acquire { id, ttl_ms } => {
-                let until = now_ms + lease_ms(ttl_ms);
+                let until = at + lease_ms(ttl_ms);
                 match position(id) {
                     Some(i) => {
                         let lease = &mut held.leases[i];
@@ -142,7 +148,7 @@ impl Concurrency {
             },
             LeaseOp::Extend { id, ttl_ms } => match position(id) {
                 Some(i) => {
-                    let until = now_ms + lease_ms(ttl_ms);
+                    let until = at + lease_ms(ttl_ms);
                     held.leases[i].expires_at_ms = until;
                     (true, Some(until))
                 }
@@ -165,9 +171,6 @@ impl Concurrency {
             },
         };
         let ttl_ms = last_expiry.map_or(0, |last| last - now_ms);
-        if held.leases.is_empty() {
-            *state = None;
-        }
         LeaseOutcome {
             allowed,
             decision,
@@ -240,15 +243,29 @@ mod tests {
     }
 
     #[test]
-    fn empty_state_is_dropped() {
+    fn empty_state_may_be_dropped() {
         let alg = Concurrency::new(3, "1 s").unwrap();
         let mut s = None;
         alg.apply(&mut s, 0, acquire(1));
         let o = alg.apply(&mut s, 10, LeaseOp::Release { id: 1 });
         assert_eq!((o.ttl_ms, o.decision.remaining), (0, 3));
-        assert_eq!(s, None);
+        assert!(s.as_ref().unwrap().leases.is_empty());
         let o = alg.apply(&mut s, 10, LeaseOp::Peek);
         assert_eq!((o.allowed, o.decision.reset_ms), (true, 10));
+    }
+
+    #[test]
+    fn clock_going_back_revives_no_slot() {
+        let alg = Concurrency::new(1, "100ms").unwrap();
+        let mut s = None;
+        alg.apply(&mut s, 1000, acquire(1));
+        let o = alg.apply(&mut s, 500, acquire(2));
+        assert!(!o.allowed);
+        assert_eq!(o.decision.retry_after_ms, 600);
+        // The first lease expired at 1100; at 1200 a new holder takes the
+        // slot, and a clock back at 1050 must not find a free slot.
+        assert!(alg.apply(&mut s, 1200, acquire(3)).allowed);
+        assert!(!alg.apply(&mut s, 1050, acquire(4)).allowed);
     }
 
     #[test]

@@ -33,6 +33,9 @@ pub struct SlidingLogState {
     pub entries: VecDeque<LogEntry>,
     /// Sum of `units` over `entries`.
     pub total: u64,
+    /// The latest time the log was evaluated at: a clock going back is
+    /// treated as this time, so expired entries cannot come back to life.
+    pub latest_ms: u64,
 }
 
 impl SlidingLog {
@@ -102,9 +105,10 @@ impl Algorithm for SlidingLog {
         check_cost(cost, self.limit)?;
         let now_ms = clamp_time(now_ms);
         let log = state.get_or_insert_with(SlidingLogState::default);
-        // Never evaluate before the newest entry: a clock going back must not
-        // resurrect room that was already used.
-        let at = log.entries.back().map_or(now_ms, |e| e.at_ms.max(now_ms));
+        // Never evaluate before the latest time seen: a clock going back must
+        // not bring back room that was already used.
+        let at = log.latest_ms.max(now_ms);
+        log.latest_ms = at;
         log.expire(at, self.window_ms);
 
         let allowed = log.total + cost <= self.limit;
@@ -125,9 +129,6 @@ impl Algorithm for SlidingLog {
             retry_after_ms,
         };
         let ttl_ms = newest_end.map_or(0, |end| end - now_ms);
-        if log.entries.is_empty() {
-            *state = None;
-        }
         Ok(Outcome { decision, ttl_ms })
     }
 }
@@ -184,7 +185,7 @@ mod tests {
             (o.decision.remaining, o.decision.reset_ms, o.ttl_ms),
             (2, 2000, 0)
         );
-        assert_eq!(s, None, "an empty log is no state");
+        assert!(s.unwrap().entries.is_empty(), "expired entries are dropped");
     }
 
     #[test]
@@ -195,6 +196,15 @@ mod tests {
         let d = run(&alg, &mut s, 100, 1);
         assert!(!d.allowed);
         assert_eq!(d.retry_after_ms, 6000 - 100);
+        // Once the log has emptied at 1500, a call "at 500" is decided as of
+        // 1500, and what it takes counts until 2500, not 1500.
+        let mut s = None;
+        run(&alg, &mut s, 0, 2);
+        run(&alg, &mut s, 1500, 0);
+        assert!(run(&alg, &mut s, 500, 2).allowed);
+        let d = run(&alg, &mut s, 1600, 1);
+        assert!(!d.allowed);
+        assert_eq!(d.retry_after_ms, 900);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use crate::{ConfigError, Decision, Error, IntoMillis};
 /// `@upstash/ratelimit`'s token bucket. A key without state starts with
 /// `initial` tokens (default: `capacity`).
 ///
-/// State is dropped once the bucket is full again. With
+/// State may be dropped (TTL 0) once the bucket is full again. With
 /// `initial < capacity`, a key forgotten that way starts again at `initial`,
 /// like a new key: a warm-up after idle, never more permissive than
 /// remembering it. A key's refills start at its first call.
@@ -117,10 +117,11 @@ impl Algorithm for TokenBucket {
         if allowed {
             s.tokens -= cost;
         }
-        // Keep the refilled state unless the bucket is full, which a missing
-        // state also means (a fresh key whose `initial` is below capacity
-        // must be remembered even when denied, or its refills never start).
-        *state = (s.tokens < self.capacity).then_some(s);
+        // Kept even when denied: a fresh key whose `initial` is below
+        // capacity must be remembered, or its refills never start.
+        if state.is_some() || s.tokens < self.capacity {
+            *state = Some(s);
+        }
         let full_at = if s.tokens == self.capacity {
             now_ms
         } else {
