@@ -97,7 +97,9 @@ impl Algorithm for Gcra {
         let debt = self.debt(*state, now_ms);
         let wanted = debt + u128::from(cost) * u128::from(self.period_ms);
 
-        let allowed = wanted <= tolerance;
+        // After the clock went back the debt can exceed the tolerance; a
+        // read (cost 0) is still allowed.
+        let allowed = cost == 0 || wanted <= tolerance;
         let debt_after = if allowed { wanted } else { debt };
         if allowed && cost > 0 {
             // wanted <= tolerance < 2^53, so the split below is u64 arithmetic.

@@ -109,7 +109,9 @@ impl Algorithm for SlidingWindow {
         let weighted_previous = s.previous * (w - elapsed);
         let capacity = limit * w;
 
-        let allowed = weighted_previous + (s.current + cost) * w <= capacity;
+        // A clock gone back within the window weighs the previous window more,
+        // which can put usage above capacity; a read (cost 0) is still allowed.
+        let allowed = cost == 0 || weighted_previous + (s.current + cost) * w <= capacity;
         if allowed && cost > 0 {
             s.current += cost;
             *state = Some(s);

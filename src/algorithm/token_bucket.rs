@@ -5,15 +5,16 @@ use super::limits;
 use crate::{ConfigError, Decision, Error, IntoMillis};
 
 /// A bucket of `capacity` tokens; a call takes `cost` tokens or is denied.
-/// Every full `interval` since the last refill adds `refill` tokens (never
-/// above `capacity`); refills are discrete and keep their phase, like
-/// `@upstash/ratelimit`'s token bucket. A key without state starts with
-/// `initial` tokens (default: `capacity`).
+/// Refills are discrete: every full `interval` after the bucket was last
+/// refilled, or last full, adds `refill` tokens (never above `capacity`).
+/// So a token taken from a full bucket at `t` is back at `t + interval`,
+/// not at some earlier phase boundary. A key without state starts with
+/// `initial` tokens (default: `capacity`), its interval counted from its
+/// first call.
 ///
-/// State may be dropped (TTL 0) once the bucket is full again. With
-/// `initial < capacity`, a key forgotten that way starts again at `initial`,
-/// like a new key: a warm-up after idle, never more permissive than
-/// remembering it. A key's refills start at its first call.
+/// A full bucket is exactly a new key, so its state is dropped (TTL 0). With
+/// `initial < capacity` a key forgotten that way starts again at `initial`:
+/// a warm-up after idle, never more permissive than remembering it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TokenBucket {
     capacity: u64,
@@ -77,13 +78,13 @@ impl TokenBucket {
         };
         // A clock behind `refilled_at_ms` adds nothing.
         let steps = now_ms.saturating_sub(s.refilled_at_ms) / self.interval_ms;
-        if steps > 0 {
-            let to_full = self.intervals_for(self.capacity - s.tokens);
-            s.tokens = if steps >= to_full {
-                self.capacity
-            } else {
-                s.tokens + steps * self.refill
-            };
+        if steps >= self.intervals_for(self.capacity - s.tokens) {
+            // A full bucket has no refill pending: its interval clock starts
+            // again when it is next drawn from, exactly as for a new key.
+            s.tokens = self.capacity;
+            s.refilled_at_ms = s.refilled_at_ms.max(now_ms);
+        } else {
+            s.tokens += steps * self.refill;
             s.refilled_at_ms += steps * self.interval_ms;
         }
         s
