@@ -1,0 +1,205 @@
+//! The in-memory store: expiry, the bound on keys, eviction order, sharing,
+//! and exactness under many threads.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread;
+
+use edgelimit::algorithm::Algorithm;
+use edgelimit::{
+    Clock, FixedWindow, Gcra, Limiter, ManualClock, MemoryStore, SlidingLog, SlidingWindow,
+    TokenBucket,
+};
+
+const T0: u64 = 1_700_000_000_000;
+
+fn limiter<A: Algorithm>(
+    alg: A,
+    store: &MemoryStore,
+    clock: &ManualClock,
+) -> Limiter<A, MemoryStore, ManualClock> {
+    Limiter::new(alg)
+        .with_store(store.clone())
+        .with_clock(clock.clone())
+}
+
+#[test]
+fn idle_keys_expire_and_are_reclaimed() {
+    let store = MemoryStore::new();
+    let clock = ManualClock::new(T0);
+    let fw = limiter(FixedWindow::new(2, "1 s").unwrap(), &store, &clock);
+    fw.limit_with_cost("a", 2).unwrap();
+    assert!(!fw.limit("a").unwrap().allowed);
+    assert_eq!(store.len(), 1);
+
+    clock.set(T0 - T0 % 1000 + 1000); // the next window: the key has expired
+    assert_eq!(
+        fw.remaining("a").unwrap().remaining,
+        2,
+        "an expired key reads as new"
+    );
+    store.purge_expired(clock.now_ms());
+    assert!(store.is_empty(), "expired keys are reclaimed");
+}
+
+#[test]
+fn sweep_reclaims_expired_keys_as_new_keys_arrive() {
+    let store = MemoryStore::with_max_keys(10_000);
+    let clock = ManualClock::new(T0);
+    let gcra = limiter(Gcra::new(10, "1 s").unwrap(), &store, &clock);
+    for i in 0..1_000 {
+        gcra.limit(&format!("old-{i}")).unwrap();
+    }
+    assert_eq!(store.len(), 1_000);
+    clock.advance(5_000); // every old key is full again, hence expired
+    for i in 0..1_000 {
+        gcra.limit(&format!("new-{i}")).unwrap();
+    }
+    assert_eq!(store.len(), 1_000, "the old keys were swept");
+}
+
+#[test]
+fn a_flood_of_distinct_keys_stays_within_the_bound() {
+    for max_keys in [1, 50, 1_000, 5_000] {
+        let store = MemoryStore::with_max_keys(max_keys);
+        assert!(store.max_keys() <= max_keys);
+        let clock = ManualClock::new(T0);
+        let sw = limiter(SlidingWindow::new(5, "1 h").unwrap(), &store, &clock);
+        for i in 0..50_000u32 {
+            sw.limit(&i.to_string()).unwrap();
+            if i % 997 == 0 {
+                assert!(
+                    store.len() <= store.max_keys(),
+                    "{} keys > {}",
+                    store.len(),
+                    max_keys
+                );
+            }
+        }
+        assert!(store.len() <= store.max_keys());
+        // The newest key is always kept.
+        assert_eq!(sw.remaining("49999").unwrap().remaining, 4);
+    }
+}
+
+#[test]
+fn eviction_takes_the_keys_closest_to_expiry_first() {
+    // 64 keys: a single shard, so the order is global.
+    let store = MemoryStore::with_max_keys(64);
+    let clock = ManualClock::new(T0);
+    let daily = limiter(FixedWindow::new(10, "1d").unwrap(), &store, &clock).with_prefix("daily:");
+    let brief = limiter(FixedWindow::new(10, "1 s").unwrap(), &store, &clock).with_prefix("brief:");
+    for i in 0..32 {
+        daily.limit_with_cost(&format!("user-{i}"), 7).unwrap();
+    }
+    for i in 0..10_000 {
+        brief.limit(&format!("flood-{i}")).unwrap();
+    }
+    for i in 0..32 {
+        let left = daily.remaining(&format!("user-{i}")).unwrap().remaining;
+        assert_eq!(left, 3, "long-lived state survived the flood");
+    }
+}
+
+#[test]
+fn limiters_sharing_a_store_keep_separate_counts_by_prefix() {
+    let store = MemoryStore::new();
+    let clock = ManualClock::new(T0);
+    let a = limiter(FixedWindow::new(3, "1m").unwrap(), &store, &clock).with_prefix("a:");
+    let b = limiter(FixedWindow::new(3, "1m").unwrap(), &store, &clock).with_prefix("b:");
+    a.limit_with_cost("k", 3).unwrap();
+    assert!(!a.limit("k").unwrap().allowed);
+    assert_eq!(b.limit("k").unwrap().remaining, 2);
+    // Same prefix, other algorithm: the foreign state is ignored, not misread.
+    let other = limiter(TokenBucket::new(4, 1, "1 s").unwrap(), &store, &clock).with_prefix("a:");
+    assert_eq!(other.limit("k").unwrap().remaining, 3);
+}
+
+#[test]
+fn reset_forgets_a_key() {
+    let store = MemoryStore::new();
+    let clock = ManualClock::new(T0);
+    let log = limiter(SlidingLog::new(2, "1 h").unwrap(), &store, &clock);
+    log.limit_with_cost("k", 2).unwrap();
+    assert!(!log.limit("k").unwrap().allowed);
+    log.reset("k").unwrap();
+    assert!(log.limit("k").unwrap().allowed);
+    log.reset("never-seen").unwrap();
+}
+
+/// Many threads on one key admit exactly the limit, for every algorithm.
+#[test]
+fn many_threads_on_one_key_admit_exactly_the_limit() {
+    fn hammer<A: Algorithm + Send + Sync + 'static>(name: &str, alg: A, limit: u64) {
+        let store = MemoryStore::new();
+        let clock = ManualClock::new(T0); // frozen: nothing refills
+        let limiter = Arc::new(limiter(alg, &store, &clock));
+        let admitted = Arc::new(AtomicU64::new(0));
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let (limiter, admitted) = (Arc::clone(&limiter), Arc::clone(&admitted));
+                thread::spawn(move || {
+                    for _ in 0..limit {
+                        if limiter.limit("shared").unwrap().allowed {
+                            admitted.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(admitted.load(Ordering::Relaxed), limit, "{name}");
+        assert_eq!(limiter.remaining("shared").unwrap().remaining, 0, "{name}");
+    }
+    hammer(
+        "fixed window",
+        FixedWindow::new(2_000, "1 h").unwrap(),
+        2_000,
+    );
+    hammer(
+        "sliding window",
+        SlidingWindow::new(2_000, "1 h").unwrap(),
+        2_000,
+    );
+    hammer("sliding log", SlidingLog::new(2_000, "1 h").unwrap(), 2_000);
+    hammer(
+        "token bucket",
+        TokenBucket::new(2_000, 1, "1 h").unwrap(),
+        2_000,
+    );
+    hammer("gcra", Gcra::new(2_000, "1 h").unwrap(), 2_000);
+}
+
+/// Threads on many keys at once: each key admits exactly its limit.
+#[test]
+fn many_threads_on_many_keys_admit_exactly_the_limit_per_key() {
+    let store = MemoryStore::with_max_keys(100_000);
+    let clock = ManualClock::new(T0);
+    let limiter = Arc::new(limiter(Gcra::new(5, "1 h").unwrap(), &store, &clock));
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let limiter = Arc::clone(&limiter);
+            thread::spawn(move || {
+                let mut admitted = vec![0u64; 1_000];
+                for _round in 0..10 {
+                    for (key, count) in admitted.iter_mut().enumerate() {
+                        *count += u64::from(limiter.limit(&key.to_string()).unwrap().allowed);
+                    }
+                }
+                admitted
+            })
+        })
+        .collect();
+    let mut total = vec![0u64; 1_000];
+    for t in threads {
+        for (key, count) in t.join().unwrap().into_iter().enumerate() {
+            total[key] += count;
+        }
+    }
+    assert!(
+        total.iter().all(|&n| n == 5),
+        "every key admitted exactly 5"
+    );
+}
