@@ -3,7 +3,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all demo test test-long lint bench clean
+.PHONY: all demo test test-long lint wasm-check bench clean
 
 all: test
 
@@ -12,8 +12,13 @@ demo:
 	$(CARGO) run --quiet --release --example demo
 
 ## Formatting, lints, then every test.
-test: lint
+test: lint wasm-check
 	$(CARGO) test --workspace
+
+## The core must keep compiling to WebAssembly.
+wasm-check:
+	rustup target add wasm32-unknown-unknown >/dev/null 2>&1 || rustup target add wasm32-unknown-unknown
+	$(CARGO) build --quiet --lib --target wasm32-unknown-unknown
 
 ## The property tests with many more cases.
 test-long:

@@ -31,6 +31,24 @@ impl Clock for SystemClock {
     }
 }
 
+/// In WebAssembly the time is the host's `Date.now()`. A wasm thread cannot
+/// block, so `sleep` returns at once there: use the async forms
+/// (`wait_async`) with the host's timer instead of blocking waits.
+#[cfg(target_arch = "wasm32")]
+impl Clock for SystemClock {
+    #[inline]
+    fn now_ms(&self) -> u64 {
+        let now = js_sys::Date::now();
+        if now.is_finite() && now > 0.0 {
+            now as u64
+        } else {
+            0
+        }
+    }
+
+    fn sleep(&self, _duration: Duration) {}
+}
+
 /// A clock that moves only when told to: for tests and simulations.
 /// Clones share the same time; `sleep` advances it instead of blocking.
 #[derive(Debug, Clone, Default)]

@@ -63,3 +63,8 @@ pub use duration::{parse_millis, IntoMillis};
 pub use error::{ConfigError, DurationError, Error, StoreError};
 pub use limiter::{Acquire, ConcurrencyLimiter, Limiter, Permit, WaitOutcome, DEFAULT_PREFIX};
 pub use store::{MemoryStore, Store};
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
