@@ -98,6 +98,10 @@ pub struct Config {
     )]
     pub connect_timeout_ms: u64,
 
+    /// Worker threads of the async runtime (default: one per CPU core).
+    #[arg(long, env = "EDGELIMIT_GATEWAY_THREADS")]
+    pub threads: Option<usize>,
+
     /// Log line format.
     #[arg(
         long,

@@ -181,6 +181,10 @@ async fn write_loop(
             _ = closed.cancelled() => None,
         };
         let Some(mut job) = first else { break };
+        // Let request tasks that are ready right now enqueue their jobs too,
+        // so they share this write (and Redis reads them in one go). When
+        // nothing else is runnable this returns at once.
+        tokio::task::yield_now().await;
         buf.clear();
         loop {
             buf.extend_from_slice(&job.payload);
