@@ -83,6 +83,26 @@ fn a_flood_of_distinct_keys_stays_within_the_bound() {
 }
 
 #[test]
+fn eviction_of_keys_expiring_together_takes_only_what_is_needed() {
+    // Every key of one fixed window expires at the window's end: a flood
+    // must evict an eighth of a shard at a time, not every tied key.
+    let store = MemoryStore::with_max_keys(1024);
+    let clock = ManualClock::new(T0 - T0 % 60_000);
+    let fw = limiter(FixedWindow::new(10, "1m").unwrap(), &store, &clock);
+    for i in 0..5_000 {
+        fw.limit(&format!("flood-{i}")).unwrap();
+        clock.advance(1);
+    }
+    let kept = store.len();
+    assert!(kept <= store.max_keys());
+    assert!(
+        kept >= store.max_keys() * 7 / 8 - 8,
+        "only {kept} of {} keys kept",
+        store.max_keys()
+    );
+}
+
+#[test]
 fn eviction_takes_the_keys_closest_to_expiry_first() {
     // 64 keys: a single shard, so the order is global.
     let store = MemoryStore::with_max_keys(64);

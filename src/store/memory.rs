@@ -199,11 +199,22 @@ impl Table {
         if self.entries.len() < capacity {
             return;
         }
-        // Evict an eighth at once so a flood pays for this scan rarely.
+        // Evict an eighth at once so a flood pays for this scan rarely, and
+        // exactly an eighth: keys of one fixed window all expire together,
+        // and evicting every tie would empty the shard.
         let evict = (capacity / 8).max(1);
         let mut expiries: Vec<u64> = self.entries.iter().map(|e| e.expires_at_ms).collect();
-        let (_, &mut threshold, _) = expiries.select_nth_unstable(evict - 1);
-        self.entries.retain(|e| e.expires_at_ms > threshold);
+        let (sooner, &mut threshold, _) = expiries.select_nth_unstable(evict - 1);
+        let mut ties_to_evict = evict - sooner.iter().filter(|&&e| e < threshold).count();
+        self.entries
+            .retain(|e| match e.expires_at_ms.cmp(&threshold) {
+                std::cmp::Ordering::Less => false,
+                std::cmp::Ordering::Equal if ties_to_evict > 0 => {
+                    ties_to_evict -= 1;
+                    false
+                }
+                _ => true,
+            });
     }
 }
 
