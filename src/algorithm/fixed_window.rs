@@ -1,6 +1,7 @@
 //! Fixed window: at most `limit` units per aligned window of `window_ms`.
 
 use super::contract::{check_cost, clamp_time, Algorithm, Outcome};
+use super::divisor::Divisor;
 use super::limits;
 use crate::{ConfigError, Decision, Error, IntoMillis};
 
@@ -13,7 +14,7 @@ use crate::{ConfigError, Decision, Error, IntoMillis};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FixedWindow {
     limit: u64,
-    window_ms: u64,
+    window: Divisor,
 }
 
 /// Per-key state: the window the count belongs to.
@@ -31,12 +32,15 @@ impl FixedWindow {
         let limit = limits::nonzero("limit", limit)?;
         let window_ms = limits::span("window", window.into_millis()?)?;
         limits::exact_product("limit × window", limit, window_ms)?;
-        Ok(Self { limit, window_ms })
+        Ok(Self {
+            limit,
+            window: Divisor::new(window_ms),
+        })
     }
 
     /// The window length in milliseconds.
     pub fn window_ms(&self) -> u64 {
-        self.window_ms
+        self.window.get()
     }
 }
 
@@ -55,14 +59,14 @@ impl Algorithm for FixedWindow {
     ) -> Result<Outcome, Error> {
         check_cost(cost, self.limit)?;
         let now_ms = clamp_time(now_ms);
-        let current_start = now_ms - now_ms % self.window_ms;
+        let current_start = now_ms - self.window.rem(now_ms);
         // A state from a later window means the clock went back: keep
         // counting in that window rather than starting a fresh one.
         let (start, count) = match *state {
             Some(s) if s.window_start_ms >= current_start => (s.window_start_ms, s.count),
             _ => (current_start, 0),
         };
-        let end = start.saturating_add(self.window_ms);
+        let end = start.saturating_add(self.window.get());
 
         let allowed = count + cost <= self.limit;
         let count = if allowed { count + cost } else { count };

@@ -2,6 +2,7 @@
 //! and one timestamp of state.
 
 use super::contract::{check_cost, clamp_time, Algorithm, Outcome};
+use super::divisor::Divisor;
 use super::limits;
 use crate::{ConfigError, Decision, Error, IntoMillis};
 
@@ -19,9 +20,13 @@ use crate::{ConfigError, Decision, Error, IntoMillis};
 /// millisecond plus a fraction in units of `1 / rate` ms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Gcra {
-    rate: u64,
-    period_ms: u64,
+    /// Units per period; divides debts (in `1 / rate` ms) into milliseconds.
+    rate: Divisor,
+    /// The period in ms: one unit's cost in `1 / rate` ms.
+    period: Divisor,
     burst: u64,
+    /// `burst × period`: the largest debt at which a call is still admitted.
+    tolerance: u64,
 }
 
 /// Per-key state: the theoretical arrival time, `tat_ms + tat_frac / rate`.
@@ -33,27 +38,35 @@ pub struct GcraState {
     pub tat_frac: u64,
 }
 
+/// Debts above this take the 128-bit path (only after the clock went back
+/// by a very long time); below it every sum stays within u64.
+const MAX_NARROW_DEBT: u64 = u64::MAX / 2;
+
 impl Gcra {
     /// `rate` units per `period` with a burst of `rate`,
     /// e.g. `Gcra::new(10, "1 s")`.
     pub fn new(rate: u64, period: impl IntoMillis) -> Result<Self, ConfigError> {
         let rate = limits::nonzero("rate", rate)?;
+        limits::at_most("rate", rate.into(), limits::MAX_EXACT)?;
         let period_ms = limits::span("period", period.into_millis()?)?;
-        let gcra = Self {
-            rate,
-            period_ms,
-            burst: rate,
-        };
-        gcra.with_burst(rate)
+        Self::build(rate, period_ms, rate)
     }
 
     /// Allows bursts of `burst` units (the most admitted at once).
-    pub fn with_burst(mut self, burst: u64) -> Result<Self, ConfigError> {
-        self.burst = limits::nonzero("burst", burst)?;
-        limits::at_most("rate", self.rate.into(), limits::MAX_EXACT)?;
+    pub fn with_burst(self, burst: u64) -> Result<Self, ConfigError> {
+        Self::build(self.rate.get(), self.period.get(), burst)
+    }
+
+    fn build(rate: u64, period_ms: u64, burst: u64) -> Result<Self, ConfigError> {
+        let burst = limits::nonzero("burst", burst)?;
         // burst × T, scaled by rate, is the largest debt ever stored.
-        limits::exact_product("burst × period", self.burst, self.period_ms)?;
-        Ok(self)
+        limits::exact_product("burst × period", burst, period_ms)?;
+        Ok(Self {
+            rate: Divisor::new(rate),
+            period: Divisor::new(period_ms),
+            burst,
+            tolerance: burst * period_ms,
+        })
     }
 
     /// The most units admitted at once.
@@ -61,23 +74,43 @@ impl Gcra {
         self.burst
     }
 
-    /// How far `state`'s TAT is ahead of `now_ms`, in `1 / rate` ms.
-    fn debt(&self, state: Option<GcraState>, now_ms: u64) -> u128 {
+    /// How far `state`'s TAT is ahead of `now_ms`, in `1 / rate` ms; the
+    /// state itself when that exceeds [`MAX_NARROW_DEBT`].
+    #[inline]
+    fn narrow_debt(&self, state: Option<GcraState>, now_ms: u64) -> Result<u64, GcraState> {
         match state {
-            Some(s) if (s.tat_ms, s.tat_frac) > (now_ms, 0) => {
-                u128::from(s.tat_ms - now_ms) * u128::from(self.rate) + u128::from(s.tat_frac)
-            }
-            _ => 0,
+            Some(s) if (s.tat_ms, s.tat_frac) > (now_ms, 0) => (s.tat_ms - now_ms)
+                .checked_mul(self.rate.get())
+                .and_then(|debt| debt.checked_add(s.tat_frac))
+                .filter(|&debt| debt <= MAX_NARROW_DEBT)
+                .ok_or(s),
+            _ => Ok(0),
         }
     }
 
-    /// Milliseconds until a debt is paid off, rounded up.
-    fn ms_to_repay(&self, debt: u128) -> u64 {
-        // Debts fit in u64 unless the clock jumped far back; 64-bit division
-        // is several times faster than 128-bit, and this is the hot path.
-        match u64::try_from(debt) {
-            Ok(debt) => debt.div_ceil(self.rate),
-            Err(_) => u64::try_from(debt.div_ceil(u128::from(self.rate))).unwrap_or(u64::MAX),
+    /// A clock so far behind the state that its debt exceeds u64: denied
+    /// (unless a read), computed in 128 bits so retry and TTL stay exact.
+    #[cold]
+    fn far_behind(&self, state: GcraState, now_ms: u64, cost: u64) -> Outcome {
+        let rate = u128::from(self.rate.get());
+        let debt = u128::from(state.tat_ms - now_ms) * rate + u128::from(state.tat_frac);
+        let wanted = debt + u128::from(cost * self.period.get());
+        let ms = |debt: u128| u64::try_from(debt.div_ceil(rate)).unwrap_or(u64::MAX);
+        let until_full = ms(debt);
+        let decision = Decision {
+            allowed: cost == 0,
+            limit: self.burst,
+            remaining: 0,
+            reset_ms: now_ms.saturating_add(until_full),
+            retry_after_ms: if cost == 0 {
+                0
+            } else {
+                ms(wanted - u128::from(self.tolerance))
+            },
+        };
+        Outcome {
+            decision,
+            ttl_ms: until_full,
         }
     }
 }
@@ -97,35 +130,35 @@ impl Algorithm for Gcra {
     ) -> Result<Outcome, Error> {
         check_cost(cost, self.burst)?;
         let now_ms = clamp_time(now_ms);
-        // burst × period < 2^53 (checked when built).
-        let tolerance = self.burst * self.period_ms;
-        let debt = self.debt(*state, now_ms);
-        let wanted = debt + u128::from(cost * self.period_ms);
+        let debt = match self.narrow_debt(*state, now_ms) {
+            Ok(debt) => debt,
+            Err(far) => return Ok(self.far_behind(far, now_ms, cost)),
+        };
+        let tolerance = self.tolerance;
+        // cost ≤ burst, so cost × period ≤ tolerance < 2^53: no overflow.
+        let wanted = debt + cost * self.period.get();
 
         // After the clock went back the debt can exceed the tolerance; a
         // read (cost 0) is still allowed.
-        let allowed = cost == 0 || wanted <= u128::from(tolerance);
+        let allowed = cost == 0 || wanted <= tolerance;
         let debt_after = if allowed { wanted } else { debt };
+        let (whole_ms, frac) = self.rate.div_rem(debt_after);
         if allowed && cost > 0 {
-            // wanted <= tolerance, so it fits in u64.
-            let wanted = wanted as u64;
             *state = Some(GcraState {
-                tat_ms: now_ms + wanted / self.rate,
-                tat_frac: wanted % self.rate,
+                tat_ms: now_ms + whole_ms,
+                tat_frac: frac,
             });
         }
-        // At most tolerance, so it fits in u64.
-        let headroom = tolerance - debt_after.min(u128::from(tolerance)) as u64;
-        let until_full = self.ms_to_repay(debt_after);
+        let until_full = whole_ms + u64::from(frac != 0);
         let decision = Decision {
             allowed,
             limit: self.burst,
-            remaining: headroom / self.period_ms,
-            reset_ms: now_ms.saturating_add(until_full),
+            remaining: self.period.div(tolerance - debt_after.min(tolerance)),
+            reset_ms: now_ms + until_full,
             retry_after_ms: if allowed {
                 0
             } else {
-                self.ms_to_repay(wanted - u128::from(tolerance))
+                self.rate.div_ceil(wanted - tolerance)
             },
         };
         Ok(Outcome {
@@ -207,6 +240,23 @@ mod tests {
         let d = run(&alg, &mut s, 0, 1);
         assert!(!d.allowed);
         assert_eq!(d.retry_after_ms, 51_000);
+    }
+
+    #[test]
+    fn clock_far_behind_a_huge_rate_stays_exact() {
+        // A debt of 10^7 ms × 2^40 does not fit in 63 bits.
+        let alg = Gcra::new(1 << 40, "1ms").unwrap().with_burst(1).unwrap();
+        let mut s = None;
+        assert!(run(&alg, &mut s, 10_000_000, 1).allowed);
+        let before = s;
+        let d = run(&alg, &mut s, 0, 1);
+        assert!(!d.allowed);
+        assert_eq!(
+            (d.retry_after_ms, d.reset_ms, d.remaining),
+            (10_000_001, 10_000_001, 0)
+        );
+        assert_eq!(s, before, "a denial changes nothing");
+        assert!(run(&alg, &mut s, 0, 0).allowed, "a read is still allowed");
     }
 
     #[test]

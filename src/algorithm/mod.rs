@@ -2,6 +2,7 @@
 
 mod concurrency;
 mod contract;
+mod divisor;
 mod fixed_window;
 mod gcra;
 pub mod limits;

@@ -2,6 +2,7 @@
 //! still overlaps the sliding window, plus the current window's count.
 
 use super::contract::{check_cost, clamp_time, Algorithm, Outcome};
+use super::divisor::Divisor;
 use super::limits;
 use crate::{ConfigError, Decision, Error, IntoMillis};
 
@@ -18,7 +19,7 @@ use crate::{ConfigError, Decision, Error, IntoMillis};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SlidingWindow {
     limit: u64,
-    window_ms: u64,
+    window: Divisor,
 }
 
 /// Per-key state: counts of the current and the previous aligned window.
@@ -39,19 +40,22 @@ impl SlidingWindow {
         let window_ms = limits::span("window", window.into_millis()?)?;
         // previous × window and limit × window must both stay exact.
         limits::exact_product("limit × window", limit, window_ms)?;
-        Ok(Self { limit, window_ms })
+        Ok(Self {
+            limit,
+            window: Divisor::new(window_ms),
+        })
     }
 
     /// The window length in milliseconds.
     pub fn window_ms(&self) -> u64 {
-        self.window_ms
+        self.window.get()
     }
 
     /// The state as seen at `now_ms`: windows rolled forward, and the time
     /// clamped to the state's window if the clock went back.
     fn view(&self, state: Option<SlidingWindowState>, now_ms: u64) -> (SlidingWindowState, u64) {
-        let w = self.window_ms;
-        let start = now_ms - now_ms % w;
+        let w = self.window.get();
+        let start = now_ms - self.window.rem(now_ms);
         let rolled = match state {
             Some(s) if s.window_start_ms >= start => s,
             Some(s) if s.window_start_ms + w == start => SlidingWindowState {
@@ -70,7 +74,7 @@ impl SlidingWindow {
 
     /// Earliest time at which `cost` fits, for a denied call.
     fn retry_at(&self, s: &SlidingWindowState, cost: u64) -> u64 {
-        let (w, limit) = (self.window_ms, self.limit);
+        let (w, limit) = (self.window.get(), self.limit);
         if s.current + cost <= limit {
             // Fits in this window once the previous window weighs little enough:
             // previous × (w − e) ≤ (limit − current − cost) × w.
@@ -102,7 +106,7 @@ impl Algorithm for SlidingWindow {
     ) -> Result<Outcome, Error> {
         check_cost(cost, self.limit)?;
         let now_ms = clamp_time(now_ms);
-        let (w, limit) = (self.window_ms, self.limit);
+        let (w, limit) = (self.window.get(), self.limit);
         let (mut s, at) = self.view(*state, now_ms);
         let elapsed = at - s.window_start_ms;
         // All quantities below are scaled by w; validation keeps them < 2^53.
@@ -128,7 +132,7 @@ impl Algorithm for SlidingWindow {
         let decision = Decision {
             allowed,
             limit,
-            remaining: (capacity - used.min(capacity)) / w,
+            remaining: self.window.div(capacity - used.min(capacity)),
             reset_ms,
             retry_after_ms: if allowed {
                 0

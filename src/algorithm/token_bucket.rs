@@ -1,6 +1,7 @@
 //! Token bucket: `refill` tokens are added every `interval`, up to `capacity`.
 
 use super::contract::{check_cost, clamp_time, Algorithm, Outcome};
+use super::divisor::Divisor;
 use super::limits;
 use crate::{ConfigError, Decision, Error, IntoMillis};
 
@@ -18,8 +19,8 @@ use crate::{ConfigError, Decision, Error, IntoMillis};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TokenBucket {
     capacity: u64,
-    refill: u64,
-    interval_ms: u64,
+    refill: Divisor,
+    interval: Divisor,
     initial: u64,
 }
 
@@ -45,8 +46,8 @@ impl TokenBucket {
         limits::exact_product("capacity × interval", capacity, interval_ms)?;
         Ok(Self {
             capacity,
-            refill,
-            interval_ms,
+            refill: Divisor::new(refill),
+            interval: Divisor::new(interval_ms),
             initial: capacity,
         })
     }
@@ -65,7 +66,7 @@ impl TokenBucket {
 
     /// Refill intervals needed to gain `tokens` more.
     fn intervals_for(&self, tokens: u64) -> u64 {
-        tokens.div_ceil(self.refill)
+        self.refill.div_ceil(tokens)
     }
 
     /// The bucket as of `now_ms`, with every refill due by then applied.
@@ -77,15 +78,15 @@ impl TokenBucket {
             };
         };
         // A clock behind `refilled_at_ms` adds nothing.
-        let steps = now_ms.saturating_sub(s.refilled_at_ms) / self.interval_ms;
+        let steps = self.interval.div(now_ms.saturating_sub(s.refilled_at_ms));
         if steps >= self.intervals_for(self.capacity - s.tokens) {
             // A full bucket has no refill pending: its interval clock starts
             // again when it is next drawn from, exactly as for a new key.
             s.tokens = self.capacity;
             s.refilled_at_ms = s.refilled_at_ms.max(now_ms);
         } else {
-            s.tokens += steps * self.refill;
-            s.refilled_at_ms += steps * self.interval_ms;
+            s.tokens += steps * self.refill.get();
+            s.refilled_at_ms += steps * self.interval.get();
         }
         s
     }
@@ -112,7 +113,7 @@ impl Algorithm for TokenBucket {
         let retry_after_ms = if allowed {
             0
         } else {
-            let wait = self.intervals_for(cost - s.tokens) * self.interval_ms;
+            let wait = self.intervals_for(cost - s.tokens) * self.interval.get();
             s.refilled_at_ms + wait - now_ms
         };
         if allowed {
@@ -126,7 +127,7 @@ impl Algorithm for TokenBucket {
         let full_at = if s.tokens == self.capacity {
             now_ms
         } else {
-            let wait = self.intervals_for(self.capacity - s.tokens) * self.interval_ms;
+            let wait = self.intervals_for(self.capacity - s.tokens) * self.interval.get();
             (s.refilled_at_ms + wait).max(now_ms)
         };
         let decision = Decision {
