@@ -9,6 +9,7 @@
 //! MULTI..EXEC block cannot interleave with other requests' commands.
 
 use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -59,6 +60,9 @@ struct Pending {
 pub struct Conn {
     jobs: mpsc::Sender<Job>,
     closed: CancellationToken,
+    /// Jobs sent and not yet answered; tells the writer whether waiting a
+    /// moment for more jobs to batch is worth it.
+    inflight: Arc<AtomicUsize>,
 }
 
 impl Drop for Conn {
@@ -84,11 +88,19 @@ impl Conn {
         let (jobs_tx, jobs_rx) = mpsc::channel(QUEUE);
         let (pending_tx, pending_rx) = mpsc::unbounded_channel();
         let closed = CancellationToken::new();
-        tokio::spawn(write_loop(w, jobs_rx, pending_tx, closed.clone()));
-        tokio::spawn(read_loop(r, pending_rx, closed.clone()));
+        let inflight = Arc::new(AtomicUsize::new(0));
+        tokio::spawn(write_loop(
+            w,
+            jobs_rx,
+            pending_tx,
+            closed.clone(),
+            inflight.clone(),
+        ));
+        tokio::spawn(read_loop(r, pending_rx, closed.clone(), inflight.clone()));
         Ok(Arc::new(Conn {
             jobs: jobs_tx,
             closed,
+            inflight,
         }))
     }
 
@@ -114,7 +126,9 @@ impl Conn {
             replies,
             done,
         };
+        self.inflight.fetch_add(1, Ordering::Relaxed);
         if let Err(e) = self.jobs.send(job).await {
+            self.inflight.fetch_sub(1, Ordering::Relaxed);
             return Err((ConnError::Closed, Some(e.0.payload)));
         }
         wait.await.map_err(|_| (ConnError::Lost, None))
@@ -173,6 +187,7 @@ async fn write_loop(
     mut jobs: mpsc::Receiver<Job>,
     pending: mpsc::UnboundedSender<Pending>,
     closed: CancellationToken,
+    inflight: Arc<AtomicUsize>,
 ) {
     let mut buf = Vec::with_capacity(16 * 1024);
     loop {
@@ -181,10 +196,12 @@ async fn write_loop(
             _ = closed.cancelled() => None,
         };
         let Some(mut job) = first else { break };
-        // Let request tasks that are ready right now enqueue their jobs too,
-        // so they share this write (and Redis reads them in one go). When
-        // nothing else is runnable this returns at once.
-        tokio::task::yield_now().await;
+        // Under load, let request tasks that are ready right now enqueue
+        // their jobs too, so they share this write and Redis reads them in
+        // one go. A lone request is written at once.
+        if inflight.load(Ordering::Relaxed) > 1 {
+            tokio::task::yield_now().await;
+        }
         buf.clear();
         loop {
             buf.extend_from_slice(&job.payload);
@@ -221,6 +238,7 @@ async fn read_loop(
     mut r: OwnedReadHalf,
     mut pending: mpsc::UnboundedReceiver<Pending>,
     closed: CancellationToken,
+    inflight: Arc<AtomicUsize>,
 ) {
     let mut buf = BytesMut::with_capacity(64 * 1024);
     let mut current: Option<(Pending, Vec<Value>)> = None;
@@ -253,6 +271,7 @@ async fn read_loop(
             vals.push(v);
             if vals.len() >= p.replies {
                 if let Some((p, vals)) = current.take() {
+                    inflight.fetch_sub(1, Ordering::Relaxed);
                     // The caller may have given up (timeout); that is fine.
                     let _ = p.done.send(vals);
                 }
