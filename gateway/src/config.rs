@@ -38,6 +38,11 @@ pub struct Config {
     )]
     pub redis_url: Target,
 
+    /// Treat --redis-url as a seed node of a Redis Cluster and route
+    /// commands by hash slot.
+    #[arg(long, env = "EDGELIMIT_GATEWAY_CLUSTER")]
+    pub cluster: bool,
+
     /// Accepted bearer token (repeatable, or comma-separated in the env var).
     #[arg(
         long = "token",

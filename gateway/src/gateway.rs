@@ -6,15 +6,15 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tokio::sync::OnceCell;
 
+use crate::backend::Backend;
 use crate::conn::ConnError;
 use crate::error::ApiError;
 use crate::policy::{lower_name, CommandTable, Policy};
-use crate::pool::Pool;
 use crate::resp::Value;
 use crate::scripts::{sha1_hex, Rewritten, Scripts};
 
 pub struct Gateway {
-    pool: Pool,
+    backend: Backend,
     scripts: Scripts,
     policy: Policy,
     table: OnceCell<Arc<CommandTable>>,
@@ -30,17 +30,22 @@ enum Fixup {
 }
 
 impl Gateway {
-    pub fn new(pool: Pool, policy: Policy) -> Gateway {
+    pub fn new(backend: Backend, policy: Policy) -> Gateway {
         Gateway {
-            pool,
+            backend,
             scripts: Scripts::default(),
             policy,
             table: OnceCell::new(),
         }
     }
 
-    pub fn pool(&self) -> &Pool {
-        &self.pool
+    /// Key positions are needed to route commands in a cluster.
+    async fn routing_table(&self) -> Result<Option<Arc<CommandTable>>, ConnError> {
+        if self.backend.is_cluster() {
+            Ok(Some(self.command_table().await?))
+        } else {
+            Ok(None)
+        }
     }
 
     /// Refuses the whole request before anything runs if one command is not
@@ -60,8 +65,8 @@ impl Gateway {
     async fn command_table(&self) -> Result<Arc<CommandTable>, ConnError> {
         self.table
             .get_or_try_init(|| async {
-                let v = self.pool.run(&[vec!["COMMAND"]]).await?;
-                let t = CommandTable::from_reply(&v[0]);
+                let v = self.backend.run_any(&["COMMAND"]).await?;
+                let t = CommandTable::from_reply(&v);
                 Ok::<_, ConnError>(Arc::new(t))
             })
             .await
@@ -69,8 +74,7 @@ impl Gateway {
     }
 
     pub async fn ping(&self) -> Result<Value, ConnError> {
-        let mut v = self.pool.run(&[vec!["PING"]]).await?;
-        Ok(v.pop().unwrap_or(Value::Nil))
+        self.backend.run_any(&["PING"]).await
     }
 
     pub async fn single(&self, args: Vec<Bytes>) -> Result<Value, ApiError> {
@@ -80,7 +84,8 @@ impl Gateway {
 
     pub async fn pipeline(&self, mut cmds: Vec<Vec<Bytes>>) -> Result<Vec<Value>, ApiError> {
         let fixups: Vec<Fixup> = cmds.iter_mut().map(|c| self.prepare(c, false)).collect();
-        let mut out = self.pool.run(&cmds).await?;
+        let table = self.routing_table().await?;
+        let mut out = self.backend.run(&cmds, table.as_deref()).await?;
 
         // Scripts Redis forgot (restart, flush): re-send their text, in one
         // second round trip.
@@ -97,7 +102,7 @@ impl Gateway {
             }
         }
         if !retry_cmds.is_empty() {
-            let again = self.pool.run(&retry_cmds).await?;
+            let again = self.backend.run(&retry_cmds, table.as_deref()).await?;
             for (i, v) in retry_idx.into_iter().zip(again) {
                 out[i] = v;
             }
@@ -117,7 +122,11 @@ impl Gateway {
         batch.push(vec![Bytes::from_static(b"MULTI")]);
         batch.extend(cmds);
         batch.push(vec![Bytes::from_static(b"EXEC")]);
-        let mut out = self.pool.run(&batch).await?;
+        let table = self.routing_table().await?;
+        let mut out = self
+            .backend
+            .run_transaction(&batch, table.as_deref())
+            .await?;
         if let Some(e) = out[0].error_text() {
             return Err(ApiError::Command(e));
         }

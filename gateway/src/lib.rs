@@ -4,6 +4,8 @@
 //! commands to one Redis server over a few multiplexed connections.
 
 pub mod auth;
+pub mod backend;
+pub mod cluster;
 pub mod config;
 pub mod conn;
 pub mod error;
@@ -23,6 +25,8 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 use crate::auth::{parse_token_file, Token, Tokens};
+use crate::backend::Backend;
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::gateway::Gateway;
 use crate::http::AppState;
@@ -63,13 +67,15 @@ pub fn build_state(cfg: &Config) -> Result<Arc<AppState>, StartError> {
     if tokens.is_empty() && !cfg.insecure_no_auth {
         return Err(StartError::NoToken);
     }
-    let pool = Pool::new(
-        cfg.redis_url.clone(),
-        cfg.pool_size,
-        Duration::from_millis(cfg.connect_timeout_ms),
-    );
+    let connect_timeout = Duration::from_millis(cfg.connect_timeout_ms);
+    let target = cfg.redis_url.clone();
+    let backend = if cfg.cluster {
+        Backend::Cluster(Cluster::new(target, cfg.pool_size, connect_timeout))
+    } else {
+        Backend::Single(Pool::new(target, cfg.pool_size, connect_timeout))
+    };
     Ok(Arc::new(AppState {
-        gateway: Gateway::new(pool, Policy::new(&cfg.allow_commands)),
+        gateway: Gateway::new(backend, Policy::new(&cfg.allow_commands)),
         tokens,
         max_body: cfg.max_body_bytes,
         request_timeout: Duration::from_millis(cfg.request_timeout_ms),
@@ -93,6 +99,7 @@ pub async fn run(
         %addr,
         redis = ?cfg.redis_url,
         pool_size = cfg.pool_size,
+        cluster = cfg.cluster,
         allow_list = !cfg.allow_commands.is_empty(),
         "listening"
     );

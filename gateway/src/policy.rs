@@ -5,7 +5,7 @@
 //! only get commands Redis itself flags `readonly` (read from `COMMAND`, so
 //! the classification follows the server's version).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use bytes::Bytes;
 
@@ -61,7 +61,7 @@ pub fn lower_name(args: &[Bytes]) -> String {
         .unwrap_or_default()
 }
 
-fn sub_name(name: &str, args: &[Bytes]) -> Option<String> {
+pub fn sub_name(name: &str, args: &[Bytes]) -> Option<String> {
     args.get(1)
         .map(|s| format!("{name}|{}", String::from_utf8_lossy(s).to_ascii_lowercase()))
 }
@@ -120,11 +120,23 @@ fn is_blocking_stream_read(name: &str, args: &[Bytes]) -> bool {
         && args.iter().any(|a| a.eq_ignore_ascii_case(b"block"))
 }
 
-/// Read-only classification taken from the server's `COMMAND` reply.
+/// Where a command's keys are, from the legacy `COMMAND` fields.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct KeySpec {
+    pub first: i64,
+    pub last: i64,
+    pub step: i64,
+    /// Keys whose positions depend on the arguments (EVAL, ZUNIONSTORE...).
+    pub movable: bool,
+}
+
+/// Read-only classification and key positions, taken from the server's
+/// `COMMAND` reply.
 #[derive(Debug, Default)]
 pub struct CommandTable {
     readonly: HashSet<String>,
     containers: HashSet<String>,
+    keys: HashMap<String, KeySpec>,
 }
 
 impl CommandTable {
@@ -145,12 +157,25 @@ impl CommandTable {
         };
         let name = String::from_utf8_lossy(name).to_ascii_lowercase();
         if let Some(Value::Array(flags)) = f.get(2) {
-            let ro = flags.iter().any(
-                |x| matches!(x, Value::Simple(s) | Value::Bulk(s) if s.as_ref() == b"readonly"),
-            );
-            if ro {
+            let has = |flag: &[u8]| {
+                flags
+                    .iter()
+                    .any(|x| matches!(x, Value::Simple(s) | Value::Bulk(s) if s.as_ref() == flag))
+            };
+            if has(b"readonly") {
                 self.readonly.insert(name.clone());
             }
+            let int = |i: usize| match f.get(i) {
+                Some(Value::Int(n)) => *n,
+                _ => 0,
+            };
+            let spec = KeySpec {
+                first: int(3),
+                last: int(4),
+                step: int(5),
+                movable: has(b"movablekeys"),
+            };
+            self.keys.insert(name.clone(), spec);
         }
         // Redis 7 lists subcommands (`script|load`) in the tenth field.
         if let Some(Value::Array(subs)) = f.get(9) {
@@ -161,6 +186,15 @@ impl CommandTable {
                 self.add(s);
             }
         }
+    }
+
+    /// Key positions of a command (`name` lowercase, `sub` as `name|sub`).
+    pub fn key_spec(&self, name: &str, sub: Option<&str>) -> Option<KeySpec> {
+        let key = match sub {
+            Some(s) if self.containers.contains(name) => s,
+            _ => name,
+        };
+        self.keys.get(key).copied()
     }
 
     pub fn is_read_only(&self, name: &str, sub: Option<&str>) -> bool {
