@@ -13,7 +13,7 @@
 //! Criterion measures each case (one thread, then two threads sharing one
 //! limiter); afterwards a plain summary table is printed from a separate
 //! timed loop run in the same process: a fixed number of decisions,
-//! repeated, median taken. GCRA rows carry the throughput ratio
+//! repeated with the cases interleaved, median taken. GCRA rows carry the throughput ratio
 //! ours / governor (> 1: edgelimit is faster).
 
 use std::hint::black_box;
@@ -47,9 +47,9 @@ const LOG_WINDOW: &str = "2ms";
 const MAX_PERMITS: u64 = 1_000;
 
 /// Decisions per timed run of the summary, per thread count.
-const SUMMARY_DECISIONS: u64 = 400_000;
+const SUMMARY_DECISIONS: u64 = 200_000;
 /// Timed runs per case; the summary reports the median.
-const SUMMARY_RUNS: usize = 5;
+const SUMMARY_RUNS: usize = 9;
 
 /// One decision on a key; `true` when admitted. Keys are `&String` because
 /// governor's keyed limiter takes `&K` with `K = String`.
@@ -258,29 +258,39 @@ struct Row {
     admitted: f64,
 }
 
+/// Runs every case of a workload in turn, `runs` times over (interleaved,
+/// so a change in the machine's load hits every case alike), and keeps
+/// each case's median.
 fn measure_summary(decisions: u64, runs: usize) -> Vec<Row> {
     let mut rows = Vec::new();
     for threads in [1, THREADS] {
         for workload in Workload::ALL {
             let keys = workload.keys();
-            for (name, build) in cases() {
-                let case = prepared(build, &keys);
+            let cases: Vec<_> = cases()
+                .into_iter()
+                .map(|(name, build)| (name, prepared(build, &keys)))
+                .collect();
+            let mut times = vec![Vec::with_capacity(runs); cases.len()];
+            let mut admitted = vec![0; cases.len()];
+            for (_, case) in &cases {
                 // One untimed run to warm caches and the allocator.
                 case.run(&keys, threads, decisions / 4);
-                let mut times = Vec::with_capacity(runs);
-                let mut admitted = 0;
-                for _ in 0..runs {
+            }
+            for _ in 0..runs {
+                for (i, (_, case)) in cases.iter().enumerate() {
                     let (elapsed, ok) = case.run(&keys, threads, decisions);
-                    times.push(elapsed.as_secs_f64() * 1e9 / decisions as f64);
-                    admitted += ok;
+                    times[i].push(elapsed.as_secs_f64() * 1e9 / decisions as f64);
+                    admitted[i] += ok;
                 }
-                times.sort_by(f64::total_cmp);
+            }
+            for (i, (name, _)) in cases.iter().enumerate() {
+                times[i].sort_by(f64::total_cmp);
                 rows.push(Row {
                     name,
                     workload,
                     threads,
-                    ns_per_decision: times[times.len() / 2],
-                    admitted: admitted as f64 / (decisions * runs as u64) as f64,
+                    ns_per_decision: times[i][times[i].len() / 2],
+                    admitted: admitted[i] as f64 / (decisions * runs as u64) as f64,
                 });
             }
         }

@@ -13,7 +13,14 @@ pub trait Clock {
     fn sleep(&self, duration: Duration);
 }
 
-/// The operating system's wall clock.
+/// Unix time in milliseconds.
+///
+/// Natively, reading the operating system's wall clock costs more than a
+/// whole in-memory decision, so the wall clock is read once a second and the
+/// CPU's time-stamp counter (through `quanta`, as `governor` does) advances
+/// it in between: drift stays well under a millisecond, and a step of the
+/// wall clock is followed within a second. In WebAssembly it is the host's
+/// `Date.now()`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemClock;
 
@@ -21,9 +28,7 @@ pub struct SystemClock;
 impl Clock for SystemClock {
     #[inline]
     fn now_ms(&self) -> u64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64)
+        tsc::now_ms()
     }
 
     fn sleep(&self, duration: Duration) {
@@ -31,9 +36,59 @@ impl Clock for SystemClock {
     }
 }
 
-/// In WebAssembly the time is the host's `Date.now()`. A wasm thread cannot
-/// block, so `sleep` returns at once there: use the async forms
-/// (`wait_async`) with the host's timer instead of blocking waits.
+#[cfg(not(target_arch = "wasm32"))]
+mod tsc {
+    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+    use std::sync::OnceLock;
+
+    /// How often the wall clock is read again.
+    const RESYNC_MS: u64 = 1_000;
+
+    struct Synced {
+        counter: quanta::Clock,
+        start: u64,
+        /// Wall-clock milliseconds minus counter milliseconds.
+        offset_ms: AtomicU64,
+        next_resync_ms: AtomicU64,
+    }
+
+    static SYNCED: OnceLock<Synced> = OnceLock::new();
+
+    fn wall_ms() -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64)
+    }
+
+    #[inline]
+    pub(super) fn now_ms() -> u64 {
+        let synced = SYNCED.get_or_init(|| {
+            let counter = quanta::Clock::new();
+            let start = counter.raw();
+            Synced {
+                counter,
+                start,
+                offset_ms: AtomicU64::new(wall_ms()),
+                next_resync_ms: AtomicU64::new(RESYNC_MS),
+            }
+        });
+        let elapsed_ms = synced
+            .counter
+            .delta_as_nanos(synced.start, synced.counter.raw())
+            / 1_000_000;
+        if elapsed_ms >= synced.next_resync_ms.load(Relaxed) {
+            // Racing threads store nearly equal values: harmless.
+            synced
+                .offset_ms
+                .store(wall_ms().saturating_sub(elapsed_ms), Relaxed);
+            synced.next_resync_ms.store(elapsed_ms + RESYNC_MS, Relaxed);
+        }
+        elapsed_ms + synced.offset_ms.load(Relaxed)
+    }
+}
+
+/// A wasm thread cannot block, so `sleep` returns at once there: use the
+/// async forms (`wait_async`) with the host's timer instead of blocking waits.
 #[cfg(target_arch = "wasm32")]
 impl Clock for SystemClock {
     #[inline]
@@ -82,5 +137,31 @@ impl Clock for ManualClock {
 
     fn sleep(&self, duration: Duration) {
         self.advance(duration.as_millis().try_into().unwrap_or(u64::MAX));
+    }
+}
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests {
+    use super::{Clock, SystemClock};
+
+    fn wall_ms() -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64
+    }
+
+    #[test]
+    fn system_clock_follows_the_wall_clock() {
+        let started = std::time::Instant::now();
+        while started.elapsed() < std::time::Duration::from_millis(1_300) {
+            let (before, ours, after) = (wall_ms(), SystemClock.now_ms(), wall_ms());
+            // Rounding of the two clocks' milliseconds may differ by one.
+            assert!(
+                ours + 1 >= before && ours <= after + 1,
+                "{before} <= {ours} <= {after}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(7));
+        }
     }
 }

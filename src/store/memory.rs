@@ -4,7 +4,7 @@
 use std::hash::{BuildHasher, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use hashbrown::hash_table::{Entry as TableEntry, HashTable};
+use hashbrown::hash_table::HashTable;
 
 use super::contract::{Key, Store, Transition};
 use crate::algorithm::{AnyState, StateKind};
@@ -55,21 +55,80 @@ struct Table {
 
 struct Entry {
     hash: u64,
-    /// `prefix` followed by `id`, split at `prefix_len`.
-    key: Box<str>,
-    prefix_len: usize,
+    key: KeyText,
+    /// Where `prefix` ends in `key`.
+    prefix_len: u32,
     expires_at_ms: u64,
     /// Taken out while a transition runs on it.
     state: Option<AnyState>,
 }
 
+/// Keys up to this many bytes live inside the entry, so a lookup does not
+/// chase a pointer: the default prefix plus an IPv4 address fits. Longer
+/// keys go to the heap; a larger inline size makes every entry bigger,
+/// which costs more in cache misses on many keys than it saves.
+const INLINE_KEY: usize = 30;
+
+/// `prefix` followed by `id`.
+enum KeyText {
+    Inline { len: u8, bytes: [u8; INLINE_KEY] },
+    Heap(Box<[u8]>),
+}
+
+impl KeyText {
+    fn new(key: Key<'_>) -> Self {
+        let (prefix, id) = (key.prefix.as_bytes(), key.id.as_bytes());
+        let len = prefix.len() + id.len();
+        if len <= INLINE_KEY {
+            let mut bytes = [0; INLINE_KEY];
+            bytes[..prefix.len()].copy_from_slice(prefix);
+            bytes[prefix.len()..len].copy_from_slice(id);
+            Self::Inline {
+                len: len as u8,
+                bytes,
+            }
+        } else {
+            Self::Heap([prefix, id].concat().into_boxed_slice())
+        }
+    }
+
+    #[inline]
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            Self::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            Self::Heap(bytes) => bytes,
+        }
+    }
+}
+
 impl Entry {
     #[inline]
-    fn is(&self, key: Key<'_>) -> bool {
-        self.prefix_len == key.prefix.len()
-            && self.key.len() == key.prefix.len() + key.id.len()
-            && self.key.starts_with(key.prefix)
-            && &self.key[self.prefix_len..] == key.id
+    fn is(&self, hash: u64, key: Key<'_>) -> bool {
+        let bytes = self.key.as_bytes();
+        let split = key.prefix.len();
+        self.hash == hash
+            && self.prefix_len as usize == split
+            && bytes.len() == split + key.id.len()
+            && &bytes[..split] == key.prefix.as_bytes()
+            && &bytes[split..] == key.id.as_bytes()
+    }
+
+    /// Runs `transition` on this entry's state. A TTL of 0 marks the entry
+    /// expired rather than removing it: the key is likely to come back (a
+    /// permit released, a bucket full again), and the sweep reclaims it if
+    /// not.
+    #[inline]
+    fn run<T: Transition>(&mut self, now_ms: u64, transition: &T) -> Result<T::Output, Error> {
+        let mut state = if self.expires_at_ms > now_ms {
+            self.state.take().and_then(T::State::from_any)
+        } else {
+            None
+        };
+        let result = transition.apply(&mut state, now_ms);
+        self.state = state.map(StateKind::into_any);
+        let (output, ttl_ms) = result?; // on error the state is as it was
+        self.expires_at_ms = now_ms.saturating_add(ttl_ms);
+        Ok(output)
     }
 }
 
@@ -227,64 +286,29 @@ impl Store for MemoryStore {
     ) -> Result<T::Output, Error> {
         let hash = self.hash(key);
         let mut table = self.shard(hash).lock();
-        let table = &mut *table;
-        match table.entries.entry(hash, |e| e.is(key), |e| e.hash) {
-            TableEntry::Occupied(mut occupied) => {
-                let entry = occupied.get_mut();
-                let mut state = if entry.expires_at_ms > now_ms {
-                    entry.state.take().and_then(T::State::from_any)
-                } else {
-                    None
-                };
-                match transition.apply(&mut state, now_ms) {
-                    Ok((output, ttl_ms)) => {
-                        match state {
-                            Some(state) if ttl_ms > 0 => {
-                                entry.state = Some(state.into_any());
-                                entry.expires_at_ms = now_ms.saturating_add(ttl_ms);
-                            }
-                            _ => {
-                                occupied.remove();
-                            }
-                        }
-                        Ok(output)
-                    }
-                    Err(error) => {
-                        // The transition left the state as it was: put it back.
-                        entry.state = state.map(StateKind::into_any);
-                        Err(error)
-                    }
-                }
-            }
-            TableEntry::Vacant(_) => {
-                let mut state = None;
-                let (output, ttl_ms) = transition.apply(&mut state, now_ms)?;
-                if let Some(state) = state.filter(|_| ttl_ms > 0) {
-                    table.make_room(now_ms, self.shared.shard_capacity);
-                    let mut key_text = String::with_capacity(key.prefix.len() + key.id.len());
-                    key_text.push_str(key.prefix);
-                    key_text.push_str(key.id);
-                    table.entries.insert_unique(
-                        hash,
-                        Entry {
-                            hash,
-                            key: key_text.into_boxed_str(),
-                            prefix_len: key.prefix.len(),
-                            expires_at_ms: now_ms.saturating_add(ttl_ms),
-                            state: Some(state.into_any()),
-                        },
-                        |e| e.hash,
-                    );
-                }
-                Ok(output)
-            }
+        if let Some(entry) = table.entries.find_mut(hash, |e| e.is(hash, key)) {
+            return entry.run(now_ms, transition);
         }
+        let mut state = None;
+        let (output, ttl_ms) = transition.apply(&mut state, now_ms)?;
+        if let Some(state) = state.filter(|_| ttl_ms > 0) {
+            table.make_room(now_ms, self.shared.shard_capacity);
+            let entry = Entry {
+                hash,
+                key: KeyText::new(key),
+                prefix_len: key.prefix.len() as u32,
+                expires_at_ms: now_ms.saturating_add(ttl_ms),
+                state: Some(state.into_any()),
+            };
+            table.entries.insert_unique(hash, entry, |e| e.hash);
+        }
+        Ok(output)
     }
 
     fn remove(&self, key: Key<'_>) -> Result<(), Error> {
         let hash = self.hash(key);
         let mut table = self.shard(hash).lock();
-        if let Ok(found) = table.entries.find_entry(hash, |e| e.is(key)) {
+        if let Ok(found) = table.entries.find_entry(hash, |e| e.is(hash, key)) {
             found.remove();
         }
         Ok(())
