@@ -223,3 +223,21 @@ fn many_threads_on_many_keys_admit_exactly_the_limit_per_key() {
         "every key admitted exactly 5"
     );
 }
+
+#[test]
+fn long_and_short_keys_and_prefix_splits_are_distinct() {
+    let store = MemoryStore::new();
+    let clock = ManualClock::new(T0);
+    let ab = limiter(FixedWindow::new(5, "1m").unwrap(), &store, &clock).with_prefix("ab");
+    let a = limiter(FixedWindow::new(5, "1m").unwrap(), &store, &clock).with_prefix("a");
+    // "ab" + "c" and "a" + "bc" join to the same text but are different keys.
+    ab.limit_with_cost("c", 5).unwrap();
+    assert_eq!(a.remaining("bc").unwrap().remaining, 5);
+    let long = "k".repeat(300);
+    let longer = "k".repeat(301);
+    ab.limit_with_cost(&long, 2).unwrap();
+    assert_eq!(ab.remaining(&long).unwrap().remaining, 3);
+    assert_eq!(ab.remaining(&longer).unwrap().remaining, 5);
+    ab.reset(&long).unwrap();
+    assert_eq!(ab.remaining(&long).unwrap().remaining, 5);
+}
