@@ -29,13 +29,8 @@ pub struct FixedWindowState {
 impl FixedWindow {
     /// `limit` units per `window`, e.g. `FixedWindow::new(10, "10 s")`.
     pub fn new(limit: u64, window: impl IntoMillis) -> Result<Self, ConfigError> {
-        let limit = limits::nonzero("limit", limit)?;
-        let window_ms = limits::span("window", window.into_millis()?)?;
-        limits::exact_product("limit × window", limit, window_ms)?;
-        Ok(Self {
-            limit,
-            window: Divisor::new(window_ms),
-        })
+        let (limit, window) = limits::counted_window(limit, window)?;
+        Ok(Self { limit, window })
     }
 
     /// The window length in milliseconds.

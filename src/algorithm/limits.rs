@@ -4,7 +4,9 @@
 //! doubles: integers are exact only up to 2^53. Bounding the products each
 //! algorithm computes keeps the two implementations bit-for-bit equal.
 
+use super::divisor::Divisor;
 use crate::error::ConfigError;
+use crate::IntoMillis;
 
 /// Largest integer a Lua number (an IEEE double) holds exactly.
 pub const MAX_EXACT: u128 = 1 << 53;
@@ -63,4 +65,16 @@ pub(crate) fn not_above(
     } else {
         Ok(())
     }
+}
+
+/// A count per window, validated: `limit ≥ 1`, a window of at least 1 ms,
+/// and `limit × window` exact in Lua (the counters are scaled by the window).
+pub(crate) fn counted_window(
+    limit: u64,
+    window: impl IntoMillis,
+) -> Result<(u64, Divisor), ConfigError> {
+    let limit = nonzero("limit", limit)?;
+    let window_ms = span("window", window.into_millis()?)?;
+    exact_product("limit × window", limit, window_ms)?;
+    Ok((limit, Divisor::new(window_ms)))
 }
