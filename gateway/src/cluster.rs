@@ -24,8 +24,6 @@ const SLOTS: usize = 16384;
 const UNASSIGNED: u16 = u16::MAX;
 /// Redirects followed for one command before giving up.
 const MAX_REDIRECTS: usize = 3;
-/// Slot-map refreshes closer together than this are merged.
-const MIN_REFRESH_GAP: Duration = Duration::from_millis(100);
 
 struct SlotMap {
     /// Node index per slot.
@@ -206,9 +204,12 @@ impl Cluster {
 
     /// Reads CLUSTER SLOTS from a known node (or the seed) and swaps the map.
     pub async fn refresh(&self) -> Result<(), ConnError> {
+        let asked = Instant::now();
         let mut last = self.last_refresh.lock().await;
         let map = self.current();
-        if last.is_some_and(|t| t.elapsed() < MIN_REFRESH_GAP) && !map.nodes.is_empty() {
+        // A refresh that finished while this one waited already saw what
+        // prompted it (a burst of MOVED replies causes one refresh).
+        if last.is_some_and(|t| t > asked) && !map.nodes.is_empty() {
             return Ok(());
         }
         let mut sources: Vec<(String, Arc<Pool>)> = map.nodes.clone();

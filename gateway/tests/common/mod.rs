@@ -36,14 +36,21 @@ pub struct Redis {
     pub port: u16,
     dir: tempfile::TempDir,
     child: Option<Child>,
+    extra: Vec<String>,
 }
 
 impl Redis {
     pub fn start() -> Redis {
+        Redis::start_with(free_port(), &[])
+    }
+
+    /// A server with extra `redis-server` arguments (cluster mode...).
+    pub fn start_with(port: u16, extra: &[&str]) -> Redis {
         let mut r = Redis {
-            port: free_port(),
+            port,
             dir: tempfile::tempdir().expect("temp dir"),
             child: None,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
         };
         r.spawn();
         r
@@ -53,6 +60,7 @@ impl Redis {
         let child = Command::new("redis-server")
             .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
             .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
+            .args(&self.extra)
             .arg("--dir")
             .arg(self.dir.path())
             .stdout(Stdio::null())

@@ -1,0 +1,195 @@
+//! Redis Cluster mode against a real three-master cluster on loopback.
+
+mod common;
+
+use std::net::TcpListener;
+use std::process::Command;
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+struct Cluster {
+    nodes: Vec<Redis>,
+}
+
+/// A free port whose cluster bus port (+10000) is free too.
+fn cluster_port() -> u16 {
+    for _ in 0..200 {
+        let p = free_port();
+        if p < 55000 && TcpListener::bind(("127.0.0.1", p + 10000)).is_ok() {
+            return p;
+        }
+    }
+    panic!("no free port pair for a cluster node");
+}
+
+impl Cluster {
+    fn start() -> Cluster {
+        let nodes: Vec<Redis> = (0..3)
+            .map(|_| {
+                Redis::start_with(
+                    cluster_port(),
+                    &["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"],
+                )
+            })
+            .collect();
+        let addrs: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        let out = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(&addrs)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .output()
+            .expect("redis-cli --cluster create");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let c = Cluster { nodes };
+        let end = Instant::now() + Duration::from_secs(20);
+        while !c
+            .nodes
+            .iter()
+            .all(|n| n.cli(&["CLUSTER", "INFO"]).contains("cluster_state:ok"))
+        {
+            assert!(Instant::now() < end, "cluster did not become ready");
+            sleep(Duration::from_millis(100));
+        }
+        c
+    }
+
+    fn node_of(&self, key: &str) -> &Redis {
+        let slot: u16 = self.nodes[0]
+            .cli(&["CLUSTER", "KEYSLOT", key])
+            .parse()
+            .unwrap();
+        self.nodes
+            .iter()
+            .find(|n| {
+                let nodes = n.cli(&["CLUSTER", "NODES"]);
+                let me = nodes
+                    .lines()
+                    .find(|l| l.contains("myself"))
+                    .unwrap()
+                    .to_string();
+                me.split_whitespace()
+                    .skip(8)
+                    .any(|r| match r.split_once('-') {
+                        Some((a, b)) => (a.parse().unwrap()..=b.parse().unwrap()).contains(&slot),
+                        None => r.parse::<u16>().ok() == Some(slot),
+                    })
+            })
+            .expect("slot owner")
+    }
+}
+
+fn gateway(c: &Cluster) -> Gateway {
+    Gateway::start(&c.nodes[0].url(), &["--cluster"])
+}
+
+#[test]
+fn cluster_mode() {
+    let c = Cluster::start();
+    let g = gateway(&c);
+
+    // Keys spread over every node; single commands and one mixed pipeline.
+    for i in 0..60 {
+        let res = g.post("/", &format!(r#"["SET","key{i}","v{i}"]"#));
+        assert_eq!(res.json(), json!({"result": "OK"}), "key{i}");
+    }
+    for n in &c.nodes {
+        assert!(
+            n.cli(&["DBSIZE"]).parse::<u32>().unwrap() > 5,
+            "keys not spread"
+        );
+    }
+    let cmds: Vec<String> = (0..60).map(|i| format!(r#"["GET","key{i}"]"#)).collect();
+    let v = g.post("/pipeline", &format!("[{}]", cmds.join(","))).json();
+    for i in 0..60 {
+        assert_eq!(v[i], json!({"result": format!("v{i}")}));
+    }
+    assert_eq!(g.get("/get/key7").json(), json!({"result": "v7"}));
+    let res = g.post("/", r#"["MSET","a","1","b","2"]"#);
+    assert!(res.json()["error"]
+        .as_str()
+        .unwrap()
+        .starts_with("CROSSSLOT"));
+    assert_eq!(g.post("/", r#"["MSET","{u}a","1","{u}b","2"]"#).status, 200);
+
+    // Transactions run on the node owning their one slot.
+    let v = g
+        .post(
+            "/multi-exec",
+            r#"[["INCR","{t}x"],["INCR","{t}x"],["GET","{t}x"]]"#,
+        )
+        .json();
+    assert_eq!(v, json!([{"result": 1}, {"result": 2}, {"result": "2"}]));
+    let res = g.post("/multi-exec", r#"[["INCR","a"],["INCR","b"]]"#);
+    assert_eq!(res.status, 400);
+    assert!(res.json()["error"]
+        .as_str()
+        .unwrap()
+        .starts_with("CROSSSLOT"));
+
+    // Shebang scripts: loaded on every master, EVALSHA by original SHA
+    // wherever the key lives.
+    let script = "#!lua flags=allow-key-locking\nreturn redis.call('INCRBY', KEYS[1], ARGV[1])";
+    let body = serde_json::to_string(&["SCRIPT", "LOAD", script]).unwrap();
+    let sha = g.post("/", &body).json()["result"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for i in 0..20 {
+        let b = format!(r#"["EVALSHA","{sha}","1","counter{i}","5"]"#);
+        assert_eq!(g.post("/", &b).json(), json!({"result": 5}), "counter{i}");
+    }
+    let b = format!(r#"["SCRIPT","EXISTS","{sha}"]"#);
+    assert_eq!(g.post("/", &b).json(), json!({"result": [1]}));
+    let b = format!(r#"["EVALSHA","{sha}","2","a","b","1"]"#);
+    assert!(g.post("/", &b).json()["error"]
+        .as_str()
+        .unwrap()
+        .starts_with("CROSSSLOT"));
+
+    // Health follows the cluster.
+    assert_eq!(g.request("GET", "/healthz", &[], b"").status, 200);
+}
+
+#[test]
+fn cluster_follows_moved_slots() {
+    let c = Cluster::start();
+    let g = gateway(&c);
+    // The gateway learns the slot map with a first request.
+    assert_eq!(
+        g.post("/", r#"["GET","moving"]"#).json(),
+        json!({"result": null})
+    );
+
+    // Hand the (empty) slot of "moving" to another master behind the
+    // gateway's back.
+    let from = c.node_of("moving");
+    let to = c.nodes.iter().find(|n| n.port != from.port).unwrap();
+    let to_id = to.cli(&["CLUSTER", "MYID"]);
+    let slot = from.cli(&["CLUSTER", "KEYSLOT", "moving"]);
+    for n in std::iter::once(to).chain(c.nodes.iter().filter(|n| n.port != to.port)) {
+        assert_eq!(n.cli(&["CLUSTER", "SETSLOT", &slot, "NODE", &to_id]), "OK");
+    }
+
+    // Stale map: MOVED is followed and the write lands on the new owner.
+    assert_eq!(
+        g.post("/", r#"["SET","moving","here"]"#).json(),
+        json!({"result": "OK"})
+    );
+    assert_eq!(to.cli(&["GET", "moving"]), "here");
+    let v = g
+        .post("/pipeline", r#"[["GET","moving"],["GET","key1"]]"#)
+        .json();
+    assert_eq!(v[0], json!({"result": "here"}));
+    let v = g.post("/multi-exec", r#"[["GET","moving"]]"#).json();
+    assert_eq!(v, json!([{"result": "here"}]));
+}
