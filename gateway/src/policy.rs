@@ -95,7 +95,12 @@ impl Policy {
                 "ERR command '{name}' is not supported over REST (it needs a dedicated connection)"
             )));
         }
-        let sub = sub_name(&name, args);
+        // Only the allow-list and read-only checks need `name|sub`.
+        let sub = if self.allow.is_some() || readonly.is_some() {
+            sub_name(&name, args)
+        } else {
+            None
+        };
         if let Some(allow) = &self.allow {
             let ok = allow.contains(&name) || sub.as_ref().is_some_and(|s| allow.contains(s));
             if !ok {
