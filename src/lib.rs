@@ -52,6 +52,7 @@ mod decision;
 mod duration;
 mod error;
 mod limiter;
+pub mod scripts;
 pub mod store;
 
 pub use algorithm::{

@@ -74,6 +74,16 @@ impl Gcra {
         self.burst
     }
 
+    /// Units per period (for the Lua twin's arguments).
+    pub(crate) fn rate(&self) -> u64 {
+        self.rate.get()
+    }
+
+    /// The period in milliseconds.
+    pub(crate) fn period_ms(&self) -> u64 {
+        self.period.get()
+    }
+
     /// How far `state`'s TAT is ahead of `now_ms`, in `1 / rate` ms; the
     /// state itself when that exceeds [`MAX_NARROW_DEBT`].
     #[inline]

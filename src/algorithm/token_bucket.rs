@@ -64,6 +64,21 @@ impl TokenBucket {
         self.capacity
     }
 
+    /// Tokens added per interval (for the Lua twin's arguments).
+    pub(crate) fn refill(&self) -> u64 {
+        self.refill.get()
+    }
+
+    /// The refill interval in milliseconds.
+    pub(crate) fn interval_ms(&self) -> u64 {
+        self.interval.get()
+    }
+
+    /// Tokens a key without state starts with.
+    pub(crate) fn initial(&self) -> u64 {
+        self.initial
+    }
+
     /// Refill intervals needed to gain `tokens` more.
     fn intervals_for(&self, tokens: u64) -> u64 {
         self.refill.div_ceil(tokens)

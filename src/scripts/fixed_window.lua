@@ -1,0 +1,57 @@
+-- fixed_window.lua: mirrors src/algorithm/fixed_window.rs (FixedWindow::decide).
+--
+-- KEYS[1]: state hash {start = window_start_ms, count, exp}.
+-- ARGV: now_ms or "", cost, peek ("1": read only), limit, window_ms.
+-- Reply: {allowed, remaining, reset_ms, retry_after_ms, now_ms}.
+
+local key = KEYS[1]
+local raw_now, caller_clock = el_now(ARGV[1])
+local cost = el_num(ARGV[2], 'cost')
+local readonly = ARGV[3] == '1'
+local limit = el_num(ARGV[4], 'limit')
+local window = el_num(ARGV[5], 'window_ms')
+
+-- check_cost
+if cost > limit then
+  return el_cost_error()
+end
+local now = el_clamp(raw_now)
+local state = el_load(key, raw_now, readonly, { 'start', 'count' })
+local has_state = state ~= nil
+
+local current_start = now - el_rem(now, window)
+-- A state from a later window means the clock went back: keep counting in
+-- that window rather than starting a fresh one.
+local start, count
+if state and state.start >= current_start then
+  start, count = state.start, state.count
+else
+  start, count = current_start, 0
+end
+local window_end = start + window
+
+local allowed = count + cost <= limit
+if allowed then
+  count = count + cost
+end
+if allowed and cost > 0 then
+  if not readonly then
+    redis.call('HSET', key, 'start', el_str(start), 'count', el_str(count))
+  end
+  has_state = true
+end
+
+local reset_ms = window_end
+if count == 0 then
+  reset_ms = now
+end
+local retry_after_ms = 0
+if not allowed then
+  retry_after_ms = window_end - now
+end
+local ttl = 0
+if count ~= 0 then
+  ttl = window_end - now
+end
+el_finish(key, has_state, ttl, raw_now, caller_clock, readonly)
+return el_reply(allowed, limit - count, reset_ms, retry_after_ms, now)

@@ -1,0 +1,91 @@
+-- gcra.lua: mirrors src/algorithm/gcra.rs (Gcra::narrow_debt, far_behind and
+-- decide).
+--
+-- KEYS[1]: state hash {tm = tat_ms, tf = tat_frac (in 1/rate ms), exp}.
+-- ARGV: now_ms or "", cost, peek ("1": read only), rate, period_ms, burst.
+-- Reply: {allowed, remaining, reset_ms, retry_after_ms, now_ms}.
+--
+-- Debts are in units of 1/rate ms. Rust keeps debts up to 2^63 in u64 and
+-- larger ones in u128 (far_behind); here a debt of 2^53 or more (only after
+-- the clock went back a long way) takes the far path, which computes the
+-- same values without forming the debt: it is then above the tolerance, so
+-- the call is denied (unless a read) and nothing is written.
+
+local key = KEYS[1]
+local raw_now, caller_clock = el_now(ARGV[1])
+local cost = el_num(ARGV[2], 'cost')
+local readonly = ARGV[3] == '1'
+local rate = el_num(ARGV[4], 'rate')
+local period = el_num(ARGV[5], 'period_ms')
+local burst = el_num(ARGV[6], 'burst')
+
+if cost > burst then
+  return el_cost_error()
+end
+local now = el_clamp(raw_now)
+local state = el_load(key, raw_now, readonly, { 'tm', 'tf' })
+local has_state = state ~= nil
+-- burst x period: the largest debt at which a call is still admitted.
+local tolerance = burst * period
+-- cost <= burst, so cost x period <= tolerance < 2^53.
+local cost_debt = cost * period
+
+-- ceil(y / rate) for an integer y of either sign, |y| < 2^53.
+local function ceil_div_signed(y)
+  if y >= 0 then
+    return el_div_ceil(y, rate)
+  end
+  return -el_idiv(-y, rate)
+end
+
+-- narrow_debt: how far the TAT is ahead of now.
+local debt = 0
+local behind = nil
+if state and (state.tm > now or (state.tm == now and state.tf > 0)) then
+  behind = state.tm - now
+  debt = behind * rate + state.tf
+end
+
+if debt >= EL_MAX_TIME_MS then
+  -- far_behind: debt = behind x rate + tf, above the tolerance.
+  local until_full = behind
+  if state.tf ~= 0 then
+    until_full = until_full + 1
+  end
+  local retry_after_ms = 0
+  if cost ~= 0 then
+    -- ceil((debt + cost x period - tolerance) / rate)
+    retry_after_ms = behind + ceil_div_signed(state.tf + cost_debt - tolerance)
+  end
+  el_finish(key, has_state, until_full, raw_now, caller_clock, readonly)
+  return el_reply(cost == 0, 0, now + until_full, retry_after_ms, now)
+end
+
+-- wanted - tolerance, where wanted = debt + cost x period; computed in this
+-- order so it stays exact.
+local excess = (debt - tolerance) + cost_debt
+-- After the clock went back the debt can exceed the tolerance; a read
+-- (cost 0) is still allowed.
+local allowed = cost == 0 or excess <= 0
+local debt_after = debt
+if allowed then
+  debt_after = debt + cost_debt
+end
+local whole_ms, frac = el_divrem(debt_after, rate)
+if allowed and cost > 0 then
+  if not readonly then
+    redis.call('HSET', key, 'tm', el_str(now + whole_ms), 'tf', el_str(frac))
+  end
+  has_state = true
+end
+local until_full = whole_ms
+if frac ~= 0 then
+  until_full = until_full + 1
+end
+local retry_after_ms = 0
+if not allowed then
+  retry_after_ms = el_div_ceil(excess, rate)
+end
+local remaining = el_idiv(tolerance - math.min(debt_after, tolerance), period)
+el_finish(key, has_state, until_full, raw_now, caller_clock, readonly)
+return el_reply(allowed, remaining, now + until_full, retry_after_ms, now)

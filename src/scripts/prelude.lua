@@ -1,0 +1,142 @@
+-- edgelimit script prelude, prepended to every algorithm script.
+--
+-- Redis runs Lua 5.1: every number is an IEEE double, exact for integers up
+-- to 2^53. Configurations are validated in Rust (src/algorithm/limits.rs) so
+-- that every product the algorithms compute stays below 2^53, and each script
+-- does the same integer arithmetic as its Rust twin.
+--
+-- Time: ARGV[1] is the caller's time in milliseconds, or "" to use the
+-- server's TIME. Expiry: besides its algorithm fields, every state hash has a
+-- field `exp`, the time (on the same clock as ARGV[1]) from which the state no
+-- longer counts, exactly as the in-memory store keeps `expires_at_ms`: a
+-- state is read only while `exp > now`. The key itself gets PEXPIRE ttl_ms on
+-- the server's clock; with the caller's clock, EL_GRACE_MS more, so that a
+-- caller clock running behind the server's cannot lose a state early (the
+-- decision still follows `exp`). A TTL of 0 deletes the key.
+
+local EL_MAX_TIME_MS = 9007199254740992 -- 2^53: MAX_TIME_MS in contract.rs
+local EL_MAX_SPAN_MS = 3153600000000 -- limits::MAX_SPAN_MS (100 years)
+local EL_GRACE_MS = 10000
+
+-- A decimal argument as a number; raises a script error when malformed.
+local function el_num(arg, what)
+  local n = tonumber(arg)
+  if n == nil or n < 0 or n ~= math.floor(n) then
+    error('EDGELIMIT bad argument: ' .. what)
+  end
+  return n
+end
+
+-- The time to decide at: ARGV[1], or the server's TIME when it is "".
+-- Returns the time and whether it came from the caller.
+local function el_now(arg)
+  if arg == nil or arg == '' then
+    local t = redis.call('TIME')
+    return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000), false
+  end
+  return el_num(arg, 'now'), true
+end
+
+-- contract.rs clamp_time.
+local function el_clamp(ms)
+  if ms > EL_MAX_TIME_MS then
+    return EL_MAX_TIME_MS
+  end
+  return ms
+end
+
+-- Exact floor(a / b) and a % b for integers 0 <= a < 2^53, 1 <= b < 2^53
+-- (divisor.rs Divisor::div_rem): the rounded quotient is off by at most one.
+local function el_divrem(a, b)
+  local q = math.floor(a / b)
+  local r = a - q * b
+  if r < 0 then
+    q = q - 1
+    r = r + b
+  elseif r >= b then
+    q = q + 1
+    r = r - b
+  end
+  return q, r
+end
+
+local function el_idiv(a, b)
+  local q = el_divrem(a, b)
+  return q
+end
+
+local function el_rem(a, b)
+  local _, r = el_divrem(a, b)
+  return r
+end
+
+-- Divisor::div_ceil.
+local function el_div_ceil(a, b)
+  local q, r = el_divrem(a, b)
+  if r ~= 0 then
+    q = q + 1
+  end
+  return q
+end
+
+-- An integer as a decimal string for Redis (tostring loses digits).
+local function el_str(n)
+  return string.format('%.0f', n)
+end
+
+local function el_cost_error()
+  return redis.error_reply('EDGELIMIT cost exceeds limit')
+end
+
+-- Reads `fields` of the state at `key` as numbers, or nil when the key has
+-- no state or its state has expired at `now` (`exp <= now`). An expired
+-- state is deleted first unless `readonly`, so the script starts afresh.
+local function el_load(key, now, readonly, fields)
+  local values = redis.call('HMGET', key, 'exp', unpack(fields))
+  local exp = tonumber(values[1])
+  if exp == nil then
+    return nil
+  end
+  if exp <= now then
+    if not readonly then
+      redis.call('DEL', key)
+    end
+    return nil
+  end
+  local state = {}
+  for i, field in ipairs(fields) do
+    state[field] = tonumber(values[i + 1])
+  end
+  return state
+end
+
+-- After a decision: keeps the state for `ttl` ms when there is one, drops
+-- it otherwise (a TTL of 0 means the state no longer matters).
+local function el_finish(key, has_state, ttl, now, caller_clock, readonly)
+  if readonly then
+    return
+  end
+  if has_state and ttl > 0 then
+    redis.call('HSET', key, 'exp', el_str(now + ttl))
+    local keep = ttl
+    if caller_clock then
+      keep = keep + EL_GRACE_MS
+    end
+    redis.call('PEXPIRE', key, el_str(keep))
+  else
+    redis.call('DEL', key)
+  end
+end
+
+local function el_bool(b)
+  if b then
+    return 1
+  end
+  return 0
+end
+
+-- The reply of a rate script.
+local function el_reply(allowed, remaining, reset_ms, retry_after_ms, now)
+  return { el_bool(allowed), remaining, reset_ms, retry_after_ms, now }
+end
+

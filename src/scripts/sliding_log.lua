@@ -1,0 +1,118 @@
+-- sliding_log.lua: mirrors src/algorithm/sliding_log.rs (SlidingLog::decide,
+-- SlidingLogState::expire, record and time_when_freed).
+--
+-- KEYS[1]: state hash. The log is a queue of entries numbered head..tail-1,
+--          oldest first: field a<i> = at_ms and u<i> = units of entry i.
+--          Bookkeeping: h = head, t = tail, total (sum of units),
+--          latest = latest_ms, exp.
+-- ARGV: now_ms or "", cost, peek ("1": read only), limit, window_ms.
+-- Reply: {allowed, remaining, reset_ms, retry_after_ms, now_ms}.
+
+local key = KEYS[1]
+local raw_now, caller_clock = el_now(ARGV[1])
+local cost = el_num(ARGV[2], 'cost')
+local readonly = ARGV[3] == '1'
+local limit = el_num(ARGV[4], 'limit')
+local window = el_num(ARGV[5], 'window_ms')
+
+if cost > limit then
+  return el_cost_error()
+end
+local now = el_clamp(raw_now)
+-- state.get_or_insert_with(SlidingLogState::default)
+local state = el_load(key, raw_now, readonly, { 'h', 't', 'total', 'latest' })
+if state == nil then
+  state = { h = 0, t = 0, total = 0, latest = 0 }
+end
+local head, tail, total = state.h, state.t, state.total
+
+local function entry(i)
+  local v = redis.call('HMGET', key, 'a' .. el_str(i), 'u' .. el_str(i))
+  return tonumber(v[1]), tonumber(v[2])
+end
+
+-- Never evaluate before the latest time seen: a clock going back must not
+-- bring back room that was already used.
+local at = math.max(state.latest, now)
+local latest = at
+
+-- expire(at, window)
+local expired = {}
+while head < tail do
+  local first_at, first_units = entry(head)
+  if first_at + window > at then
+    break
+  end
+  total = total - first_units
+  expired[#expired + 1] = 'a' .. el_str(head)
+  expired[#expired + 1] = 'u' .. el_str(head)
+  head = head + 1
+end
+
+-- The newest entry, after a record below.
+local last_at, last_units
+if head < tail then
+  last_at, last_units = entry(tail - 1)
+end
+
+local allowed = total + cost <= limit
+local recorded = nil
+if allowed and cost > 0 then
+  -- record(at, cost)
+  if head < tail and last_at == at then
+    last_units = last_units + cost
+    recorded = tail - 1
+  else
+    last_at, last_units = at, cost
+    recorded = tail
+    tail = tail + 1
+  end
+  total = total + cost
+end
+
+local retry_after_ms = 0
+if not allowed then
+  -- time_when_freed(total + cost - limit, window)
+  local excess = total + cost - limit
+  local freed = 0
+  local found = nil
+  for i = head, tail - 1 do
+    local entry_at, entry_units = entry(i)
+    freed = freed + entry_units
+    if freed >= excess then
+      found = entry_at + window
+      break
+    end
+  end
+  if found == nil then
+    if head < tail then
+      found = last_at + window
+    else
+      found = 0
+    end
+  end
+  retry_after_ms = found - now
+end
+
+if not readonly then
+  -- In chunks: unpack is bounded by the Lua stack.
+  for i = 1, #expired, 1000 do
+    redis.call('HDEL', key, unpack(expired, i, math.min(i + 999, #expired)))
+  end
+  redis.call('HSET', key, 'h', el_str(head), 't', el_str(tail), 'total', el_str(total),
+    'latest', el_str(latest))
+  if recorded ~= nil then
+    redis.call('HSET', key, 'a' .. el_str(recorded), el_str(last_at),
+      'u' .. el_str(recorded), el_str(last_units))
+  end
+end
+
+local reset_ms = now
+local ttl = 0
+if head < tail then
+  local newest_end = last_at + window
+  reset_ms = newest_end
+  ttl = newest_end - now
+end
+el_finish(key, true, ttl, raw_now, caller_clock, readonly)
+return el_reply(allowed, limit - total, reset_ms, retry_after_ms, now)

@@ -1,0 +1,79 @@
+-- sliding_window.lua: mirrors src/algorithm/sliding_window.rs
+-- (SlidingWindow::view, retry_at and decide).
+--
+-- KEYS[1]: state hash {start = window_start_ms, cur = current,
+--          prev = previous, exp}.
+-- ARGV: now_ms or "", cost, peek ("1": read only), limit, window_ms.
+-- Reply: {allowed, remaining, reset_ms, retry_after_ms, now_ms}.
+
+local key = KEYS[1]
+local raw_now, caller_clock = el_now(ARGV[1])
+local cost = el_num(ARGV[2], 'cost')
+local readonly = ARGV[3] == '1'
+local limit = el_num(ARGV[4], 'limit')
+local w = el_num(ARGV[5], 'window_ms')
+
+if cost > limit then
+  return el_cost_error()
+end
+local now = el_clamp(raw_now)
+local state = el_load(key, raw_now, readonly, { 'start', 'cur', 'prev' })
+local has_state = state ~= nil
+
+-- view: windows rolled forward; the time clamped to the state's window if
+-- the clock went back.
+local start = now - el_rem(now, w)
+local s_start, cur, prev
+if state and state.start >= start then
+  s_start, cur, prev = state.start, state.cur, state.prev
+elseif state and state.start + w == start then
+  s_start, cur, prev = start, 0, state.cur
+else
+  s_start, cur, prev = start, 0, 0
+end
+local at = math.max(now, s_start)
+
+local elapsed = at - s_start
+-- All quantities below are scaled by w; validation keeps them < 2^53 (a sum
+-- above 2^53 only ever compares greater than capacity, which is exact).
+local weighted_previous = prev * (w - elapsed)
+local capacity = limit * w
+
+local allowed = cost == 0 or weighted_previous + (cur + cost) * w <= capacity
+if allowed and cost > 0 then
+  cur = cur + cost
+  if not readonly then
+    redis.call('HSET', key, 'start', el_str(s_start), 'cur', el_str(cur), 'prev', el_str(prev))
+  end
+  has_state = true
+end
+local used = weighted_previous + cur * w
+local window_end = s_start + w
+local reset_ms, ttl_end
+if cur > 0 then
+  reset_ms, ttl_end = window_end + w, window_end + w
+elseif prev > 0 then
+  reset_ms, ttl_end = window_end, window_end
+else
+  reset_ms, ttl_end = now, now
+end
+
+local retry_after_ms = 0
+if not allowed then
+  -- retry_at
+  local retry_at
+  if cur + cost <= limit then
+    local room = (limit - cur - cost) * w
+    local elapsed_then = w - math.min(el_idiv(room, prev), w)
+    retry_at = s_start + elapsed_then
+  else
+    local room = (limit - cost) * w
+    local elapsed_then = w - math.min(el_idiv(room, cur), w)
+    retry_at = s_start + w + elapsed_then
+  end
+  retry_after_ms = retry_at - now
+end
+
+el_finish(key, has_state, ttl_end - now, raw_now, caller_clock, readonly)
+local remaining = el_idiv(capacity - math.min(used, capacity), w)
+return el_reply(allowed, remaining, reset_ms, retry_after_ms, now)

@@ -1,0 +1,682 @@
+//! The Lua scripts against a real `redis-server`: their SHA-1s, and
+//! differential tests requiring the same decisions as the Rust core.
+//!
+//! `redis-server` must be on PATH (`bash tools/ensure-redis.sh`, run by
+//! `make test`). `PROPTEST_CASES` sets the number of random cases (default 64).
+
+#[path = "common/resp.rs"]
+mod resp;
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use edgelimit::algorithm::{Algorithm, Concurrency, ConcurrencyState, LeaseOp};
+use edgelimit::scripts::{self, parse_lease_reply, parse_rate_reply, Script, Scripted};
+use edgelimit::{
+    Decision, Error, FixedWindow, Gcra, Limiter, SlidingLog, SlidingWindow, TokenBucket,
+};
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use resp::{Conn, Reply, Server};
+
+fn ms(ms: u64) -> std::time::Duration {
+    std::time::Duration::from_millis(ms)
+}
+
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(64)
+}
+
+fn runner() -> TestRunner {
+    TestRunner::new(Config {
+        cases: cases(),
+        failure_persistence: None,
+        ..Config::default()
+    })
+}
+
+fn load_all(conn: &mut Conn) {
+    for script in scripts::ALL {
+        let reply = conn.call(&["SCRIPT", "LOAD", script.code()]).unwrap();
+        assert_eq!(
+            reply.text().as_deref(),
+            Some(script.sha1()),
+            "{}",
+            script.name()
+        );
+    }
+}
+
+/// A rate script with its configuration.
+struct RateScript {
+    script: &'static Script,
+    config: Vec<u64>,
+    limit: u64,
+}
+
+impl RateScript {
+    fn of<A: Scripted>(alg: &A) -> Self {
+        Self {
+            script: alg.script(),
+            config: alg.config_args(),
+            limit: alg.limit(),
+        }
+    }
+
+    /// EVALSHA: the decision and the time used, or the error.
+    fn eval(
+        &self,
+        conn: &mut Conn,
+        key: &str,
+        now: Option<u64>,
+        cost: u64,
+        peek: bool,
+    ) -> Result<(Decision, u64), String> {
+        let mut args = vec![
+            "EVALSHA".to_owned(),
+            self.script.sha1().to_owned(),
+            "1".to_owned(),
+            key.to_owned(),
+            now.map_or(String::new(), |n| n.to_string()),
+            cost.to_string(),
+            if peek { "1" } else { "0" }.to_owned(),
+        ];
+        args.extend(self.config.iter().map(u64::to_string));
+        match conn.call(&args).unwrap() {
+            Reply::Error(e) => Err(e),
+            reply => Ok(
+                parse_rate_reply(&reply.ints().expect("integers"), self.limit)
+                    .unwrap_or_else(|| panic!("malformed reply {reply:?}")),
+            ),
+        }
+    }
+}
+
+#[test]
+fn script_load_returns_each_sha1() {
+    let server = Server::start();
+    let mut conn = server.conn();
+    load_all(&mut conn);
+    let names: Vec<_> = scripts::ALL.iter().map(|s| s.name()).collect();
+    assert_eq!(
+        names,
+        [
+            "fixed_window",
+            "sliding_window",
+            "sliding_log",
+            "token_bucket",
+            "gcra",
+            "concurrency"
+        ]
+    );
+}
+
+/// A configuration of one of the rate algorithms.
+#[derive(Debug, Clone)]
+enum RateConfig {
+    Fixed(FixedWindow),
+    Sliding(SlidingWindow),
+    Log(SlidingLog),
+    Bucket(TokenBucket),
+    Gcra(Gcra),
+}
+
+fn span() -> impl Strategy<Value = u64> {
+    prop_oneof![
+        3 => 1..=10u64,
+        4 => 1..=3_000u64,
+        1 => Just(60_000u64),
+        1 => 1..=86_400_000u64,
+    ]
+}
+
+fn count() -> impl Strategy<Value = u64> {
+    prop_oneof![8 => 1..=20u64, 1 => 1..=1_000u64, 1 => Just(1u64 << 30)]
+}
+
+fn rate_config() -> impl Strategy<Value = RateConfig> {
+    prop_oneof![
+        (count(), span()).prop_filter_map("invalid", |(l, w)| FixedWindow::new(l, ms(w))
+            .ok()
+            .map(RateConfig::Fixed)),
+        (count(), span()).prop_filter_map("invalid", |(l, w)| SlidingWindow::new(l, ms(w))
+            .ok()
+            .map(RateConfig::Sliding)),
+        (1..=20u64, span())
+            .prop_filter_map("invalid", |(l, w)| SlidingLog::new(l, ms(w)).ok().map(RateConfig::Log)),
+        (count(), span(), any::<u64>(), any::<u64>()).prop_filter_map(
+            "invalid",
+            |(c, i, r, init)| {
+                let refill = 1 + r % c;
+                let initial = if init % 3 == 0 { c } else { init % (c + 1) };
+                TokenBucket::new(c, refill, ms(i))
+                    .and_then(|b| b.with_initial(initial))
+                    .ok()
+                    .map(RateConfig::Bucket)
+            }
+        ),
+        (
+            prop_oneof![4 => 1..=20u64, 1 => 1..=1_000_000u64, 1 => Just(1u64 << 40), 1 => Just(1u64 << 50)],
+            span(),
+            count()
+        )
+            .prop_filter_map("invalid", |(r, p, b)| Gcra::new(r, ms(p))
+                .and_then(|g| g.with_burst(b))
+                .ok()
+                .map(RateConfig::Gcra)),
+    ]
+}
+
+/// One call: which key, how much (scaled to the limit), how far the clock
+/// moves first (scaled to the configuration's span), whether it only peeks.
+#[derive(Debug, Clone, Copy)]
+struct RawOp {
+    key: usize,
+    cost_kind: u8,
+    cost_x: u64,
+    step_kind: u8,
+    step_x: u64,
+    peek: bool,
+}
+
+fn raw_op() -> impl Strategy<Value = RawOp> {
+    (
+        0..3usize,
+        0..8u8,
+        any::<u64>(),
+        0..13u8,
+        any::<u64>(),
+        prop::bool::weighted(0.1),
+    )
+        .prop_map(|(key, cost_kind, cost_x, step_kind, step_x, peek)| RawOp {
+            key,
+            cost_kind,
+            cost_x,
+            step_kind,
+            step_x,
+            peek,
+        })
+}
+
+fn cost_of(op: &RawOp, limit: u64) -> u64 {
+    match op.cost_kind {
+        0 => 0,
+        1 => 1,
+        2 => limit,
+        3 => limit + 1,
+        4 => limit + 1 + op.cost_x % 1000,
+        5 => (limit / 2).max(1),
+        _ => op.cost_x % (limit + 1),
+    }
+}
+
+/// The clock's move before a call: none, small, backwards, or a long idle gap.
+fn step_of(op: &RawOp, span: u64, monotone: bool) -> i128 {
+    let x = op.step_x;
+    let span = i128::from(span);
+    let step = match op.step_kind {
+        0 | 1 => 0,
+        2..=5 => i128::from(x) % (span + 1),
+        6 => 1,
+        7 => -(i128::from(x) % (2 * span + 1)),
+        8 => -(i128::from(x % 5)),
+        9 => span * i128::from(2 + x % 1000),
+        10 => span,
+        11 => -(i128::from(x % 100_000_000)),
+        _ => i128::from(x % 10_000_000),
+    };
+    if monotone {
+        step.abs()
+    } else {
+        step
+    }
+}
+
+fn start_time() -> impl Strategy<Value = u64> {
+    prop_oneof![
+        0..=10_000u64,
+        1_600_000_000_000..=1_900_000_000_000u64,
+        (1u64 << 52)..=(1u64 << 52) + 10_000,
+    ]
+}
+
+/// The reference: the pure algorithm with per-key state dropped once the TTL
+/// it reported has passed (at once for a TTL of 0), as a store does.
+struct Reference<S> {
+    states: HashMap<usize, (S, u64)>,
+}
+
+impl<S: Clone> Reference<S> {
+    fn new() -> Self {
+        Self {
+            states: HashMap::new(),
+        }
+    }
+
+    /// Runs `f` on `key`'s state at `now`; `keep` false leaves the state as
+    /// it was (a read-only peek, or an error).
+    fn run<T>(
+        &mut self,
+        key: usize,
+        now: u64,
+        f: impl FnOnce(&mut Option<S>) -> (T, Option<u64>),
+    ) -> T {
+        let before = self.states.remove(&key);
+        let mut state = before.clone().filter(|(_, exp)| *exp > now).map(|(s, _)| s);
+        let (out, ttl) = f(&mut state);
+        match ttl {
+            None => {
+                if let Some(before) = before {
+                    self.states.insert(key, before);
+                }
+            }
+            Some(ttl) => {
+                if let Some(state) = state.filter(|_| ttl > 0) {
+                    self.states.insert(key, (state, now.saturating_add(ttl)));
+                }
+            }
+        }
+        out
+    }
+}
+
+#[derive(Debug, Clone)]
+struct RateCase {
+    config: RateConfig,
+    start: u64,
+    monotone: bool,
+    ops: Vec<RawOp>,
+}
+
+fn rate_case() -> impl Strategy<Value = RateCase> {
+    (
+        rate_config(),
+        start_time(),
+        prop::bool::weighted(0.3),
+        prop::collection::vec(raw_op(), 1..=60),
+    )
+        .prop_map(|(config, start, monotone, ops)| RateCase {
+            config,
+            start,
+            monotone,
+            ops,
+        })
+}
+
+fn replay<A: Algorithm + Scripted + Clone>(
+    alg: &A,
+    span: u64,
+    case: &RateCase,
+    conn: &mut Conn,
+    prefix: &str,
+) -> Result<(), TestCaseError> {
+    let limit = alg.limit();
+    let script = RateScript::of(alg);
+    let mut reference = Reference::<A::State>::new();
+    // What users get: the in-memory store through a Limiter. It keeps a
+    // state whose TTL was 0 for calls at an earlier time, so it is only
+    // compared when the clock never goes back.
+    let memory = Limiter::new(alg.clone()).with_prefix(prefix);
+    let mut now = case.start;
+    for (i, op) in case.ops.iter().enumerate() {
+        let step = step_of(op, span, case.monotone);
+        now = u64::try_from((i128::from(now) + step).max(0)).unwrap();
+        let cost = cost_of(op, limit);
+        let expected = reference.run(op.key, now, |state| {
+            if op.peek {
+                let mut copy = state.clone();
+                (alg.decide(&mut copy, now, cost), None)
+            } else {
+                let outcome = alg.decide(state, now, cost);
+                let ttl = outcome.as_ref().ok().map(|o| o.ttl_ms);
+                (outcome, ttl)
+            }
+        });
+        let key = format!("{{{prefix}:{}}}", op.key);
+        let got = script.eval(conn, &key, Some(now), cost, op.peek);
+        let context = || format!("op {i} {op:?} at {now}, cost {cost}");
+        match expected {
+            Ok(outcome) => {
+                let (decision, used) =
+                    got.map_err(|e| TestCaseError::fail(format!("{}: Lua error {e}", context())))?;
+                prop_assert_eq!(decision, outcome.decision, "{}", context());
+                prop_assert_eq!(used, now, "{}", context());
+            }
+            Err(Error::CostExceedsLimit { .. }) => {
+                let error = got.err().unwrap_or_default();
+                prop_assert!(
+                    error.contains("EDGELIMIT cost exceeds limit"),
+                    "{}: Lua answered {:?}",
+                    context(),
+                    error
+                );
+            }
+            Err(e) => return Err(TestCaseError::fail(format!("{}: {e}", context()))),
+        }
+        if case.monotone && !op.peek {
+            let from_memory = memory.limit_at(&op.key.to_string(), cost, now);
+            match (from_memory, expected) {
+                (Ok(m), Ok(e)) => prop_assert_eq!(m, e.decision, "memory store, {}", context()),
+                (Err(_), Err(_)) => {}
+                (m, e) => prop_assert!(false, "memory store {:?} vs {:?}, {}", m, e, context()),
+            }
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn rate_scripts_decide_as_the_rust_core() {
+    let server = Server::start();
+    let conn = RefCell::new(server.conn());
+    load_all(&mut conn.borrow_mut());
+    let counter = RefCell::new(0u64);
+    runner()
+        .run(&rate_case(), |case| {
+            let mut n = counter.borrow_mut();
+            *n += 1;
+            let prefix = format!("rate{n}");
+            let conn = &mut conn.borrow_mut();
+            match &case.config {
+                RateConfig::Fixed(a) => replay(a, a.window_ms(), &case, conn, &prefix),
+                RateConfig::Sliding(a) => replay(a, a.window_ms(), &case, conn, &prefix),
+                RateConfig::Log(a) => replay(a, a.window_ms(), &case, conn, &prefix),
+                RateConfig::Bucket(a) => replay(a, a.config_args()[2], &case, conn, &prefix),
+                RateConfig::Gcra(a) => replay(a, a.config_args()[1], &case, conn, &prefix),
+            }
+        })
+        .unwrap();
+}
+
+/// One lease operation, with the clock's move before it.
+#[derive(Debug, Clone, Copy)]
+struct LeaseCall {
+    key: usize,
+    op: u8,
+    id: u64,
+    ttl_kind: u8,
+    ttl_x: u64,
+    step: RawOp,
+}
+
+#[derive(Debug, Clone)]
+struct LeaseCase {
+    max: u64,
+    lease_ms: u64,
+    start: u64,
+    calls: Vec<LeaseCall>,
+}
+
+fn lease_case() -> impl Strategy<Value = LeaseCase> {
+    let call = (0..2usize, 0..4u8, 0..5u64, 0..4u8, any::<u64>(), raw_op()).prop_map(
+        |(key, op, id, ttl_kind, ttl_x, step)| LeaseCall {
+            key,
+            op,
+            id,
+            ttl_kind,
+            ttl_x,
+            step,
+        },
+    );
+    (
+        prop_oneof![1..=4u64, Just(10_000u64)],
+        span(),
+        start_time(),
+        prop::collection::vec(call, 1..=60),
+    )
+        .prop_map(|(max, lease_ms, start, calls)| LeaseCase {
+            max,
+            lease_ms,
+            start,
+            calls,
+        })
+}
+
+#[test]
+fn concurrency_script_applies_as_the_rust_core() {
+    let server = Server::start();
+    let mut conn = server.conn();
+    load_all(&mut conn);
+    let conn = RefCell::new(conn);
+    let counter = RefCell::new(0u64);
+    runner()
+        .run(&lease_case(), |case| {
+            let mut n = counter.borrow_mut();
+            *n += 1;
+            let conn = &mut conn.borrow_mut();
+            let config = Concurrency::new(case.max, ms(case.lease_ms)).unwrap();
+            let mut reference = Reference::<ConcurrencyState>::new();
+            let mut now = case.start;
+            for (i, call) in case.calls.iter().enumerate() {
+                let step = step_of(&call.step, case.lease_ms, false);
+                now = u64::try_from((i128::from(now) + step).max(0)).unwrap();
+                let ttl_ms = match call.ttl_kind {
+                    0 => 0,
+                    1 => 1 + call.ttl_x % (2 * case.lease_ms),
+                    2 => call.ttl_x % 10,
+                    _ => call.ttl_x,
+                };
+                let (op, name) = match call.op {
+                    0 => (
+                        LeaseOp::Acquire {
+                            id: call.id,
+                            ttl_ms,
+                        },
+                        "acquire",
+                    ),
+                    1 => (LeaseOp::Release { id: call.id }, "release"),
+                    2 => (
+                        LeaseOp::Extend {
+                            id: call.id,
+                            ttl_ms,
+                        },
+                        "extend",
+                    ),
+                    _ => (LeaseOp::Peek, "peek"),
+                };
+                let expected = reference.run(call.key, now, |state| {
+                    let outcome = config.apply(state, now, op);
+                    (outcome, Some(outcome.ttl_ms))
+                });
+                let key = format!("{{lease{n}:{}}}", call.key);
+                let args = [
+                    "EVALSHA".to_owned(),
+                    scripts::CONCURRENCY.sha1().to_owned(),
+                    "1".to_owned(),
+                    key,
+                    now.to_string(),
+                    name.to_owned(),
+                    call.id.to_string(),
+                    ttl_ms.to_string(),
+                    case.max.to_string(),
+                    case.lease_ms.to_string(),
+                ];
+                let reply = conn.call(&args).unwrap();
+                let ints = reply
+                    .ints()
+                    .ok_or_else(|| TestCaseError::fail(format!("op {i}: reply {reply:?}")))?;
+                let (got, used) = parse_lease_reply(&ints, case.max)
+                    .ok_or_else(|| TestCaseError::fail(format!("op {i}: reply {ints:?}")))?;
+                let context = format!("op {i} {op:?} on key {} at {now}", call.key);
+                prop_assert_eq!(got.allowed, expected.allowed, "{}", context);
+                prop_assert_eq!(got.decision, expected.decision, "{}", context);
+                prop_assert_eq!(got.expires_at_ms, expected.expires_at_ms, "{}", context);
+                prop_assert_eq!(used, now, "{}", context);
+            }
+            Ok(())
+        })
+        .unwrap();
+}
+
+fn system_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+#[test]
+fn an_empty_time_uses_the_server_clock() {
+    let server = Server::start();
+    let mut conn = server.conn();
+    load_all(&mut conn);
+    let alg = TokenBucket::new(5, 1, "1 s").unwrap();
+    let before = system_ms();
+    let (decision, used) = RateScript::of(&alg)
+        .eval(&mut conn, "{t}:a", None, 2, false)
+        .unwrap();
+    let after = system_ms();
+    assert!(
+        used + 2_000 >= before && used <= after + 2_000,
+        "server time {used} vs system clock {before}..{after}"
+    );
+    assert_eq!(decision.remaining, 3);
+    assert_eq!(decision.reset_ms, used + 2_000);
+
+    let args = [
+        "EVALSHA",
+        scripts::CONCURRENCY.sha1(),
+        "1",
+        "{t}:lease",
+        "",
+        "acquire",
+        "7",
+        "0",
+        "2",
+        "30000",
+    ];
+    let ints = conn.call(&args).unwrap().ints().unwrap();
+    let (outcome, used) = parse_lease_reply(&ints, 2).unwrap();
+    assert!(used + 2_000 >= before && used <= system_ms() + 2_000);
+    assert_eq!(outcome.expires_at_ms, Some(used + 30_000));
+    let pttl = conn.call(&["PTTL", "{t}:lease"]).unwrap();
+    assert!(
+        matches!(pttl, Reply::Int(ms) if ms > 29_000 && ms <= 30_000),
+        "{pttl:?}"
+    );
+}
+
+fn snapshot(conn: &mut Conn, key: &str) -> (Vec<(String, String)>, Reply) {
+    let fields = match conn.call(&["HGETALL", key]).unwrap() {
+        Reply::Array(Some(items)) => {
+            let mut pairs: Vec<_> = items
+                .chunks(2)
+                .map(|p| (p[0].text().unwrap(), p[1].text().unwrap()))
+                .collect();
+            pairs.sort();
+            pairs
+        }
+        other => panic!("{other:?}"),
+    };
+    (fields, conn.call(&["PEXPIRETIME", key]).unwrap())
+}
+
+#[test]
+fn peek_writes_nothing_and_decides_as_a_read() {
+    let server = Server::start();
+    let mut conn = server.conn();
+    load_all(&mut conn);
+    let algorithms = [
+        RateScript::of(&FixedWindow::new(5, "1 s").unwrap()),
+        RateScript::of(&SlidingWindow::new(5, "1 s").unwrap()),
+        RateScript::of(&SlidingLog::new(5, "1 s").unwrap()),
+        RateScript::of(&TokenBucket::new(5, 1, "1 s").unwrap()),
+        RateScript::of(
+            &TokenBucket::new(5, 2, "300 ms")
+                .unwrap()
+                .with_initial(1)
+                .unwrap(),
+        ),
+        RateScript::of(&Gcra::new(5, "1 s").unwrap()),
+    ];
+    for (n, script) in algorithms.iter().enumerate() {
+        let name = script.script.name();
+        let key = format!("{{peek{n}}}");
+        // Times after several writes, including a clock gone back and an
+        // expired state still in Redis.
+        let mut times = vec![10_000u64, 10_000, 10_400, 10_900, 10_300, 11_500, 60_000];
+        let mut now = 0;
+        for (i, t) in times.drain(..).enumerate() {
+            now = t;
+            for cost in [0, 1, 2, 5] {
+                let before = snapshot(&mut conn, &key);
+                let peeked = script.eval(&mut conn, &key, Some(now), cost, true).unwrap();
+                assert_eq!(snapshot(&mut conn, &key), before, "{} at {now}", name);
+                if cost == 0 {
+                    let read = script.eval(&mut conn, &key, Some(now), 0, false).unwrap();
+                    assert_eq!(peeked, read, "{} at {now}", name);
+                }
+            }
+            let cost = if i % 2 == 0 { 2 } else { 1 };
+            script
+                .eval(&mut conn, &key, Some(now), cost, false)
+                .unwrap();
+        }
+        // A cost above the limit is an error that changes nothing.
+        let before = snapshot(&mut conn, &key);
+        let error = script
+            .eval(&mut conn, &key, Some(now), script.limit + 1, false)
+            .unwrap_err();
+        assert!(error.contains("EDGELIMIT cost exceeds limit"), "{error}");
+        assert_eq!(snapshot(&mut conn, &key), before);
+    }
+}
+
+#[test]
+fn times_beyond_2_53_are_clamped_as_in_rust() {
+    // The algorithm clamps time to 2^53; expiry (in the store and in Lua)
+    // compares the times as given, which Lua rounds to a double.
+    let server = Server::start();
+    let mut conn = server.conn();
+    load_all(&mut conn);
+    let alg = FixedWindow::new(3, "1 s").unwrap();
+    let script = RateScript::of(&alg);
+    let mut reference = Reference::new();
+    for (i, now) in [
+        (1u64 << 53) - 1,
+        1 << 53,
+        (1 << 53) + 1,
+        (1 << 53) + 2,
+        u64::MAX,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let expected = reference.run(0, now, |state| {
+            let outcome = alg.decide(state, now, 1).unwrap();
+            (outcome.decision, Some(outcome.ttl_ms))
+        });
+        let (decision, used) = script
+            .eval(&mut conn, "{far}", Some(now), 1, false)
+            .unwrap();
+        assert_eq!(decision, expected, "call {i} at {now}");
+        assert_eq!(used, now.min(1 << 53));
+    }
+}
+
+#[test]
+fn a_sliding_log_expires_thousands_of_entries_at_once() {
+    let server = Server::start();
+    let mut conn = server.conn();
+    load_all(&mut conn);
+    let alg = SlidingLog::new(100_000, "10 s").unwrap();
+    let script = RateScript::of(&alg);
+    let mut state = None;
+    // 3000 entries (6000 hash fields), then a call after all have expired.
+    let times = (0..3_000u64).map(|t| 1_000 + t).chain([20_000, 20_000]);
+    for now in times {
+        let cost = 1 + now % 3;
+        let expected = alg.decide(&mut state, now, cost).unwrap().decision;
+        let (decision, _) = script
+            .eval(&mut conn, "{log}", Some(now), cost, false)
+            .unwrap();
+        assert_eq!(decision, expected, "at {now}");
+    }
+    let Reply::Int(fields) = conn.call(&["HLEN", "{log}"]).unwrap() else {
+        panic!("HLEN")
+    };
+    assert_eq!(fields, 5 + 2, "bookkeeping fields and one entry");
+}
