@@ -3,7 +3,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all demo test test-long lint wasm-check bench clean
+.PHONY: all demo test test-deps test-long lint wasm-check bench clean
 
 all: test
 
@@ -11,9 +11,18 @@ all: test
 demo:
 	$(CARGO) run --quiet --release --example demo
 
-## Formatting, lints, then every test.
-test: lint wasm-check
-	$(CARGO) test --workspace
+GATEWAY_TARGET := $(CURDIR)/gateway/target
+GATEWAY_BIN := $(GATEWAY_TARGET)/debug/edgelimit-gateway
+
+## Formatting, lints, then every test (installs redis-server when missing).
+test: lint wasm-check test-deps
+	EDGELIMIT_GATEWAY_BIN=$(GATEWAY_BIN) $(CARGO) test --workspace
+	bash gateway/run-tests.sh
+
+## What the tests run against: a real redis-server and the real gateway.
+test-deps:
+	bash tools/ensure-redis.sh
+	CARGO_TARGET_DIR=$(GATEWAY_TARGET) $(CARGO) build --quiet --manifest-path gateway/Cargo.toml --bin edgelimit-gateway
 
 ## The core must keep compiling to WebAssembly.
 wasm-check:
@@ -21,8 +30,8 @@ wasm-check:
 	$(CARGO) build --quiet --lib --target wasm32-unknown-unknown
 
 ## The property tests with many more cases.
-test-long:
-	PROPTEST_CASES=20000 $(CARGO) test --workspace --release
+test-long: test-deps
+	EDGELIMIT_GATEWAY_BIN=$(GATEWAY_BIN) PROPTEST_CASES=20000 $(CARGO) test --workspace --release
 
 lint:
 	$(CARGO) fmt --all --check

@@ -93,11 +93,55 @@ pub enum Error {
     Store(#[from] StoreError),
 }
 
-/// A storage backend failure.
+/// A storage backend failure. Each kind says whether the operation may
+/// have taken effect, which decides whether retrying it is safe.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
 pub enum StoreError {
-    /// The backend refused or could not complete the operation.
-    #[error("{0}")]
-    Backend(String),
+    /// The backend refused the credentials (HTTP 401).
+    #[error("unauthorized: the REST token was refused")]
+    Unauthorized,
+    /// The script was not in the backend's cache even after sending its code.
+    #[error("script {sha1} is missing from the backend")]
+    ScriptMissing {
+        /// The script's SHA-1.
+        sha1: String,
+    },
+    /// The backend ran the command and answered with an error.
+    #[error("command error: {0}")]
+    Command(String),
+    /// No answer within the configured timeout; the operation may or may
+    /// not have taken effect.
+    #[error("timed out after {ms} ms")]
+    Timeout {
+        /// The timeout that expired.
+        ms: u64,
+    },
+    /// The request could not be delivered (connection refused, DNS…): it
+    /// did not take effect.
+    #[error("could not reach the backend: {0}")]
+    Unreachable(String),
+    /// The connection failed after the request was sent, or the backend
+    /// reported it could not serve it (HTTP 5xx); it may have taken effect.
+    #[error("backend unavailable: {0}")]
+    Unavailable(String),
+    /// The backend's answer was not what the protocol promises.
+    #[error("malformed reply: {0}")]
+    MalformedReply(String),
+}
+
+impl StoreError {
+    /// Whether the failed operation certainly did not take effect, so
+    /// retrying cannot apply it twice.
+    pub fn surely_not_applied(&self) -> bool {
+        matches!(self, Self::Unreachable(_) | Self::Unauthorized)
+    }
+
+    /// Whether trying again later may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Self::Timeout { .. } | Self::Unreachable(_) | Self::Unavailable(_)
+        )
+    }
 }

@@ -27,7 +27,10 @@ pub struct Outcome {
 ///   untouched, since no amount of waiting would admit it;
 /// - a clock that goes backwards never admits more than the latest time seen
 ///   would have.
-pub trait Algorithm {
+///
+/// Every algorithm has a Lua twin ([`Scripted`](crate::scripts::Scripted)),
+/// so any store can run it.
+pub trait Algorithm: crate::scripts::Scripted {
     /// The per-key state.
     type State: StateKind + Clone + std::fmt::Debug + PartialEq + Send + 'static;
 
@@ -43,9 +46,9 @@ pub trait Algorithm {
     ) -> Result<Outcome, Error>;
 }
 
-/// Latest time an algorithm computes with (about the year 287 000): keeps
-/// every sum of a time and a span far from overflow, and exact in Lua.
-pub const MAX_TIME_MS: u64 = 1 << 53;
+/// Latest time an algorithm computes with (about the year 144 000): a sum
+/// of a time and a span stays below 2^53, hence exact in Lua's doubles too.
+pub const MAX_TIME_MS: u64 = 1 << 52;
 
 /// Clamps a caller-supplied time so arithmetic on it cannot overflow.
 #[inline]

@@ -1,7 +1,7 @@
 //! Limiters: an algorithm, a store and a clock put together.
 
 mod concurrency;
-mod random;
+pub(crate) mod random;
 mod rate;
 mod wait;
 

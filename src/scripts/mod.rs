@@ -137,7 +137,7 @@ pub static ALL: [&Script; 6] = [
 ];
 
 /// A rate-limiting algorithm with a Lua twin.
-pub trait Scripted: Algorithm {
+pub trait Scripted {
     /// The script deciding for this algorithm.
     fn script(&self) -> &'static Script;
     /// The configuration, in the order the script takes it from `ARGV[4]` on.

@@ -14,7 +14,7 @@
 -- caller clock running behind the server's cannot lose a state early (the
 -- decision still follows `exp`). A TTL of 0 deletes the key.
 
-local EL_MAX_TIME_MS = 9007199254740992 -- 2^53: MAX_TIME_MS in contract.rs
+local EL_MAX_TIME_MS = 4503599627370496 -- 2^52: MAX_TIME_MS in contract.rs
 local EL_MAX_SPAN_MS = 3153600000000 -- limits::MAX_SPAN_MS (100 years)
 local EL_GRACE_MS = 10000
 

@@ -1,11 +1,14 @@
-//! What a store does: run one atomic read-modify-write on one key's state.
+//! What a store does: run one atomic read-modify-write on one key's state,
+//! in memory or as a Lua script in Redis.
 
-use crate::algorithm::{Algorithm, Concurrency, LeaseOp, LeaseOutcome, StateKind};
-use crate::{Decision, Error};
+use crate::algorithm::{
+    Algorithm, Concurrency, ConcurrencyState, LeaseOp, LeaseOutcome, StateKind,
+};
+use crate::scripts::{self, Script};
+use crate::{Decision, Error, StoreError};
 
 /// A stored key: a limiter's prefix and the caller's id, kept apart so a
-/// lookup needs no allocation. Backends that need one string join them as
-/// `prefix:id`.
+/// lookup needs no allocation. Backends that need one string join them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Key<'a> {
     /// The limiter's namespace.
@@ -20,6 +23,7 @@ pub trait Transition {
     type State: StateKind;
     /// What it answers.
     type Output;
+
     /// Runs the step on `state` (`None`: no state, or expired) at `now_ms`,
     /// returning the answer and how long the new state must be kept. On
     /// error the state must be left as it was.
@@ -28,6 +32,26 @@ pub trait Transition {
         state: &mut Option<Self::State>,
         now_ms: u64,
     ) -> Result<(Self::Output, u64), Error>;
+
+    /// The same step as a call of its Lua twin, for stores that run it
+    /// remotely. Fails without a round trip when the step can never succeed.
+    fn remote(&self) -> Result<Remote, Error>;
+
+    /// Reads the twin's reply.
+    fn decode(&self, reply: &[i64]) -> Result<Self::Output, StoreError>;
+}
+
+/// A transition as a script call: the script and its arguments after the
+/// time (which the store supplies, or leaves to Redis).
+#[derive(Debug, Clone)]
+pub struct Remote {
+    /// The Lua twin.
+    pub script: &'static Script,
+    /// `ARGV[2..]`.
+    pub args: Vec<String>,
+    /// Whether running it twice equals running it once, so that a request
+    /// that may have arrived can be retried.
+    pub idempotent: bool,
 }
 
 /// Storage for limiter state: keyed, atomic per key, with per-key expiry.
@@ -62,6 +86,30 @@ impl<A: Algorithm> Transition for Consume<'_, A> {
         let outcome = self.algorithm.decide(state, now_ms, self.cost)?;
         Ok((outcome.decision, outcome.ttl_ms))
     }
+
+    fn remote(&self) -> Result<Remote, Error> {
+        let limit = self.algorithm.limit();
+        if self.cost > limit {
+            return Err(Error::CostExceedsLimit {
+                cost: self.cost,
+                limit,
+            });
+        }
+        let mut args = vec![self.cost.to_string(), "0".to_owned()];
+        args.extend(self.algorithm.config_args().iter().map(u64::to_string));
+        Ok(Remote {
+            script: self.algorithm.script(),
+            args,
+            // A read changes nothing a second read would see differently.
+            idempotent: self.cost == 0,
+        })
+    }
+
+    fn decode(&self, reply: &[i64]) -> Result<Decision, StoreError> {
+        scripts::parse_rate_reply(reply, self.algorithm.limit())
+            .map(|(decision, _now)| decision)
+            .ok_or_else(|| malformed(reply))
+    }
 }
 
 /// An operation on a concurrency limiter's leases.
@@ -74,15 +122,47 @@ pub struct LeaseStep<'a> {
 }
 
 impl Transition for LeaseStep<'_> {
-    type State = crate::algorithm::ConcurrencyState;
+    type State = ConcurrencyState;
     type Output = LeaseOutcome;
 
     fn apply(
         &self,
-        state: &mut Option<Self::State>,
+        state: &mut Option<ConcurrencyState>,
         now_ms: u64,
     ) -> Result<(LeaseOutcome, u64), Error> {
         let outcome = self.config.apply(state, now_ms, self.op);
         Ok((outcome, outcome.ttl_ms))
     }
+
+    fn remote(&self) -> Result<Remote, Error> {
+        let (op, id, ttl_ms) = match self.op {
+            LeaseOp::Acquire { id, ttl_ms } => ("acquire", id, ttl_ms),
+            LeaseOp::Release { id } => ("release", id, 0),
+            LeaseOp::Extend { id, ttl_ms } => ("extend", id, ttl_ms),
+            LeaseOp::Peek => ("peek", 0, 0),
+        };
+        let args = vec![
+            op.to_owned(),
+            id.to_string(),
+            ttl_ms.to_string(),
+            self.config.max().to_string(),
+            self.config.lease_ms().to_string(),
+        ];
+        Ok(Remote {
+            script: &scripts::CONCURRENCY,
+            args,
+            // Acquiring by a held id, releasing and extending are idempotent.
+            idempotent: true,
+        })
+    }
+
+    fn decode(&self, reply: &[i64]) -> Result<LeaseOutcome, StoreError> {
+        scripts::parse_lease_reply(reply, self.config.max())
+            .map(|(outcome, _now)| outcome)
+            .ok_or_else(|| malformed(reply))
+    }
+}
+
+fn malformed(reply: &[i64]) -> StoreError {
+    StoreError::MalformedReply(format!("unexpected script reply {reply:?}"))
 }

@@ -114,21 +114,35 @@ impl Entry {
     }
 
     /// Runs `transition` on this entry's state. A TTL of 0 marks the entry
-    /// expired rather than removing it: the key is likely to come back (a
-    /// permit released, a bucket full again), and the sweep reclaims it if
-    /// not.
+    /// dead (at every time, as Redis deletes such a key) rather than
+    /// removing it: the key is likely to come back (a permit released, a
+    /// bucket full again), and the sweep reclaims it if not.
     #[inline]
     fn run<T: Transition>(&mut self, now_ms: u64, transition: &T) -> Result<T::Output, Error> {
-        let mut state = if self.expires_at_ms > now_ms {
+        let live = self.expires_at_ms > now_ms;
+        let mut state = if live {
             self.state.take().and_then(T::State::from_any)
         } else {
             None
         };
-        let result = transition.apply(&mut state, now_ms);
-        self.state = state.map(StateKind::into_any);
-        let (output, ttl_ms) = result?; // on error the state is as it was
-        self.expires_at_ms = now_ms.saturating_add(ttl_ms);
-        Ok(output)
+        match transition.apply(&mut state, now_ms) {
+            Ok((output, ttl_ms)) => {
+                self.state = state.map(StateKind::into_any);
+                self.expires_at_ms = match ttl_ms {
+                    0 => 0,
+                    ttl_ms => now_ms.saturating_add(ttl_ms),
+                };
+                Ok(output)
+            }
+            Err(error) => {
+                // The transition left the state as it was; an expired entry
+                // was not touched at all.
+                if live {
+                    self.state = state.map(StateKind::into_any);
+                }
+                Err(error)
+            }
+        }
     }
 }
 

@@ -2,6 +2,10 @@
 
 mod contract;
 mod memory;
+mod redis_rest;
 
-pub use contract::{Consume, Key, LeaseStep, Store, Transition};
+pub use contract::{Consume, Key, LeaseStep, Remote, Store, Transition};
 pub use memory::MemoryStore;
+#[cfg(not(target_arch = "wasm32"))]
+pub use redis_rest::RedisRestStore;
+pub use redis_rest::{RestOptions, TimeSource};

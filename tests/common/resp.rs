@@ -1,5 +1,8 @@
 //! A tiny blocking RESP2 client and a throwaway `redis-server`, for tests.
 
+// Shared by several test crates, each using a part.
+#![allow(dead_code)]
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};

@@ -1,0 +1,185 @@
+//! The native REST store: blocking HTTP through reqwest.
+
+use std::sync::Arc;
+
+use super::json::Json;
+use super::options::{RestOptions, TimeSource};
+use super::protocol::{self, Reply};
+use super::retry::retry_delay;
+use crate::scripts::Script;
+use crate::store::{Key, Store, Transition};
+use crate::{Error, StoreError};
+
+/// State in Redis, reached over the Upstash REST protocol (Upstash itself,
+/// or `edgelimit-gateway` in front of your own Redis). Each decision is one
+/// atomic Lua script, called by EVALSHA; on NOSCRIPT the script's code is
+/// sent once with EVAL, which caches it.
+///
+/// Blocking: a call waits for the HTTP round trip. Clones share one
+/// connection pool.
+#[derive(Clone)]
+pub struct RedisRestStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::blocking::Client,
+    url: String,
+    token: String,
+    options: RestOptions,
+}
+
+impl std::fmt::Debug for RedisRestStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the token.
+        f.debug_struct("RedisRestStore")
+            .field("url", &self.inner.url)
+            .field("options", &self.inner.options)
+            .finish()
+    }
+}
+
+/// One script call, ready to send.
+struct ScriptCall {
+    script: &'static Script,
+    key: String,
+    args: Vec<String>,
+    idempotent: bool,
+}
+
+impl RedisRestStore {
+    /// A store at `url` (e.g. `https://…upstash.io` or
+    /// `http://127.0.0.1:8079`) authenticating with `token`.
+    pub fn new(url: impl Into<String>, token: impl Into<String>) -> Result<Self, StoreError> {
+        Self::with_options(url, token, RestOptions::default())
+    }
+
+    /// Like [`new`](Self::new), with timeouts, retries and time source.
+    pub fn with_options(
+        url: impl Into<String>,
+        token: impl Into<String>,
+        options: RestOptions,
+    ) -> Result<Self, StoreError> {
+        let http = reqwest::blocking::Client::builder()
+            .timeout(options.timeout)
+            .build()
+            .map_err(|e| StoreError::Unreachable(format!("HTTP client: {e}")))?;
+        let url = url.into().trim_end_matches('/').to_owned();
+        Ok(Self {
+            inner: Arc::new(Inner {
+                http,
+                url,
+                token: token.into(),
+                options,
+            }),
+        })
+    }
+
+    /// The options in force.
+    pub fn options(&self) -> &RestOptions {
+        &self.inner.options
+    }
+
+    fn post(&self, body: String) -> Reply {
+        let inner = &*self.inner;
+        let sent = inner
+            .http
+            .post(&inner.url)
+            .bearer_auth(&inner.token)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body)
+            .send();
+        match sent.and_then(|response| {
+            let status = response.status().as_u16();
+            response.text().map(|text| (status, text))
+        }) {
+            Ok((status, text)) => protocol::read_reply(status, &text),
+            Err(error) => Reply::Failed(self.transport_error(&error)),
+        }
+    }
+
+    fn transport_error(&self, error: &reqwest::Error) -> StoreError {
+        if error.is_timeout() {
+            StoreError::Timeout {
+                ms: self.inner.options.timeout.as_millis() as u64,
+            }
+        } else if error.is_connect() {
+            StoreError::Unreachable(error.to_string())
+        } else {
+            StoreError::Unavailable(error.to_string())
+        }
+    }
+
+    /// Sends `body` (built anew per attempt by `body`), retrying as the
+    /// options and the operation's idempotence allow.
+    fn send(
+        &self,
+        idempotent: bool,
+        mut body: impl FnMut(bool) -> String,
+    ) -> Result<Json, StoreError> {
+        let mut eval = false;
+        let mut attempt = 0;
+        loop {
+            match self.post(body(eval)) {
+                Reply::Result(json) => return Ok(json),
+                Reply::NoScript if !eval => eval = true,
+                Reply::NoScript => {
+                    return Err(StoreError::MalformedReply("NOSCRIPT after EVAL".into()))
+                }
+                Reply::Failed(error) => {
+                    match retry_delay(&error, attempt, idempotent, &self.inner.options) {
+                        Some(delay) => {
+                            std::thread::sleep(delay);
+                            attempt += 1;
+                        }
+                        None => return Err(error),
+                    }
+                }
+            }
+        }
+    }
+
+    fn run_script(&self, call: &ScriptCall) -> Result<Json, StoreError> {
+        let (sha1, code) = (call.script.sha1(), call.script.code());
+        self.send(call.idempotent, |eval| {
+            protocol::script_body(sha1, code, eval, &call.key, &call.args)
+        })
+    }
+}
+
+/// The Redis key of `key`: in a hash tag, so every key one script touches
+/// lives in one cluster slot.
+pub(crate) fn redis_key(key: Key<'_>) -> String {
+    format!("{{{}{}}}", key.prefix, key.id)
+}
+
+impl Store for RedisRestStore {
+    fn transact<T: Transition>(
+        &self,
+        key: Key<'_>,
+        now_ms: u64,
+        transition: &T,
+    ) -> Result<T::Output, Error> {
+        let remote = transition.remote()?;
+        let mut args = Vec::with_capacity(remote.args.len() + 1);
+        args.push(match self.inner.options.time {
+            TimeSource::Redis => String::new(),
+            TimeSource::Caller => now_ms.to_string(),
+        });
+        args.extend(remote.args);
+        let call = ScriptCall {
+            script: remote.script,
+            key: redis_key(key),
+            args,
+            idempotent: remote.idempotent,
+        };
+        let reply = protocol::integers(&self.run_script(&call)?)?;
+        Ok(transition.decode(&reply)?)
+    }
+
+    fn remove(&self, key: Key<'_>) -> Result<(), Error> {
+        let key = redis_key(key);
+        self.send(true, |_| protocol::command_body(["DEL", key.as_str()]))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,311 @@
+//! The little JSON the Upstash REST protocol needs: command arrays of
+//! strings out, `{"result": …}` / `{"error": …}` replies in. Hand-written so
+//! the WebAssembly build carries no general JSON library.
+
+/// A parsed JSON value, as far as replies go.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Json {
+    Null,
+    Bool(bool),
+    Int(i64),
+    /// A number that is not an integer in i64 range.
+    Float(f64),
+    Str(String),
+    Array(Vec<Json>),
+    Object(Vec<(String, Json)>),
+}
+
+impl Json {
+    pub(crate) fn field(&self, name: &str) -> Option<&Json> {
+        match self {
+            Json::Object(fields) => fields.iter().find(|(k, _)| k == name).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+}
+
+/// Appends `text` to `out` as a JSON string literal.
+pub(crate) fn push_str(out: &mut String, text: &str) {
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.push_str("\\u00");
+                out.push(HEX[(c as usize) >> 4] as char);
+                out.push(HEX[(c as usize) & 15] as char);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// `["a","b",…]`.
+pub(crate) fn string_array<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
+    let mut out = String::from("[");
+    for (i, item) in items.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        push_str(&mut out, item);
+    }
+    out.push(']');
+    out
+}
+
+/// Parses one JSON document; `None` if it is not valid JSON.
+pub(crate) fn parse(text: &str) -> Option<Json> {
+    let mut parser = Parser {
+        bytes: text.as_bytes(),
+        at: 0,
+        depth: 0,
+    };
+    let value = parser.value()?;
+    parser.skip_ws();
+    (parser.at == parser.bytes.len()).then_some(value)
+}
+
+/// Nesting beyond this is refused rather than recursed into.
+const MAX_DEPTH: usize = 64;
+
+struct Parser<'a> {
+    bytes: &'a [u8],
+    at: usize,
+    depth: usize,
+}
+
+impl Parser<'_> {
+    fn skip_ws(&mut self) {
+        while matches!(self.bytes.get(self.at), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.at += 1;
+        }
+    }
+
+    fn eat(&mut self, byte: u8) -> Option<()> {
+        self.skip_ws();
+        (self.bytes.get(self.at) == Some(&byte)).then(|| self.at += 1)
+    }
+
+    fn literal(&mut self, word: &str, value: Json) -> Option<Json> {
+        let end = self.at + word.len();
+        (self.bytes.get(self.at..end) == Some(word.as_bytes())).then(|| {
+            self.at = end;
+            value
+        })
+    }
+
+    fn value(&mut self) -> Option<Json> {
+        self.skip_ws();
+        match *self.bytes.get(self.at)? {
+            b'{' => self.nested(Self::object),
+            b'[' => self.nested(Self::array),
+            b'"' => self.string().map(Json::Str),
+            b'n' => self.literal("null", Json::Null),
+            b't' => self.literal("true", Json::Bool(true)),
+            b'f' => self.literal("false", Json::Bool(false)),
+            b'-' | b'0'..=b'9' => self.number(),
+            _ => None,
+        }
+    }
+
+    fn nested(&mut self, inner: fn(&mut Self) -> Option<Json>) -> Option<Json> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return None;
+        }
+        let value = inner(self);
+        self.depth -= 1;
+        value
+    }
+
+    fn object(&mut self) -> Option<Json> {
+        self.eat(b'{')?;
+        let mut fields = Vec::new();
+        if self.eat(b'}').is_some() {
+            return Some(Json::Object(fields));
+        }
+        loop {
+            self.skip_ws();
+            let key = self.string()?;
+            self.eat(b':')?;
+            fields.push((key, self.value()?));
+            if self.eat(b'}').is_some() {
+                return Some(Json::Object(fields));
+            }
+            self.eat(b',')?;
+        }
+    }
+
+    fn array(&mut self) -> Option<Json> {
+        self.eat(b'[')?;
+        let mut items = Vec::new();
+        if self.eat(b']').is_some() {
+            return Some(Json::Array(items));
+        }
+        loop {
+            items.push(self.value()?);
+            if self.eat(b']').is_some() {
+                return Some(Json::Array(items));
+            }
+            self.eat(b',')?;
+        }
+    }
+
+    fn number(&mut self) -> Option<Json> {
+        let start = self.at;
+        while matches!(
+            self.bytes.get(self.at),
+            Some(b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9')
+        ) {
+            self.at += 1;
+        }
+        let text = std::str::from_utf8(&self.bytes[start..self.at]).ok()?;
+        match text.parse::<i64>() {
+            Ok(n) => Some(Json::Int(n)),
+            Err(_) => text
+                .parse::<f64>()
+                .ok()
+                .filter(|f| f.is_finite())
+                .map(Json::Float),
+        }
+    }
+
+    fn string(&mut self) -> Option<String> {
+        if self.bytes.get(self.at) != Some(&b'"') {
+            return None;
+        }
+        self.at += 1;
+        let mut out = Vec::new();
+        loop {
+            let byte = *self.bytes.get(self.at)?;
+            self.at += 1;
+            match byte {
+                b'"' => return String::from_utf8(out).ok(),
+                b'\\' => {
+                    let escaped = *self.bytes.get(self.at)?;
+                    self.at += 1;
+                    let c = match escaped {
+                        b'"' => '"',
+                        b'\\' => '\\',
+                        b'/' => '/',
+                        b'b' => '\u{8}',
+                        b'f' => '\u{c}',
+                        b'n' => '\n',
+                        b'r' => '\r',
+                        b't' => '\t',
+                        b'u' => self.unicode_escape()?,
+                        _ => return None,
+                    };
+                    out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
+                }
+                0x00..=0x1f => return None,
+                _ => out.push(byte),
+            }
+        }
+    }
+
+    fn hex4(&mut self) -> Option<u32> {
+        let digits = std::str::from_utf8(self.bytes.get(self.at..self.at + 4)?).ok()?;
+        self.at += 4;
+        u32::from_str_radix(digits, 16).ok()
+    }
+
+    fn unicode_escape(&mut self) -> Option<char> {
+        let first = self.hex4()?;
+        if (0xD800..0xDC00).contains(&first) {
+            // A surrogate pair: \\uD83D\\uDE00.
+            if self.bytes.get(self.at..self.at + 2) != Some(b"\\u") {
+                return None;
+            }
+            self.at += 2;
+            let second = self.hex4()?;
+            if !(0xDC00..0xE000).contains(&second) {
+                return None;
+            }
+            char::from_u32(0x10000 + ((first - 0xD800) << 10) + (second - 0xDC00))
+        } else {
+            char::from_u32(first)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodes_command_arrays_with_escapes() {
+        let body = string_array(["EVALSHA", "a\"b\\c", "new\nline", "\u{1}", "é"]);
+        assert_eq!(body, r#"["EVALSHA","a\"b\\c","new\nline","\u0001","é"]"#);
+        assert_eq!(
+            parse(&body).unwrap(),
+            Json::Array(vec![
+                Json::Str("EVALSHA".into()),
+                Json::Str("a\"b\\c".into()),
+                Json::Str("new\nline".into()),
+                Json::Str("\u{1}".into()),
+                Json::Str("é".into()),
+            ])
+        );
+    }
+
+    #[test]
+    fn parses_replies() {
+        let reply =
+            parse(r#" { "result" : [1, -2, 3000000000000, null, "x\u00e9\ud83d\ude00"] } "#)
+                .unwrap();
+        assert_eq!(
+            reply.field("result"),
+            Some(&Json::Array(vec![
+                Json::Int(1),
+                Json::Int(-2),
+                Json::Int(3_000_000_000_000),
+                Json::Null,
+                Json::Str("xé😀".into()),
+            ]))
+        );
+        let error = parse(r#"{"error":"NOSCRIPT No matching script. Please use EVAL."}"#).unwrap();
+        assert_eq!(
+            error.field("error"),
+            Some(&Json::Str(
+                "NOSCRIPT No matching script. Please use EVAL.".into()
+            ))
+        );
+        assert_eq!(parse("1.5"), Some(Json::Float(1.5)));
+        assert_eq!(
+            parse("[true,false,{}]"),
+            Some(Json::Array(vec![
+                Json::Bool(true),
+                Json::Bool(false),
+                Json::Object(vec![])
+            ]))
+        );
+    }
+
+    #[test]
+    fn rejects_malformed_input() {
+        for text in [
+            "",
+            "{",
+            "[1,]",
+            "{\"a\"}",
+            "\"unterminated",
+            "[1 2]",
+            "{} x",
+            "\"\\q\"",
+            "\"\\ud83d\"",
+            "nul",
+            "[\"a\u{1}\"]",
+        ] {
+            assert_eq!(parse(text), None, "{text:?}");
+        }
+        let deep = "[".repeat(1000) + &"]".repeat(1000);
+        assert_eq!(parse(&deep), None, "nesting is bounded");
+    }
+}

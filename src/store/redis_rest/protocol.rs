@@ -1,0 +1,187 @@
+//! The Upstash REST protocol without I/O: request bodies out, replies in.
+//! Both the native and the WebAssembly transports drive these functions,
+//! so the protocol has one implementation.
+
+use super::json::{self, Json};
+use crate::StoreError;
+
+/// What the transport brought back for one request.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Reply {
+    /// `{"result": …}`.
+    Result(Json),
+    /// The script is not cached: send its code with EVAL.
+    NoScript,
+    /// Anything else.
+    Failed(StoreError),
+}
+
+/// The body of a script call: `EVALSHA sha 1 key args…`, or `EVAL code 1
+/// key args…` when the script must be sent (EVAL also caches it).
+pub(crate) fn script_body(
+    sha1: &str,
+    code: &str,
+    eval: bool,
+    key: &str,
+    args: &[String],
+) -> String {
+    let (verb, script) = if eval {
+        ("EVAL", code)
+    } else {
+        ("EVALSHA", sha1)
+    };
+    json::string_array(
+        [verb, script, "1", key]
+            .into_iter()
+            .chain(args.iter().map(String::as_str)),
+    )
+}
+
+/// The body of a plain command, e.g. `["DEL", key]`.
+pub(crate) fn command_body<'a>(words: impl IntoIterator<Item = &'a str>) -> String {
+    json::string_array(words)
+}
+
+/// Reads a response to a single command (`POST /`).
+pub(crate) fn read_reply(status: u16, body: &str) -> Reply {
+    if status == 401 || status == 403 {
+        return Reply::Failed(StoreError::Unauthorized);
+    }
+    let Some(document) = json::parse(body) else {
+        return Reply::Failed(if status >= 500 {
+            StoreError::Unavailable(format!("HTTP {status}"))
+        } else {
+            StoreError::MalformedReply(format!("HTTP {status}: not JSON: {}", excerpt(body)))
+        });
+    };
+    if let Some(Json::Str(message)) = document.field("error") {
+        if message.starts_with("NOSCRIPT") {
+            return Reply::NoScript;
+        }
+        return Reply::Failed(if status >= 500 {
+            StoreError::Unavailable(message.clone())
+        } else {
+            StoreError::Command(message.clone())
+        });
+    }
+    match (status, document.field("result")) {
+        (200, Some(result)) => Reply::Result(result.clone()),
+        (status, _) if status >= 500 => {
+            Reply::Failed(StoreError::Unavailable(format!("HTTP {status}")))
+        }
+        (status, _) => Reply::Failed(StoreError::MalformedReply(format!(
+            "HTTP {status} without result: {}",
+            excerpt(body)
+        ))),
+    }
+}
+
+/// The integers of an array reply, e.g. a script's decision.
+pub(crate) fn integers(result: &Json) -> Result<Vec<i64>, StoreError> {
+    let malformed =
+        || StoreError::MalformedReply(format!("expected an array of integers, got {result:?}"));
+    match result {
+        Json::Array(items) => items
+            .iter()
+            .map(|item| match item {
+                Json::Int(n) => Ok(*n),
+                _ => Err(malformed()),
+            })
+            .collect(),
+        _ => Err(malformed()),
+    }
+}
+
+fn excerpt(body: &str) -> String {
+    body.chars().take(120).collect()
+}
+
+/// Delay before retry `attempt` (0-based): exponential from `base_ms`,
+/// capped at `max_ms`, with full jitter drawn from `random` so clients that
+/// failed together do not retry together.
+pub(crate) fn backoff_ms(attempt: u32, base_ms: u64, max_ms: u64, random: u64) -> u64 {
+    let ceiling = base_ms
+        .saturating_mul(1 << attempt.min(20))
+        .min(max_ms)
+        .max(1);
+    ceiling / 2 + random % (ceiling / 2 + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn script_bodies() {
+        let args = vec!["".to_owned(), "1".to_owned()];
+        assert_eq!(
+            script_body("abc", "return 1", false, "{k}", &args),
+            r#"["EVALSHA","abc","1","{k}","","1"]"#
+        );
+        assert_eq!(
+            script_body("abc", "return \"1\"", true, "{k}", &args),
+            r#"["EVAL","return \"1\"","1","{k}","","1"]"#
+        );
+    }
+
+    #[test]
+    fn replies() {
+        assert_eq!(
+            read_reply(200, r#"{"result":[1,2]}"#),
+            Reply::Result(Json::Array(vec![Json::Int(1), Json::Int(2)]))
+        );
+        assert_eq!(
+            read_reply(
+                400,
+                r#"{"error":"NOSCRIPT No matching script. Please use EVAL."}"#
+            ),
+            Reply::NoScript
+        );
+        assert_eq!(
+            read_reply(401, r#"{"error":"Unauthorized"}"#),
+            Reply::Failed(StoreError::Unauthorized)
+        );
+        assert_eq!(
+            read_reply(400, r#"{"error":"ERR wrong number of arguments"}"#),
+            Reply::Failed(StoreError::Command("ERR wrong number of arguments".into()))
+        );
+        assert!(matches!(
+            read_reply(503, r#"{"error":"redis unavailable"}"#),
+            Reply::Failed(StoreError::Unavailable(_))
+        ));
+        assert!(matches!(
+            read_reply(502, "<html>bad gateway</html>"),
+            Reply::Failed(StoreError::Unavailable(_))
+        ));
+        assert!(matches!(
+            read_reply(200, "{}"),
+            Reply::Failed(StoreError::MalformedReply(_))
+        ));
+        assert!(matches!(
+            read_reply(200, "[1"),
+            Reply::Failed(StoreError::MalformedReply(_))
+        ));
+    }
+
+    #[test]
+    fn integers_only() {
+        assert_eq!(
+            integers(&Json::Array(vec![Json::Int(1), Json::Int(-1)])),
+            Ok(vec![1, -1])
+        );
+        assert!(integers(&Json::Array(vec![Json::Str("1".into())])).is_err());
+        assert!(integers(&Json::Int(1)).is_err());
+    }
+
+    #[test]
+    fn backoff_grows_is_capped_and_jittered() {
+        for random in [0, 1, 7, u64::MAX] {
+            let delays: Vec<u64> = (0..8).map(|a| backoff_ms(a, 50, 1000, random)).collect();
+            for (attempt, &d) in delays.iter().enumerate() {
+                let ceiling = (50u64 << attempt).min(1000);
+                assert!(d >= ceiling / 2 && d <= ceiling, "attempt {attempt}: {d}");
+            }
+        }
+        assert_eq!(backoff_ms(100, 50, 1000, 0), 500);
+    }
+}

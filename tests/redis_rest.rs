@@ -1,0 +1,238 @@
+//! The Redis REST store through the real gateway and a real `redis-server`:
+//! the Rust API unchanged, the same decisions as the in-memory store, the
+//! EVALSHA/NOSCRIPT/EVAL path, typed failures and retries.
+
+#[path = "common/gateway.rs"]
+mod gateway;
+#[path = "common/resp.rs"]
+mod resp;
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+use edgelimit::algorithm::Algorithm;
+use edgelimit::store::{RedisRestStore, RestOptions, TimeSource};
+use edgelimit::{
+    Acquire, Concurrency, ConcurrencyLimiter, Error, FixedWindow, Gcra, Limiter, ManualClock,
+    MemoryStore, SlidingLog, SlidingWindow, StoreError, TokenBucket,
+};
+use gateway::{Gateway, TOKEN};
+use proptest::prelude::*;
+
+const T0: u64 = 1_700_000_000_000;
+
+struct Backend {
+    redis: resp::Server,
+    gateway: Gateway,
+}
+
+impl Backend {
+    fn start() -> Self {
+        let redis = resp::Server::start();
+        let gateway = Gateway::start(redis.port);
+        Self { redis, gateway }
+    }
+
+    fn store(&self, time: TimeSource) -> RedisRestStore {
+        let options = RestOptions {
+            time,
+            ..RestOptions::default()
+        };
+        RedisRestStore::with_options(self.gateway.url(), TOKEN, options).unwrap()
+    }
+}
+
+/// Replays `(step, cost)` calls through the memory store and through Redis
+/// (time injected), requiring identical answers.
+fn same_decisions<A: Algorithm + Clone>(
+    backend: &Backend,
+    alg: &A,
+    prefix: &str,
+    calls: &[(i64, u64)],
+) {
+    let clock = ManualClock::new(T0);
+    let memory = Limiter::new(alg.clone())
+        .with_store(MemoryStore::new())
+        .with_clock(clock.clone());
+    let redis = Limiter::new(alg.clone())
+        .with_store(backend.store(TimeSource::Caller))
+        .with_clock(clock.clone())
+        .with_prefix(prefix);
+    for (i, &(step, cost)) in calls.iter().enumerate() {
+        clock.set(clock_after(&clock, step));
+        let key = ["a", "b"][i % 2];
+        let (m, r) = (
+            memory.limit_with_cost(key, cost),
+            redis.limit_with_cost(key, cost),
+        );
+        assert_eq!(m, r, "call {i}: {cost} at +{step} ms");
+    }
+}
+
+fn clock_after(clock: &ManualClock, step: i64) -> u64 {
+    use edgelimit::Clock;
+    clock.now_ms().saturating_add_signed(step)
+}
+
+fn calls() -> impl Strategy<Value = Vec<(i64, u64)>> {
+    let step =
+        prop_oneof![6 => 0..300i64, 2 => 0..5_000i64, 1 => -400..0i64, 1 => 50_000..200_000i64];
+    prop::collection::vec((step, 0..=6u64), 1..40)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+
+    #[test]
+    fn redis_decides_exactly_as_memory(calls in calls(), limit in 1..=5u64, window in 50..3_000u64) {
+        let backend = Backend::start();
+        let w = format!("{window}ms");
+        same_decisions(&backend, &FixedWindow::new(limit, w.as_str()).unwrap(), "fw:", &calls);
+        same_decisions(&backend, &SlidingWindow::new(limit, w.as_str()).unwrap(), "sw:", &calls);
+        same_decisions(&backend, &SlidingLog::new(limit, w.as_str()).unwrap(), "sl:", &calls);
+        same_decisions(&backend, &TokenBucket::new(limit, 1, w.as_str()).unwrap(), "tb:", &calls);
+        same_decisions(&backend, &Gcra::new(limit, w.as_str()).unwrap(), "gc:", &calls);
+    }
+}
+
+#[test]
+fn the_rust_api_works_unchanged_over_redis() {
+    let backend = Backend::start();
+    let clock = ManualClock::new(T0);
+    let limiter = Limiter::new(TokenBucket::new(2, 1, "1 s").unwrap())
+        .with_store(backend.store(TimeSource::Caller))
+        .with_clock(clock.clone());
+    assert_eq!(limiter.limit("k").unwrap().remaining, 1);
+    assert_eq!(limiter.remaining("k").unwrap().remaining, 1);
+    assert!(!limiter.limit_with_cost("k", 2).unwrap().allowed);
+    assert_eq!(
+        limiter.limit_with_cost("k", 3),
+        Err(Error::CostExceedsLimit { cost: 3, limit: 2 })
+    );
+    let waited = limiter
+        .wait_with_cost("k", 2, Duration::from_secs(5))
+        .unwrap();
+    assert!(waited.is_admitted());
+    // The state lives in Redis, under a hash-tagged key.
+    let keys = backend.redis.conn().call(&["KEYS", "*"]).unwrap();
+    let tagged = resp::Reply::Bulk(Some(b"{edgelimit:k}".to_vec()));
+    assert_eq!(keys, resp::Reply::Array(Some(vec![tagged])));
+    limiter.reset("k").unwrap();
+    assert_eq!(limiter.remaining("k").unwrap().remaining, 2);
+    let keys = backend.redis.conn().call(&["KEYS", "*"]).unwrap();
+    assert_eq!(keys, resp::Reply::Array(Some(vec![])), "reset deleted it");
+}
+
+#[test]
+fn redis_time_by_default() {
+    let backend = Backend::start();
+    let limiter = Limiter::new(FixedWindow::new(3, "1 h").unwrap())
+        .with_store(backend.store(TimeSource::Redis));
+    let d = limiter.limit("k").unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    // The window ends within the next hour of Redis's (this machine's) clock.
+    assert!(
+        d.reset_ms > now && d.reset_ms <= now + 3_600_000,
+        "{} vs {now}",
+        d.reset_ms
+    );
+}
+
+#[test]
+fn a_flushed_script_cache_is_refilled_with_eval() {
+    let backend = Backend::start();
+    let limiter =
+        Limiter::new(Gcra::new(5, "1 s").unwrap()).with_store(backend.store(TimeSource::Redis));
+    assert!(limiter.limit("k").unwrap().allowed);
+    let mut conn = backend.redis.conn();
+    conn.call(&["SCRIPT", "FLUSH"]).unwrap();
+    let sha = edgelimit::scripts::GCRA.sha1();
+    assert_eq!(
+        conn.call(&["SCRIPT", "EXISTS", sha]).unwrap().ints(),
+        Some(vec![0])
+    );
+    assert_eq!(
+        limiter.limit("k").unwrap().remaining,
+        3,
+        "NOSCRIPT, then EVAL"
+    );
+    assert_eq!(
+        conn.call(&["SCRIPT", "EXISTS", sha]).unwrap().ints(),
+        Some(vec![1])
+    );
+}
+
+#[test]
+fn concurrency_over_redis() {
+    let backend = Backend::start();
+    let clock = ManualClock::new(T0);
+    let limiter = ConcurrencyLimiter::with_parts(
+        Concurrency::new(1, "1 s").unwrap(),
+        backend.store(TimeSource::Caller),
+        clock.clone(),
+        "jobs:",
+    );
+    let permit = limiter.acquire("k").unwrap().permit().expect("a free slot");
+    assert!(
+        matches!(limiter.acquire("k").unwrap(), Acquire::Denied(d) if d.retry_after_ms == 1000)
+    );
+    assert!(permit.release().unwrap());
+    let held = limiter.acquire("k").unwrap().permit().unwrap();
+    std::mem::forget(held); // the holder dies
+    clock.advance(1_000);
+    assert!(
+        limiter.acquire("k").unwrap().permit().is_some(),
+        "its lease expired"
+    );
+}
+
+#[test]
+fn wrong_token_is_unauthorized() {
+    let backend = Backend::start();
+    let store = RedisRestStore::new(backend.gateway.url(), "wrong").unwrap();
+    let limiter = Limiter::new(FixedWindow::new(1, "1 s").unwrap()).with_store(store);
+    assert_eq!(
+        limiter.limit("k"),
+        Err(Error::Store(StoreError::Unauthorized))
+    );
+}
+
+#[test]
+fn nothing_listening_is_unreachable() {
+    let port = gateway::free_port();
+    let options = RestOptions {
+        retries: 1,
+        backoff_base: Duration::from_millis(1),
+        ..RestOptions::default()
+    };
+    let store =
+        RedisRestStore::with_options(format!("http://127.0.0.1:{port}"), TOKEN, options).unwrap();
+    let limiter = Limiter::new(FixedWindow::new(1, "1 s").unwrap()).with_store(store);
+    assert!(matches!(
+        limiter.limit("k"),
+        Err(Error::Store(StoreError::Unreachable(_)))
+    ));
+}
+
+#[test]
+fn a_silent_backend_times_out() {
+    // Accepts connections (the kernel's backlog) but never answers.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", silent.local_addr().unwrap());
+    let options = RestOptions {
+        timeout: Duration::from_millis(200),
+        ..RestOptions::default()
+    };
+    let store = RedisRestStore::with_options(url, TOKEN, options).unwrap();
+    let limiter = Limiter::new(FixedWindow::new(1, "1 s").unwrap()).with_store(store);
+    let started = std::time::Instant::now();
+    assert_eq!(
+        limiter.limit("k"),
+        Err(Error::Store(StoreError::Timeout { ms: 200 })),
+        "a consuming call is not retried after a timeout"
+    );
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
