@@ -21,6 +21,18 @@ pub struct Decision {
     /// admitted (at least 1); 0 when allowed. Exact for every algorithm but
     /// the concurrency limiter, where a holder may release sooner.
     pub retry_after_ms: u64,
+    /// Why the decision was not made by the algorithm, if it was not.
+    pub reason: Option<Reason>,
+}
+
+/// Why a decision was not made by the algorithm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Reason {
+    /// The store failed (unreachable, timed out…) and the limiter's
+    /// [`FailurePolicy`](crate::FailurePolicy) decided instead: `allowed`
+    /// says whether it failed open or closed.
+    StoreFailure,
 }
 
 impl Decision {

@@ -59,10 +59,13 @@ pub use algorithm::{
     Algorithm, Concurrency, FixedWindow, Gcra, SlidingLog, SlidingWindow, TokenBucket,
 };
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use decision::Decision;
+pub use decision::{Decision, Reason};
 pub use duration::{parse_millis, IntoMillis};
 pub use error::{ConfigError, DurationError, Error, StoreError};
-pub use limiter::{Acquire, ConcurrencyLimiter, Limiter, Permit, WaitOutcome, DEFAULT_PREFIX};
+pub use limiter::{
+    Acquire, ConcurrencyLimiter, FailurePolicy, Limiter, Permit, WaitOutcome, DEFAULT_PREFIX,
+    FAIL_CLOSED_RETRY_MS,
+};
 pub use store::{MemoryStore, Store};
 
 /// The README's examples, compiled and run as doctests.

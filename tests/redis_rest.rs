@@ -81,7 +81,12 @@ fn calls() -> impl Strategy<Value = Vec<(i64, u64)>> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+    // Each case starts Redis and the gateway: few by default, more with
+    // PROPTEST_CASES (`make test-long`).
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|n| n.parse().ok()).map_or(12, |n: u32| n / 20),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn redis_decides_exactly_as_memory(calls in calls(), limit in 1..=5u64, window in 50..3_000u64) {
@@ -235,4 +240,44 @@ fn a_silent_backend_times_out() {
         "a consuming call is not retried after a timeout"
     );
     assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+#[test]
+fn failure_policy_answers_for_a_failed_store() {
+    use edgelimit::{FailurePolicy, Reason, FAIL_CLOSED_RETRY_MS};
+    let port = gateway::free_port(); // nothing listens there
+    let options = RestOptions {
+        retries: 0,
+        ..RestOptions::default()
+    };
+    let store =
+        RedisRestStore::with_options(format!("http://127.0.0.1:{port}"), TOKEN, options).unwrap();
+    let limiter = Limiter::new(SlidingWindow::new(10, "1 s").unwrap()).with_store(store);
+    assert!(
+        matches!(limiter.limit("k"), Err(Error::Store(_))),
+        "the default returns the error"
+    );
+
+    let open = limiter
+        .clone()
+        .with_failure_policy(FailurePolicy::Open)
+        .limit("k")
+        .unwrap();
+    assert!(open.allowed);
+    assert_eq!((open.limit, open.reason), (10, Some(Reason::StoreFailure)));
+
+    let closed = limiter
+        .with_failure_policy(FailurePolicy::Closed)
+        .limit("k")
+        .unwrap();
+    assert!(!closed.allowed);
+    assert_eq!(closed.retry_after_ms, FAIL_CLOSED_RETRY_MS);
+    assert_eq!(closed.reason, Some(Reason::StoreFailure));
+
+    // A decision the store made carries no reason.
+    let backend = Backend::start();
+    let fine = Limiter::new(SlidingWindow::new(10, "1 s").unwrap())
+        .with_store(backend.store(TimeSource::Redis))
+        .with_failure_policy(FailurePolicy::Closed);
+    assert_eq!(fine.limit("k").unwrap().reason, None);
 }

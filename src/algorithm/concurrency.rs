@@ -169,6 +169,7 @@ impl Concurrency {
                 (true, Some(first)) => first - now_ms,
                 _ => 0,
             },
+            reason: None,
         };
         let ttl_ms = last_expiry.map_or(0, |last| last - now_ms);
         LeaseOutcome {

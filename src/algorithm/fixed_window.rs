@@ -78,6 +78,7 @@ impl Algorithm for FixedWindow {
             reset_ms: if count == 0 { now_ms } else { end },
             // The next window starts empty and cost <= limit, so it fits then.
             retry_after_ms: if allowed { 0 } else { end - now_ms },
+            reason: None,
         };
         let ttl_ms = if count == 0 { 0 } else { end - now_ms };
         Ok(Outcome { decision, ttl_ms })

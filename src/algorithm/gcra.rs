@@ -117,6 +117,7 @@ impl Gcra {
             } else {
                 ms(wanted - u128::from(self.tolerance))
             },
+            reason: None,
         };
         Outcome {
             decision,
@@ -170,6 +171,7 @@ impl Algorithm for Gcra {
             } else {
                 self.rate.div_ceil(wanted - tolerance)
             },
+            reason: None,
         };
         Ok(Outcome {
             decision,

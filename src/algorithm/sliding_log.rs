@@ -127,6 +127,7 @@ impl Algorithm for SlidingLog {
             remaining: self.limit - log.total,
             reset_ms: newest_end.unwrap_or(now_ms),
             retry_after_ms,
+            reason: None,
         };
         let ttl_ms = newest_end.map_or(0, |end| end - now_ms);
         Ok(Outcome { decision, ttl_ms })

@@ -133,6 +133,7 @@ impl Algorithm for SlidingWindow {
             } else {
                 self.retry_at(&s, cost) - now_ms
             },
+            reason: None,
         };
         Ok(Outcome {
             decision,

@@ -151,6 +151,7 @@ impl Algorithm for TokenBucket {
             remaining: s.tokens,
             reset_ms: full_at,
             retry_after_ms,
+            reason: None,
         };
         Ok(Outcome {
             decision,

@@ -1,10 +1,12 @@
 //! Limiters: an algorithm, a store and a clock put together.
 
 mod concurrency;
+mod failure;
 pub(crate) mod random;
 mod rate;
 mod wait;
 
 pub use concurrency::{Acquire, ConcurrencyLimiter, Permit};
+pub use failure::{FailurePolicy, FAIL_CLOSED_RETRY_MS};
 pub use rate::{Limiter, DEFAULT_PREFIX};
 pub use wait::WaitOutcome;

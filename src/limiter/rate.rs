@@ -3,6 +3,7 @@
 use std::future::Future;
 use std::time::Duration;
 
+use super::failure::FailurePolicy;
 use super::wait::{backoff, deadline_ms, WaitOutcome};
 use crate::algorithm::Algorithm;
 use crate::clock::{Clock, SystemClock};
@@ -30,6 +31,7 @@ pub struct Limiter<A, S = MemoryStore, C = SystemClock> {
     store: S,
     clock: C,
     prefix: Box<str>,
+    failure: FailurePolicy,
 }
 
 impl<A: Algorithm> Limiter<A> {
@@ -40,6 +42,7 @@ impl<A: Algorithm> Limiter<A> {
             store: MemoryStore::new(),
             clock: SystemClock,
             prefix: DEFAULT_PREFIX.into(),
+            failure: FailurePolicy::Error,
         }
     }
 }
@@ -52,6 +55,7 @@ impl<A, S, C> Limiter<A, S, C> {
             store,
             clock: self.clock,
             prefix: self.prefix,
+            failure: self.failure,
         }
     }
 
@@ -62,6 +66,7 @@ impl<A, S, C> Limiter<A, S, C> {
             store: self.store,
             clock,
             prefix: self.prefix,
+            failure: self.failure,
         }
     }
 
@@ -69,6 +74,13 @@ impl<A, S, C> Limiter<A, S, C> {
     /// limiters sharing a store keep separate counts.
     pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = prefix.into().into_boxed_str();
+        self
+    }
+
+    /// Answers with a marked decision instead of an error when the store
+    /// fails (default [`FailurePolicy::Error`]).
+    pub fn with_failure_policy(mut self, failure: FailurePolicy) -> Self {
+        self.failure = failure;
         self
     }
 
@@ -121,7 +133,12 @@ impl<A: Algorithm, S: Store, C: Clock> Limiter<A, S, C> {
             algorithm: &self.algorithm,
             cost,
         };
-        self.store.transact(self.key(key), now_ms, &step)
+        match self.store.transact(self.key(key), now_ms, &step) {
+            Err(Error::Store(_)) if self.failure != FailurePolicy::Error => {
+                Ok(self.failure.decide(self.algorithm.limit(), now_ms))
+            }
+            decided => decided,
+        }
     }
 
     /// What `key` has left, without consuming anything: `remaining` and

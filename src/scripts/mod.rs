@@ -220,6 +220,7 @@ pub fn parse_rate_reply(reply: &[i64], limit: u64) -> Option<(Decision, u64)> {
         remaining: unsigned(remaining)?,
         reset_ms: unsigned(reset_ms)?,
         retry_after_ms: unsigned(retry_after_ms)?,
+        reason: None,
     };
     if decision.remaining > limit {
         return None;
@@ -309,7 +310,8 @@ mod tests {
                 limit: 5,
                 remaining: 4,
                 reset_ms: 2000,
-                retry_after_ms: 0
+                retry_after_ms: 0,
+                reason: None,
             }
         );
         assert_eq!(now, 1500);
