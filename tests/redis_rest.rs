@@ -281,3 +281,36 @@ fn failure_policy_answers_for_a_failed_store() {
         .with_failure_policy(FailurePolicy::Closed);
     assert_eq!(fine.limit("k").unwrap().reason, None);
 }
+
+#[test]
+fn several_decisions_in_one_pipeline() {
+    let backend = Backend::start();
+    let clock = ManualClock::new(T0);
+    let alg = SlidingLog::new(3, "1 s").unwrap();
+    let memory = Limiter::new(alg).with_clock(clock.clone());
+    let redis = Limiter::new(alg)
+        .with_store(backend.store(TimeSource::Caller))
+        .with_clock(clock.clone());
+    let calls = [
+        ("a", 1),
+        ("b", 2),
+        ("a", 2),
+        ("a", 1),
+        ("c", 4),
+        ("b", 1),
+        ("b", 1),
+    ];
+    let expected = memory.limit_many(&calls);
+    assert_eq!(
+        expected[4],
+        Err(Error::CostExceedsLimit { cost: 4, limit: 3 }),
+        "an impossible call fails alone"
+    );
+    assert_eq!(redis.limit_many(&calls), expected);
+
+    // With the script cache flushed, the pipeline falls back to EVAL.
+    backend.redis.conn().call(&["SCRIPT", "FLUSH"]).unwrap();
+    clock.advance(400);
+    assert_eq!(redis.limit_many(&calls), memory.limit_many(&calls));
+    assert_eq!(redis.limit_many(&[]), vec![]);
+}

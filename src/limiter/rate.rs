@@ -133,12 +133,44 @@ impl<A: Algorithm, S: Store, C: Clock> Limiter<A, S, C> {
             algorithm: &self.algorithm,
             cost,
         };
-        match self.store.transact(self.key(key), now_ms, &step) {
+        let answer = self.store.transact(self.key(key), now_ms, &step);
+        self.apply_policy(answer, now_ms)
+    }
+
+    fn apply_policy(
+        &self,
+        answer: Result<Decision, Error>,
+        now_ms: u64,
+    ) -> Result<Decision, Error> {
+        match answer {
             Err(Error::Store(_)) if self.failure != FailurePolicy::Error => {
                 Ok(self.failure.decide(self.algorithm.limit(), now_ms))
             }
             decided => decided,
         }
+    }
+
+    /// Decides several `(key, cost)` calls together, in order: with a remote
+    /// store, in one round trip. Each answer is what
+    /// [`limit_with_cost`](Self::limit_with_cost) would have given, including
+    /// the failure policy.
+    pub fn limit_many(&self, calls: &[(&str, u64)]) -> Vec<Result<Decision, Error>> {
+        let now_ms = self.clock.now_ms();
+        let steps: Vec<_> = calls
+            .iter()
+            .map(|&(key, cost)| {
+                let step = Consume {
+                    algorithm: &self.algorithm,
+                    cost,
+                };
+                (self.key(key), step)
+            })
+            .collect();
+        self.store
+            .transact_many(&steps, now_ms)
+            .into_iter()
+            .map(|answer| self.apply_policy(answer, now_ms))
+            .collect()
     }
 
     /// What `key` has left, without consuming anything: `remaining` and

@@ -66,6 +66,20 @@ pub trait Store {
 
     /// Forgets `key`'s state.
     fn remove(&self, key: Key<'_>) -> Result<(), Error>;
+
+    /// Runs several transitions at `now_ms`, each atomic on its own key, in
+    /// order. Remote stores send them in one round trip; the answers come
+    /// back in the same order.
+    fn transact_many<T: Transition>(
+        &self,
+        calls: &[(Key<'_>, T)],
+        now_ms: u64,
+    ) -> Vec<Result<T::Output, Error>> {
+        calls
+            .iter()
+            .map(|(key, transition)| self.transact(*key, now_ms, transition))
+            .collect()
+    }
 }
 
 /// A rate-limit decision of `cost` units.

@@ -80,21 +80,27 @@ impl RedisRestStore {
         &self.inner.options
     }
 
-    fn post(&self, body: String) -> Reply {
+    /// One HTTP round trip to `path` (`""` or `"/pipeline"`).
+    fn post_to(&self, path: &str, body: String) -> Result<(u16, String), StoreError> {
         let inner = &*self.inner;
-        let sent = inner
+        inner
             .http
-            .post(&inner.url)
+            .post(format!("{}{path}", inner.url))
             .bearer_auth(&inner.token)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(body)
-            .send();
-        match sent.and_then(|response| {
-            let status = response.status().as_u16();
-            response.text().map(|text| (status, text))
-        }) {
+            .send()
+            .and_then(|response| {
+                let status = response.status().as_u16();
+                response.text().map(|text| (status, text))
+            })
+            .map_err(|error| self.transport_error(&error))
+    }
+
+    fn post(&self, body: String) -> Reply {
+        match self.post_to("", body) {
             Ok((status, text)) => protocol::read_reply(status, &text),
-            Err(error) => Reply::Failed(self.transport_error(&error)),
+            Err(error) => Reply::Failed(error),
         }
     }
 
@@ -153,13 +159,14 @@ pub(crate) fn redis_key(key: Key<'_>) -> String {
     format!("{{{}{}}}", key.prefix, key.id)
 }
 
-impl Store for RedisRestStore {
-    fn transact<T: Transition>(
+impl RedisRestStore {
+    /// The script call standing for `transition` on `key` at `now_ms`.
+    fn prepare<T: Transition>(
         &self,
         key: Key<'_>,
         now_ms: u64,
         transition: &T,
-    ) -> Result<T::Output, Error> {
+    ) -> Result<ScriptCall, Error> {
         let remote = transition.remote()?;
         let mut args = Vec::with_capacity(remote.args.len() + 1);
         args.push(match self.inner.options.time {
@@ -167,12 +174,82 @@ impl Store for RedisRestStore {
             TimeSource::Caller => now_ms.to_string(),
         });
         args.extend(remote.args);
-        let call = ScriptCall {
+        Ok(ScriptCall {
             script: remote.script,
             key: redis_key(key),
             args,
             idempotent: remote.idempotent,
-        };
+        })
+    }
+
+    /// Sends `calls` as pipelines until each has an answer: calls whose
+    /// script was not cached go again with EVAL; a failed request is retried
+    /// as a whole only when that is safe for every call in it.
+    fn run_pipeline(&self, calls: &[&ScriptCall]) -> Vec<Result<Json, StoreError>> {
+        let mut answers: Vec<Option<Result<Json, StoreError>>> = vec![None; calls.len()];
+        let mut eval = vec![false; calls.len()];
+        let idempotent = calls.iter().all(|call| call.idempotent);
+        let mut attempt = 0;
+        loop {
+            let pending: Vec<usize> = (0..calls.len()).filter(|&i| answers[i].is_none()).collect();
+            if pending.is_empty() {
+                return answers.into_iter().flatten().collect();
+            }
+            let bodies: Vec<String> = pending
+                .iter()
+                .map(|&i| {
+                    let call = calls[i];
+                    protocol::script_body(
+                        call.script.sha1(),
+                        call.script.code(),
+                        eval[i],
+                        &call.key,
+                        &call.args,
+                    )
+                })
+                .collect();
+            let sent = self
+                .post_to("/pipeline", protocol::pipeline_body(&bodies))
+                .and_then(|(status, text)| protocol::read_pipeline(status, &text, pending.len()));
+            match sent {
+                Ok(replies) => {
+                    for (&i, reply) in pending.iter().zip(replies) {
+                        match reply {
+                            Reply::Result(json) => answers[i] = Some(Ok(json)),
+                            Reply::NoScript if !eval[i] => eval[i] = true,
+                            Reply::NoScript => {
+                                answers[i] = Some(Err(StoreError::MalformedReply(
+                                    "NOSCRIPT after EVAL".into(),
+                                )))
+                            }
+                            Reply::Failed(error) => answers[i] = Some(Err(error)),
+                        }
+                    }
+                }
+                Err(error) => match retry_delay(&error, attempt, idempotent, &self.inner.options) {
+                    Some(delay) => {
+                        std::thread::sleep(delay);
+                        attempt += 1;
+                    }
+                    None => {
+                        for i in pending {
+                            answers[i] = Some(Err(error.clone()));
+                        }
+                    }
+                },
+            }
+        }
+    }
+}
+
+impl Store for RedisRestStore {
+    fn transact<T: Transition>(
+        &self,
+        key: Key<'_>,
+        now_ms: u64,
+        transition: &T,
+    ) -> Result<T::Output, Error> {
+        let call = self.prepare(key, now_ms, transition)?;
         let reply = protocol::integers(&self.run_script(&call)?)?;
         Ok(transition.decode(&reply)?)
     }
@@ -181,5 +258,32 @@ impl Store for RedisRestStore {
         let key = redis_key(key);
         self.send(true, |_| protocol::command_body(["DEL", key.as_str()]))?;
         Ok(())
+    }
+
+    fn transact_many<T: Transition>(
+        &self,
+        calls: &[(Key<'_>, T)],
+        now_ms: u64,
+    ) -> Vec<Result<T::Output, Error>> {
+        let prepared: Vec<Result<ScriptCall, Error>> = calls
+            .iter()
+            .map(|(key, transition)| self.prepare(*key, now_ms, transition))
+            .collect();
+        let ready: Vec<&ScriptCall> = prepared
+            .iter()
+            .filter_map(|call| call.as_ref().ok())
+            .collect();
+        let mut replies = self.run_pipeline(&ready).into_iter();
+        prepared
+            .iter()
+            .zip(calls)
+            .map(|(call, (_, transition))| {
+                call.as_ref().map_err(Clone::clone)?;
+                let json = replies.next().unwrap_or_else(|| {
+                    Err(StoreError::MalformedReply("pipeline reply missing".into()))
+                })?;
+                Ok(transition.decode(&protocol::integers(&json)?)?)
+            })
+            .collect()
     }
 }

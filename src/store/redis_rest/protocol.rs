@@ -44,16 +44,54 @@ pub(crate) fn command_body<'a>(words: impl IntoIterator<Item = &'a str>) -> Stri
 
 /// Reads a response to a single command (`POST /`).
 pub(crate) fn read_reply(status: u16, body: &str) -> Reply {
-    if status == 401 || status == 403 {
-        return Reply::Failed(StoreError::Unauthorized);
+    match document(status, body) {
+        Ok(document) => classify(status, &document),
+        Err(error) => Reply::Failed(error),
     }
-    let Some(document) = json::parse(body) else {
-        return Reply::Failed(if status >= 500 {
+}
+
+/// The body of a pipeline (`POST /pipeline`) of command bodies.
+pub(crate) fn pipeline_body(commands: &[String]) -> String {
+    format!("[{}]", commands.join(","))
+}
+
+/// Reads a response to a pipeline of `expected` commands: one reply each,
+/// in order, or the failure of the whole request.
+pub(crate) fn read_pipeline(
+    status: u16,
+    body: &str,
+    expected: usize,
+) -> Result<Vec<Reply>, StoreError> {
+    match document(status, body)? {
+        Json::Array(items) if status == 200 && items.len() == expected => {
+            Ok(items.iter().map(|item| classify(200, item)).collect())
+        }
+        document => match classify(status, &document) {
+            Reply::Failed(error) => Err(error),
+            _ => Err(StoreError::MalformedReply(format!(
+                "pipeline of {expected}: HTTP {status}: {}",
+                excerpt(body)
+            ))),
+        },
+    }
+}
+
+/// The response's JSON, or why there is none.
+fn document(status: u16, body: &str) -> Result<Json, StoreError> {
+    if status == 401 || status == 403 {
+        return Err(StoreError::Unauthorized);
+    }
+    json::parse(body).ok_or_else(|| {
+        if status >= 500 {
             StoreError::Unavailable(format!("HTTP {status}"))
         } else {
             StoreError::MalformedReply(format!("HTTP {status}: not JSON: {}", excerpt(body)))
-        });
-    };
+        }
+    })
+}
+
+/// One `{"result": …}` or `{"error": …}` object.
+fn classify(status: u16, document: &Json) -> Reply {
     if let Some(Json::Str(message)) = document.field("error") {
         if message.starts_with("NOSCRIPT") {
             return Reply::NoScript;
@@ -70,8 +108,7 @@ pub(crate) fn read_reply(status: u16, body: &str) -> Reply {
             Reply::Failed(StoreError::Unavailable(format!("HTTP {status}")))
         }
         (status, _) => Reply::Failed(StoreError::MalformedReply(format!(
-            "HTTP {status} without result: {}",
-            excerpt(body)
+            "HTTP {status} without result: {document:?}"
         ))),
     }
 }
@@ -160,6 +197,38 @@ mod tests {
         assert!(matches!(
             read_reply(200, "[1"),
             Reply::Failed(StoreError::MalformedReply(_))
+        ));
+    }
+
+    #[test]
+    fn pipelines() {
+        let body = pipeline_body(&[command_body(["GET", "a"]), command_body(["DEL", "b"])]);
+        assert_eq!(body, r#"[["GET","a"],["DEL","b"]]"#);
+        let replies = read_pipeline(
+            200,
+            r#"[{"result":[1]},{"error":"NOSCRIPT x"},{"error":"ERR y"}]"#,
+            3,
+        )
+        .unwrap();
+        assert_eq!(
+            replies,
+            vec![
+                Reply::Result(Json::Array(vec![Json::Int(1)])),
+                Reply::NoScript,
+                Reply::Failed(StoreError::Command("ERR y".into())),
+            ]
+        );
+        assert!(matches!(
+            read_pipeline(200, r#"[{"result":1}]"#, 2),
+            Err(StoreError::MalformedReply(_))
+        ));
+        assert_eq!(
+            read_pipeline(401, r#"{"error":"Unauthorized"}"#, 1),
+            Err(StoreError::Unauthorized)
+        );
+        assert!(matches!(
+            read_pipeline(503, r#"{"error":"down"}"#, 1),
+            Err(StoreError::Unavailable(_))
         ));
     }
 
