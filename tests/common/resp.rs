@@ -167,3 +167,94 @@ impl Drop for Server {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// A `redis-server` child with persistence on (append-only file, fsync on
+/// every write) in its own directory, which can be killed and started again
+/// on the same port and directory, e.g. to test a restart. Killed on drop.
+pub struct PersistentServer {
+    child: Option<Child>,
+    pub port: u16,
+    dir: std::path::PathBuf,
+}
+
+impl PersistentServer {
+    /// Starts one on a free port with a fresh directory.
+    pub fn start() -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let dir =
+            std::env::temp_dir().join(format!("edgelimit-redis-aof-{}-{port}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("a temporary directory");
+        let mut server = Self {
+            child: None,
+            port,
+            dir,
+        };
+        server.restart();
+        server
+    }
+
+    /// Starts `redis-server` (again) on the same port and directory, and
+    /// waits until it has loaded its data and answers PING.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "redis-server is already running");
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "yes"])
+            .args(["--appendfsync", "always"])
+            .arg("--dir")
+            .arg(&self.dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start redis-server ({e}): it must be on PATH; \
+                     run `bash tools/ensure-redis.sh` (done by `make test`)"
+                )
+            });
+        let child = self.child.insert(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            // PING answers -LOADING until the append-only file is loaded.
+            if let Ok(mut conn) = Conn::connect(self.port) {
+                if let Ok(Reply::Simple(pong)) = conn.call(&["PING"]) {
+                    if pong == "PONG" {
+                        return;
+                    }
+                }
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("redis-server exited at start: {status}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not answer PING within 10 s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Kills `redis-server` with SIGKILL (a crash: no shutdown work) and
+    /// waits for it to exit. Its data is what the append-only file holds.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn conn(&self) -> Conn {
+        Conn::connect(self.port).expect("connect to redis-server")
+    }
+}
+
+impl Drop for PersistentServer {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
