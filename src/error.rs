@@ -125,6 +125,10 @@ pub enum StoreError {
     /// reported it could not serve it (HTTP 5xx); it may have taken effect.
     #[error("backend unavailable: {0}")]
     Unavailable(String),
+    /// Redis refused to run the command for now (loading its data after a
+    /// restart, busy with a script, failing over): it did not take effect.
+    #[error("backend busy: {0}")]
+    Busy(String),
     /// The backend's answer was not what the protocol promises.
     #[error("malformed reply: {0}")]
     MalformedReply(String),
@@ -134,14 +138,17 @@ impl StoreError {
     /// Whether the failed operation certainly did not take effect, so
     /// retrying cannot apply it twice.
     pub fn surely_not_applied(&self) -> bool {
-        matches!(self, Self::Unreachable(_) | Self::Unauthorized)
+        matches!(
+            self,
+            Self::Unreachable(_) | Self::Busy(_) | Self::Unauthorized
+        )
     }
 
     /// Whether trying again later may succeed.
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            Self::Timeout { .. } | Self::Unreachable(_) | Self::Unavailable(_)
+            Self::Timeout { .. } | Self::Unreachable(_) | Self::Unavailable(_) | Self::Busy(_)
         )
     }
 }

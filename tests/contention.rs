@@ -953,10 +953,7 @@ fn leases_survive_a_redis_restart() {
     eprintln!("{granted} granted, {denied} denied, failed calls: {kinds:?}");
     assert!(!failures.is_empty(), "no call saw the outage");
     for (error, took) in &failures {
-        assert!(
-            error.is_transient() || is_loading(error),
-            "not a backend outage: {error:?}"
-        );
+        assert!(error.is_transient(), "not a backend outage: {error:?}");
         assert!(*took <= outage_bound(), "a failing call took {took:?}");
     }
     assert!(granted >= 10 && denied > 0, "too little contention");
@@ -995,14 +992,6 @@ fn leases_survive_a_redis_restart() {
     assert_eq!(op(LeaseOp::Peek).unwrap().0.decision.remaining, RESTART_MAX);
     let most = max_overlap(&spans);
     assert!(most as u64 <= RESTART_MAX, "{most} leases held at once");
-}
-
-/// Redis answers LOADING to commands while it reads its append-only file
-/// after the restart; the gateway passes that on as a command error (HTTP
-/// 400), which the store reports as `StoreError::Command` and does not
-/// retry, although the command was not run.
-fn is_loading(error: &StoreError) -> bool {
-    matches!(error, StoreError::Command(message) if message.starts_with("LOADING"))
 }
 
 /// Sets the flag when dropped, so worker threads end even on a panic.

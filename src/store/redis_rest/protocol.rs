@@ -90,11 +90,18 @@ fn document(status: u16, body: &str) -> Result<Json, StoreError> {
     })
 }
 
+/// Redis error codes that mean the command was refused before it ran and
+/// may succeed later.
+const REFUSED_FOR_NOW: [&str; 5] = ["LOADING", "BUSY", "TRYAGAIN", "MASTERDOWN", "CLUSTERDOWN"];
+
 /// One `{"result": …}` or `{"error": …}` object.
 fn classify(status: u16, document: &Json) -> Reply {
     if let Some(Json::Str(message)) = document.field("error") {
         if message.starts_with("NOSCRIPT") {
             return Reply::NoScript;
+        }
+        if REFUSED_FOR_NOW.iter().any(|code| message.starts_with(code)) {
+            return Reply::Failed(StoreError::Busy(message.clone()));
         }
         return Reply::Failed(if status >= 500 {
             StoreError::Unavailable(message.clone())
@@ -230,6 +237,19 @@ mod tests {
             read_pipeline(503, r#"{"error":"down"}"#, 1),
             Err(StoreError::Unavailable(_))
         ));
+    }
+
+    #[test]
+    fn refusals_before_running_are_busy() {
+        let loading = read_reply(
+            400,
+            r#"{"error":"LOADING Redis is loading the dataset in memory"}"#,
+        );
+        assert!(
+            matches!(&loading, Reply::Failed(e @ StoreError::Busy(_)) if e.is_transient() && e.surely_not_applied())
+        );
+        let busy = read_reply(400, r#"{"error":"BUSY Redis is busy running a script"}"#);
+        assert!(matches!(busy, Reply::Failed(StoreError::Busy(_))));
     }
 
     #[test]
