@@ -245,3 +245,28 @@ fn acquire_async_polls_with_the_given_timer() {
     assert!(granted.permit().is_some());
     assert!(clock.now_ms() >= T0 + 1000);
 }
+
+#[test]
+fn remaining_writes_nothing_unlike_a_cost_0_call() {
+    // A new bucket starting empty: a cost-0 call starts its refill clock,
+    // a `remaining` query does not.
+    let clock = ManualClock::new(T0);
+    let alg = TokenBucket::new(5, 1, "1 s")
+        .unwrap()
+        .with_initial(0)
+        .unwrap();
+    let limiter = Limiter::new(alg).with_clock(clock.clone());
+    assert_eq!(limiter.remaining("query").unwrap().remaining, 0);
+    assert_eq!(limiter.limit_with_cost("read", 0).unwrap().remaining, 0);
+    clock.advance(3_000);
+    assert_eq!(
+        limiter.remaining("query").unwrap().remaining,
+        0,
+        "still new"
+    );
+    assert_eq!(
+        limiter.remaining("read").unwrap().remaining,
+        3,
+        "refilling since the read"
+    );
+}

@@ -314,3 +314,22 @@ fn several_decisions_in_one_pipeline() {
     assert_eq!(redis.limit_many(&calls), memory.limit_many(&calls));
     assert_eq!(redis.limit_many(&[]), vec![]);
 }
+
+#[test]
+fn remaining_is_a_read_only_peek_in_redis_too() {
+    let backend = Backend::start();
+    let clock = ManualClock::new(T0);
+    let alg = TokenBucket::new(5, 1, "1 s")
+        .unwrap()
+        .with_initial(0)
+        .unwrap();
+    let limiter = Limiter::new(alg)
+        .with_store(backend.store(TimeSource::Caller))
+        .with_clock(clock.clone());
+    assert_eq!(limiter.remaining("k").unwrap().remaining, 0);
+    let keys = backend.redis.conn().call(&["KEYS", "*"]).unwrap();
+    assert_eq!(keys, resp::Reply::Array(Some(vec![])), "nothing written");
+    limiter.limit_with_cost("k", 0).unwrap();
+    clock.advance(2_000);
+    assert_eq!(limiter.remaining("k").unwrap().remaining, 2);
+}

@@ -7,7 +7,7 @@ use super::failure::FailurePolicy;
 use super::wait::{backoff, deadline_ms, WaitOutcome};
 use crate::algorithm::Algorithm;
 use crate::clock::{Clock, SystemClock};
-use crate::store::{Consume, Key, MemoryStore, Store};
+use crate::store::{Consume, Key, MemoryStore, Peek, Store};
 use crate::{Decision, Error};
 
 /// The prefix of keys of limiters that do not set one.
@@ -173,10 +173,15 @@ impl<A: Algorithm, S: Store, C: Clock> Limiter<A, S, C> {
             .collect()
     }
 
-    /// What `key` has left, without consuming anything: `remaining` and
-    /// `reset_ms` of a cost-0 decision.
+    /// What `key` has left, without consuming or writing anything:
+    /// `remaining` and `reset_ms` of a cost-0 decision.
     pub fn remaining(&self, key: &str) -> Result<Decision, Error> {
-        self.limit_with_cost(key, 0)
+        let now_ms = self.clock.now_ms();
+        let peek = Peek {
+            algorithm: &self.algorithm,
+        };
+        let answer = self.store.transact(self.key(key), now_ms, &peek);
+        self.apply_policy(answer, now_ms)
     }
 
     /// Forgets `key`'s state: its next call is treated as its first.

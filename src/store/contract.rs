@@ -126,6 +126,42 @@ impl<A: Algorithm> Transition for Consume<'_, A> {
     }
 }
 
+/// A read-only look at a key: the decision a cost-0 call would get, with
+/// nothing written at all (a cost-0 call may store state: a new token
+/// bucket starting below capacity starts its refill clock).
+#[derive(Debug, Clone, Copy)]
+pub struct Peek<'a, A> {
+    /// The algorithm deciding.
+    pub algorithm: &'a A,
+}
+
+impl<A: Algorithm> Transition for Peek<'_, A> {
+    type State = A::State;
+    type Output = Decision;
+
+    fn apply(&self, state: &mut Option<A::State>, now_ms: u64) -> Result<(Decision, u64), Error> {
+        let mut scratch = state.clone();
+        let outcome = self.algorithm.decide(&mut scratch, now_ms, 0)?;
+        Ok((outcome.decision, outcome.ttl_ms))
+    }
+
+    fn remote(&self) -> Result<Remote, Error> {
+        let mut args = vec!["0".to_owned(), "1".to_owned()];
+        args.extend(self.algorithm.config_args().iter().map(u64::to_string));
+        Ok(Remote {
+            script: self.algorithm.script(),
+            args,
+            idempotent: true,
+        })
+    }
+
+    fn decode(&self, reply: &[i64]) -> Result<Decision, StoreError> {
+        scripts::parse_rate_reply(reply, self.algorithm.limit())
+            .map(|(decision, _now)| decision)
+            .ok_or_else(|| malformed(reply))
+    }
+}
+
 /// An operation on a concurrency limiter's leases.
 #[derive(Debug, Clone, Copy)]
 pub struct LeaseStep<'a> {

@@ -4,7 +4,7 @@ mod contract;
 mod memory;
 mod redis_rest;
 
-pub use contract::{Consume, Key, LeaseStep, Remote, Store, Transition};
+pub use contract::{Consume, Key, LeaseStep, Peek, Remote, Store, Transition};
 pub use memory::MemoryStore;
 #[cfg(not(target_arch = "wasm32"))]
 pub use redis_rest::RedisRestStore;
