@@ -87,7 +87,8 @@ pub struct Config {
     #[arg(long, env = "EDGELIMIT_GATEWAY_MAX_BODY_BYTES", default_value_t = 1 << 20)]
     pub max_body_bytes: usize,
 
-    /// Time limit for a whole request, body read included (504 past it).
+    /// Time limit for a whole request, body read included (504 past it;
+    /// 0 disables it).
     #[arg(
         long,
         env = "EDGELIMIT_GATEWAY_REQUEST_TIMEOUT_MS",

@@ -45,7 +45,12 @@ async fn handle(State(app): State<Arc<AppState>>, req: Request) -> Response {
     // query string may carry a token.
     let kind = route_kind(req.uri().path());
     let timeout = app.request_timeout;
-    let resp = match tokio::time::timeout(timeout, route(&app, req)).await {
+    let outcome = if timeout.is_zero() {
+        Ok(route(&app, req).await)
+    } else {
+        tokio::time::timeout(timeout, route(&app, req)).await
+    };
+    let resp = match outcome {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => e.into_response(),
         Err(_) => ApiError::Timeout(timeout.as_millis() as u64).into_response(),

@@ -22,6 +22,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
 use crate::auth::{parse_token_file, Token, Tokens};
@@ -95,6 +96,10 @@ pub async fn run(
             source,
         })?;
     let addr = listener.local_addr().map_err(StartError::Serve)?;
+    // Responses are written whole; never hold them back for Nagle.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     tracing::info!(
         %addr,
         redis = ?cfg.redis_url,

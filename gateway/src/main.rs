@@ -8,10 +8,18 @@ use tracing_subscriber::EnvFilter;
 fn main() -> ExitCode {
     let cfg = Config::parse();
     init_logging(cfg.log_format);
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // One thread gets the single-threaded scheduler: no cross-thread
+    // wake-ups at all, which is cheapest when Redis shares the machine.
+    let mut builder = match cfg.threads {
+        Some(n) if n <= 1 => tokio::runtime::Builder::new_current_thread(),
+        Some(n) => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(n);
+            b
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
+    let rt = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             tracing::error!(error = %e, "cannot start the runtime");

@@ -208,3 +208,14 @@ fn logs_never_contain_tokens() {
         assert!(!log.contains(secret), "log leaks {secret}: {log}");
     }
 }
+
+#[test]
+fn single_threaded_runtime_without_timeout() {
+    let r = Redis::start();
+    let g = Gateway::start(&r.url(), &["--threads", "1", "--request-timeout-ms", "0"]);
+    assert_eq!(g.post("/", r#"["INCR","n"]"#).json(), json!({"result": 1}));
+    let v = g.post("/pipeline", r#"[["INCR","n"],["GET","n"]]"#).json();
+    assert_eq!(v, json!([{"result": 2}, {"result": "2"}]));
+    let res = g.post("/", &busy_script(100));
+    assert_eq!(res.json(), json!({"result": 1}));
+}
