@@ -44,7 +44,7 @@ impl IntoMillis for String {
 impl IntoMillis for Duration {
     fn into_millis(self) -> Result<u64, DurationError> {
         let nanos = self.as_nanos();
-        if nanos % 1_000_000 != 0 {
+        if !nanos.is_multiple_of(1_000_000) {
             return Err(DurationError::SubMillisecond { nanos });
         }
         u64::try_from(nanos / 1_000_000).map_err(|_| DurationError::Overflow {

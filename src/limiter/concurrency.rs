@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::random;
 use super::rate::DEFAULT_PREFIX;
-use super::wait::deadline_ms;
+use super::wait::{deadline_ms, run_blocking};
 use crate::algorithm::{Concurrency, LeaseOp, LeaseOutcome};
 use crate::clock::{Clock, SystemClock};
 use crate::store::{Key, LeaseStep, MemoryStore, Store};
@@ -125,17 +125,11 @@ impl<S: Store, C: Clock> ConcurrencyLimiter<S, C> {
 
     /// Blocks until a slot for `key` is free or `within` has passed.
     pub fn acquire_wait(&self, key: &str, within: Duration) -> Result<Acquire<S, C>, Error> {
-        let deadline = deadline_ms(self.shared.clock.now_ms(), within);
-        loop {
-            let decision = match self.acquire(key)? {
-                granted @ Acquire::Granted(_) => return Ok(granted),
-                Acquire::Denied(decision) => decision,
-            };
-            match poll_interval(&decision, self.shared.clock.now_ms(), deadline) {
-                Some(duration) => self.shared.clock.sleep(duration),
-                None => return Ok(Acquire::Denied(decision)),
-            }
-        }
+        let sleep = |duration| {
+            self.shared.clock.sleep(duration);
+            std::future::ready(())
+        };
+        run_blocking(self.acquire_async(key, within, sleep))
     }
 
     /// Like [`acquire_wait`](Self::acquire_wait) without blocking a thread:

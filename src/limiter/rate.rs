@@ -4,7 +4,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use super::failure::FailurePolicy;
-use super::wait::{backoff, deadline_ms, WaitOutcome};
+use super::wait::{backoff, deadline_ms, run_blocking, WaitOutcome};
 use crate::algorithm::Algorithm;
 use crate::clock::{Clock, SystemClock};
 use crate::store::{Consume, Key, MemoryStore, Peek, Store};
@@ -204,18 +204,11 @@ impl<A: Algorithm, S: Store, C: Clock> Limiter<A, S, C> {
         cost: u64,
         within: Duration,
     ) -> Result<WaitOutcome, Error> {
-        let deadline = deadline_ms(self.clock.now_ms(), within);
-        loop {
-            let now = self.clock.now_ms();
-            let decision = self.limit_at(key, cost, now)?;
-            if decision.allowed {
-                return Ok(WaitOutcome::Admitted(decision));
-            }
-            match backoff(&decision, now, deadline) {
-                Some(duration) => self.clock.sleep(duration),
-                None => return Ok(WaitOutcome::DeadlineExceeded(decision)),
-            }
-        }
+        let sleep = |duration| {
+            self.clock.sleep(duration);
+            std::future::ready(())
+        };
+        run_blocking(self.wait_async(key, cost, within, sleep))
     }
 
     /// Like [`wait_with_cost`](Self::wait_with_cost) without blocking a

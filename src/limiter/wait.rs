@@ -1,5 +1,8 @@
 //! Waiting for capacity: shared by the blocking and async forms.
 
+use std::future::Future;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use super::random;
@@ -46,4 +49,16 @@ pub(crate) fn backoff(denial: &Decision, now_ms: u64, deadline_ms: u64) -> Optio
 
 pub(crate) fn deadline_ms(now_ms: u64, within: Duration) -> u64 {
     now_ms.saturating_add(within.as_millis().try_into().unwrap_or(u64::MAX))
+}
+
+/// Runs to completion a future whose sleeps block the thread instead of
+/// waiting (so it never pends): the blocking forms share the async loops.
+pub(crate) fn run_blocking<F: Future>(future: F) -> F::Output {
+    let mut context = Context::from_waker(Waker::noop());
+    let mut future = pin!(future);
+    loop {
+        if let Poll::Ready(output) = future.as_mut().poll(&mut context) {
+            return output;
+        }
+    }
 }
