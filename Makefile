@@ -40,6 +40,11 @@ lint:
 ## Side-by-side benchmarks; prints ratios against the peers.
 bench:
 	$(CARGO) bench --bench decisions
+	$(MAKE) bench-redis
+
+## The Redis REST store next to @upstash/ratelimit, through the gateway.
+bench-redis:
+	bash bench/redis-store/run.sh
 
 clean:
 	$(CARGO) clean

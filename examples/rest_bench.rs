@@ -1,0 +1,199 @@
+//! Closed-loop load generator for the Redis REST store, the Rust side of
+//! `bench/redis-store/run.sh`.
+//!
+//! `--concurrency` OS threads each own a blocking [`Limiter`], all sharing one
+//! [`RedisRestStore`] (one HTTP connection pool) with time from Redis. Every
+//! thread decides one call, waits for the answer, and decides again, cycling
+//! round-robin through `--keys` keys, for `--duration-secs` after an
+//! unrecorded warm-up. Prints one JSON line: decisions per second, latency
+//! percentiles of a decision, allowed and failed calls. Loopback URLs only.
+//!
+//! ```sh
+//! cargo run --release --example rest_bench -- --url http://127.0.0.1:8080 \
+//!   --token t --algorithm token-bucket --concurrency 10
+//! ```
+
+use std::error::Error;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use edgelimit::store::{RedisRestStore, RestOptions, TimeSource};
+use edgelimit::{Algorithm, Limiter, SlidingWindow, TokenBucket};
+
+struct Args {
+    url: String,
+    token: String,
+    algorithm: String,
+    concurrency: usize,
+    duration: Duration,
+    warmup: Duration,
+    keys: usize,
+}
+
+const USAGE: &str = "usage: rest_bench --url URL --token TOKEN \
+    --algorithm token-bucket|sliding-window [--concurrency N] \
+    [--duration-secs S] [--warmup-secs S] [--keys N]";
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        url: String::new(),
+        token: String::new(),
+        algorithm: String::new(),
+        concurrency: 1,
+        duration: Duration::from_secs(5),
+        warmup: Duration::from_millis(500),
+        keys: 10_000,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let value = it
+            .next()
+            .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))?;
+        let number = |v: &str| v.parse::<f64>().map_err(|e| format!("{flag}: {e}"));
+        match flag.as_str() {
+            "--url" => args.url = value,
+            "--token" => args.token = value,
+            "--algorithm" => args.algorithm = value,
+            "--concurrency" => args.concurrency = number(&value)? as usize,
+            "--duration-secs" => args.duration = Duration::from_secs_f64(number(&value)?),
+            "--warmup-secs" => args.warmup = Duration::from_secs_f64(number(&value)?),
+            "--keys" => args.keys = number(&value)? as usize,
+            _ => return Err(format!("unknown flag {flag}\n{USAGE}")),
+        }
+    }
+    if args.url.is_empty() || args.token.is_empty() || args.concurrency == 0 || args.keys == 0 {
+        return Err(USAGE.into());
+    }
+    let host = args
+        .url
+        .strip_prefix("http://")
+        .and_then(|rest| rest.split(['/', ':']).next())
+        .ok_or("only http:// URLs")?;
+    let loopback = host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    if !loopback {
+        return Err("rest_bench only targets loopback addresses".into());
+    }
+    Ok(args)
+}
+
+/// What one thread measured.
+#[derive(Default)]
+struct Stats {
+    latencies_us: Vec<u32>,
+    allowed: u64,
+    errors: u64,
+    first_error: Option<String>,
+}
+
+fn main() -> Result<(), Box<dyn Error>> {
+    let args = parse_args()?;
+    let options = RestOptions {
+        time: TimeSource::Redis,
+        ..RestOptions::default()
+    };
+    let store = RedisRestStore::with_options(&args.url, &args.token, options)?;
+    match args.algorithm.as_str() {
+        // Capacity 100, 10 tokens back every second.
+        "token-bucket" => run(&args, store, TokenBucket::new(100, 10, "1 s")?),
+        // 100 calls per sliding 10 s.
+        "sliding-window" => run(&args, store, SlidingWindow::new(100, "10 s")?),
+        other => Err(format!("unknown algorithm {other:?}\n{USAGE}").into()),
+    }
+}
+
+fn run<A>(args: &Args, store: RedisRestStore, algorithm: A) -> Result<(), Box<dyn Error>>
+where
+    A: Algorithm + Clone + Send + 'static,
+{
+    let keys: Arc<Vec<String>> = Arc::new((0..args.keys).map(|i| format!("user:{i}")).collect());
+    let next = Arc::new(AtomicUsize::new(0));
+    let start = Arc::new(Barrier::new(args.concurrency + 1));
+    let (warmup, duration) = (args.warmup, args.duration);
+
+    let threads: Vec<_> = (0..args.concurrency)
+        .map(|_| {
+            let limiter = Limiter::new(algorithm.clone()).with_store(store.clone());
+            let (keys, next, start) = (keys.clone(), next.clone(), start.clone());
+            std::thread::spawn(move || {
+                let mut stats = Stats {
+                    latencies_us: Vec::with_capacity(1 << 16),
+                    ..Stats::default()
+                };
+                start.wait();
+                let t0 = Instant::now();
+                let (measure_from, end) = (t0 + warmup, t0 + warmup + duration);
+                loop {
+                    let began = Instant::now();
+                    if began >= end {
+                        break;
+                    }
+                    let key = &keys[next.fetch_add(1, Ordering::Relaxed) % keys.len()];
+                    let result = limiter.limit(key);
+                    let took = began.elapsed();
+                    if began < measure_from {
+                        continue;
+                    }
+                    match result {
+                        Ok(decision) if decision.reason.is_none() => {
+                            stats
+                                .latencies_us
+                                .push(took.as_micros().min(u32::MAX as u128) as u32);
+                            stats.allowed += u64::from(decision.allowed);
+                        }
+                        Ok(decision) => {
+                            stats.errors += 1;
+                            stats
+                                .first_error
+                                .get_or_insert(format!("{:?}", decision.reason));
+                        }
+                        Err(error) => {
+                            stats.errors += 1;
+                            stats.first_error.get_or_insert(error.to_string());
+                        }
+                    }
+                }
+                stats
+            })
+        })
+        .collect();
+    start.wait();
+
+    let mut all = Stats::default();
+    for thread in threads {
+        let stats = thread.join().map_err(|_| "a load thread panicked")?;
+        all.latencies_us.extend(stats.latencies_us);
+        all.allowed += stats.allowed;
+        all.errors += stats.errors;
+        if all.first_error.is_none() {
+            all.first_error = stats.first_error;
+        }
+    }
+    if let Some(error) = &all.first_error {
+        eprintln!(
+            "rest_bench: {} failed decisions, first: {error}",
+            all.errors
+        );
+    }
+    all.latencies_us.sort_unstable();
+    let decisions = all.latencies_us.len();
+    let pct = |p: f64| -> f64 {
+        if decisions == 0 {
+            return 0.0;
+        }
+        let rank = ((p / 100.0) * decisions as f64).ceil() as usize;
+        f64::from(all.latencies_us[rank.clamp(1, decisions) - 1]) / 1000.0
+    };
+    println!(
+        "{{\"decisions\":{decisions},\"allowed\":{},\"errors\":{},\"secs\":{:.3},\
+         \"rps\":{:.0},\"p50_ms\":{:.3},\"p99_ms\":{:.3}}}",
+        all.allowed,
+        all.errors,
+        duration.as_secs_f64(),
+        decisions as f64 / duration.as_secs_f64(),
+        pct(50.0),
+        pct(99.0),
+    );
+    Ok(())
+}
