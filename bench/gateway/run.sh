@@ -16,6 +16,7 @@ DURATION="${DURATION:-5}"
 ROUNDS="${ROUNDS:-3}"
 CONCURRENCY="${CONCURRENCY:-1 10 100}"
 POOL_SIZE="${POOL_SIZE:-4}"
+GATEWAY_FLAGS="${GATEWAY_FLAGS:-}"   # extra gateway flags, e.g. "--threads 1"
 TOKEN="bench-token"
 
 bash "$root/tools/ensure-redis.sh" >/dev/null
@@ -63,7 +64,7 @@ wait_port "$redis_port"
 
 gw_port="$(free_port)"
 EDGELIMIT_GATEWAY_LOG=warn "$gateway" --listen "127.0.0.1:$gw_port" \
-  --redis-url "redis://127.0.0.1:$redis_port" --token "$TOKEN" --pool-size "$POOL_SIZE" \
+  --redis-url "redis://127.0.0.1:$redis_port" --token "$TOKEN" --pool-size "$POOL_SIZE" $GATEWAY_FLAGS \
   2>"$work/gateway.log" &
 pids+=($!)
 wait_port "$gw_port"
@@ -148,7 +149,7 @@ for c in $CONCURRENCY; do
 done
 
 echo
-echo "EVALSHA (fixed-window step), best of $ROUNDS rounds of ${DURATION}s per cell, $(nproc) cores, redis $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/'), gateway pool $POOL_SIZE"
+echo "EVALSHA (fixed-window step), best of $ROUNDS rounds of ${DURATION}s per cell, $(nproc) cores, redis $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/'), gateway pool $POOL_SIZE $GATEWAY_FLAGS"
 echo
 echo "| conc | redis req/s | redis p50/p99 ms | webdis req/s | webdis p50/p99 ms | gateway req/s | gateway p50/p99 ms | gateway/webdis | gateway/redis |"
 echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
