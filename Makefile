@@ -3,7 +3,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all demo test test-deps test-long lint wasm-check bench clean
+.PHONY: all demo test test-deps test-long lint wasm-check bench bench-redis clean
 
 all: test
 
