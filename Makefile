@@ -41,6 +41,7 @@ lint:
 bench:
 	$(CARGO) bench --bench decisions
 	$(MAKE) bench-redis
+	bash bench/gateway/run.sh
 
 ## The Redis REST store next to @upstash/ratelimit, through the gateway.
 bench-redis:
