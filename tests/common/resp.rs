@@ -102,6 +102,53 @@ impl Conn {
     }
 }
 
+/// Starts `redis-server` on `port` with its files in `dir`, and waits until
+/// it answers PING (which answers LOADING until an append-only file is
+/// read); panics with a clear message when `redis-server` is missing
+/// (`bash tools/ensure-redis.sh` installs it).
+fn spawn_redis(port: u16, dir: &std::path::Path, persistence: &[&str]) -> Child {
+    let mut child = Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+        ])
+        .args(persistence)
+        .arg("--dir")
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot start redis-server ({e}): it must be on PATH; \
+                 run `bash tools/ensure-redis.sh` (done by `make test`)"
+            )
+        });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(mut conn) = Conn::connect(port) {
+            if let Ok(Reply::Simple(pong)) = conn.call(&["PING"]) {
+                if pong == "PONG" {
+                    return child;
+                }
+            }
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("redis-server exited at start: {status}");
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("redis-server did not answer PING within 10 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// A `redis-server` child on a free port, killed on drop.
 pub struct Server {
     child: Child,
@@ -110,8 +157,7 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts one; panics with a clear message when `redis-server` is
-    /// missing (`bash tools/ensure-redis.sh` installs it).
+    /// Starts one (see [`spawn_redis`]).
     pub fn start() -> Self {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
@@ -120,39 +166,8 @@ impl Server {
         let dir =
             std::env::temp_dir().join(format!("edgelimit-redis-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("a temporary directory");
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(&dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "cannot start redis-server ({e}): it must be on PATH; \
-                     run `bash tools/ensure-redis.sh` (done by `make test`)"
-                )
-            });
-        let mut server = Self { child, port, dir };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok(mut conn) = Conn::connect(port) {
-                if let Ok(Reply::Simple(pong)) = conn.call(&["PING"]) {
-                    if pong == "PONG" {
-                        return server;
-                    }
-                }
-            }
-            if let Ok(Some(status)) = server.child.try_wait() {
-                panic!("redis-server exited at start: {status}");
-            }
-            assert!(
-                Instant::now() < deadline,
-                "redis-server did not answer PING within 10 s"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let child = spawn_redis(port, &dir, &["--appendonly", "no"]);
+        Self { child, port, dir }
     }
 
     pub fn conn(&self) -> Conn {
@@ -201,41 +216,8 @@ impl PersistentServer {
     /// waits until it has loaded its data and answers PING.
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "redis-server is already running");
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "yes"])
-            .args(["--appendfsync", "always"])
-            .arg("--dir")
-            .arg(&self.dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "cannot start redis-server ({e}): it must be on PATH; \
-                     run `bash tools/ensure-redis.sh` (done by `make test`)"
-                )
-            });
-        let child = self.child.insert(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            // PING answers -LOADING until the append-only file is loaded.
-            if let Ok(mut conn) = Conn::connect(self.port) {
-                if let Ok(Reply::Simple(pong)) = conn.call(&["PING"]) {
-                    if pong == "PONG" {
-                        return;
-                    }
-                }
-            }
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("redis-server exited at start: {status}");
-            }
-            assert!(
-                Instant::now() < deadline,
-                "redis-server did not answer PING within 10 s"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let persistence = ["--appendonly", "yes", "--appendfsync", "always"];
+        self.child = Some(spawn_redis(self.port, &self.dir, &persistence));
     }
 
     /// Kills `redis-server` with SIGKILL (a crash: no shutdown work) and
