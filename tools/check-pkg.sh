@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Loads the built package (pkg/, from `make pkg`) the way users do, with no
+# init code of theirs: Node by package name through `exports`, Deno by path
+# and through node_modules, and a Workers bundle (esbuild with wrangler's
+# conditions) that must pick the workerd entry. Each runs tools/js/pkg-smoke.mjs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+[[ -f pkg/package.json ]] || { echo "check-pkg: no pkg/; run make pkg first" >&2; exit 1; }
+bash tools/ensure-tools-js.sh
+bin=$root/tools/js/node_modules/.bin
+smoke=$root/tools/js/pkg-smoke.mjs
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+# Install the packed tarball, not the folder: this also proves `files` is complete.
+tarball=$(cd pkg && npm pack --silent --pack-destination "$tmp")
+mkdir "$tmp/app"
+cd "$tmp/app"
+echo '{ "name": "app", "private": true, "type": "module" }' >package.json
+npm install --silent --no-audit --no-fund --offline "$tmp/$tarball"
+echo "packed: $tarball, $(wc -c <"$tmp/$tarball") B"
+
+echo "== Node $(node --version): file path and package name"
+node --input-type=module -e "
+  import { smoke } from '$smoke';
+  console.log('./pkg/node.js ->', await smoke(await import('$root/pkg/node.js')));
+  console.log('edgelimit ->', import.meta.resolve('edgelimit').replace(/.*node_modules./, ''));
+  console.log('  ', await smoke(await import('edgelimit')));
+"
+
+echo "== Deno: local path and node_modules, --allow-read only"
+export DENO_DIR=$tmp/deno-dir DENO_NO_UPDATE_CHECK=1 NO_COLOR=1
+"$bin/deno" --version | head -1
+cat >deno-path.mjs <<JS
+import { smoke } from "$smoke";
+import * as m from "$root/pkg/browser.js";
+console.log("$root/pkg/browser.js ->", await smoke(m));
+JS
+cat >deno-npm.mjs <<JS
+import { smoke } from "$smoke";
+import * as m from "edgelimit";
+console.log("edgelimit ->", import.meta.resolve("edgelimit").replace(/.*node_modules./, ""));
+console.log("  ", await smoke(m));
+JS
+for f in deno-path.mjs deno-npm.mjs; do
+  # A console.warn about the module's MIME type means Deno fell back from
+  # streaming compilation: treat any stderr as a failure.
+  "$bin/deno" run --allow-read --no-prompt "$f" 2>deno.err
+  if [[ -s deno.err ]]; then cat deno.err >&2; exit 1; fi
+done
+
+echo "== Workers bundle: esbuild --conditions=workerd,worker,browser"
+cat >worker.mjs <<JS
+import { smoke } from "$smoke";
+import * as m from "edgelimit";
+export default { async fetch() { return new Response(await smoke(m)); } };
+JS
+"$bin/esbuild" worker.mjs --bundle --format=esm --platform=neutral --log-level=warning \
+  --conditions=workerd,worker,browser --external:'*.wasm' --metafile=meta.json --outfile=out/worker.js
+entries=$(node -e '
+  const m = JSON.parse(require("fs").readFileSync("meta.json"));
+  console.log(Object.keys(m.inputs).filter(f => /node_modules\/edgelimit\/[a-z]+\.js$/.test(f)).map(f => f.split("/").pop()).join(" "))')
+echo "edgelimit files in the bundle: $entries"
+[[ " $entries " == *" workerd.js "* && " $entries " != *" browser.js "* && " $entries " != *" node.js "* ]] ||
+  { echo "check-pkg: the Workers bundle did not select workerd.js" >&2; exit 1; }
+grep -q 'from "./edgelimit_bg.wasm"' out/worker.js && grep -q 'initSync(' out/worker.js ||
+  { echo "check-pkg: the Workers bundle lost the wasm import or its initSync" >&2; exit 1; }
+echo "workerd.js selected; imports ./edgelimit_bg.wasm and calls initSync: $(wc -c <out/worker.js) B, $(gzip -9c out/worker.js | wc -c) B gz"
+
+echo "check-pkg: all loaded"
