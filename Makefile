@@ -3,7 +3,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all demo test test-deps test-long lint wasm-check bench bench-redis clean
+.PHONY: all demo test test-deps test-long lint wasm-check pkg pkg-check bench bench-redis clean
 
 all: test
 
@@ -28,6 +28,14 @@ test-deps:
 wasm-check:
 	rustup target add wasm32-unknown-unknown >/dev/null 2>&1 || rustup target add wasm32-unknown-unknown
 	$(CARGO) build --quiet --lib --target wasm32-unknown-unknown
+
+## The npm package in pkg/: the core as WebAssembly plus the JS entries.
+pkg:
+	bash tools/build-pkg.sh
+
+## Builds pkg/, then loads it in Node (by name, through `exports`), Deno, and a Workers bundle.
+pkg-check: pkg
+	bash tools/check-pkg.sh
 
 ## The property tests with many more cases.
 test-long: test-deps
