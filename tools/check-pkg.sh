@@ -2,7 +2,8 @@
 # Loads the built package (pkg/, from `make pkg`) the way users do, with no
 # init code of theirs: Node by package name through `exports`, Deno by path
 # and through node_modules, and a Workers bundle (esbuild with wrangler's
-# conditions) that must pick the workerd entry. Each runs tools/js/pkg-smoke.mjs.
+# conditions) that must pick the workerd entry, run in workerd. Each runs
+# tools/js/pkg-smoke.mjs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -54,7 +55,7 @@ echo "== Workers bundle: esbuild --conditions=workerd,worker,browser"
 cat >worker.mjs <<JS
 import { smoke } from "$smoke";
 import * as m from "edgelimit";
-export default { async fetch() { return new Response(await smoke(m)); } };
+export default { async test() { console.log("workerd ->", await smoke(m)); } };
 JS
 "$bin/esbuild" worker.mjs --bundle --format=esm --platform=neutral --log-level=warning \
   --conditions=workerd,worker,browser --external:'*.wasm' --metafile=meta.json --outfile=out/worker.js
@@ -67,5 +68,23 @@ echo "edgelimit files in the bundle: $entries"
 grep -q 'from "./edgelimit_bg.wasm"' out/worker.js && grep -q 'initSync(' out/worker.js ||
   { echo "check-pkg: the Workers bundle lost the wasm import or its initSync" >&2; exit 1; }
 echo "workerd.js selected; imports ./edgelimit_bg.wasm and calls initSync: $(wc -c <out/worker.js) B, $(gzip -9c out/worker.js | wc -c) B gz"
+
+
+echo "== workerd $("$bin/workerd" --version | cut -d' ' -f2): the bundle, the module as a wasm module"
+cp node_modules/edgelimit/edgelimit_bg.wasm out/
+cat >out/config.capnp <<'CAPNP'
+using Workerd = import "/workerd/workerd.capnp";
+const config :Workerd.Config = (services = [(name = "main", worker = .worker)]);
+const worker :Workerd.Worker = (
+  modules = [
+    (name = "worker.js", esModule = embed "worker.js"),
+    (name = "edgelimit_bg.wasm", wasm = embed "edgelimit_bg.wasm"),
+  ],
+  compatibilityDate = "2026-04-20",
+);
+CAPNP
+# `workerd test` runs the worker's test() handler with no socket and fails
+# when it throws; its own PASS/FAIL lines go to stderr.
+"$bin/workerd" test out/config.capnp 2>workerd.err || { cat workerd.err >&2; exit 1; }
 
 echo "check-pkg: all loaded"
