@@ -3,12 +3,17 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all demo test test-deps test-long lint wasm-check pkg pkg-check bench bench-redis clean
+.PHONY: all demo demo-rust test-worker test test-deps test-long lint wasm-check pkg pkg-check bench bench-redis clean
 
 all: test
 
-## Runs the demo on the embedded in-memory store.
-demo:
+## Builds the npm package, runs the example Worker in workerd and fires a
+## burst of requests at it, printing each answer's rate-limit headers.
+demo: pkg
+	bash worker-example/run.sh demo
+
+## The Rust demo on the embedded in-memory store.
+demo-rust:
 	$(CARGO) run --quiet --release --example demo
 
 GATEWAY_TARGET := $(CURDIR)/gateway/target
@@ -36,6 +41,10 @@ pkg:
 ## Builds pkg/, then loads it in Node (by name, through `exports`), Deno, and a Workers bundle.
 pkg-check: pkg
 	bash tools/check-pkg.sh
+
+## The example Worker in workerd: the memory store, and Redis through the gateway.
+test-worker: test-deps pkg
+	EDGELIMIT_GATEWAY_BIN=$(GATEWAY_BIN) bash worker-example/run.sh test
 
 ## The property tests with many more cases.
 test-long: test-deps

@@ -1,0 +1,96 @@
+// A throwaway redis-server and edgelimit-gateway on free 127.0.0.1 ports,
+// for the Redis store tests: the real programs, not mocks.
+import { execFile, spawn } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { repoDir } from "./bundle.mjs";
+import { stopOnExit } from "./workerd.mjs";
+
+export const GATEWAY_TOKEN = "worker-test-token";
+
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = createServer().listen(0, "127.0.0.1", () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+    server.on("error", reject);
+  });
+}
+
+export async function startRedis() {
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), "edgelimit-redis-"));
+  const server = start("redis-server", [
+    "--port", String(port), "--bind", "127.0.0.1", "--dir", dir,
+    "--save", "", "--appendonly", "no",
+  ]);
+  await waitFor(server, () => redisCommand(port, "PING").then((reply) => reply === "PONG"));
+  return {
+    ...server,
+    port,
+    command: (...args) => redisCommand(port, ...args),
+    stop: async () => {
+      await server.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A gateway over the Redis at `redisPort`, on `port` (default: a free one). */
+export async function startGateway(redisPort, port) {
+  const bin = process.env.EDGELIMIT_GATEWAY_BIN ?? join(repoDir, "gateway/target/debug/edgelimit-gateway");
+  if (!existsSync(bin)) throw new Error(`${bin} is missing: \`make test-deps\` builds it`);
+  port ??= await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const gateway = start(bin, [
+    "--listen", `127.0.0.1:${port}`,
+    "--redis-url", `redis://127.0.0.1:${redisPort}`,
+    "--token", GATEWAY_TOKEN,
+  ], { EDGELIMIT_GATEWAY_LOG: "warn" });
+  await waitFor(gateway, () => fetch(`${url}/healthz`).then((r) => r.ok));
+  return { ...gateway, port, url, token: GATEWAY_TOKEN };
+}
+
+function start(command, args, env = {}) {
+  const child = spawn(command, args, { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, ...env } });
+  stopOnExit(child);
+  let stderr = "";
+  child.stderr.on("data", (d) => (stderr += d));
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  child.once("error", (error) => (stderr += `${error.message}\n`));
+  return {
+    name: command,
+    child,
+    exited,
+    stderr: () => stderr,
+    stop: async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+      await exited;
+    },
+  };
+}
+
+async function waitFor(service, ready, ms = 10000) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    if (service.child.exitCode !== null || service.child.signalCode !== null) {
+      throw new Error(`${service.name} exited at start: ${service.stderr()}`);
+    }
+    if (await ready().catch(() => false)) return;
+    if (Date.now() > deadline) {
+      await service.stop();
+      throw new Error(`${service.name} was not ready within ${ms} ms: ${service.stderr()}`);
+    }
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+// redis-cli comes with redis-server (tools/ensure-redis.sh installs both).
+async function redisCommand(port, ...args) {
+  const { stdout } = await promisify(execFile)("redis-cli", ["-p", String(port), ...args]);
+  return stdout.trim();
+}
