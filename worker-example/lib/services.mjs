@@ -59,16 +59,19 @@ function start(command, args, env = {}) {
   const child = spawn(command, args, { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, ...env } });
   stopOnExit(child);
   let stderr = "";
+  let running = true;
   child.stderr.on("data", (d) => (stderr += d));
-  const exited = new Promise((resolve) => child.once("exit", resolve));
-  child.once("error", (error) => (stderr += `${error.message}\n`));
+  // "error" instead of "exit" when it could not be started at all.
+  const exited = new Promise((resolve) => {
+    child.once("exit", resolve);
+    child.once("error", (error) => resolve((stderr += `${error.message}\n`)));
+  }).then(() => (running = false));
   return {
     name: command,
-    child,
-    exited,
+    running: () => running,
     stderr: () => stderr,
     stop: async () => {
-      if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+      if (running) child.kill("SIGTERM");
       await exited;
     },
   };
@@ -77,7 +80,7 @@ function start(command, args, env = {}) {
 async function waitFor(service, ready, ms = 10000) {
   const deadline = Date.now() + ms;
   for (;;) {
-    if (service.child.exitCode !== null || service.child.signalCode !== null) {
+    if (!service.running()) {
       throw new Error(`${service.name} exited at start: ${service.stderr()}`);
     }
     if (await ready().catch(() => false)) return;

@@ -12,9 +12,10 @@ const algorithm = Ratelimit.slidingWindow(5, "10 s");
 // loaded scripts between calls.
 const inMemory = new Ratelimit({ limiter: algorithm, store: memoryStore() });
 const inRedis = new Map();
+const usesRedis = (env) => Boolean(env.REDIS_URL && env.REDIS_TOKEN);
 
 function limiter(request, env) {
-  if (!env.REDIS_URL || !env.REDIS_TOKEN) return inMemory;
+  if (!usesRedis(env)) return inMemory;
   // What to answer when Redis cannot be reached: "open" lets requests
   // through, "closed" denies them; either beats failing the whole request.
   const failure = env.FAILURE === "closed" ? "closed" : "open";
@@ -28,8 +29,8 @@ function limiter(request, env) {
   return shared;
 }
 
-async function handler(_request, env) {
-  const store = env.REDIS_URL && env.REDIS_TOKEN ? "redis" : "memory";
+async function handler(request, env) {
+  const store = usesRedis(env) ? "redis" : "memory";
   return Response.json({ message: "Hello from behind the rate limiter", store });
 }
 
