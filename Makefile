@@ -3,7 +3,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all demo demo-rust test-worker test test-deps test-long lint wasm-check pkg pkg-check bench bench-redis clean
+.PHONY: all demo demo-rust test-worker test test-deps test-long lint wasm-check pkg pkg-check bench bench-redis bench-pkg clean
 
 all: test
 
@@ -59,10 +59,17 @@ bench:
 	$(CARGO) bench --bench decisions
 	$(MAKE) bench-redis
 	bash bench/gateway/run.sh
+	$(MAKE) bench-pkg
 
 ## The Redis REST store next to @upstash/ratelimit, through the gateway.
 bench-redis:
 	bash bench/redis-store/run.sh
+
+## The npm package next to its JS peers: Worker bundle size (fails above
+## 60 KB gz), wasm instantiation and import time, in-memory decisions/s.
+bench-pkg:
+	$(MAKE) pkg
+	bash bench/pkg/run.sh
 
 clean:
 	$(CARGO) clean
