@@ -48,7 +48,7 @@ impl IntoMillis for Duration {
             return Err(DurationError::SubMillisecond { nanos });
         }
         u64::try_from(nanos / 1_000_000).map_err(|_| DurationError::Overflow {
-            input: format!("{self:?}"),
+            input: format!("{} s", self.as_secs()),
         })
     }
 }

@@ -55,13 +55,13 @@ pub enum ConfigError {
 #[non_exhaustive]
 pub enum DurationError {
     /// The text is not `<integer> <unit>` with a known unit.
-    #[error("invalid duration {input:?}: expected an integer and a unit (ms, s, m, h, d), e.g. \"10 s\" or \"250ms\"")]
+    #[error("invalid duration \"{input}\": expected an integer and a unit (ms, s, m, h, d), e.g. \"10 s\" or \"250ms\"")]
     Syntax {
         /// The text given.
         input: String,
     },
     /// The duration does not fit in `u64` milliseconds.
-    #[error("duration {input:?} is too long")]
+    #[error("duration \"{input}\" is too long")]
     Overflow {
         /// The text (or debug form of the value) given.
         input: String,

@@ -54,6 +54,8 @@ mod error;
 mod limiter;
 pub mod scripts;
 pub mod store;
+#[cfg(target_arch = "wasm32")]
+pub mod wasm;
 
 pub use algorithm::{
     Algorithm, Concurrency, FixedWindow, Gcra, SlidingLog, SlidingWindow, TokenBucket,

@@ -51,6 +51,19 @@ macro_rules! state_kind {
     )*};
 }
 
+/// Any state is kept as itself: for callers choosing the algorithm at run
+/// time (the WebAssembly bindings).
+impl StateKind for AnyState {
+    #[inline]
+    fn into_any(self) -> AnyState {
+        self
+    }
+    #[inline]
+    fn from_any(any: AnyState) -> Option<Self> {
+        Some(any)
+    }
+}
+
 state_kind!(
     FixedWindow(FixedWindowState),
     SlidingWindow(SlidingWindowState),

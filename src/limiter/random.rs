@@ -25,6 +25,15 @@ pub(crate) fn next_u64() -> u64 {
     z ^ (z >> 31)
 }
 
+/// Seeds the generator, for hosts whose hasher seed is not random
+/// (WebAssembly). A zero seed is ignored.
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+pub(crate) fn reseed(seed: u64) {
+    if seed != 0 {
+        STATE.store(seed, Ordering::Relaxed);
+    }
+}
+
 /// A uniformly spread value in `0..=max`.
 pub(crate) fn up_to(max: u64) -> u64 {
     match max.checked_add(1) {

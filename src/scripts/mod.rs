@@ -50,17 +50,21 @@ use crate::Decision;
 #[derive(Debug)]
 pub struct Script {
     name: &'static str,
-    code: &'static str,
-    sha1: OnceLock<String>,
+    /// The script's own part, after the shared prelude.
+    body: &'static str,
+    sha1: &'static str,
+    code: OnceLock<String>,
 }
 
 impl Script {
-    /// A script named `name` with the text `code`.
-    pub const fn new(name: &'static str, code: &'static str) -> Self {
+    /// A script named `name` whose text is the prelude followed by `body`,
+    /// with that text's SHA-1 (computed when the crate is built).
+    const fn new(name: &'static str, (body, sha1): (&'static str, &'static str)) -> Self {
         Self {
             name,
-            code,
-            sha1: OnceLock::new(),
+            body,
+            sha1,
+            code: OnceLock::new(),
         }
     }
 
@@ -69,32 +73,39 @@ impl Script {
         self.name
     }
 
-    /// The full text sent with `EVAL` or `SCRIPT LOAD`.
-    pub fn code(&self) -> &'static str {
-        self.code
+    /// The full text sent with `EVAL` or `SCRIPT LOAD`: the `.lua` sources
+    /// without comments or indentation. Assembled on first use (rarely
+    /// needed: `EVALSHA` sends only the SHA-1), so the prelude is stored
+    /// once.
+    pub fn code(&self) -> &str {
+        self.code.get_or_init(|| {
+            format!(
+                "-- edgelimit {}\n{}{}",
+                self.name,
+                embedded::PRELUDE,
+                self.body
+            )
+        })
     }
 
     /// The SHA-1 of the text in lowercase hex, as `SCRIPT LOAD` returns it
-    /// and `EVALSHA` takes it. Computed once.
+    /// and `EVALSHA` takes it.
     pub fn sha1(&self) -> &str {
         self.sha1
-            .get_or_init(|| sha1_smol::Sha1::from(self.code).digest().to_string())
     }
+}
+
+/// The scripts as build.rs prepared them.
+mod embedded {
+    include!(concat!(env!("OUT_DIR"), "/scripts.rs"));
 }
 
 macro_rules! script {
     ($(#[$doc:meta])* $name:ident, $file:literal) => {
         $(#[$doc])*
-        pub static $name: Script = Script::new(
-            $file,
-            concat!(
-                include_str!("prelude.lua"),
-                include_str!(concat!($file, ".lua"))
-            ),
-        );
+        pub static $name: Script = Script::new($file, embedded::$name);
     };
 }
-
 script!(
     /// [`FixedWindow`]; configuration `limit, window_ms`.
     FIXED_WINDOW,
@@ -268,17 +279,18 @@ mod tests {
 
     #[test]
     fn sha1_is_lowercase_hex_of_the_code() {
-        let script = Script::new("t", "return 1");
-        // sha1("return 1"), as `redis-cli SCRIPT LOAD "return 1"` reports it.
-        assert_eq!(script.sha1(), "e0e1f9fabfc9d4800c877a703b823ac0578ff8db");
         for script in ALL {
+            let computed = sha1_smol::Sha1::from(script.code()).digest().to_string();
+            assert_eq!(script.sha1(), computed, "{}", script.name());
             assert_eq!(script.sha1().len(), 40);
             assert!(script
                 .sha1()
                 .bytes()
                 .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
-            assert!(script.code().starts_with("-- edgelimit script prelude"));
-            assert!(script.code().contains(&format!("-- {}.lua", script.name())));
+            assert!(script
+                .code()
+                .starts_with(&format!("-- edgelimit {}\n", script.name())));
+            assert!(!script.code().contains("\n--"), "comments are dropped");
         }
     }
 

@@ -214,5 +214,6 @@ impl Transition for LeaseStep<'_> {
 }
 
 fn malformed(reply: &[i64]) -> StoreError {
-    StoreError::MalformedReply(format!("unexpected script reply {reply:?}"))
+    let numbers: Vec<String> = reply.iter().map(i64::to_string).collect();
+    StoreError::MalformedReply(format!("unexpected script reply [{}]", numbers.join(",")))
 }

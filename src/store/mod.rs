@@ -2,7 +2,7 @@
 
 mod contract;
 mod memory;
-mod redis_rest;
+pub(crate) mod redis_rest;
 
 pub use contract::{Consume, Key, LeaseStep, Peek, Remote, Store, Transition};
 pub use memory::MemoryStore;

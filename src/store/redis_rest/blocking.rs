@@ -2,11 +2,12 @@
 
 use std::sync::Arc;
 
+use super::call::{redis_key, ScriptCall};
+use super::exchange::{Exchange, Step};
 use super::json::Json;
-use super::options::{RestOptions, TimeSource};
+use super::options::RestOptions;
 use super::protocol::{self, Reply};
 use super::retry::retry_delay;
-use crate::scripts::Script;
 use crate::store::{Key, Store, Transition};
 use crate::{Error, StoreError};
 
@@ -37,14 +38,6 @@ impl std::fmt::Debug for RedisRestStore {
             .field("options", &self.inner.options)
             .finish()
     }
-}
-
-/// One script call, ready to send.
-struct ScriptCall {
-    script: &'static Script,
-    key: String,
-    args: Vec<String>,
-    idempotent: bool,
 }
 
 impl RedisRestStore {
@@ -118,68 +111,29 @@ impl RedisRestStore {
 
     /// Sends `body` (built anew per attempt by `body`), retrying as the
     /// options and the operation's idempotence allow.
-    fn send(
-        &self,
-        idempotent: bool,
-        mut body: impl FnMut(bool) -> String,
-    ) -> Result<Json, StoreError> {
-        let mut eval = false;
-        let mut attempt = 0;
+    fn send(&self, idempotent: bool, body: impl Fn(bool) -> String) -> Result<Json, StoreError> {
+        let mut exchange = Exchange::new(idempotent);
         loop {
-            match self.post(body(eval)) {
-                Reply::Result(json) => return Ok(json),
-                Reply::NoScript if !eval => eval = true,
-                Reply::NoScript => {
-                    return Err(StoreError::MalformedReply("NOSCRIPT after EVAL".into()))
-                }
-                Reply::Failed(error) => {
-                    match retry_delay(&error, attempt, idempotent, &self.inner.options) {
-                        Some(delay) => {
-                            std::thread::sleep(delay);
-                            attempt += 1;
-                        }
-                        None => return Err(error),
-                    }
-                }
+            match exchange.next(self.post(body(exchange.eval())), &self.inner.options) {
+                Step::Done(json) => return Ok(json),
+                Step::SendAgain => {}
+                Step::Retry(delay) => std::thread::sleep(delay),
+                Step::Failed(error) => return Err(error),
             }
         }
     }
 
     fn run_script(&self, call: &ScriptCall) -> Result<Json, StoreError> {
-        let (sha1, code) = (call.script.sha1(), call.script.code());
-        self.send(call.idempotent, |eval| {
-            protocol::script_body(sha1, code, eval, &call.key, &call.args)
-        })
+        self.send(call.idempotent, |eval| call.body(eval))
     }
-}
 
-/// The Redis key of `key`: in a hash tag, so every key one script touches
-/// lives in one cluster slot.
-pub(crate) fn redis_key(key: Key<'_>) -> String {
-    format!("{{{}{}}}", key.prefix, key.id)
-}
-
-impl RedisRestStore {
-    /// The script call standing for `transition` on `key` at `now_ms`.
     fn prepare<T: Transition>(
         &self,
         key: Key<'_>,
         now_ms: u64,
         transition: &T,
     ) -> Result<ScriptCall, Error> {
-        let remote = transition.remote()?;
-        let mut args = Vec::with_capacity(remote.args.len() + 1);
-        args.push(match self.inner.options.time {
-            TimeSource::Redis => String::new(),
-            TimeSource::Caller => now_ms.to_string(),
-        });
-        args.extend(remote.args);
-        Ok(ScriptCall {
-            script: remote.script,
-            key: redis_key(key),
-            args,
-            idempotent: remote.idempotent,
-        })
+        ScriptCall::prepare(key, now_ms, transition, self.inner.options.time)
     }
 
     /// Sends `calls` as pipelines until each has an answer: calls whose
@@ -195,19 +149,7 @@ impl RedisRestStore {
             if pending.is_empty() {
                 return answers.into_iter().flatten().collect();
             }
-            let bodies: Vec<String> = pending
-                .iter()
-                .map(|&i| {
-                    let call = calls[i];
-                    protocol::script_body(
-                        call.script.sha1(),
-                        call.script.code(),
-                        eval[i],
-                        &call.key,
-                        &call.args,
-                    )
-                })
-                .collect();
+            let bodies: Vec<String> = pending.iter().map(|&i| calls[i].body(eval[i])).collect();
             let sent = self
                 .post_to("/pipeline", protocol::pipeline_body(&bodies))
                 .and_then(|(status, text)| protocol::read_pipeline(status, &text, pending.len()));

@@ -8,8 +8,9 @@ pub(crate) enum Json {
     Null,
     Bool(bool),
     Int(i64),
-    /// A number that is not an integer in i64 range.
-    Float(f64),
+    /// A number that is not an integer in i64 range, as its text: replies
+    /// never need its value, and parsing floats would grow the wasm module.
+    OtherNumber(String),
     Str(String),
     Array(Vec<Json>),
     Object(Vec<(String, Json)>),
@@ -20,6 +21,40 @@ impl Json {
         match self {
             Json::Object(fields) => fields.iter().find(|(k, _)| k == name).map(|(_, v)| v),
             _ => None,
+        }
+    }
+}
+
+/// Compact JSON, for error messages (a derived `Debug` would pull much more
+/// formatting code into the WebAssembly module).
+impl std::fmt::Display for Json {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let quoted = |text: &str| {
+            let mut out = String::new();
+            push_str(&mut out, text);
+            out
+        };
+        match self {
+            Json::Null => f.write_str("null"),
+            Json::Bool(b) => write!(f, "{b}"),
+            Json::Int(n) => write!(f, "{n}"),
+            Json::OtherNumber(text) => f.write_str(text),
+            Json::Str(text) => f.write_str(&quoted(text)),
+            Json::Array(values) => {
+                f.write_str("[")?;
+                for (i, value) in values.iter().enumerate() {
+                    write!(f, "{}{value}", if i == 0 { "" } else { "," })?;
+                }
+                f.write_str("]")
+            }
+            Json::Object(fields) => {
+                f.write_str("{")?;
+                for (i, (key, value)) in fields.iter().enumerate() {
+                    let comma = if i == 0 { "" } else { "," };
+                    write!(f, "{comma}{}:{value}", quoted(key))?;
+                }
+                f.write_str("}")
+            }
         }
     }
 }
@@ -166,14 +201,13 @@ impl Parser<'_> {
             self.at += 1;
         }
         let text = std::str::from_utf8(&self.bytes[start..self.at]).ok()?;
-        match text.parse::<i64>() {
-            Ok(n) => Some(Json::Int(n)),
-            Err(_) => text
-                .parse::<f64>()
-                .ok()
-                .filter(|f| f.is_finite())
-                .map(Json::Float),
+        if !is_number(text) {
+            return None;
         }
+        Some(match text.parse::<i64>() {
+            Ok(n) => Json::Int(n),
+            Err(_) => Json::OtherNumber(text.to_owned()),
+        })
     }
 
     fn string(&mut self) -> Option<String> {
@@ -235,6 +269,30 @@ impl Parser<'_> {
     }
 }
 
+/// Whether `text` is a JSON number: `-? int frac? exp?`.
+fn is_number(text: &str) -> bool {
+    let digits = |s: &str| s.bytes().take_while(u8::is_ascii_digit).count();
+    let rest = text.strip_prefix('-').unwrap_or(text);
+    let int = digits(rest);
+    if int == 0 || (int > 1 && rest.starts_with('0')) {
+        return false;
+    }
+    let mut rest = &rest[int..];
+    if let Some(frac) = rest.strip_prefix('.') {
+        let n = digits(frac);
+        if n == 0 {
+            return false;
+        }
+        rest = &frac[n..];
+    }
+    if let Some(exp) = rest.strip_prefix(['e', 'E']) {
+        let exp = exp.strip_prefix(['+', '-']).unwrap_or(exp);
+        let n = digits(exp);
+        return n > 0 && n == exp.len();
+    }
+    rest.is_empty()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -277,7 +335,21 @@ mod tests {
                 "NOSCRIPT No matching script. Please use EVAL.".into()
             ))
         );
-        assert_eq!(parse("1.5"), Some(Json::Float(1.5)));
+        assert_eq!(parse("1.5"), Some(Json::OtherNumber("1.5".into())));
+        assert_eq!(
+            parse("-2e10"),
+            Some(Json::OtherNumber("-2e10".into())),
+            "exponent"
+        );
+        assert_eq!(parse("1."), None);
+        let text = r#"{"a":[1,-2.5e3,"x\"y",null,true],"b":{}}"#;
+        assert_eq!(
+            parse(text).unwrap().to_string(),
+            text,
+            "Display is compact JSON"
+        );
+        assert_eq!(parse("01"), None);
+        assert_eq!(parse("1e"), None);
         assert_eq!(
             parse("[true,false,{}]"),
             Some(Json::Array(vec![

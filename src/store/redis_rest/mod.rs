@@ -1,18 +1,25 @@
 //! Redis over the Upstash REST protocol: each decision is one atomic Lua
-//! script, called with EVALSHA.
+//! script, called with EVALSHA. The protocol is sans-IO; the native store
+//! drives it with reqwest; the WebAssembly bindings drive it through the
+//! host's `fetch`.
 
 #[cfg(not(target_arch = "wasm32"))]
 mod blocking;
-// The protocol has no transport in WebAssembly yet: the bindings will drive
-// it through the host's `fetch`.
-#[cfg_attr(target_arch = "wasm32", allow(dead_code))]
+mod call;
+mod exchange;
 mod json;
 mod options;
-#[cfg_attr(target_arch = "wasm32", allow(dead_code))]
 mod protocol;
-#[cfg_attr(target_arch = "wasm32", allow(dead_code))]
 mod retry;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub use blocking::RedisRestStore;
 pub use options::{RestOptions, TimeSource};
+// What the WebAssembly bindings drive.
+#[cfg(target_arch = "wasm32")]
+pub(crate) use {
+    call::{redis_key, ScriptCall},
+    exchange::{Exchange, Step},
+    json::Json,
+    protocol::{command_body, integers, read_reply, Reply},
+};

@@ -51,12 +51,14 @@ pub(crate) fn read_reply(status: u16, body: &str) -> Reply {
 }
 
 /// The body of a pipeline (`POST /pipeline`) of command bodies.
+#[cfg_attr(target_arch = "wasm32", allow(dead_code))] // no batching in wasm yet
 pub(crate) fn pipeline_body(commands: &[String]) -> String {
     format!("[{}]", commands.join(","))
 }
 
 /// Reads a response to a pipeline of `expected` commands: one reply each,
 /// in order, or the failure of the whole request.
+#[cfg_attr(target_arch = "wasm32", allow(dead_code))] // no batching in wasm yet
 pub(crate) fn read_pipeline(
     status: u16,
     body: &str,
@@ -115,7 +117,7 @@ fn classify(status: u16, document: &Json) -> Reply {
             Reply::Failed(StoreError::Unavailable(format!("HTTP {status}")))
         }
         (status, _) => Reply::Failed(StoreError::MalformedReply(format!(
-            "HTTP {status} without result: {document:?}"
+            "HTTP {status} without result: {document}"
         ))),
     }
 }
@@ -123,7 +125,7 @@ fn classify(status: u16, document: &Json) -> Reply {
 /// The integers of an array reply, e.g. a script's decision.
 pub(crate) fn integers(result: &Json) -> Result<Vec<i64>, StoreError> {
     let malformed =
-        || StoreError::MalformedReply(format!("expected an array of integers, got {result:?}"));
+        || StoreError::MalformedReply(format!("expected an array of integers, got {result}"));
     match result {
         Json::Array(items) => items
             .iter()

@@ -1,0 +1,248 @@
+// edgelimit: exact rate limiting for Workers, Deno, browsers and Node.
+// One WebAssembly core; state in the isolate's memory or in Redis over the
+// Upstash REST protocol.
+
+/** Milliseconds, or text such as `"10 s"`, `"250ms"`, `"1 m"`, `"1h"`, `"1 d"`. */
+export type Duration = number | `${number}${"" | " "}${"ms" | "s" | "m" | "h" | "d"}`;
+
+/** Stable error codes: match on `error.code`, never on the message. */
+export type ErrorCode =
+  | "INVALID_CONFIG"
+  | "INVALID_DURATION"
+  | "INVALID_ARGUMENT"
+  | "COST_EXCEEDS_LIMIT"
+  | "UNSUPPORTED"
+  | "STORE_UNAUTHORIZED"
+  | "STORE_SCRIPT_MISSING"
+  | "STORE_COMMAND"
+  | "STORE_TIMEOUT"
+  | "STORE_UNREACHABLE"
+  | "STORE_UNAVAILABLE"
+  | "STORE_BUSY"
+  | "STORE_MALFORMED_REPLY";
+
+/**
+ * Every error edgelimit throws or rejects with (an `AbortSignal`'s reason
+ * excepted). `instanceof EdgelimitError` holds for errors raised in the
+ * WebAssembly core as well.
+ */
+export declare class EdgelimitError extends Error {
+  constructor(code: ErrorCode, message: string);
+  readonly name: "EdgelimitError";
+  readonly code: ErrorCode;
+}
+
+/** Where limiter state lives. */
+export interface Store {
+  readonly kind: "memory" | "redis";
+}
+
+export interface MemoryStoreOptions {
+  /** At most this many keys are kept; the soonest-expiring are evicted first. Default 100000. */
+  maxKeys?: number;
+}
+
+/** State in this isolate's memory: fast, synchronous, not shared between isolates. */
+export declare function memoryStore(options?: MemoryStoreOptions): Store;
+
+export interface RedisStoreOptions {
+  /** The Upstash REST URL, or an edgelimit-gateway's (e.g. `http://127.0.0.1:8079`). */
+  url: string;
+  /** Its bearer token. */
+  token: string;
+  /** Per-request timeout in milliseconds. Default 2000. */
+  timeout?: number;
+  /** Retries of a failed request, only where safe (never a request that may have consumed). Default 2. */
+  retries?: number;
+  /** Whose clock decides: Redis's `TIME` (default; every isolate agrees) or this isolate's `Date.now()`. */
+  time?: "redis" | "caller";
+}
+
+/** State in Redis over the Upstash REST protocol: shared by every isolate and region. */
+export declare function redisStore(options: RedisStoreOptions): Store;
+
+/** A configured algorithm, made by the `Ratelimit` factories. */
+export interface Algorithm {
+  readonly kind: "fixedWindow" | "slidingWindow" | "slidingLog" | "tokenBucket" | "gcra";
+  /** The most admitted at once (limit, capacity or burst). */
+  readonly limit: number;
+  /** The policy's window in milliseconds, as advertised in `RateLimit-Policy`. */
+  readonly windowMs: number;
+}
+
+export interface RatelimitOptions {
+  limiter: Algorithm;
+  /** Default: a `memoryStore()` of its own. */
+  store?: Store;
+  /** Namespace of this limiter's keys. Default `"edgelimit"`. */
+  prefix?: string;
+  /** Per-request store timeout in milliseconds, overriding the store's. */
+  timeout?: number;
+  /**
+   * What to answer when the store fails after its retries: `"error"` rejects
+   * with an `EdgelimitError` (default), `"open"` allows, `"closed"` denies
+   * (retry after 1 s). Either decision carries `reason: "storeFailure"`.
+   */
+  failure?: "error" | "open" | "closed";
+}
+
+export interface LimitOptions {
+  /** Units to take; 0 only reads. Default 1. */
+  cost?: number;
+}
+
+export interface LimitResult {
+  /** Whether the call was admitted (and its cost consumed). */
+  success: boolean;
+  /** The most admitted at once. */
+  limit: number;
+  /** Units still admissible right now, after this call. */
+  remaining: number;
+  /** Unix time in milliseconds at which the limiter is back to `limit`. */
+  reset: number;
+  /** For a denial, milliseconds until the same cost can be admitted (exact); 0 when admitted. */
+  retryAfter: number;
+  /** Set when the store failed and the `failure` policy decided. */
+  reason?: "storeFailure";
+  /** Resolved: kept for code written against `@upstash/ratelimit`. */
+  pending: Promise<void>;
+}
+
+export interface BlockOptions extends LimitOptions {
+  signal?: AbortSignal;
+}
+
+export declare class Ratelimit {
+  constructor(options: RatelimitOptions);
+
+  /** `limit` calls per fixed window of `window`. */
+  static fixedWindow(limit: number, window: Duration): Algorithm;
+  /** `limit` calls per sliding `window`, the previous window weighted in. */
+  static slidingWindow(limit: number, window: Duration): Algorithm;
+  /** Exactly `limit` calls in any `window`: a log of timestamps. */
+  static slidingLog(limit: number, window: Duration): Algorithm;
+  /** `refillRate` tokens every `interval`, up to `maxTokens` (as in `@upstash/ratelimit`). */
+  static tokenBucket(
+    refillRate: number,
+    interval: Duration,
+    maxTokens: number,
+    options?: { initialTokens?: number },
+  ): Algorithm;
+  /** `rate` calls per `period`, evenly spaced, with bursts of up to `burst` (default `rate`). */
+  static gcra(rate: number, period: Duration, options?: { burst?: number }): Algorithm;
+
+  readonly algorithm: Algorithm;
+  readonly prefix: string;
+
+  /** Takes `cost` units for `id`; a denial resolves with `success: false`. */
+  limit(id: string, options?: LimitOptions): Promise<LimitResult>;
+  /** The same, synchronously: memory store only (else throws `UNSUPPORTED`). */
+  limitSync(id: string, options?: LimitOptions): LimitResult;
+  /**
+   * Waits until `id` is admitted or `timeout` ms have passed; resolves with the
+   * last result (`success: false` when out of time). Rejects with the signal's
+   * reason when aborted.
+   */
+  blockUntilReady(id: string, timeout: number, options?: BlockOptions): Promise<LimitResult>;
+  /** What a call would get now, writing nothing. */
+  getRemaining(id: string): Promise<{ remaining: number; reset: number; limit: number }>;
+  /** Forgets `id`'s usage. */
+  reset(id: string): Promise<void>;
+}
+
+export interface ConcurrencyOptions {
+  /** Leases held at once. */
+  max: number;
+  /** How long a lease lasts unless released or extended (so a crashed holder cannot leak it). */
+  leaseTtl: Duration;
+  store?: Store;
+  prefix?: string;
+  timeout?: number;
+  failure?: "error" | "open" | "closed";
+}
+
+export interface AcquireOptions {
+  /** Milliseconds to wait for a free lease; 0 (default) answers at once. */
+  timeout?: number;
+  /** This lease's time to live, overriding `leaseTtl`. */
+  leaseTtl?: Duration;
+  signal?: AbortSignal;
+}
+
+/** A lease on a concurrency limiter, or the refusal of one. */
+export interface Permit extends AsyncDisposable {
+  readonly acquired: boolean;
+  /** The lease's id (empty when not acquired). */
+  readonly id: string;
+  readonly limit: number;
+  /** Leases still free after this one. */
+  readonly remaining: number;
+  /** Unix milliseconds at which the lease expires (0 when not acquired). */
+  readonly expiresAt: number;
+  /** When refused: milliseconds until the soonest lease expires. */
+  readonly retryAfter: number;
+  readonly reason?: "storeFailure";
+  /** Gives the lease back; safe to call twice, a no-op when not acquired. */
+  release(): Promise<void>;
+  /** Renews the lease for `ttl` (default the limiter's); false if it had already expired. */
+  extend(ttl?: Duration): Promise<boolean>;
+}
+
+export declare class Concurrency {
+  constructor(options: ConcurrencyOptions);
+  acquire(id: string, options?: AcquireOptions): Promise<Permit>;
+  /** Leases held and free for `id`, changing nothing. */
+  getRemaining(id: string): Promise<{ remaining: number; limit: number }>;
+  /** Drops every lease of `id`. */
+  reset(id: string): Promise<void>;
+}
+
+/** A Workers/Deno `fetch` handler. */
+export type FetchHandler<Env = unknown, Ctx = unknown> = (
+  request: Request,
+  env: Env,
+  ctx: Ctx,
+) => Response | Promise<Response>;
+
+export interface WithRateLimitOptions<Env = unknown, Ctx = unknown> {
+  /** The limiter, or a function choosing it per request (e.g. from `env`). */
+  limiter: Ratelimit | ((request: Request, env: Env, ctx: Ctx) => Ratelimit);
+  /** Whose usage a request counts against. Default: `CF-Connecting-IP`, else the first `X-Forwarded-For` address, else `"anonymous"`. */
+  key?: (request: Request, env: Env, ctx: Ctx) => string | Promise<string>;
+  /** Units a request costs. Default 1. */
+  cost?: (request: Request, env: Env, ctx: Ctx) => number;
+  /** The response to a denied request. Default: 429 with a short text body. Headers are added to it. */
+  onLimited?: (request: Request, result: LimitResult) => Response | Promise<Response>;
+}
+
+/**
+ * Wraps a `fetch` handler: a denied request gets 429 with `Retry-After`; every
+ * response carries `RateLimit-Policy`, `RateLimit` and the legacy
+ * `X-RateLimit-Limit`, `X-RateLimit-Remaining`, `X-RateLimit-Reset`.
+ */
+export declare function withRateLimit<Env = unknown, Ctx = unknown>(
+  handler: FetchHandler<Env, Ctx>,
+  options: WithRateLimitOptions<Env, Ctx>,
+): FetchHandler<Env, Ctx>;
+
+/** The rate-limit response headers for a result. */
+export declare function rateLimitHeaders(algorithm: Algorithm, result: LimitResult): Headers;
+
+export interface ThrottleOptions<Args extends unknown[]> {
+  /** Whose usage a call counts against. Default `"throttle"`. */
+  key?: string | ((...args: Args) => string);
+  /** Units a call costs. Default 1. */
+  cost?: number;
+  /** Aborting rejects every waiting call with the signal's reason. */
+  signal?: AbortSignal;
+}
+
+/**
+ * Wraps `fn` so that each call first waits for capacity on `limiter` (it
+ * never fails for lack of capacity), then runs.
+ */
+export declare function throttle<Args extends unknown[], R>(
+  fn: (...args: Args) => R,
+  limiter: Ratelimit,
+  options?: ThrottleOptions<Args>,
+): (...args: Args) => Promise<Awaited<R>>;

@@ -1,0 +1,139 @@
+// Ratelimit: the @upstash/ratelimit-shaped API over the core's rate limiter.
+
+import { CoreAlgorithm, CoreRateLimiter } from "./edgelimit.js";
+import * as slot from "./boundary.js";
+import { checkId, checkNumber, invalid } from "./errors.js";
+import { CORE, TRANSPORT, checkStore, failureCode, memoryStore } from "./stores.js";
+import { run } from "./transport.js";
+import { backoff, sleep } from "./wait.js";
+
+export const DEFAULT_PREFIX = "edgelimit:";
+const RESOLVED = Promise.resolve();
+
+function algorithm(kind, core) {
+  return Object.freeze({ kind, limit: core.limit, windowMs: core.windowMs, [CORE]: core });
+}
+
+function duration(name, value) {
+  if (typeof value !== "number" && typeof value !== "string") {
+    throw invalid(`${name} must be milliseconds or a duration such as "10 s"`);
+  }
+  return value;
+}
+
+function optional(name, value) {
+  return value === undefined ? undefined : checkNumber(name, value);
+}
+
+/** A LimitResult from the core's slots. */
+export function result(allowed, slots) {
+  return {
+    success: allowed,
+    limit: slots[slot.LIMIT],
+    remaining: slots[slot.REMAINING],
+    reset: slots[slot.RESET],
+    retryAfter: slots[slot.RETRY_AFTER],
+    reason: slots[slot.STORE_FAILURE] === 1 ? "storeFailure" : undefined,
+    pending: RESOLVED,
+  };
+}
+
+export class Ratelimit {
+  #core;
+  #inMemory;
+  #transport;
+
+  constructor({ limiter, store, prefix = DEFAULT_PREFIX, timeout, failure = "error" } = {}) {
+    if (limiter?.[CORE] === undefined) {
+      throw invalid("limiter must come from a factory such as Ratelimit.slidingWindow(10, \"10 s\")");
+    }
+    if (typeof prefix !== "string") throw invalid("prefix must be a string");
+    const policy = failureCode(failure);
+    store = checkStore(store ?? memoryStore());
+    this.#inMemory = store.kind === "memory";
+    this.#transport = store[TRANSPORT];
+    this.#core = this.#inMemory
+      ? CoreRateLimiter.withMemory(limiter[CORE], store[CORE], prefix)
+      : CoreRateLimiter.withRest(limiter[CORE], store[CORE], prefix, policy, optional("timeout", timeout));
+    this.algorithm = limiter;
+    this.prefix = prefix;
+  }
+
+  static fixedWindow(limit, window) {
+    checkNumber("limit", limit);
+    return algorithm("fixedWindow", CoreAlgorithm.fixedWindow(limit, duration("window", window)));
+  }
+
+  static slidingWindow(limit, window) {
+    checkNumber("limit", limit);
+    return algorithm("slidingWindow", CoreAlgorithm.slidingWindow(limit, duration("window", window)));
+  }
+
+  static slidingLog(limit, window) {
+    checkNumber("limit", limit);
+    return algorithm("slidingLog", CoreAlgorithm.slidingLog(limit, duration("window", window)));
+  }
+
+  static tokenBucket(refillRate, interval, maxTokens, { initialTokens } = {}) {
+    checkNumber("refillRate", refillRate);
+    checkNumber("maxTokens", maxTokens);
+    const core = CoreAlgorithm.tokenBucket(
+      refillRate,
+      duration("interval", interval),
+      maxTokens,
+      optional("initialTokens", initialTokens),
+    );
+    return algorithm("tokenBucket", core);
+  }
+
+  static gcra(rate, period, { burst } = {}) {
+    checkNumber("rate", rate);
+    return algorithm("gcra", CoreAlgorithm.gcra(rate, duration("period", period), optional("burst", burst)));
+  }
+
+  limitSync(id, { cost = 1 } = {}) {
+    checkId(id);
+    checkNumber("cost", cost);
+    const allowed = slot.check(this.#core.decide(slot.encodeId(id), cost, Date.now(), false));
+    return result(allowed, slot.output());
+  }
+
+  async limit(id, { cost = 1 } = {}) {
+    if (this.#inMemory) return this.limitSync(id, { cost });
+    checkId(id);
+    checkNumber("cost", cost);
+    const { allowed, slots } = await run(this.#core.restCall(id, cost, Date.now(), false), this.#transport);
+    return result(allowed, slots);
+  }
+
+  async blockUntilReady(id, timeout, { cost = 1, signal } = {}) {
+    checkNumber("timeout", timeout);
+    const deadline = Date.now() + Math.max(0, timeout);
+    for (;;) {
+      signal?.throwIfAborted();
+      const outcome = await this.limit(id, { cost });
+      if (outcome.success) return outcome;
+      const wait = backoff(outcome.retryAfter, Date.now(), deadline);
+      if (wait < 0) return outcome;
+      await sleep(wait, signal);
+    }
+  }
+
+  async getRemaining(id) {
+    checkId(id);
+    let slots;
+    if (this.#inMemory) {
+      slot.check(this.#core.decide(slot.encodeId(id), 0, Date.now(), true));
+      slots = slot.output();
+    } else {
+      ({ slots } = await run(this.#core.restCall(id, 0, Date.now(), true), this.#transport));
+    }
+    return { remaining: slots[slot.REMAINING], reset: slots[slot.RESET], limit: slots[slot.LIMIT] };
+  }
+
+  async reset(id) {
+    checkId(id);
+    if (this.#inMemory) slot.check(this.#core.remove(slot.encodeId(id)));
+    else await run(this.#core.restRemove(id), this.#transport);
+  }
+}

@@ -1,0 +1,27 @@
+//! JavaScript bindings (wasm-bindgen): a thin layer over the core. The npm
+//! package's `js/` wraps them in the public API.
+
+mod algorithm;
+mod concurrency;
+mod convert;
+mod error;
+mod io;
+mod rate;
+mod rest;
+mod stores;
+
+pub use algorithm::WasmAlgorithm;
+pub use concurrency::WasmConcurrency;
+pub use io::{core_memory, key_buffer, key_buffer_length, out_buffer, take_error};
+pub use rate::WasmRateLimiter;
+pub use rest::WasmRestCall;
+pub use stores::{WasmMemoryStore, WasmRestStore};
+
+use wasm_bindgen::prelude::*;
+
+/// Runs when the module is instantiated: seeds lease ids and jitter from the
+/// host, since WebAssembly has no entropy of its own.
+#[wasm_bindgen(start)]
+fn start() {
+    crate::limiter::random::reseed(convert::random_seed());
+}
