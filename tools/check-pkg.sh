@@ -3,7 +3,7 @@
 # init code of theirs: Node by package name through `exports`, Deno by path
 # and through node_modules, and a Workers bundle (esbuild with wrangler's
 # conditions) that must pick the workerd entry, run in workerd. Each runs
-# tools/js/pkg-smoke.mjs.
+# tools/js/pkg-smoke.mjs; tools/js/pkg-types.ts type-checks index.d.ts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -29,6 +29,18 @@ node --input-type=module -e "
   console.log('edgelimit ->', import.meta.resolve('edgelimit').replace(/.*node_modules./, ''));
   console.log('  ', await smoke(await import('edgelimit')));
 "
+
+echo "== TypeScript $("$bin/tsc" --version | cut -d' ' -f2): index.d.ts through exports, nodenext and bundler resolution"
+cp "$root/tools/js/pkg-types.ts" types.ts
+for resolution in nodenext bundler; do
+  module=$([[ $resolution == bundler ]] && echo esnext || echo nodenext)
+  cat >tsconfig.json <<JSON
+{ "files": ["types.ts"], "compilerOptions": { "noEmit": true, "strict": true, "types": [],
+  "lib": ["esnext", "dom"], "target": "es2022", "module": "$module", "moduleResolution": "$resolution" } }
+JSON
+  "$bin/tsc" -p tsconfig.json
+  echo "$resolution: ok"
+done
 
 echo "== Deno: local path and node_modules, --allow-read only"
 export DENO_DIR=$tmp/deno-dir DENO_NO_UPDATE_CHECK=1 NO_COLOR=1

@@ -1,0 +1,23 @@
+// Type-checked against the package's index.d.ts, resolved through `exports`
+// (tools/check-pkg.sh): a wrong `types` path or a broken declaration fails here.
+import {
+  Concurrency,
+  EdgelimitError,
+  Ratelimit,
+  memoryStore,
+  redisStore,
+  withRateLimit,
+  type LimitResult,
+} from "edgelimit";
+
+const limiter = new Ratelimit({ limiter: Ratelimit.gcra(10, "1 s"), store: memoryStore() });
+const result: LimitResult = limiter.limitSync("id");
+const shared = new Ratelimit({
+  limiter: Ratelimit.slidingWindow(10, "10 s"),
+  store: redisStore({ url: "http://127.0.0.1:8079", token: "t" }),
+  failure: "open",
+});
+const leases = new Concurrency({ max: 2, leaseTtl: "30 s" });
+const handler = withRateLimit(async () => new Response("ok"), { limiter: shared });
+const code: string | undefined = result.success ? undefined : new EdgelimitError("UNSUPPORTED", "x").code;
+export { handler, leases, code };
