@@ -3,7 +3,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all demo demo-rust test-worker test test-deps test-long lint wasm-check pkg pkg-check bench bench-redis bench-pkg clean
+.PHONY: all demo demo-rust test-worker test test-deps test-long lint wasm-check pkg pkg-check test-js bench bench-redis bench-pkg clean
 
 all: test
 
@@ -41,6 +41,10 @@ pkg:
 ## Builds pkg/, then loads it in Node (by name, through `exports`), Deno, and a Workers bundle.
 pkg-check: pkg
 	bash tools/check-pkg.sh
+
+## The JS suite on the built package, in Node and in Deno.
+test-js: test-deps pkg
+	EDGELIMIT_GATEWAY_BIN=$(GATEWAY_BIN) bash tools/test-js.sh
 
 ## The example Worker in workerd: the memory store, and Redis through the gateway.
 test-worker: test-deps pkg

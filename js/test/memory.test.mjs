@@ -1,0 +1,153 @@
+// The API on the memory store, with exact values at injected times.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { EdgelimitError, Ratelimit, atTime, memoryStore } from "./edgelimit.mjs";
+
+const T0 = 1_700_000_000_000;
+
+test("fixed window: exact remaining, reset and retryAfter", () =>
+  atTime({ now: T0 + 1_000 }, () => {
+    const rl = new Ratelimit({ limiter: Ratelimit.fixedWindow(3, "10 s") });
+    const results = [1, 2, 3, 4].map(() => rl.limitSync("k"));
+    assert.deepEqual(
+      results.map((r) => [r.success, r.remaining, r.retryAfter]),
+      [[true, 2, 0], [true, 1, 0], [true, 0, 0], [false, 0, 9_000]],
+    );
+    assert.equal(results[3].limit, 3);
+    assert.equal(results[3].reset, T0 + 10_000, "the window's end");
+    assert.equal(results[3].reason, undefined);
+  }));
+
+test("sliding window weighs the previous window", async () => {
+  const clock = { now: T0 };
+  const rl = new Ratelimit({ limiter: Ratelimit.slidingWindow(10, "10 s") });
+  await atTime(clock, () => {
+    for (let i = 0; i < 10; i++) assert.ok(rl.limitSync("k").success);
+    assert.equal(rl.limitSync("k").success, false);
+    // A quarter into the next window, 3/4 of the previous 10 still count:
+    // ceil(7.5) = 8 used, so 2 more fit.
+    clock.now = T0 + 12_500;
+    assert.equal(rl.limitSync("k").remaining, 1);
+    assert.equal(rl.limitSync("k").remaining, 0);
+    assert.equal(rl.limitSync("k").success, false);
+  });
+});
+
+test("sliding log is exact over any window", async () => {
+  const clock = { now: T0 };
+  const rl = new Ratelimit({ limiter: Ratelimit.slidingLog(2, "1 s") });
+  await atTime(clock, () => {
+    assert.ok(rl.limitSync("k").success);
+    clock.now += 600;
+    assert.ok(rl.limitSync("k").success);
+    clock.now += 300;
+    const denied = rl.limitSync("k");
+    assert.equal(denied.success, false);
+    assert.equal(denied.retryAfter, 100, "the first entry leaves the log at T0 + 1000");
+    clock.now += 100;
+    assert.ok(rl.limitSync("k").success);
+  });
+});
+
+test("token bucket: refill per interval, initial tokens, cost", async () => {
+  const clock = { now: T0 };
+  const rl = new Ratelimit({ limiter: Ratelimit.tokenBucket(2, "1 s", 10, { initialTokens: 3 }) });
+  await atTime(clock, () => {
+    assert.equal(rl.limitSync("k", { cost: 3 }).remaining, 0);
+    const denied = rl.limitSync("k", { cost: 2 });
+    assert.equal(denied.success, false);
+    assert.equal(denied.retryAfter, 1_000);
+    clock.now += 1_000;
+    assert.equal(rl.limitSync("k", { cost: 2 }).remaining, 0);
+  });
+});
+
+test("gcra spaces calls evenly after the burst", async () => {
+  const clock = { now: T0 };
+  const rl = new Ratelimit({ limiter: Ratelimit.gcra(10, "1 s", { burst: 2 }) });
+  await atTime(clock, () => {
+    assert.ok(rl.limitSync("k").success);
+    assert.ok(rl.limitSync("k").success);
+    const denied = rl.limitSync("k");
+    assert.equal(denied.success, false);
+    assert.equal(denied.retryAfter, 100);
+    clock.now += 100;
+    assert.ok(rl.limitSync("k").success);
+  });
+});
+
+test("limit, getRemaining and reset agree; getRemaining writes nothing", async () => {
+  const rl = new Ratelimit({ limiter: Ratelimit.fixedWindow(5, "1 m") });
+  assert.equal((await rl.limit("a", { cost: 2 })).remaining, 3);
+  assert.equal((await rl.getRemaining("a")).remaining, 3);
+  assert.equal((await rl.getRemaining("a")).remaining, 3);
+  assert.equal((await rl.limit("a", { cost: 0 })).remaining, 3, "cost 0 only reads");
+  await rl.reset("a");
+  assert.deepEqual(Object.keys(await rl.getRemaining("a")).sort(), ["limit", "remaining", "reset"]);
+  assert.equal((await rl.getRemaining("a")).remaining, 5);
+});
+
+test("ids of any length and script; prefixes and stores keep limiters apart", () => {
+  const store = memoryStore();
+  const a = new Ratelimit({ limiter: Ratelimit.fixedWindow(1, "1 m"), store, prefix: "a:" });
+  const b = new Ratelimit({ limiter: Ratelimit.fixedWindow(1, "1 m"), store, prefix: "b:" });
+  for (const id of ["", "x", "ünï©ødé ✓", "🦀".repeat(300), "k".repeat(100_000)]) {
+    assert.ok(a.limitSync(id).success, `first call for a ${id.length}-char id`);
+    assert.equal(a.limitSync(id).success, false);
+    assert.ok(b.limitSync(id).success, "another prefix counts apart");
+  }
+  // Two ids that differ only after a long common part stay apart.
+  const long = "p".repeat(5_000);
+  assert.ok(a.limitSync(`${long}1`).success);
+  assert.ok(a.limitSync(`${long}2`).success);
+});
+
+test("maxKeys bounds memory: no more keys are remembered than allowed", async () => {
+  const store = memoryStore({ maxKeys: 64 });
+  const rl = new Ratelimit({ limiter: Ratelimit.fixedWindow(1, "1 h"), store });
+  for (let i = 0; i < 5_000; i++) assert.ok(rl.limitSync(`id-${i}`).success);
+  // A remembered key has no units left; a forgotten one is full again.
+  let remembered = 0;
+  for (let i = 0; i < 5_000; i++) {
+    if ((await rl.getRemaining(`id-${i}`)).remaining === 0) remembered++;
+  }
+  assert.ok(remembered > 0 && remembered <= 64, `${remembered} keys remembered`);
+});
+
+test("bad input is a typed error and changes nothing", () => {
+  const rl = new Ratelimit({ limiter: Ratelimit.fixedWindow(3, "1 m") });
+  const cases = [
+    [() => Ratelimit.fixedWindow(0, "1 s"), "INVALID_CONFIG"],
+    [() => Ratelimit.slidingWindow(5, "0 s"), "INVALID_CONFIG"],
+    [() => Ratelimit.fixedWindow(5, "ten seconds"), "INVALID_DURATION"],
+    [() => Ratelimit.fixedWindow(5, 1.5), "INVALID_ARGUMENT"],
+    [() => Ratelimit.fixedWindow("5", "1 s"), "INVALID_ARGUMENT"],
+    [() => Ratelimit.tokenBucket(1, "1 s", 5, { initialTokens: 6 }), "INVALID_CONFIG"],
+    [() => Ratelimit.gcra(10, "1 s", { burst: -1 }), "INVALID_ARGUMENT"],
+    [() => new Ratelimit({}), "INVALID_ARGUMENT"],
+    [() => new Ratelimit({ limiter: Ratelimit.fixedWindow(1, "1 s"), failure: "maybe" }), "INVALID_ARGUMENT"],
+    [() => rl.limitSync(42), "INVALID_ARGUMENT"],
+    [() => rl.limitSync("k", { cost: -1 }), "INVALID_ARGUMENT"],
+    [() => rl.limitSync("k", { cost: NaN }), "INVALID_ARGUMENT"],
+    [() => rl.limitSync("k", { cost: 4 }), "COST_EXCEEDS_LIMIT"],
+  ];
+  for (const [call, code] of cases) {
+    assert.throws(call, (error) => {
+      assert.ok(error instanceof EdgelimitError, `${error}`);
+      assert.ok(error instanceof Error);
+      assert.equal(error.name, "EdgelimitError");
+      assert.equal(error.code, code, error.message);
+      assert.ok(error.message.length > 10);
+      return true;
+    });
+  }
+  assert.equal(rl.limitSync("k").remaining, 2, "nothing was consumed by the failed calls");
+  assert.equal(new EdgelimitError("UNSUPPORTED", "x").code, "UNSUPPORTED");
+  assert.equal(new Error("plain") instanceof EdgelimitError, false);
+});
+
+test("async forms reject instead of throwing", async () => {
+  const rl = new Ratelimit({ limiter: Ratelimit.fixedWindow(3, "1 m") });
+  await assert.rejects(rl.limit("k", { cost: 9 }), { code: "COST_EXCEEDS_LIMIT" });
+  await assert.rejects(rl.getRemaining(7), { code: "INVALID_ARGUMENT" });
+});

@@ -1,0 +1,162 @@
+// The Redis store through the real gateway in front of a real redis-server.
+import assert from "node:assert/strict";
+import { createServer } from "node:net";
+import { after, before, test } from "node:test";
+import { freePort, startGateway, startRedis } from "../../worker-example/lib/services.mjs";
+import { Concurrency, Ratelimit, atTime, memoryStore, redisStore } from "./edgelimit.mjs";
+
+let redis;
+let gateway;
+before(async () => {
+  redis = await startRedis();
+  gateway = await startGateway(redis.port);
+});
+after(async () => {
+  await gateway?.stop();
+  await redis?.stop();
+});
+
+const store = (options = {}) => redisStore({ url: gateway.url, token: gateway.token, ...options });
+let prefixes = 0;
+const prefix = () => `t${process.pid}-${++prefixes}:`;
+
+const ALGORITHMS = {
+  fixedWindow: () => Ratelimit.fixedWindow(5, "2 s"),
+  slidingWindow: () => Ratelimit.slidingWindow(5, "2 s"),
+  slidingLog: () => Ratelimit.slidingLog(5, "2 s"),
+  tokenBucket: () => Ratelimit.tokenBucket(2, "700 ms", 5, { initialTokens: 3 }),
+  gcra: () => Ratelimit.gcra(5, "2 s", { burst: 3 }),
+};
+
+// A small deterministic generator, so a failure can be replayed.
+function random(seed) {
+  return () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+}
+
+for (const [name, make] of Object.entries(ALGORITHMS)) {
+  test(`${name}: the same decisions in Redis as in memory`, async () => {
+    const clock = { now: 1_700_000_000_000 };
+    const next = random(name.length * 7919);
+    const inMemory = new Ratelimit({ limiter: make(), store: memoryStore() });
+    const inRedis = new Ratelimit({ limiter: make(), store: store({ time: "caller" }), prefix: prefix() });
+    await atTime(clock, async () => {
+      for (let step = 0; step < 150; step++) {
+        clock.now += Math.floor(next() * 400);
+        const id = `user-${Math.floor(next() * 3)}`;
+        const roll = next();
+        if (roll < 0.1) {
+          const [m, r] = [await inMemory.getRemaining(id), await inRedis.getRemaining(id)];
+          assert.deepEqual(r, m, `getRemaining at step ${step}`);
+        } else if (roll < 0.13) {
+          await inMemory.reset(id);
+          await inRedis.reset(id);
+        } else {
+          const cost = Math.floor(next() * 3);
+          const [m, r] = [await inMemory.limit(id, { cost }), await inRedis.limit(id, { cost })];
+          delete m.pending;
+          delete r.pending;
+          assert.deepEqual(r, m, `limit(${id}, ${cost}) at step ${step}`);
+        }
+      }
+    });
+  });
+}
+
+test("Redis's clock by default; limiters on one store share usage", async () => {
+  const p = prefix();
+  const a = new Ratelimit({ limiter: Ratelimit.fixedWindow(3, "1 m"), store: store(), prefix: p });
+  const b = new Ratelimit({ limiter: Ratelimit.fixedWindow(3, "1 m"), store: store(), prefix: p });
+  assert.equal((await a.limit("k")).remaining, 2);
+  assert.equal((await b.limit("k")).remaining, 1);
+  const last = await a.limit("k", { cost: 1 });
+  assert.equal(last.remaining, 0);
+  const denied = await b.limit("k");
+  assert.equal(denied.success, false);
+  assert.ok(denied.retryAfter > 0 && denied.retryAfter <= 60_000);
+  assert.ok(Math.abs(denied.reset - (Date.now() + denied.retryAfter)) < 5_000, "Redis time is close to ours");
+  await assert.rejects(a.limit("k", { cost: 4 }), { code: "COST_EXCEEDS_LIMIT" });
+  assert.throws(() => a.limitSync("k"), { code: "UNSUPPORTED" });
+});
+
+test("the script is sent again after Redis forgets it", async () => {
+  const rl = new Ratelimit({ limiter: Ratelimit.gcra(10, "1 s"), store: store(), prefix: prefix() });
+  assert.ok((await rl.limit("k")).success);
+  assert.equal(await redis.command("SCRIPT", "FLUSH"), "OK");
+  assert.ok((await rl.limit("k")).success, "NOSCRIPT, then EVAL");
+});
+
+test("concurrency leases are shared through Redis", async () => {
+  const p = prefix();
+  const make = () => new Concurrency({ max: 2, leaseTtl: "10 s", store: store(), prefix: p });
+  const [one, two] = [make(), make()];
+  const first = await one.acquire("job");
+  const second = await two.acquire("job");
+  const third = await one.acquire("job");
+  assert.deepEqual([first.acquired, second.acquired, third.acquired], [true, true, false]);
+  assert.ok(third.retryAfter > 9_000 && third.retryAfter <= 10_000);
+  assert.deepEqual(await two.getRemaining("job"), { remaining: 0, limit: 2 });
+  assert.ok(await first.extend("20 s"));
+  await first.release();
+  await first.release();
+  assert.deepEqual(await two.getRemaining("job"), { remaining: 1, limit: 2 });
+  // A waiter gets the lease a holder gives back.
+  const waiting = one.acquire("job", { timeout: 2_000 });
+  setTimeout(() => second.release(), 100);
+  const late = await waiting;
+  assert.ok(late.acquired);
+  await late.release();
+  await one.reset("job");
+  assert.deepEqual(await one.getRemaining("job"), { remaining: 2, limit: 2 });
+});
+
+test("a refused token is STORE_UNAUTHORIZED", async () => {
+  const bad = redisStore({ url: gateway.url, token: "wrong" });
+  const rl = new Ratelimit({ limiter: Ratelimit.fixedWindow(3, "1 m"), store: bad, failure: "open" });
+  await assert.rejects(
+    new Ratelimit({ limiter: Ratelimit.fixedWindow(3, "1 m"), store: bad }).limit("k"),
+    { code: "STORE_UNAUTHORIZED" },
+  );
+  const opened = await rl.limit("k");
+  assert.equal(opened.success, true, "fail open on any store failure");
+  assert.equal(opened.reason, "storeFailure");
+});
+
+test("no gateway: error, open or closed as configured", async () => {
+  const url = `http://127.0.0.1:${await freePort()}`;
+  const down = redisStore({ url, token: "t", retries: 1 });
+  const make = (failure) => new Ratelimit({ limiter: Ratelimit.fixedWindow(3, "1 m"), store: down, failure });
+  await assert.rejects(make("error").limit("k"), (error) => {
+    assert.equal(error.code, "STORE_UNREACHABLE", error.message);
+    return true;
+  });
+  const open = await make("open").limit("k");
+  assert.deepEqual([open.success, open.reason, open.remaining], [true, "storeFailure", 0]);
+  const closed = await make("closed").limit("k");
+  assert.deepEqual([closed.success, closed.reason, closed.retryAfter], [false, "storeFailure", 1_000]);
+  const leases = new Concurrency({ max: 1, leaseTtl: "1 s", store: down, failure: "open" });
+  const permit = await leases.acquire("k");
+  assert.deepEqual([permit.acquired, permit.reason, permit.id], [true, "storeFailure", ""]);
+  await permit.release();
+});
+
+test("a gateway that never answers is STORE_TIMEOUT after the timeout", async () => {
+  const sockets = [];
+  const silent = createServer((socket) => sockets.push(socket));
+  await new Promise((resolve) => silent.listen(0, "127.0.0.1", resolve));
+  try {
+    const url = `http://127.0.0.1:${silent.address().port}`;
+    const rl = new Ratelimit({ limiter: Ratelimit.fixedWindow(3, "1 m"), store: redisStore({ url, token: "t" }), timeout: 150 });
+    const started = Date.now();
+    await assert.rejects(rl.limit("k"), { code: "STORE_TIMEOUT" });
+    const waited = Date.now() - started;
+    // Not retried: a request that may have arrived could consume twice.
+    assert.ok(waited >= 150 && waited < 1_000, `${waited} ms`);
+    // A read is idempotent, so it is retried (twice by default).
+    const readStarted = Date.now();
+    await assert.rejects(rl.getRemaining("k"), { code: "STORE_TIMEOUT" });
+    assert.ok(Date.now() - readStarted >= 450, "three attempts");
+  } finally {
+    for (const socket of sockets) socket.destroy();
+    silent.close();
+  }
+});
