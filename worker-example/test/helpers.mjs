@@ -25,7 +25,10 @@ export const newClient = () => `198.51.100.${++clients}`;
 /** One request as `client`; the body read, so the connection is reusable. */
 export async function hit(worker, client) {
   const response = await fetch(worker.url, { headers: { "CF-Connecting-IP": client } });
-  return { status: response.status, headers: response.headers, body: await response.text() };
+  let body = await response.text();
+  // A 500 is an exception in the Worker: workerd printed why.
+  if (response.status >= 500) body += `\n--- workerd output ---\n${worker.logs()}`;
+  return { status: response.status, headers: response.headers, body };
 }
 
 /** `parameters('"default";q=5;w=10')` is `{q: 5, w: 10}`. */
