@@ -49,6 +49,10 @@ node -e '
 ' pkg/package.json "$version"
 
 echo "pkg/: edgelimit@$version built in $((SECONDS - start)) s; gzip -9 sizes:"
+raw=0 gz=0
 for f in pkg/edgelimit_bg.wasm pkg/*.js; do
-  printf '  %-24s %8d B  %8d B gz\n' "${f#pkg/}" "$(wc -c <"$f")" "$(gzip -9c "$f" | wc -c)"
+  r=$(wc -c <"$f") g=$(gzip -9c "$f" | wc -c)
+  raw=$((raw + r)) gz=$((gz + g))
+  printf '  %-24s %8d B  %8d B gz\n' "${f#pkg/}" "$r" "$g"
 done
+printf '  %-24s %8d B  %8d B gz\n' "total" "$raw" "$gz"
