@@ -11,11 +11,10 @@ wasm_bindgen=$(bash tools/ensure-wasm-bindgen.sh)
 
 bash tools/ensure-tools-js.sh
 
-# strip="debuginfo" over the profile's `strip = true`: full stripping drops
-# the target_features section, from which wasm-bindgen learns which wasm
+# The `wasm` profile strips only debug info: full stripping would drop the
+# target_features section, from which wasm-bindgen learns which wasm
 # features (reference types) it may use; wasm-opt drops the rest below.
-cargo rustc --quiet --lib --profile wasm --target wasm32-unknown-unknown --crate-type cdylib \
-  --config 'profile.wasm.strip="debuginfo"'
+cargo rustc --quiet --lib --profile wasm --target wasm32-unknown-unknown --crate-type cdylib
 
 rm -rf pkg
 # --target web is the one output that loads in Node, Deno, workerd and
