@@ -24,20 +24,13 @@ export function freePort() {
 export async function startRedis() {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), "edgelimit-redis-"));
+  process.once("exit", () => rmSync(dir, { recursive: true, force: true }));
   const server = start("redis-server", [
     "--port", String(port), "--bind", "127.0.0.1", "--dir", dir,
     "--save", "", "--appendonly", "no",
   ]);
   await waitFor(server, () => redisCommand(port, "PING").then((reply) => reply === "PONG"));
-  return {
-    ...server,
-    port,
-    command: (...args) => redisCommand(port, ...args),
-    stop: async () => {
-      await server.stop();
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
+  return { ...server, port, command: (...args) => redisCommand(port, ...args) };
 }
 
 /** A gateway over the Redis at `redisPort`, on `port` (default: a free one). */
