@@ -27,20 +27,23 @@ export async function startWorkerd(bundle, vars = {}) {
   let output = "";
   child.stdout.on("data", (d) => (output += d));
   child.stderr.on("data", (d) => (output += d));
-  const exited = new Promise((resolve) => child.once("exit", resolve));
+  const exited = new Promise((resolve) => {
+    child.once("exit", resolve);
+    child.once("error", (error) => resolve((output += `${error.message}\n`)));
+  });
 
   const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+    if (child.exitCode === null && child.signalCode === null && child.pid) child.kill("SIGTERM");
     await exited;
   };
   try {
     const port = await Promise.race([
       listeningPort(child.stdio[3]),
-      exited.then((code) => Promise.reject(new Error(`workerd exited (${code}) at start`))),
+      exited.then(() => Promise.reject(new Error(`workerd ended at start (${child.exitCode ?? child.signalCode})`))),
       timeout(15000, "workerd did not listen within 15 s"),
     ]);
     const url = `http://127.0.0.1:${port}`;
-    // Listening is not answering: the first request loads the script.
+    // Listening is not yet answering: wait for one request to get through.
     const health = await fetch(url, { headers: { "CF-Connecting-IP": "127.0.0.254" } });
     await health.arrayBuffer();
     return { url, logs: () => output, stop };
