@@ -3,7 +3,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all demo demo-rust test-worker test test-deps test-long lint wasm-check pkg pkg-check test-js bench bench-redis bench-pkg clean
+.PHONY: all demo demo-rust test-worker test test-rust test-gateway test-deps test-long lint wasm-check pkg pkg-check test-js bench bench-redis bench-pkg clean
 
 all: test
 
@@ -19,9 +19,17 @@ demo-rust:
 GATEWAY_TARGET := $(CURDIR)/gateway/target
 GATEWAY_BIN := $(GATEWAY_TARGET)/debug/edgelimit-gateway
 
-## Formatting, lints, then every test (installs redis-server when missing).
-test: lint wasm-check test-deps
+## Formatting, lints, then every test: Rust, the gateway, the npm package in
+## Node, Deno, workerd and headless Chromium. Installs what it needs
+## (redis-server, chromium, wasm-bindgen-cli, npm packages).
+test: lint wasm-check test-rust test-gateway pkg-check test-js test-worker
+
+## The Rust tests: unit, property, Redis and gateway differential tests.
+test-rust: test-deps
 	EDGELIMIT_GATEWAY_BIN=$(GATEWAY_BIN) $(CARGO) test --workspace
+
+## The gateway's own tests, with the real @upstash clients.
+test-gateway: test-deps
 	bash gateway/run-tests.sh
 
 ## What the tests run against: a real redis-server and the real gateway.
