@@ -38,7 +38,7 @@ export function encodeId(id) {
 
 /** The output slots of the last synchronous call. */
 export function output() {
-  if (outView.buffer !== memory.buffer) renew();
+  if (outView === undefined || outView.buffer !== memory.buffer) renew();
   return outView;
 }
 

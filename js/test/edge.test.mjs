@@ -117,3 +117,14 @@ test("Concurrency in memory: leases, waiting, expiry, dispose", async () => {
   await assert.rejects(leases.acquire("db", { leaseTtl: "0 s" }), { code: "INVALID_ARGUMENT" });
   assert.throws(() => new Concurrency({ max: 0, leaseTtl: "1 s" }), { code: "INVALID_CONFIG" });
 });
+
+test("a fresh module answers a lease call before any rate decision", async () => {
+  // Run in its own process: the module's buffers start unset.
+  const { execFileSync } = await import("node:child_process");
+  const script = `
+    const { Concurrency } = await import(${JSON.stringify(new URL("../../pkg/node.js", import.meta.url).href)});
+    const permit = await new Concurrency({ max: 1, leaseTtl: "1 s" }).acquire("k");
+    console.log(permit.acquired);`;
+  if (globalThis.Deno) return; // the Node entry; Deno runs using.test.ts first thing instead
+  assert.equal(execFileSync(process.execPath, ["--input-type=module", "-e", script]).toString().trim(), "true");
+});
