@@ -9,6 +9,12 @@ const seconds = (ms) => Math.ceil(Math.max(0, ms) / 1000);
 export function rateLimitHeaders(algorithm, result, now = Date.now()) {
   const headers = new Headers();
   headers.set("RateLimit-Policy", `"default";q=${algorithm.limit};w=${seconds(algorithm.windowMs)}`);
+  if (result.reason === "storeFailure") {
+    // The store could not be asked: the usage is unknown, so it is not
+    // advertised; a fail-closed denial still says when to come back.
+    if (!result.success) headers.set("Retry-After", String(Math.max(1, seconds(result.retryAfter))));
+    return headers;
+  }
   headers.set("RateLimit", `"default";r=${result.remaining};t=${seconds(result.reset - now)}`);
   headers.set("X-RateLimit-Limit", String(result.limit));
   headers.set("X-RateLimit-Remaining", String(result.remaining));

@@ -218,7 +218,8 @@ export interface WithRateLimitOptions<Env = unknown, Ctx = unknown> {
 /**
  * Wraps a `fetch` handler: a denied request gets 429 with `Retry-After`; every
  * response carries `RateLimit-Policy`, `RateLimit` and the legacy
- * `X-RateLimit-Limit`, `X-RateLimit-Remaining`, `X-RateLimit-Reset`.
+ * `X-RateLimit-Limit`, `X-RateLimit-Remaining`, `X-RateLimit-Reset` (only the
+ * policy and `Retry-After` when the store failed and the failure policy decided).
  */
 export declare function withRateLimit<Env = unknown, Ctx = unknown>(
   handler: FetchHandler<Env, Ctx>,

@@ -13,10 +13,12 @@ if [[ -z "$version" ]]; then
   exit 1
 fi
 
-root=".cache/wasm-bindgen-$version"
+# Absolute: cargo install resolves a relative --root elsewhere than here.
+root="$PWD/.cache/wasm-bindgen-$version"
 bin="$root/bin/wasm-bindgen"
 if ! [[ -x "$bin" ]] || [[ "$("$bin" --version)" != "wasm-bindgen $version" ]]; then
   echo "ensure-wasm-bindgen: installing wasm-bindgen-cli $version (a few minutes, once)" >&2
+  mkdir -p "$root"
   cargo install --quiet wasm-bindgen-cli --version "$version" --root "$root" >&2
 fi
-echo "$PWD/$bin"
+echo "$bin"

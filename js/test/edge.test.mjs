@@ -61,6 +61,16 @@ test("rateLimitHeaders for a token bucket advertise its refill time", () => {
   assert.equal(headers.get("RateLimit"), '"default";r=4;t=3');
 });
 
+test("after a store failure only the policy (and Retry-After on a denial) is advertised", () => {
+  const algorithm = Ratelimit.fixedWindow(10, "1 m");
+  const failed = { limit: 10, remaining: 0, reset: 5_000, reason: "storeFailure" };
+  const open = rateLimitHeaders(algorithm, { ...failed, success: true, retryAfter: 0 }, 5_000);
+  assert.deepEqual([...open.keys()], ["ratelimit-policy"]);
+  const closed = rateLimitHeaders(algorithm, { ...failed, success: false, retryAfter: 1_000 }, 5_000);
+  assert.deepEqual([...closed.keys()].sort(), ["ratelimit-policy", "retry-after"]);
+  assert.equal(closed.get("Retry-After"), "1");
+});
+
 test("blockUntilReady waits for capacity, and gives up when it cannot come in time", async () => {
   const rl = new Ratelimit({ limiter: Ratelimit.gcra(20, "1 s", { burst: 1 }) });
   assert.ok((await rl.limit("k")).success);
