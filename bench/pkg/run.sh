@@ -23,6 +23,8 @@ for v in RUNS ROUNDS DURATION_MS WARMUP_MS; do
   if printenv "$v" >/dev/null; then command_line="$v=\"${!v}\" $command_line"; fi
 done
 started=$SECONDS
+# Other work on the machine lowers every figure: the load is part of the record.
+load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 if [ ! -f "$root/pkg/package.json" ]; then
   echo "bench-pkg: no built package in pkg/ (run \`make pkg\`)" >&2
@@ -44,7 +46,7 @@ decisions="$(node decisions.mjs)"
 
 v() { node -p "require('./node_modules/$1/package.json').version"; }
 cpu="$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)"
-report="Node $(node --version), $(nproc) cores (${cpu:-unknown CPU}).
+report="Node $(node --version), $(nproc) cores (${cpu:-unknown CPU}); load average $load_before at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end.
 Peers: @upstash/ratelimit $(v @upstash/ratelimit) + @upstash/redis $(v @upstash/redis), rate-limiter-flexible $(v rate-limiter-flexible), limiter $(v limiter); esbuild $(v esbuild).
 edgelimit $(v edgelimit) from pkg/ (built by \`make pkg\`).
 
@@ -71,6 +73,31 @@ echo "runtime ${runtime}s"
   echo "(from the repository root, after \`make pkg\`; \`make bench-pkg\` runs both). Runtime ${runtime}s."
   echo
   echo "$report"
+  cat <<'NOTES'
+
+Notes on method:
+- Size: `workers/*.mjs` are the same minimal Worker (per-IP sliding window,
+  rate-limit headers) written for each library, bundled by esbuild with the
+  flags above; the `.wasm` the bundle imports stays a separate module, as
+  wrangler uploads it, and is counted beside the JS. @upstash/ratelimit needs
+  Redis, so the like-for-like edgelimit Worker is the Redis REST one.
+- Start-up: each sample is a new `node` process; compile + instantiate is
+  timed around `new WebAssembly.Module(bytes)` and the glue's `initSync`,
+  the import around `await import(...)` of the library's Node entry
+  (edgelimit's compiles and instantiates the wasm during that import).
+- Decisions: one closed loop per fresh process, each call awaited when the
+  API is async; edgelimit with its default memory store. limiter has no
+  keys, so one `TokenBucket`/`RateLimiter` per key in a `Map`, the usual way
+  to use it per client. rate-limiter-flexible's `RateLimiterMemory` is a
+  fixed window; its denials reject (with a `RateLimiterRes`, not an Error).
+- Every edgelimit decision crosses into WebAssembly once: the id is
+  UTF-8-encoded into the module's memory, the core hashes it, finds the key
+  and runs the algorithm in 64-bit integers, and the result comes back
+  through shared slots into a fresh result object. The pure-JS peers do a
+  `Map` lookup and a few float operations that V8 inlines into the loop, so
+  much of the difference to them is that fixed per-call cost rather than
+  the algorithms.
+NOTES
 } >RESULTS.md
 echo "wrote bench/pkg/RESULTS.md" >&2
 
