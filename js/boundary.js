@@ -26,10 +26,23 @@ function renew() {
 
 /** Writes `id` into the key buffer; returns its length in bytes. */
 export function encodeId(id) {
-  if (keyView === undefined || keyView.buffer !== memory.buffer) renew();
+  // A grown memory detaches the old buffer, which empties its views.
+  if (keyView === undefined || keyView.length === 0) renew();
+  const length = id.length;
+  // Short ASCII ids (IP addresses, user ids) are copied by hand: cheaper
+  // than encodeInto for a few bytes.
+  if (length <= 64 && length <= keyView.length) {
+    let i = 0;
+    for (; i < length; i++) {
+      const code = id.charCodeAt(i);
+      if (code > 0x7f) break;
+      keyView[i] = code;
+    }
+    if (i === length) return length;
+  }
   let { read, written } = encoder.encodeInto(id, keyView);
-  if (read < id.length) {
-    keyBuffer(id.length * 3);
+  if (read < length) {
+    keyBuffer(length * 3);
     renew();
     ({ written } = encoder.encodeInto(id, keyView));
   }
@@ -38,7 +51,7 @@ export function encodeId(id) {
 
 /** The output slots of the last synchronous call. */
 export function output() {
-  if (outView === undefined || outView.buffer !== memory.buffer) renew();
+  if (outView === undefined || outView.length === 0) renew();
   return outView;
 }
 
