@@ -3,7 +3,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all demo demo-rust test-worker test test-rust test-gateway test-deps test-long lint wasm-check pkg pkg-check test-js bench bench-redis bench-pkg clean
+.PHONY: all demo demo-rust test-worker test test-rust test-gateway test-deps test-long lint wasm-check pkg pkg-check test-js bench bench-redis bench-pkg clean test-wasm
 
 all: test
 
@@ -53,6 +53,12 @@ pkg-check: pkg
 ## The JS suite on the built package, in Node and in Deno.
 test-js: test-deps pkg
 	EDGELIMIT_GATEWAY_BIN=$(GATEWAY_BIN) bash tools/test-js.sh
+
+## The WebAssembly bindings' own tests (tests/wasm/), under Node and in
+## headless Chromium; both runs must pass the same number of tests.
+test-wasm:
+	bash tools/ensure-chromium.sh
+	bash tools/test-wasm.sh
 
 ## The example Worker in workerd: the memory store, and Redis through the gateway.
 test-worker: test-deps pkg

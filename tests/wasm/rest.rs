@@ -1,0 +1,216 @@
+//! REST calls driven by hand, as js/transport.js drives them: the body to
+//! POST, then each canned HTTP reply or transport failure, and the status
+//! that says what to do next.
+
+use edgelimit::wasm::{
+    WasmAlgorithm, WasmConcurrency, WasmMemoryStore, WasmRateLimiter, WasmRestCall, WasmRestStore,
+};
+use wasm_bindgen::JsValue;
+use wasm_bindgen_test::wasm_bindgen_test;
+
+use crate::support::{error_code, slots, taken_code, words};
+
+// Statuses of `receive` and `fail` besides 1, 0 and -1.
+const SEND_AGAIN: i32 = 2;
+const RETRY_LATER: i32 = 3;
+// Kinds of `fail`.
+const TIMED_OUT: u8 = 0;
+const REFUSED: u8 = 1;
+
+const NOSCRIPT: &str = r#"{"error":"NOSCRIPT No matching script. Please use EVAL."}"#;
+
+/// 3 per second in a fixed window, on a REST store with the caller's clock
+/// (so the time is in the body) and `failure` as the failure policy.
+fn limiter(failure: u8) -> WasmRateLimiter {
+    let algorithm = WasmAlgorithm::fixed_window(3.0, "1 s".into()).unwrap();
+    let store = WasmRestStore::new(2_000.0, 2.0, true).unwrap();
+    WasmRateLimiter::with_rest(&algorithm, &store, "r:".into(), failure, None).unwrap()
+}
+
+fn consume(failure: u8) -> WasmRestCall {
+    limiter(failure)
+        .rest_call("alice", 1.0, 1_500.0, false)
+        .unwrap()
+}
+
+#[wasm_bindgen_test]
+fn evalsha_then_eval_on_noscript_then_the_decision() {
+    let mut call = consume(0);
+    assert_eq!(call.timeout_ms(), 2_000.0);
+    // EVALSHA sha 1 {key} now cost peek limit window.
+    let first = words(&call.body());
+    assert_eq!(first[0], "EVALSHA");
+    assert_eq!(
+        first[2..],
+        ["1", "{r:alice}", "1500", "1", "0", "3", "1000"]
+    );
+    let sha = first[1].clone();
+
+    assert_eq!(call.receive(400, NOSCRIPT), SEND_AGAIN);
+    let second = words(&call.body());
+    assert_eq!(second[0], "EVAL");
+    assert_eq!(second[2..], first[2..], "the same key and arguments");
+    let code = &second[1];
+    assert!(
+        code.starts_with("-- edgelimit fixed_window\n"),
+        "{code:.40}"
+    );
+    assert_eq!(sha1_smol::Sha1::from(code).digest().to_string(), sha);
+
+    // The script's reply: allowed, remaining, reset, retry after, now.
+    assert_eq!(call.receive(200, r#"{"result":[1,2,2000,0,1500]}"#), 1);
+    assert_eq!(slots(), [3.0, 2.0, 2_000.0, 0.0, 0.0, 0.0]);
+}
+
+#[wasm_bindgen_test]
+fn a_denial_is_data() {
+    let mut call = consume(0);
+    assert_eq!(call.receive(200, r#"{"result":[0,0,2000,300,1700]}"#), 0);
+    assert_eq!(slots(), [3.0, 0.0, 2_000.0, 300.0, 0.0, 0.0]);
+}
+
+#[wasm_bindgen_test]
+fn a_refused_connection_is_retried_later_then_reported() {
+    let mut call = consume(0);
+    // Exponential backoff from 50 ms with full jitter: [25, 50], then [50, 100].
+    assert_eq!(
+        call.fail(REFUSED, "connect ECONNREFUSED 127.0.0.1:1".into()),
+        RETRY_LATER
+    );
+    let first = call.delay_ms();
+    assert!((25.0..=50.0).contains(&first), "{first}");
+    assert_eq!(
+        call.fail(REFUSED, "connect ECONNREFUSED 127.0.0.1:1".into()),
+        RETRY_LATER
+    );
+    let second = call.delay_ms();
+    assert!((50.0..=100.0).contains(&second), "{second}");
+    // Two retries, then the error.
+    assert_eq!(
+        call.fail(REFUSED, "connect ECONNREFUSED 127.0.0.1:1".into()),
+        -1
+    );
+    assert_eq!(taken_code(), "STORE_UNREACHABLE");
+    // After a retry the body is the same EVALSHA.
+    assert_eq!(words(&call.body())[0], "EVALSHA");
+}
+
+#[wasm_bindgen_test]
+fn a_timeout_retries_reads_but_never_a_consuming_call() {
+    let mut call = consume(0);
+    assert_eq!(
+        call.fail(TIMED_OUT, "timed out".into()),
+        -1,
+        "it may have consumed"
+    );
+    assert_eq!(taken_code(), "STORE_TIMEOUT");
+    let mut peek = limiter(0).rest_call("alice", 0.0, 1_500.0, true).unwrap();
+    assert_eq!(words(&peek.body())[4..], ["1500", "0", "1", "3", "1000"]);
+    assert_eq!(peek.fail(TIMED_OUT, "timed out".into()), RETRY_LATER);
+    assert_eq!(peek.receive(200, r#"{"result":[1,3,1500,0,1500]}"#), 1);
+    assert_eq!(slots(), [3.0, 3.0, 1_500.0, 0.0, 0.0, 0.0]);
+}
+
+#[wasm_bindgen_test]
+fn store_errors_have_codes() {
+    let cases = [
+        (401, r#"{"error":"Unauthorized"}"#, "STORE_UNAUTHORIZED"),
+        (403, "forbidden", "STORE_UNAUTHORIZED"),
+        (400, r#"{"error":"ERR unknown command"}"#, "STORE_COMMAND"),
+        (200, r#"{"result":"OK"}"#, "STORE_MALFORMED_REPLY"),
+        (
+            200,
+            r#"{"result":[1,4,2000,0,1500]}"#,
+            "STORE_MALFORMED_REPLY",
+        ),
+        (200, "not json", "STORE_MALFORMED_REPLY"),
+        (502, "<html>bad gateway</html>", "STORE_UNAVAILABLE"),
+    ];
+    for (status, text, code) in cases {
+        let mut call = consume(0);
+        assert_eq!(call.receive(status, text), -1, "{status} {text}");
+        assert_eq!(taken_code(), code, "{status} {text}");
+    }
+    // NOSCRIPT after EVAL means the server cannot run the script at all.
+    let mut call = consume(0);
+    assert_eq!(call.receive(400, NOSCRIPT), SEND_AGAIN);
+    assert_eq!(call.receive(400, NOSCRIPT), -1);
+    assert_eq!(taken_code(), "STORE_MALFORMED_REPLY");
+}
+
+#[wasm_bindgen_test]
+fn failure_policies_decide_instead_of_failing() {
+    // Open: admitted, flagged as a store failure, nothing known remains.
+    let mut open = consume(1);
+    assert_eq!(open.receive(401, r#"{"error":"Unauthorized"}"#), 1);
+    assert_eq!(slots(), [3.0, 0.0, 1_500.0, 0.0, 1.0, 0.0]);
+    // Closed: denied, retry in a second.
+    let mut closed = consume(2);
+    assert_eq!(closed.receive(401, r#"{"error":"Unauthorized"}"#), 0);
+    assert_eq!(slots(), [3.0, 0.0, 1_500.0, 1_000.0, 1.0, 0.0]);
+}
+
+#[wasm_bindgen_test]
+fn redis_time_leaves_the_time_argument_empty() {
+    let algorithm = WasmAlgorithm::gcra(10.0, "1 s".into(), Some(2.0)).unwrap();
+    let store = WasmRestStore::new(2_000.0, 2.0, false).unwrap();
+    let rl = WasmRateLimiter::with_rest(&algorithm, &store, "g:".into(), 0, Some(250.0)).unwrap();
+    let call = rl.rest_call("k", 2.0, 1_500.0, false).unwrap();
+    assert_eq!(
+        call.timeout_ms(),
+        250.0,
+        "the limiter's timeout overrides the store's"
+    );
+    // now, cost, peek, rate, period, burst.
+    assert_eq!(
+        words(&call.body())[3..],
+        ["{g:k}", "", "2", "0", "10", "1000", "2"]
+    );
+    assert_eq!(
+        error_code(rl.rest_call("k", 3.0, 0.0, false)),
+        "COST_EXCEEDS_LIMIT"
+    );
+}
+
+#[wasm_bindgen_test]
+fn remove_is_a_del() {
+    let mut call = limiter(0).rest_remove("alice").unwrap();
+    assert_eq!(words(&call.body()), ["DEL", "{r:alice}"]);
+    assert_eq!(call.receive(200, r#"{"result":0}"#), 1);
+}
+
+#[wasm_bindgen_test]
+fn lease_calls_carry_the_operation_and_read_the_expiry() {
+    let store = WasmRestStore::new(2_000.0, 2.0, true).unwrap();
+    let c = WasmConcurrency::with_rest(2.0, "10 s".into(), &store, "c:".into(), 0, None).unwrap();
+    let mut call = c
+        .rest_call("job", 0, "7", JsValue::UNDEFINED, 1_000.0)
+        .unwrap();
+    // now, op, lease id, ttl (0: the configured one), max, lease.
+    assert_eq!(
+        words(&call.body())[3..],
+        ["{c:job}", "1000", "acquire", "7", "0", "2", "10000"]
+    );
+    // allowed, decision allowed, free, reset, retry after, now, expiry.
+    assert_eq!(
+        call.receive(200, r#"{"result":[1,1,1,11000,0,1000,11000]}"#),
+        1
+    );
+    assert_eq!(slots(), [2.0, 1.0, 11_000.0, 0.0, 0.0, 11_000.0]);
+}
+
+#[wasm_bindgen_test]
+fn stores_refuse_the_other_kind_of_call() {
+    let mut rest = limiter(0);
+    assert_eq!(rest.decide(0, 1.0, 0.0, false), -1);
+    assert_eq!(taken_code(), "UNSUPPORTED");
+    assert_eq!(rest.remove(0), -1);
+    assert_eq!(taken_code(), "UNSUPPORTED");
+    let algorithm = WasmAlgorithm::fixed_window(3.0, "1 s".into()).unwrap();
+    let memory = WasmMemoryStore::new(None).unwrap();
+    rest = WasmRateLimiter::with_memory(&algorithm, &memory, "m:".into());
+    assert_eq!(
+        error_code(rest.rest_call("k", 1.0, 0.0, false)),
+        "UNSUPPORTED"
+    );
+}
