@@ -3,7 +3,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all demo demo-rust test-worker test test-rust test-gateway test-deps test-long lint wasm-check pkg pkg-check test-js bench bench-redis bench-pkg clean test-wasm
+.PHONY: all demo demo-rust test-worker test test-rust test-gateway test-deps test-long lint wasm-check pkg pkg-check test-js bench bench-redis bench-pkg clean test-wasm test-browser
 
 all: test
 
@@ -59,6 +59,12 @@ test-js: test-deps pkg
 test-wasm:
 	bash tools/ensure-chromium.sh
 	bash tools/test-wasm.sh
+
+## The built package in headless Chromium, as a page uses it: a module
+## script importing pkg/browser.js, driven by Playwright.
+test-browser: pkg
+	bash tools/ensure-chromium.sh
+	bash browser-test/run.sh
 
 ## The example Worker in workerd: the memory store, and Redis through the gateway.
 test-worker: test-deps pkg

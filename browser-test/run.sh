@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The built package (pkg/) in headless Chromium: installs the pinned
+# playwright-core (npm ci, only when the lockfile changed), then runs
+# browser.test.mjs, which serves page.html and pkg/ on 127.0.0.1 and drives
+# Debian's Chromium (tools/ensure-chromium.sh installs it).
+set -euo pipefail
+cd "$(dirname "$0")"
+start=$SECONDS
+
+if [[ ! -f ../pkg/browser.js ]]; then
+  echo "test-browser: pkg/ is not built; run make pkg" >&2
+  exit 1
+fi
+if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json ]]; then
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+node --test browser.test.mjs
+echo "test-browser: passed in $((SECONDS - start)) s"
