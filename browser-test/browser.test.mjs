@@ -142,7 +142,13 @@ test("limitSync decides in the page", () => {
 
 test("errors are EdgelimitError with a code, from the core and from JS", () => {
   const errors = part("errors");
-  const coded = (code) => ({ thrown: true, isEdgelimitError: true, isError: true, name: "EdgelimitError", code });
+  const coded = (code) => ({
+    thrown: true,
+    isEdgelimitError: true,
+    isError: true,
+    name: "EdgelimitError",
+    code,
+  });
   assert.deepEqual(errors.zeroLimit, coded("INVALID_CONFIG"));
   assert.deepEqual(errors.badDuration, coded("INVALID_DURATION"));
   assert.deepEqual(errors.costAboveLimit, coded("COST_EXCEEDS_LIMIT"));
