@@ -22,7 +22,7 @@ GATEWAY_BIN := $(GATEWAY_TARGET)/debug/edgelimit-gateway
 ## Formatting, lints, then every test: Rust, the gateway, the npm package in
 ## Node, Deno, workerd and headless Chromium. Installs what it needs
 ## (redis-server, chromium, wasm-bindgen-cli, npm packages).
-test: lint wasm-check test-rust test-gateway pkg-check test-js test-worker
+test: lint wasm-check test-rust test-gateway pkg-check test-js test-worker test-wasm test-browser
 
 ## The Rust tests: unit, property, Redis and gateway differential tests.
 test-rust: test-deps
