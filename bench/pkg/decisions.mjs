@@ -3,9 +3,7 @@
 // Each cell runs in a fresh process (child-decide.mjs); ROUNDS rounds with
 // the cells interleaved, best round kept: on a shared machine background
 // load only ever lowers a figure, so the best is the least disturbed.
-import { execFileSync } from "node:child_process";
-import { join } from "node:path";
-import { here, log, ratio } from "./lib.mjs";
+import { child, log, ratio } from "./lib.mjs";
 
 const ROUNDS = Number(process.env.ROUNDS ?? 3);
 const DURATION_MS = Number(process.env.DURATION_MS ?? 1000);
@@ -43,13 +41,7 @@ for (let round = 1; round <= ROUNDS; round++) {
   const order = round % 2 ? impls : [...impls].reverse();
   for (const [pattern, verdict] of cells) {
     for (const impl of order) {
-      const r = JSON.parse(
-        execFileSync(
-          process.execPath,
-          [join(here, "child-decide.mjs"), impl, pattern, verdict, String(WARMUP_MS), String(DURATION_MS)],
-          { cwd: here, encoding: "utf8" },
-        ),
-      );
+      const r = child("child-decide.mjs", impl, pattern, verdict, String(WARMUP_MS), String(DURATION_MS));
       const key = `${impl}|${pattern}|${verdict}`;
       best[key] = Math.max(best[key] ?? 0, r.opsPerSec);
       admittedShare[key] = r.admitted / r.calls;

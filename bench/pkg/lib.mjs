@@ -27,3 +27,7 @@ export const version = (name) =>
 
 /** One progress line on stderr: stdout carries only the Markdown report. */
 export const log = (...a) => console.error(...a);
+
+/** Runs `script` (in this folder) in a fresh Node process; returns the JSON it prints. */
+export const child = (script, ...args) =>
+  JSON.parse(execFileSync(process.execPath, [join(here, script), ...args], { cwd: here, encoding: "utf8" }));

@@ -2,9 +2,7 @@
 // cached yet, as in a cold isolate): wasm compile + instantiate, and the
 // import of each library's entry. RUNS samples per case, cases interleaved
 // so drifting background load hits all alike; medians reported.
-import { execFileSync } from "node:child_process";
-import { join } from "node:path";
-import { here, log, median, ratio } from "./lib.mjs";
+import { child, log, median, ratio } from "./lib.mjs";
 
 const RUNS = Number(process.env.RUNS ?? 20);
 const imports = [
@@ -14,9 +12,6 @@ const imports = [
   "rate-limiter-flexible",
   "limiter",
 ];
-
-const child = (script, ...args) =>
-  JSON.parse(execFileSync(process.execPath, [join(here, script), ...args], { cwd: here, encoding: "utf8" }));
 
 const wasm = [];
 const imp = Object.fromEntries(imports.map((n) => [n, []]));
