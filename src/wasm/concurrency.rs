@@ -6,23 +6,21 @@ use std::time::Duration;
 use wasm_bindgen::prelude::*;
 
 use super::convert::{count, millis};
-use super::error::{invalid_argument, js_error, Coded};
+use super::error::{invalid_argument, Coded};
 use super::io;
-use super::rate::{failure_policy, now_ms, sync_unsupported};
 use super::rest::{Ask, WasmRestCall};
-use super::stores::{Backend, WasmMemoryStore, WasmRestStore};
+use super::stores::{now_ms, Place, WasmMemoryStore, WasmRestStore};
 use crate::algorithm::LeaseOp;
 use crate::limiter::random;
-use crate::store::{Key, LeaseStep, RestOptions, Store};
-use crate::{Concurrency, Decision, FailurePolicy};
+use crate::store::{LeaseStep, Store};
+use crate::Concurrency;
 
-/// A semaphore of expiring leases per key.
+/// A semaphore of expiring leases per key, over a place (store, key
+/// prefix, failure policy).
 #[wasm_bindgen(js_name = CoreConcurrency)]
 pub struct WasmConcurrency {
     config: Concurrency,
-    prefix: String,
-    backend: Backend,
-    failure: FailurePolicy,
+    place: Place,
 }
 
 /// What JavaScript asks: 0 acquire, 1 release, 2 extend, 3 peek. A `ttl`
@@ -65,7 +63,7 @@ impl WasmConcurrency {
         store: &WasmMemoryStore,
         prefix: String,
     ) -> Result<WasmConcurrency, JsValue> {
-        Self::build(max, &lease, Backend::Memory(store.inner.clone()), prefix, 0)
+        Self::build(max, &lease, Place::memory(store, prefix))
     }
 
     /// `max` leases of `lease` each, in Redis.
@@ -78,25 +76,17 @@ impl WasmConcurrency {
         failure: u8,
         timeout_ms: Option<f64>,
     ) -> Result<WasmConcurrency, JsValue> {
-        let backend = Backend::rest(store, timeout_ms)?;
-        Self::build(max, &lease, backend, prefix, failure)
+        Self::build(
+            max,
+            &lease,
+            Place::rest(store, prefix, failure, timeout_ms)?,
+        )
     }
 
-    fn build(
-        max: f64,
-        lease: &JsValue,
-        backend: Backend,
-        prefix: String,
-        failure: u8,
-    ) -> Result<Self, JsValue> {
+    fn build(max: f64, lease: &JsValue, place: Place) -> Result<Self, JsValue> {
         let lease = Duration::from_millis(millis("leaseTtl", lease)?);
         let config = Concurrency::new(count("max", max)?, lease).map_err(|error| error.to_js())?;
-        Ok(Self {
-            config,
-            prefix,
-            backend,
-            failure: failure_policy(failure),
-        })
+        Ok(Self { config, place })
     }
 
     /// A fresh lease id, unique with overwhelming likelihood across isolates.
@@ -111,33 +101,22 @@ impl WasmConcurrency {
     /// output buffer.
     pub fn apply(&self, id: &str, op: u8, lease: &str, ttl: JsValue, now: f64) -> i32 {
         let applied = (|| {
-            let Backend::Memory(store) = &self.backend else {
-                return Err(sync_unsupported());
-            };
+            let store = self.place.memory_store()?;
             let step = LeaseStep {
                 config: &self.config,
                 op: lease_op(op, lease, &ttl)?,
             };
             let outcome = store
-                .transact(self.key(id), now_ms(now), &step)
+                .transact(self.place.key(id), now_ms(now), &step)
                 .map_err(|error| error.to_js())?;
-            let decision = Decision {
-                allowed: outcome.allowed,
-                ..outcome.decision
-            };
-            io::write(&decision, outcome.expires_at_ms);
-            Ok(decision.allowed)
+            Ok(io::write_lease(&outcome))
         })();
         io::status(applied)
     }
 
     /// Drops every lease of `id` (memory store): 1, or -1.
     pub fn remove(&self, id: &str) -> i32 {
-        let removed = match &self.backend {
-            Backend::Memory(store) => store.remove(self.key(id)).map_err(|error| error.to_js()),
-            Backend::Rest(_) => Err(sync_unsupported()),
-        };
-        io::status(removed.map(|()| true))
+        io::status(self.place.remove_in_memory(id))
     }
 
     /// The REST call applying a lease operation (REST store).
@@ -154,30 +133,12 @@ impl WasmConcurrency {
             config: self.config,
             op: lease_op(op, lease, &ttl)?,
         };
-        WasmRestCall::new(self.key(id), ask, self.rest()?, self.failure, now_ms(now))
-            .map_err(|error| error.to_js())
+        self.place.rest_call(id, ask, now)
     }
 
     /// The REST call dropping every lease of `id` (REST store).
     #[wasm_bindgen(js_name = restRemove)]
     pub fn rest_remove(&self, id: &str) -> Result<WasmRestCall, JsValue> {
-        WasmRestCall::new(self.key(id), Ask::Remove, self.rest()?, self.failure, 0)
-            .map_err(|error| error.to_js())
-    }
-}
-
-impl WasmConcurrency {
-    fn key<'a>(&'a self, id: &'a str) -> Key<'a> {
-        Key {
-            prefix: &self.prefix,
-            id,
-        }
-    }
-
-    fn rest(&self) -> Result<RestOptions, JsValue> {
-        match &self.backend {
-            Backend::Rest(options) => Ok(*options),
-            Backend::Memory(_) => Err(js_error("UNSUPPORTED", "this limiter's store is in memory")),
-        }
+        self.place.rest_call(id, Ask::Remove, 0.0)
     }
 }

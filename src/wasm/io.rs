@@ -7,6 +7,7 @@ use std::cell::{Cell, RefCell};
 use wasm_bindgen::prelude::*;
 
 use super::error::invalid_argument;
+use crate::algorithm::LeaseOutcome;
 use crate::Decision;
 
 /// Slots of `OUT`: the decision's numbers.
@@ -87,9 +88,21 @@ pub(crate) fn with_id<R>(len: usize, f: impl FnOnce(&str) -> R) -> Result<R, JsV
     })
 }
 
-/// Writes a decision's numbers to `OUT`.
-pub(crate) fn write(decision: &Decision, expires_at_ms: Option<u64>) {
-    OUT.with(|out| out.set(slots(decision, expires_at_ms)));
+/// Writes a decision's numbers to `OUT`; answers whether it admits.
+pub(crate) fn write(decision: &Decision) -> bool {
+    OUT.with(|out| out.set(slots(decision, None)));
+    decision.allowed
+}
+
+/// Writes a lease outcome's numbers to `OUT`; answers whether the lease is
+/// held (or was granted).
+pub(crate) fn write_lease(outcome: &LeaseOutcome) -> bool {
+    let decision = Decision {
+        allowed: outcome.allowed,
+        ..outcome.decision
+    };
+    OUT.with(|out| out.set(slots(&decision, outcome.expires_at_ms)));
+    outcome.allowed
 }
 
 /// A decision's numbers, as `OUT` holds them.

@@ -5,41 +5,17 @@ use wasm_bindgen::prelude::*;
 
 use super::algorithm::{AnyAlgorithm, WasmAlgorithm};
 use super::convert::count;
-use super::error::{js_error, Coded};
+use super::error::Coded;
 use super::io;
 use super::rest::{Ask, WasmRestCall};
-use super::stores::{Backend, WasmMemoryStore, WasmRestStore};
-use crate::store::{Consume, Key, MemoryStore, Peek, RestOptions, Store};
-use crate::FailurePolicy;
+use super::stores::{now_ms, Place, WasmMemoryStore, WasmRestStore};
+use crate::store::{Consume, Peek, Store};
 
-/// A limiter: an algorithm, a store, a key prefix and a failure policy.
+/// A limiter: an algorithm over a place (store, key prefix, failure policy).
 #[wasm_bindgen(js_name = CoreRateLimiter)]
 pub struct WasmRateLimiter {
     algorithm: AnyAlgorithm,
-    prefix: String,
-    backend: Backend,
-    failure: FailurePolicy,
-}
-
-/// The failure policy JavaScript names by number: 0 error, 1 open, 2 closed.
-pub(crate) fn failure_policy(code: u8) -> FailurePolicy {
-    match code {
-        1 => FailurePolicy::Open,
-        2 => FailurePolicy::Closed,
-        _ => FailurePolicy::Error,
-    }
-}
-
-/// Milliseconds from `Date.now()`.
-pub(crate) fn now_ms(now: f64) -> u64 {
-    now.max(0.0) as u64
-}
-
-pub(crate) fn sync_unsupported() -> JsValue {
-    js_error(
-        "UNSUPPORTED",
-        "synchronous calls need the memory store; use the async form with a Redis store",
-    )
+    place: Place,
 }
 
 #[wasm_bindgen(js_class = CoreRateLimiter)]
@@ -53,9 +29,7 @@ impl WasmRateLimiter {
     ) -> WasmRateLimiter {
         Self {
             algorithm: algorithm.inner,
-            prefix,
-            backend: Backend::Memory(store.inner.clone()),
-            failure: FailurePolicy::Error,
+            place: Place::memory(store, prefix),
         }
     }
 
@@ -70,9 +44,7 @@ impl WasmRateLimiter {
     ) -> Result<WasmRateLimiter, JsValue> {
         Ok(Self {
             algorithm: algorithm.inner,
-            prefix,
-            backend: Backend::rest(store, timeout_ms)?,
-            failure: failure_policy(failure),
+            place: Place::rest(store, prefix, failure, timeout_ms)?,
         })
     }
 
@@ -90,28 +62,25 @@ impl WasmRateLimiter {
         now: u64,
         peek: bool,
     ) -> Result<bool, JsValue> {
-        let store = self.memory()?;
+        let store = self.place.memory_store()?;
         let cost = count("cost", cost)?;
         let algorithm = &self.algorithm;
         let decided = io::with_id(len, |id| {
-            let key = self.key(id);
+            let key = self.place.key(id);
             if peek {
                 store.transact(key, now, &Peek { algorithm })
             } else {
                 store.transact(key, now, &Consume { algorithm, cost })
             }
         })?;
-        let decision = decided.map_err(|error| error.to_js())?;
-        io::write(&decision, None);
-        Ok(decision.allowed)
+        Ok(io::write(&decided.map_err(|error| error.to_js())?))
     }
 
     /// Forgets the id in the key buffer (memory store): 1, or -1.
     pub fn remove(&self, len: usize) -> i32 {
-        let removed = self.memory().and_then(|store| {
-            io::with_id(len, |id| store.remove(self.key(id)))?.map_err(|error| error.to_js())
-        });
-        io::status(removed.map(|()| true))
+        io::status(
+            io::with_id(len, |id| self.place.remove_in_memory(id)).and_then(|removed| removed),
+        )
     }
 
     /// The REST call deciding for `id` (REST store).
@@ -128,37 +97,12 @@ impl WasmRateLimiter {
             cost: count("cost", cost)?,
             peek,
         };
-        WasmRestCall::new(self.key(id), ask, self.rest()?, self.failure, now_ms(now))
-            .map_err(|error| error.to_js())
+        self.place.rest_call(id, ask, now)
     }
 
     /// The REST call forgetting `id` (REST store).
     #[wasm_bindgen(js_name = restRemove)]
     pub fn rest_remove(&self, id: &str) -> Result<WasmRestCall, JsValue> {
-        WasmRestCall::new(self.key(id), Ask::Remove, self.rest()?, self.failure, 0)
-            .map_err(|error| error.to_js())
-    }
-}
-
-impl WasmRateLimiter {
-    fn key<'a>(&'a self, id: &'a str) -> Key<'a> {
-        Key {
-            prefix: &self.prefix,
-            id,
-        }
-    }
-
-    fn memory(&self) -> Result<&MemoryStore, JsValue> {
-        match &self.backend {
-            Backend::Memory(store) => Ok(store),
-            Backend::Rest(_) => Err(sync_unsupported()),
-        }
-    }
-
-    fn rest(&self) -> Result<RestOptions, JsValue> {
-        match &self.backend {
-            Backend::Rest(options) => Ok(*options),
-            Backend::Memory(_) => Err(js_error("UNSUPPORTED", "this limiter's store is in memory")),
-        }
+        self.place.rest_call(id, Ask::Remove, 0.0)
     }
 }

@@ -173,17 +173,11 @@ fn prepare<T: Transition>(
 }
 
 fn rate(decision: Decision) -> i32 {
-    io::write(&decision, None);
-    decision.allowed as i32
+    io::write(&decision) as i32
 }
 
 fn lease(outcome: LeaseOutcome) -> i32 {
-    let decision = Decision {
-        allowed: outcome.allowed,
-        ..outcome.decision
-    };
-    io::write(&decision, outcome.expires_at_ms);
-    decision.allowed as i32
+    io::write_lease(&outcome) as i32
 }
 
 #[wasm_bindgen(js_class = CoreRestCall)]

@@ -5,7 +5,10 @@ use std::time::Duration;
 use wasm_bindgen::prelude::*;
 
 use super::convert::count;
-use crate::store::{MemoryStore, RestOptions, TimeSource};
+use super::error::{js_error, Coded};
+use super::rest::{Ask, WasmRestCall};
+use crate::store::{Key, MemoryStore, RestOptions, Store, TimeSource};
+use crate::FailurePolicy;
 
 /// State in this isolate's memory.
 #[wasm_bindgen(js_name = CoreMemoryStore)]
@@ -67,20 +70,93 @@ fn timeout(what: &str, ms: f64) -> Result<Duration, JsValue> {
     Ok(Duration::from_millis(count(what, ms)?.max(1)))
 }
 
-/// Where a limiter's state lives.
+/// The store a limiter uses: in memory, or Redis with these options.
 #[derive(Clone)]
-pub(crate) enum Backend {
+enum Backend {
     Memory(MemoryStore),
     Rest(RestOptions),
 }
 
-impl Backend {
-    /// The REST backend of `store`, its timeout overridden when given.
-    pub(crate) fn rest(store: &WasmRestStore, timeout_ms: Option<f64>) -> Result<Self, JsValue> {
+/// Where a limiter keeps its state: the store, the key prefix, and what to
+/// answer when the store fails. Both limiter classes are an algorithm over
+/// a `Place`.
+pub(crate) struct Place {
+    prefix: String,
+    backend: Backend,
+    failure: FailurePolicy,
+}
+
+impl Place {
+    /// In `store`'s memory (which cannot fail).
+    pub(crate) fn memory(store: &WasmMemoryStore, prefix: String) -> Self {
+        Self {
+            prefix,
+            backend: Backend::Memory(store.inner.clone()),
+            failure: FailurePolicy::Error,
+        }
+    }
+
+    /// In Redis, `failure` numbered as JavaScript does (0 error, 1 open, 2
+    /// closed), the store's timeout overridden when `timeout_ms` is given.
+    pub(crate) fn rest(
+        store: &WasmRestStore,
+        prefix: String,
+        failure: u8,
+        timeout_ms: Option<f64>,
+    ) -> Result<Self, JsValue> {
         let mut options = store.options;
         if let Some(ms) = timeout_ms {
             options.timeout = timeout("timeout", ms)?;
         }
-        Ok(Self::Rest(options))
+        let failure = match failure {
+            1 => FailurePolicy::Open,
+            2 => FailurePolicy::Closed,
+            _ => FailurePolicy::Error,
+        };
+        Ok(Self {
+            prefix,
+            backend: Backend::Rest(options),
+            failure,
+        })
     }
+
+    /// The stored key of `id`.
+    pub(crate) fn key<'a>(&'a self, id: &'a str) -> Key<'a> {
+        Key {
+            prefix: &self.prefix,
+            id,
+        }
+    }
+
+    /// The memory store, for the synchronous calls.
+    pub(crate) fn memory_store(&self) -> Result<&MemoryStore, JsValue> {
+        match &self.backend {
+            Backend::Memory(store) => Ok(store),
+            Backend::Rest(_) => Err(js_error(
+                "UNSUPPORTED",
+                "synchronous calls need the memory store; use the async form with a Redis store",
+            )),
+        }
+    }
+
+    /// Forgets `id`'s state in memory.
+    pub(crate) fn remove_in_memory(&self, id: &str) -> Result<bool, JsValue> {
+        let store = self.memory_store()?;
+        store.remove(self.key(id)).map_err(|error| error.to_js())?;
+        Ok(true)
+    }
+
+    /// The REST call asking `ask` for `id` at `now` (`Date.now()`).
+    pub(crate) fn rest_call(&self, id: &str, ask: Ask, now: f64) -> Result<WasmRestCall, JsValue> {
+        let Backend::Rest(options) = self.backend else {
+            return Err(js_error("UNSUPPORTED", "this limiter's store is in memory"));
+        };
+        WasmRestCall::new(self.key(id), ask, options, self.failure, now_ms(now))
+            .map_err(|error| error.to_js())
+    }
+}
+
+/// Milliseconds from `Date.now()`.
+pub(crate) fn now_ms(now: f64) -> u64 {
+    now.max(0.0) as u64
 }
