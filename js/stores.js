@@ -2,6 +2,7 @@
 
 import { CoreMemoryStore, CoreRestStore } from "./edgelimit.js";
 import { checkNumber, invalid } from "./errors.js";
+import { Transport } from "./transport.js";
 
 /** The core object behind a store or algorithm. */
 export const CORE = Symbol("edgelimit.core");
@@ -13,7 +14,31 @@ export function memoryStore({ maxKeys } = {}) {
   return Object.freeze({ kind: "memory", [CORE]: new CoreMemoryStore(maxKeys) });
 }
 
-export function redisStore({ url, token, timeout = 2000, retries = 2, time = "redis" } = {}) {
+/** Calls per request and requests in flight, from the `batch` option. */
+function batching(batch) {
+  if (batch === false) return { maxCalls: 1, maxInFlight: Infinity };
+  if (batch === true) return { maxCalls: 128, maxInFlight: Infinity };
+  if (typeof batch !== "object" || batch === null) {
+    throw invalid("batch must be true, false or { maxCalls, maxInFlight }");
+  }
+  const { maxCalls = 128, maxInFlight = Infinity } = batch;
+  for (const [name, value] of [["maxCalls", maxCalls], ["maxInFlight", maxInFlight]]) {
+    if (!(checkNumber(name, value) >= 1) || !(Number.isInteger(value) || value === Infinity)) {
+      throw invalid(`batch.${name} must be a whole number of at least 1`);
+    }
+  }
+  return { maxCalls, maxInFlight };
+}
+
+export function redisStore({
+  url,
+  token,
+  timeout = 2000,
+  retries = 2,
+  time = "redis",
+  batch = true,
+  denyCache = 10_000,
+} = {}) {
   if (typeof url !== "string" || !/^https?:\/\//.test(url)) {
     throw invalid(`redisStore needs an http(s) url, got ${JSON.stringify(url)}`);
   }
@@ -21,8 +46,9 @@ export function redisStore({ url, token, timeout = 2000, retries = 2, time = "re
   if (time !== "redis" && time !== "caller") throw invalid(`time must be "redis" or "caller"`);
   checkNumber("timeout", timeout);
   checkNumber("retries", retries);
-  const core = new CoreRestStore(timeout, retries, time === "caller");
-  const transport = Object.freeze({ url, authorization: `Bearer ${token}` });
+  const cached = denyCache === false ? 0 : checkNumber("denyCache", denyCache);
+  const core = new CoreRestStore(timeout, retries, time === "caller", cached);
+  const transport = new Transport(url, token, batching(batch));
   return Object.freeze({ kind: "redis", [CORE]: core, [TRANSPORT]: transport });
 }
 

@@ -1,12 +1,15 @@
-// The Redis REST store's transport: the host's global `fetch`. The core
-// decides what to send and what each reply means (EVALSHA, EVAL on NOSCRIPT,
-// which failures are safe to retry, the failure policy); this file only
-// moves bytes and enforces the timeout.
+// The Redis REST store's transport: the host's global `fetch`, with calls
+// made together sharing one request. The core decides what each request
+// carries (EVALSHA, EVAL on NOSCRIPT, `/` for one call, `/pipeline` for
+// more), what each reply means for each call, which failures are safe to
+// retry and the failure policy; this file only moves bytes, groups calls
+// and enforces the timeout.
 
-import { check, output } from "./boundary.js";
+import { CoreRestBatch, takeError } from "./edgelimit.js";
+import { output } from "./boundary.js";
 import { sleep } from "./wait.js";
 
-// Statuses of CoreRestCall.receive/fail besides 1, 0 and -1.
+// Statuses of CoreRestCall.receiveFrom besides 1, 0 and -1.
 const SEND_AGAIN = 2;
 const RETRY_LATER = 3;
 
@@ -29,7 +32,7 @@ function kind(error, timedOut) {
   return refused ? REFUSED : OTHER;
 }
 
-async function post(store, body, timeoutMs) {
+async function post(url, authorization, body, timeoutMs) {
   const controller = new AbortController();
   let timedOut = false;
   const timer = setTimeout(() => {
@@ -37,9 +40,9 @@ async function post(store, body, timeoutMs) {
     controller.abort();
   }, timeoutMs);
   try {
-    const response = await fetch(store.url, {
+    const response = await fetch(url, {
       method: "POST",
-      headers: { authorization: store.authorization, "content-type": "application/json" },
+      headers: { authorization, "content-type": "application/json" },
       body,
       signal: controller.signal,
     });
@@ -51,23 +54,106 @@ async function post(store, body, timeoutMs) {
   }
 }
 
+/** What a call's reply left: its status, and its numbers or its error. */
+function settled(status) {
+  if (status < 0) return { status, error: takeError() };
+  // Read now: the next call overwrites the output slots.
+  return { status, slots: status <= 1 ? output().slice() : undefined };
+}
+
+/**
+ * One store's requests. Calls made in the same turn of the event loop (and
+ * those waiting while `maxInFlight` requests are out) leave together: one
+ * call as `POST /`, more as one `POST /pipeline`, in the order they were
+ * made. Each call keeps its own reply, error, NOSCRIPT recovery and retries.
+ */
+export class Transport {
+  #url;
+  #authorization;
+  #maxCalls;
+  #maxInFlight;
+  #queue = [];
+  #inFlight = 0;
+  #scheduled = false;
+
+  constructor(url, token, { maxCalls, maxInFlight }) {
+    this.#url = url.replace(/\/+$/, "");
+    this.#authorization = `Bearer ${token}`;
+    this.#maxCalls = maxCalls;
+    this.#maxInFlight = maxInFlight;
+  }
+
+  /** Sends `call` as it stands; resolves with what its reply left. */
+  exchange(call) {
+    return new Promise((settle) => {
+      this.#queue.push({ call, settle });
+      this.#schedule();
+    });
+  }
+
+  #schedule() {
+    if (this.#scheduled || this.#queue.length === 0 || this.#inFlight >= this.#maxInFlight) return;
+    this.#scheduled = true;
+    // Calls made before the current microtasks have run join this request.
+    queueMicrotask(() => {
+      this.#scheduled = false;
+      this.#flush();
+    });
+  }
+
+  #flush() {
+    while (this.#queue.length > 0 && this.#inFlight < this.#maxInFlight) {
+      // Calls share a request only when they share a timeout.
+      const timeoutMs = this.#queue[0].call.timeoutMs;
+      const batch = [];
+      const rest = [];
+      for (const entry of this.#queue) {
+        (entry.call.timeoutMs === timeoutMs && batch.length < this.#maxCalls ? batch : rest).push(entry);
+      }
+      this.#queue = rest;
+      this.#inFlight += 1;
+      this.#send(batch, timeoutMs).finally(() => {
+        this.#inFlight -= 1;
+        this.#schedule();
+      });
+    }
+  }
+
+  async #send(entries, timeoutMs) {
+    const batch = new CoreRestBatch();
+    try {
+      for (const { call } of entries) batch.add(call);
+      const reply = await post(this.#url + batch.path, this.#authorization, batch.body, timeoutMs);
+      if (reply.kind === undefined) batch.receive(reply.status, reply.text);
+      else batch.fail(reply.kind, reply.message, timeoutMs);
+      entries.forEach(({ call, settle }, index) => settle(settled(call.receiveFrom(batch, index))));
+    } catch (error) {
+      // Only a defect gets here; no caller is left waiting.
+      for (const { settle } of entries) settle({ status: -1, error });
+    } finally {
+      batch.free();
+    }
+  }
+}
+
 /**
  * Runs a CoreRestCall to its end. Resolves to whether it was admitted (or
- * done) and a copy of the decision's numbers; rejects with the core's error.
+ * done) and a copy of the decision's numbers; rejects with the core's
+ * error. `undefined` is a call the deny cache answered: a denial whose
+ * numbers are in the output slots.
  */
-export async function run(call, store) {
+export async function run(call, transport) {
+  if (call === undefined) return { allowed: false, slots: output().slice() };
   try {
     for (;;) {
-      const reply = await post(store, call.body, call.timeoutMs);
-      const status =
-        reply.kind === undefined ? call.receive(reply.status, reply.text) : call.fail(reply.kind, reply.message);
+      const { status, slots, error } = await transport.exchange(call);
       if (status === SEND_AGAIN) continue;
       if (status === RETRY_LATER) {
         await sleep(call.delayMs);
         continue;
       }
-      // Read the numbers now: other calls may overwrite them after an await.
-      return { allowed: check(status), slots: output().slice() };
+      if (status < 0) throw error;
+      return { allowed: status === 1, slots };
     }
   } finally {
     call.free();

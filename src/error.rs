@@ -132,6 +132,15 @@ pub enum StoreError {
     /// The backend's answer was not what the protocol promises.
     #[error("malformed reply: {0}")]
     MalformedReply(String),
+    /// A blocking store was used inside an async runtime, where blocking a
+    /// worker thread would stall every task on it: nothing was sent. Use
+    /// [`AsyncRedisRestStore`](crate::store::AsyncRedisRestStore) there.
+    #[error("the blocking RedisRestStore cannot run inside an async runtime: use AsyncRedisRestStore and the limiters' _async methods")]
+    BlockingInAsyncRuntime,
+    /// An async store was used outside the runtime it needs (tokio): nothing
+    /// was sent.
+    #[error("AsyncRedisRestStore needs a tokio runtime: call it from async code running on tokio")]
+    NoAsyncRuntime,
 }
 
 impl StoreError {
@@ -142,6 +151,12 @@ impl StoreError {
             self,
             Self::Unreachable(_) | Self::Busy(_) | Self::Unauthorized
         )
+    }
+
+    /// Whether the store is misused or misconfigured rather than failing:
+    /// a failure policy never turns such an error into a decision.
+    pub fn is_misuse(&self) -> bool {
+        matches!(self, Self::BlockingInAsyncRuntime | Self::NoAsyncRuntime)
     }
 
     /// Whether trying again later may succeed.

@@ -27,9 +27,8 @@ use std::sync::{mpsc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use edgelimit::algorithm::{Algorithm, LeaseOp, LeaseOutcome};
-use edgelimit::scripts::{parse_lease_reply, parse_rate_reply};
 use edgelimit::store::{
-    Consume, Key, LeaseStep, RedisRestStore, Remote, RestOptions, TimeSource, Transition,
+    Answer, Consume, Key, LeaseStep, RedisRestStore, Remote, RestOptions, TimeSource, Transition,
 };
 use edgelimit::{
     Acquire, Concurrency, ConcurrencyLimiter, Decision, Error, FixedWindow, Gcra, Limiter,
@@ -124,23 +123,7 @@ fn gcra() -> Gcra {
 /// clock): the same request and the same decoding as the wrapped one.
 struct Timed<T>(T);
 
-trait ReplyTime {
-    fn time_of(&self, reply: &[i64]) -> Option<u64>;
-}
-
-impl<A: Algorithm> ReplyTime for Consume<'_, A> {
-    fn time_of(&self, reply: &[i64]) -> Option<u64> {
-        parse_rate_reply(reply, self.algorithm.limit()).map(|(_, now)| now)
-    }
-}
-
-impl ReplyTime for LeaseStep<'_> {
-    fn time_of(&self, reply: &[i64]) -> Option<u64> {
-        parse_lease_reply(reply, self.config.max()).map(|(_, now)| now)
-    }
-}
-
-impl<T: Transition + ReplyTime> Transition for Timed<T> {
+impl<T: Transition> Transition for Timed<T> {
     type State = T::State;
     type Output = (T::Output, u64);
 
@@ -157,12 +140,13 @@ impl<T: Transition + ReplyTime> Transition for Timed<T> {
         self.0.remote()
     }
 
-    fn decode(&self, reply: &[i64]) -> Result<(T::Output, u64), StoreError> {
-        let output = self.0.decode(reply)?;
-        let now = self.0.time_of(reply).ok_or_else(|| {
-            StoreError::MalformedReply(format!("no time in script reply {reply:?}"))
-        })?;
-        Ok((output, now))
+    fn decode(&self, reply: &[i64]) -> Result<Answer<(T::Output, u64), T::State>, StoreError> {
+        let answer = self.0.decode(reply)?;
+        Ok(Answer {
+            output: (answer.output, answer.now_ms),
+            now_ms: answer.now_ms,
+            denied_state: answer.denied_state,
+        })
     }
 }
 
@@ -806,6 +790,7 @@ fn outage_options() -> RestOptions {
         backoff_base: Duration::from_millis(20),
         backoff_max: Duration::from_millis(200),
         time: TimeSource::Redis,
+        ..RestOptions::default()
     }
 }
 

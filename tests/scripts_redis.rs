@@ -10,8 +10,13 @@ mod resp;
 use std::cell::RefCell;
 use std::collections::HashMap;
 
-use edgelimit::algorithm::{Algorithm, Concurrency, ConcurrencyState, LeaseOp, MAX_TIME_MS};
-use edgelimit::scripts::{self, parse_lease_reply, parse_rate_reply, Script, Scripted};
+use edgelimit::algorithm::{
+    Algorithm, AnyState, Concurrency, ConcurrencyState, LeaseOp, StateKind, MAX_TIME_MS,
+};
+use edgelimit::scripts::{
+    self, parse_lease_reply, parse_rate_reply, Script, Scripted, MAX_LOG_ENTRIES_IN_REPLY,
+    RATE_REPLY_LEN,
+};
 use edgelimit::{
     Decision, Error, FixedWindow, Gcra, Limiter, SlidingLog, SlidingWindow, TokenBucket,
 };
@@ -66,7 +71,8 @@ impl RateScript {
         }
     }
 
-    /// EVALSHA: the decision and the time used, or the error.
+    /// EVALSHA: the decision, the time used and the state fields a denial
+    /// sent back, or the error.
     fn eval(
         &self,
         conn: &mut Conn,
@@ -74,7 +80,7 @@ impl RateScript {
         now: Option<u64>,
         cost: u64,
         peek: bool,
-    ) -> Result<(Decision, u64), String> {
+    ) -> Result<(Decision, u64, Vec<i64>), String> {
         let mut args = vec![
             "EVALSHA".to_owned(),
             self.script.sha1().to_owned(),
@@ -87,10 +93,12 @@ impl RateScript {
         args.extend(self.config.iter().map(u64::to_string));
         match conn.call(&args).unwrap() {
             Reply::Error(e) => Err(e),
-            reply => Ok(
-                parse_rate_reply(&reply.ints().expect("integers"), self.limit)
-                    .unwrap_or_else(|| panic!("malformed reply {reply:?}")),
-            ),
+            reply => {
+                let ints = reply.ints().expect("integers");
+                let (decision, used) = parse_rate_reply(&ints, self.limit)
+                    .unwrap_or_else(|| panic!("malformed reply {reply:?}"));
+                Ok((decision, used, ints[RATE_REPLY_LEN..].to_vec()))
+            }
         }
     }
 }
@@ -340,10 +348,29 @@ fn replay<A: Algorithm + Clone>(
         let context = || format!("op {i} {op:?} at {now}, cost {cost}");
         match expected {
             Ok(outcome) => {
-                let (decision, used) =
+                let (decision, used, fields) =
                     got.map_err(|e| TestCaseError::fail(format!("{}: Lua error {e}", context())))?;
                 prop_assert_eq!(decision, outcome.decision, "{}", context());
                 prop_assert_eq!(used, now.min(MAX_TIME_MS), "{}", context());
+                // A denial sends back the state Redis holds now, exactly the
+                // core's (what a deny cache decides further calls on).
+                let held = reference
+                    .states
+                    .get(&op.key)
+                    .map(|(s, _)| s.clone().into_any());
+                let sent = alg.state_from_reply(&fields);
+                if decision.allowed {
+                    prop_assert!(
+                        fields.is_empty(),
+                        "{}: an admission sends no state",
+                        context()
+                    );
+                } else if op.peek {
+                    // A read-only call (never cached) may send the state it
+                    // computed without storing it.
+                } else if sent.is_some() || !log_too_long(held.as_ref()) {
+                    prop_assert_eq!(sent, held, "{}: the state a denial sent", context());
+                }
             }
             Err(Error::CostExceedsLimit { .. }) => {
                 let error = got.err().unwrap_or_default();
@@ -366,6 +393,11 @@ fn replay<A: Algorithm + Clone>(
         }
     }
     Ok(())
+}
+
+/// Whether `state` is a sliding log too long to be sent with a denial.
+fn log_too_long(state: Option<&AnyState>) -> bool {
+    matches!(state, Some(AnyState::SlidingLog(log)) if log.entries.len() > MAX_LOG_ENTRIES_IN_REPLY)
 }
 
 #[test]
@@ -525,7 +557,7 @@ fn an_empty_time_uses_the_server_clock() {
     load_all(&mut conn);
     let alg = TokenBucket::new(5, 1, "1 s").unwrap();
     let before = system_ms();
-    let (decision, used) = RateScript::of(&alg)
+    let (decision, used, _) = RateScript::of(&alg)
         .eval(&mut conn, "{t}:a", None, 2, false)
         .unwrap();
     let after = system_ms();
@@ -649,7 +681,7 @@ fn times_beyond_the_clamp_are_clamped_as_in_rust() {
             let outcome = alg.decide(state, now, 1).unwrap();
             (outcome.decision, Some(outcome.ttl_ms))
         });
-        let (decision, used) = script
+        let (decision, used, _) = script
             .eval(&mut conn, "{far}", Some(now), 1, false)
             .unwrap();
         assert_eq!(decision, expected, "call {i} at {now}");
@@ -670,7 +702,7 @@ fn a_sliding_log_expires_thousands_of_entries_at_once() {
     for now in times {
         let cost = 1 + now % 3;
         let expected = alg.decide(&mut state, now, cost).unwrap().decision;
-        let (decision, _) = script
+        let (decision, _, _) = script
             .eval(&mut conn, "{log}", Some(now), cost, false)
             .unwrap();
         assert_eq!(decision, expected, "at {now}");
@@ -679,4 +711,40 @@ fn a_sliding_log_expires_thousands_of_entries_at_once() {
         panic!("HLEN")
     };
     assert_eq!(fields, 5 + 2, "bookkeeping fields and one entry");
+}
+
+#[test]
+fn a_denial_sends_a_sliding_log_back_only_while_it_is_short() {
+    let server = Server::start();
+    let mut conn = server.conn();
+    load_all(&mut conn);
+    let max = MAX_LOG_ENTRIES_IN_REPLY as u64;
+    for (limit, key) in [(max, "{short}"), (max + 1, "{long}")] {
+        let alg = SlidingLog::new(limit, "1 m").unwrap();
+        let script = RateScript::of(&alg);
+        let mut state = None;
+        // One entry per millisecond up to the limit, then a denial.
+        for now in 1_000..1_000 + limit {
+            alg.decide(&mut state, now, 1).unwrap();
+            let (decision, _, fields) = script.eval(&mut conn, key, Some(now), 1, false).unwrap();
+            assert!(decision.allowed && fields.is_empty(), "{key} at {now}");
+        }
+        let now = 1_000 + limit;
+        assert!(!alg.decide(&mut state, now, 1).unwrap().decision.allowed);
+        let (decision, _, fields) = script.eval(&mut conn, key, Some(now), 1, false).unwrap();
+        assert!(!decision.allowed);
+        if limit <= max {
+            assert_eq!(
+                fields.len(),
+                2 + 2 * limit as usize,
+                "total, latest and every entry"
+            );
+            assert_eq!(
+                alg.state_from_reply(&fields),
+                state.map(StateKind::into_any)
+            );
+        } else {
+            assert!(fields.is_empty(), "a log of {limit} entries stays in Redis");
+        }
+    }
 }

@@ -3,8 +3,8 @@
 mod concurrency;
 mod failure;
 pub(crate) mod random;
-mod rate;
-mod wait;
+pub(crate) mod rate;
+pub(crate) mod wait;
 
 pub use concurrency::{Acquire, ConcurrencyLimiter, Permit};
 pub use failure::{FailurePolicy, FAIL_CLOSED_RETRY_MS};

@@ -7,7 +7,7 @@ use super::failure::FailurePolicy;
 use super::wait::{backoff, deadline_ms, run_blocking, WaitOutcome};
 use crate::algorithm::Algorithm;
 use crate::clock::{Clock, SystemClock};
-use crate::store::{Consume, Key, MemoryStore, Peek, Store};
+use crate::store::{AsyncStore, Consume, Key, MemoryStore, Peek, Store};
 use crate::{Decision, Error};
 
 /// The prefix of keys of limiters that do not set one.
@@ -112,6 +112,52 @@ impl<A, S, C> Limiter<A, S, C> {
     }
 }
 
+/// What every form shares, whatever the store.
+impl<A: Algorithm, S, C: Clock> Limiter<A, S, C> {
+    fn apply_policy(
+        &self,
+        answer: Result<Decision, Error>,
+        now_ms: u64,
+    ) -> Result<Decision, Error> {
+        match answer {
+            Err(Error::Store(error))
+                if self.failure != FailurePolicy::Error && !error.is_misuse() =>
+            {
+                Ok(self.failure.decide(self.algorithm.limit(), now_ms))
+            }
+            decided => decided,
+        }
+    }
+
+    /// Decides until admitted or past the deadline, sleeping with `sleep`
+    /// between attempts: the loop of every waiting form.
+    async fn wait_loop<F, Fut, D, DFut>(
+        &self,
+        within: Duration,
+        sleep: F,
+        decide: D,
+    ) -> Result<WaitOutcome, Error>
+    where
+        F: Fn(Duration) -> Fut,
+        Fut: Future<Output = ()>,
+        D: Fn(u64) -> DFut,
+        DFut: Future<Output = Result<Decision, Error>>,
+    {
+        let deadline = deadline_ms(self.clock.now_ms(), within);
+        loop {
+            let now = self.clock.now_ms();
+            let decision = decide(now).await?;
+            if decision.allowed {
+                return Ok(WaitOutcome::Admitted(decision));
+            }
+            match backoff(&decision, now, deadline) {
+                Some(duration) => sleep(duration).await,
+                None => return Ok(WaitOutcome::DeadlineExceeded(decision)),
+            }
+        }
+    }
+}
+
 impl<A: Algorithm, S: Store, C: Clock> Limiter<A, S, C> {
     /// Decides a call of cost 1 for `key`.
     #[inline]
@@ -135,19 +181,6 @@ impl<A: Algorithm, S: Store, C: Clock> Limiter<A, S, C> {
         };
         let answer = self.store.transact(self.key(key), now_ms, &step);
         self.apply_policy(answer, now_ms)
-    }
-
-    fn apply_policy(
-        &self,
-        answer: Result<Decision, Error>,
-        now_ms: u64,
-    ) -> Result<Decision, Error> {
-        match answer {
-            Err(Error::Store(_)) if self.failure != FailurePolicy::Error => {
-                Ok(self.failure.decide(self.algorithm.limit(), now_ms))
-            }
-            decided => decided,
-        }
     }
 
     /// Decides several `(key, cost)` calls together, in order: with a remote
@@ -208,11 +241,66 @@ impl<A: Algorithm, S: Store, C: Clock> Limiter<A, S, C> {
             self.clock.sleep(duration);
             std::future::ready(())
         };
-        run_blocking(self.wait_async(key, cost, within, sleep))
+        let decide = |now| std::future::ready(self.limit_at(key, cost, now));
+        run_blocking(self.wait_loop(within, sleep, decide))
+    }
+}
+
+/// The async forms, for stores that answer without blocking
+/// ([`AsyncRedisRestStore`](crate::store::AsyncRedisRestStore)); every
+/// [`Store`] is an [`AsyncStore`] too, so they work on any store.
+impl<A: Algorithm + Sync, S: AsyncStore, C: Clock> Limiter<A, S, C> {
+    /// Decides a call of cost 1 for `key`.
+    pub async fn limit_async(&self, key: &str) -> Result<Decision, Error> {
+        self.limit_with_cost_async(key, 1).await
     }
 
-    /// Like [`wait_with_cost`](Self::wait_with_cost) without blocking a
-    /// thread: `sleep` is the runtime's timer, e.g. `tokio::time::sleep`.
+    /// Decides a call of `cost` units for `key` (see
+    /// [`limit_with_cost`](Self::limit_with_cost)).
+    pub async fn limit_with_cost_async(&self, key: &str, cost: u64) -> Result<Decision, Error> {
+        self.limit_at_async(key, cost, self.clock.now_ms()).await
+    }
+
+    /// Decides a call at an explicit time `now_ms` instead of the clock's.
+    pub async fn limit_at_async(
+        &self,
+        key: &str,
+        cost: u64,
+        now_ms: u64,
+    ) -> Result<Decision, Error> {
+        let step = Consume {
+            algorithm: &self.algorithm,
+            cost,
+        };
+        let answer = self
+            .store
+            .transact_async(self.key(key), now_ms, &step)
+            .await;
+        self.apply_policy(answer, now_ms)
+    }
+
+    /// What `key` has left, without consuming or writing anything (see
+    /// [`remaining`](Self::remaining)).
+    pub async fn remaining_async(&self, key: &str) -> Result<Decision, Error> {
+        let now_ms = self.clock.now_ms();
+        let peek = Peek {
+            algorithm: &self.algorithm,
+        };
+        let answer = self
+            .store
+            .transact_async(self.key(key), now_ms, &peek)
+            .await;
+        self.apply_policy(answer, now_ms)
+    }
+
+    /// Forgets `key`'s state: its next call is treated as its first.
+    pub async fn reset_async(&self, key: &str) -> Result<(), Error> {
+        self.store.remove_async(self.key(key)).await
+    }
+
+    /// Waits until a call of `cost` units for `key` is admitted or `within`
+    /// has passed, without blocking a thread: `sleep` is the runtime's
+    /// timer, e.g. `tokio::time::sleep`.
     pub async fn wait_async<F, Fut>(
         &self,
         key: &str,
@@ -224,17 +312,7 @@ impl<A: Algorithm, S: Store, C: Clock> Limiter<A, S, C> {
         F: Fn(Duration) -> Fut,
         Fut: Future<Output = ()>,
     {
-        let deadline = deadline_ms(self.clock.now_ms(), within);
-        loop {
-            let now = self.clock.now_ms();
-            let decision = self.limit_at(key, cost, now)?;
-            if decision.allowed {
-                return Ok(WaitOutcome::Admitted(decision));
-            }
-            match backoff(&decision, now, deadline) {
-                Some(duration) => sleep(duration).await,
-                None => return Ok(WaitOutcome::DeadlineExceeded(decision)),
-            }
-        }
+        let decide = |now| self.limit_at_async(key, cost, now);
+        self.wait_loop(within, sleep, decide).await
     }
 }

@@ -2,7 +2,8 @@
 --
 -- KEYS[1]: state hash {start = window_start_ms, count, exp}.
 -- ARGV: now_ms or "", cost, peek ("1": read only), limit, window_ms.
--- Reply: {allowed, remaining, reset_ms, retry_after_ms, now_ms}.
+-- Reply: {allowed, remaining, reset_ms, retry_after_ms, now_ms}, and for a
+--        denial the state: start, count.
 
 local key = KEYS[1]
 local raw_now, caller_clock = el_now(ARGV[1])
@@ -54,4 +55,4 @@ if count ~= 0 then
   ttl = window_end - now
 end
 el_finish(key, has_state, ttl, raw_now, caller_clock, readonly)
-return el_reply(allowed, limit - count, reset_ms, retry_after_ms, now)
+return el_reply(allowed, limit - count, reset_ms, retry_after_ms, now, { start, count })

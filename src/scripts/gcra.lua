@@ -3,7 +3,8 @@
 --
 -- KEYS[1]: state hash {tm = tat_ms, tf = tat_frac (in 1/rate ms), exp}.
 -- ARGV: now_ms or "", cost, peek ("1": read only), rate, period_ms, burst.
--- Reply: {allowed, remaining, reset_ms, retry_after_ms, now_ms}.
+-- Reply: {allowed, remaining, reset_ms, retry_after_ms, now_ms}, and for a
+--        denial the state (a denial changes none): tm, tf.
 --
 -- Debts are in units of 1/rate ms. Rust keeps debts up to 2^63 in u64 and
 -- larger ones in u128 (far_behind); here a debt of 2^53 or more (only after
@@ -58,7 +59,7 @@ if debt >= EL_MAX_TIME_MS then
     retry_after_ms = behind + ceil_div_signed(state.tf + cost_debt - tolerance)
   end
   el_finish(key, has_state, until_full, raw_now, caller_clock, readonly)
-  return el_reply(cost == 0, 0, now + until_full, retry_after_ms, now)
+  return el_reply(cost == 0, 0, now + until_full, retry_after_ms, now, { state.tm, state.tf })
 end
 
 -- wanted - tolerance, where wanted = debt + cost x period; computed in this
@@ -88,4 +89,9 @@ if not allowed then
 end
 local remaining = el_idiv(tolerance - math.min(debt_after, tolerance), period)
 el_finish(key, has_state, until_full, raw_now, caller_clock, readonly)
-return el_reply(allowed, remaining, now + until_full, retry_after_ms, now)
+-- A denial has a debt, hence a state.
+local kept = nil
+if state then
+  kept = { state.tm, state.tf }
+end
+return el_reply(allowed, remaining, now + until_full, retry_after_ms, now, kept)

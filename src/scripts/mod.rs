@@ -22,8 +22,11 @@
 //! - `ARGV[4..]`: the configuration, [`Scripted::config_args`].
 //!
 //! The reply is `{allowed, remaining, reset_ms, retry_after_ms, now_ms}`
-//! ([`parse_rate_reply`]); a cost above the limit is the error
-//! `EDGELIMIT cost exceeds limit` and changes nothing.
+//! ([`parse_rate_reply`]); a denial appends the state the script left (its
+//! fields in the order each `.lua` header gives, read by
+//! [`Scripted::state_from_reply`]) so that a client can answer further
+//! calls it proves denied without a round trip. A cost above the limit is
+//! the error `EDGELIMIT cost exceeds limit` and changes nothing.
 //!
 //! [`CONCURRENCY`]: `KEYS[1]` the leases' hash; `ARGV` = now or `""`, the
 //! operation (`acquire`, `release`, `extend` or `peek`), the lease id, the
@@ -42,9 +45,12 @@
 use std::sync::OnceLock;
 
 use crate::algorithm::{
-    Algorithm, FixedWindow, Gcra, LeaseOutcome, SlidingLog, SlidingWindow, TokenBucket,
+    Algorithm, AnyState, FixedWindow, Gcra, SlidingLog, SlidingWindow, TokenBucket,
 };
-use crate::Decision;
+
+mod reply;
+
+pub use reply::{parse_lease_reply, parse_rate_reply, MAX_LOG_ENTRIES_IN_REPLY, RATE_REPLY_LEN};
 
 /// A Lua script: its name, its text, and the SHA-1 Redis knows it by.
 #[derive(Debug)]
@@ -153,6 +159,10 @@ pub trait Scripted {
     fn script(&self) -> &'static Script;
     /// The configuration, in the order the script takes it from `ARGV[4]` on.
     fn config_args(&self) -> Vec<u64>;
+    /// The state a denial sent back: the numbers after the decision's
+    /// [`RATE_REPLY_LEN`]. `None` when there are none or they do not make
+    /// a state of this algorithm.
+    fn state_from_reply(&self, fields: &[i64]) -> Option<AnyState>;
 }
 
 impl Scripted for FixedWindow {
@@ -161,6 +171,9 @@ impl Scripted for FixedWindow {
     }
     fn config_args(&self) -> Vec<u64> {
         vec![self.limit(), self.window_ms()]
+    }
+    fn state_from_reply(&self, fields: &[i64]) -> Option<AnyState> {
+        reply::fixed_window_state(fields)
     }
 }
 
@@ -171,6 +184,9 @@ impl Scripted for SlidingWindow {
     fn config_args(&self) -> Vec<u64> {
         vec![self.limit(), self.window_ms()]
     }
+    fn state_from_reply(&self, fields: &[i64]) -> Option<AnyState> {
+        reply::sliding_window_state(fields)
+    }
 }
 
 impl Scripted for SlidingLog {
@@ -179,6 +195,9 @@ impl Scripted for SlidingLog {
     }
     fn config_args(&self) -> Vec<u64> {
         vec![self.limit(), self.window_ms()]
+    }
+    fn state_from_reply(&self, fields: &[i64]) -> Option<AnyState> {
+        reply::sliding_log_state(fields)
     }
 }
 
@@ -194,6 +213,9 @@ impl Scripted for TokenBucket {
             self.initial(),
         ]
     }
+    fn state_from_reply(&self, fields: &[i64]) -> Option<AnyState> {
+        reply::token_bucket_state(fields)
+    }
 }
 
 impl Scripted for Gcra {
@@ -203,74 +225,9 @@ impl Scripted for Gcra {
     fn config_args(&self) -> Vec<u64> {
         vec![self.rate(), self.period_ms(), self.burst()]
     }
-}
-
-fn flag(value: i64) -> Option<bool> {
-    match value {
-        0 => Some(false),
-        1 => Some(true),
-        _ => None,
+    fn state_from_reply(&self, fields: &[i64]) -> Option<AnyState> {
+        reply::gcra_state(fields)
     }
-}
-
-fn unsigned(value: i64) -> Option<u64> {
-    u64::try_from(value).ok()
-}
-
-/// Reads a rate script's reply `{allowed, remaining, reset_ms,
-/// retry_after_ms, now_ms}` as the decision and the time it was made at
-/// (after clamping). `limit` is the algorithm's [`Algorithm::limit`]. `None`
-/// if the reply is not of that shape.
-pub fn parse_rate_reply(reply: &[i64], limit: u64) -> Option<(Decision, u64)> {
-    let &[allowed, remaining, reset_ms, retry_after_ms, now_ms] = reply else {
-        return None;
-    };
-    let decision = Decision {
-        allowed: flag(allowed)?,
-        limit,
-        remaining: unsigned(remaining)?,
-        reset_ms: unsigned(reset_ms)?,
-        retry_after_ms: unsigned(retry_after_ms)?,
-        reason: None,
-    };
-    if decision.remaining > limit {
-        return None;
-    }
-    Some((decision, unsigned(now_ms)?))
-}
-
-/// Reads the concurrency script's reply `{allowed, decision_allowed,
-/// remaining, reset_ms, retry_after_ms, now_ms, expires_at_ms or -1}` as the
-/// outcome (with `ttl_ms` 0: Redis keeps the TTL) and the time it was made
-/// at. `limit` is the configured `max`. `None` if the reply is not of that
-/// shape.
-pub fn parse_lease_reply(reply: &[i64], limit: u64) -> Option<(LeaseOutcome, u64)> {
-    let &[allowed, decision_allowed, remaining, reset_ms, retry_after_ms, now_ms, expires_at_ms] =
-        reply
-    else {
-        return None;
-    };
-    let (decision, now_ms) = parse_rate_reply(
-        &[
-            decision_allowed,
-            remaining,
-            reset_ms,
-            retry_after_ms,
-            now_ms,
-        ],
-        limit,
-    )?;
-    let expires_at_ms = match expires_at_ms {
-        -1 => None,
-        ms => Some(unsigned(ms)?),
-    };
-    let outcome = LeaseOutcome {
-        allowed: flag(allowed)?,
-        decision,
-        expires_at_ms,
-        ttl_ms: 0,
-    };
-    Some((outcome, now_ms))
 }
 
 #[cfg(test)]
@@ -310,43 +267,5 @@ mod tests {
         );
         assert_eq!(SlidingLog::new(5, "5 s").unwrap().config_args(), [5, 5000]);
         assert!(std::ptr::eq(tb.script(), &TOKEN_BUCKET));
-    }
-
-    #[test]
-    fn rate_replies() {
-        let (d, now) = parse_rate_reply(&[1, 4, 2000, 0, 1500], 5).unwrap();
-        assert_eq!(
-            d,
-            Decision {
-                allowed: true,
-                limit: 5,
-                remaining: 4,
-                reset_ms: 2000,
-                retry_after_ms: 0,
-                reason: None,
-            }
-        );
-        assert_eq!(now, 1500);
-        let (d, _) = parse_rate_reply(&[0, 0, 2000, 500, 1500], 5).unwrap();
-        assert!(!d.allowed);
-        assert_eq!(d.retry_after_ms, 500);
-        assert_eq!(parse_rate_reply(&[1, 4, 2000, 0], 5), None);
-        assert_eq!(parse_rate_reply(&[2, 4, 2000, 0, 1], 5), None);
-        assert_eq!(parse_rate_reply(&[1, -1, 2000, 0, 1], 5), None);
-        assert_eq!(parse_rate_reply(&[1, 6, 2000, 0, 1], 5), None);
-    }
-
-    #[test]
-    fn lease_replies() {
-        let (o, now) = parse_lease_reply(&[1, 1, 2, 9000, 0, 100, 9000], 3).unwrap();
-        assert!(o.allowed && o.decision.allowed);
-        assert_eq!(o.decision.remaining, 2);
-        assert_eq!(o.expires_at_ms, Some(9000));
-        assert_eq!((o.ttl_ms, now), (0, 100));
-        let (o, _) = parse_lease_reply(&[0, 1, 3, 100, 0, 100, -1], 3).unwrap();
-        assert!(!o.allowed && o.decision.allowed, "a release of no lease");
-        assert_eq!(o.expires_at_ms, None);
-        assert_eq!(parse_lease_reply(&[0, 0, 0, 9000, 50, 100, -2], 3), None);
-        assert_eq!(parse_lease_reply(&[0, 0, 0, 9000, 50, 100], 3), None);
     }
 }

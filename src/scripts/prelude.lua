@@ -135,8 +135,16 @@ local function el_bool(b)
   return 0
 end
 
--- The reply of a rate script.
-local function el_reply(allowed, remaining, reset_ms, retry_after_ms, now)
-  return { el_bool(allowed), remaining, reset_ms, retry_after_ms, now }
+-- The reply of a rate script. A denial appends `state`, the fields of the
+-- state the script left (each script's header lists them), so that the
+-- client can answer further calls it proves denied without asking again.
+local function el_reply(allowed, remaining, reset_ms, retry_after_ms, now, state)
+  local reply = { el_bool(allowed), remaining, reset_ms, retry_after_ms, now }
+  if not allowed and state ~= nil then
+    for i = 1, #state do
+      reply[#reply + 1] = state[i]
+    end
+  end
+  return reply
 end
 

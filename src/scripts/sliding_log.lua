@@ -6,7 +6,9 @@
 --          Bookkeeping: h = head, t = tail, total (sum of units),
 --          latest = latest_ms, exp.
 -- ARGV: now_ms or "", cost, peek ("1": read only), limit, window_ms.
--- Reply: {allowed, remaining, reset_ms, retry_after_ms, now_ms}.
+-- Reply: {allowed, remaining, reset_ms, retry_after_ms, now_ms}, and for a
+--        denial of a log of at most EL_MAX_REPLY_ENTRIES entries the state:
+--        total, latest, then at_ms and units of each entry, oldest first.
 
 local key = KEYS[1]
 local raw_now, caller_clock = el_now(ARGV[1])
@@ -115,4 +117,15 @@ if head < tail then
   ttl = newest_end - now
 end
 el_finish(key, true, ttl, raw_now, caller_clock, readonly)
-return el_reply(allowed, limit - total, reset_ms, retry_after_ms, now)
+-- reply.rs MAX_LOG_ENTRIES_IN_REPLY: a longer log stays in Redis.
+local EL_MAX_REPLY_ENTRIES = 64
+local kept = nil
+if not allowed and tail - head <= EL_MAX_REPLY_ENTRIES then
+  kept = { total, latest }
+  for i = head, tail - 1 do
+    local entry_at, entry_units = entry(i)
+    kept[#kept + 1] = entry_at
+    kept[#kept + 1] = entry_units
+  end
+end
+return el_reply(allowed, limit - total, reset_ms, retry_after_ms, now, kept)

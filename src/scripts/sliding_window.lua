@@ -4,7 +4,9 @@
 -- KEYS[1]: state hash {start = window_start_ms, cur = current,
 --          prev = previous, exp}.
 -- ARGV: now_ms or "", cost, peek ("1": read only), limit, window_ms.
--- Reply: {allowed, remaining, reset_ms, retry_after_ms, now_ms}.
+-- Reply: {allowed, remaining, reset_ms, retry_after_ms, now_ms}, and for a
+--        denial the state as stored (a denial changes none): start, cur,
+--        prev.
 
 local key = KEYS[1]
 local raw_now, caller_clock = el_now(ARGV[1])
@@ -76,4 +78,9 @@ end
 
 el_finish(key, has_state, ttl_end - now, raw_now, caller_clock, readonly)
 local remaining = el_idiv(capacity - math.min(used, capacity), w)
-return el_reply(allowed, remaining, reset_ms, retry_after_ms, now)
+-- A denial has usage, hence a state.
+local kept = nil
+if state then
+  kept = { state.start, state.cur, state.prev }
+end
+return el_reply(allowed, remaining, reset_ms, retry_after_ms, now, kept)

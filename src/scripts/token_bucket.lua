@@ -4,7 +4,8 @@
 -- KEYS[1]: state hash {tokens, at = refilled_at_ms, exp}.
 -- ARGV: now_ms or "", cost, peek ("1": read only), capacity, refill,
 --       interval_ms, initial.
--- Reply: {allowed, remaining, reset_ms, retry_after_ms, now_ms}.
+-- Reply: {allowed, remaining, reset_ms, retry_after_ms, now_ms}, and for a
+--        denial the state: tokens, refilled_at.
 
 local key = KEYS[1]
 local raw_now, caller_clock = el_now(ARGV[1])
@@ -68,4 +69,4 @@ if tokens ~= capacity then
   full_at = math.max(refilled_at + wait, now)
 end
 el_finish(key, has_state, full_at - now, raw_now, caller_clock, readonly)
-return el_reply(allowed, tokens, full_at, retry_after_ms, now)
+return el_reply(allowed, tokens, full_at, retry_after_ms, now, { tokens, refilled_at })

@@ -38,7 +38,35 @@ pub trait Transition {
     fn remote(&self) -> Result<Remote, Error>;
 
     /// Reads the twin's reply.
-    fn decode(&self, reply: &[i64]) -> Result<Self::Output, StoreError>;
+    fn decode(&self, reply: &[i64]) -> Result<Answer<Self::Output, Self::State>, StoreError>;
+
+    /// Whether a remote store may answer this step from a state it
+    /// remembers (its deny cache) and should remember what the reply
+    /// teaches: true for decisions that consume.
+    fn uses_deny_cache(&self) -> bool {
+        false
+    }
+
+    /// The answer from `state`, a copy of the key's state that holds at
+    /// most the usage the store's holds (other clients only add usage), at
+    /// `now_ms`: `Some` only when it is certain, that is a denial, with how
+    /// long the copy is worth keeping; `None` to ask the store.
+    fn deny_locally(&self, _state: &Self::State, _now_ms: u64) -> Option<(Self::Output, u64)> {
+        None
+    }
+}
+
+/// A Lua twin's reply, read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer<O, S> {
+    /// What the step answers.
+    pub output: O,
+    /// The time the script decided at (Redis's `TIME`, or the caller's).
+    pub now_ms: u64,
+    /// For a denial that carried it: the state the script left, and for how
+    /// long it proves denials (the denial's retry time). What a deny cache
+    /// keeps.
+    pub denied_state: Option<(S, u64)>,
 }
 
 /// A transition as a script call: the script and its arguments after the
@@ -119,10 +147,39 @@ impl<A: Algorithm> Transition for Consume<'_, A> {
         })
     }
 
-    fn decode(&self, reply: &[i64]) -> Result<Decision, StoreError> {
-        scripts::parse_rate_reply(reply, self.algorithm.limit())
-            .map(|(decision, _now)| decision)
-            .ok_or_else(|| malformed(reply))
+    fn decode(&self, reply: &[i64]) -> Result<Answer<Decision, A::State>, StoreError> {
+        let (decision, now_ms) = scripts::parse_rate_reply(reply, self.algorithm.limit())
+            .ok_or_else(|| malformed(reply))?;
+        let denied_state = match decision.allowed {
+            true => None,
+            false => self
+                .algorithm
+                .state_from_reply(&reply[scripts::RATE_REPLY_LEN..])
+                .and_then(A::State::from_any)
+                .map(|state| (state, decision.retry_after_ms)),
+        };
+        Ok(Answer {
+            output: decision,
+            now_ms,
+            denied_state,
+        })
+    }
+
+    fn uses_deny_cache(&self) -> bool {
+        self.cost > 0
+    }
+
+    fn deny_locally(&self, state: &A::State, now_ms: u64) -> Option<(Decision, u64)> {
+        // Decided on a copy: the copy stays what Redis holds, and a later
+        // decision on it equals one on Redis's state (denials change no
+        // usage).
+        let mut scratch = Some(state.clone());
+        let outcome = self
+            .algorithm
+            .decide(&mut scratch, now_ms, self.cost)
+            .ok()?;
+        let decision = outcome.decision;
+        (!decision.allowed).then_some((decision, decision.retry_after_ms))
     }
 }
 
@@ -155,10 +212,14 @@ impl<A: Algorithm> Transition for Peek<'_, A> {
         })
     }
 
-    fn decode(&self, reply: &[i64]) -> Result<Decision, StoreError> {
-        scripts::parse_rate_reply(reply, self.algorithm.limit())
-            .map(|(decision, _now)| decision)
-            .ok_or_else(|| malformed(reply))
+    fn decode(&self, reply: &[i64]) -> Result<Answer<Decision, A::State>, StoreError> {
+        let (decision, now_ms) = scripts::parse_rate_reply(reply, self.algorithm.limit())
+            .ok_or_else(|| malformed(reply))?;
+        Ok(Answer {
+            output: decision,
+            now_ms,
+            denied_state: None,
+        })
     }
 }
 
@@ -206,10 +267,14 @@ impl Transition for LeaseStep<'_> {
         })
     }
 
-    fn decode(&self, reply: &[i64]) -> Result<LeaseOutcome, StoreError> {
-        scripts::parse_lease_reply(reply, self.config.max())
-            .map(|(outcome, _now)| outcome)
-            .ok_or_else(|| malformed(reply))
+    fn decode(&self, reply: &[i64]) -> Result<Answer<LeaseOutcome, ConcurrencyState>, StoreError> {
+        let (output, now_ms) =
+            scripts::parse_lease_reply(reply, self.config.max()).ok_or_else(|| malformed(reply))?;
+        Ok(Answer {
+            output,
+            now_ms,
+            denied_state: None,
+        })
     }
 }
 

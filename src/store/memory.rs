@@ -113,19 +113,23 @@ impl Entry {
             && &bytes[split..] == key.id.as_bytes()
     }
 
-    /// Runs `transition` on this entry's state. A TTL of 0 marks the entry
-    /// dead (at every time, as Redis deletes such a key) rather than
-    /// removing it: the key is likely to come back (a permit released, a
-    /// bucket full again), and the sweep reclaims it if not.
+    /// Runs `step` on this entry's state. A TTL of 0 marks the entry dead
+    /// (at every time, as Redis deletes such a key) rather than removing
+    /// it: the key is likely to come back (a permit released, a bucket full
+    /// again), and the sweep reclaims it if not.
     #[inline]
-    fn run<T: Transition>(&mut self, now_ms: u64, transition: &T) -> Result<T::Output, Error> {
+    fn run<S: StateKind, R>(
+        &mut self,
+        now_ms: u64,
+        step: impl FnOnce(&mut Option<S>) -> Result<(R, u64), Error>,
+    ) -> Result<R, Error> {
         let live = self.expires_at_ms > now_ms;
         let mut state = if live {
-            self.state.take().and_then(T::State::from_any)
+            self.state.take().and_then(S::from_any)
         } else {
             None
         };
-        match transition.apply(&mut state, now_ms) {
+        match step(&mut state) {
             Ok((output, ttl_ms)) => {
                 self.state = state.map(StateKind::into_any);
                 self.expires_at_ms = match ttl_ms {
@@ -135,8 +139,8 @@ impl Entry {
                 Ok(output)
             }
             Err(error) => {
-                // The transition left the state as it was; an expired entry
-                // was not touched at all.
+                // The step left the state as it was; an expired entry was
+                // not touched at all.
                 if live {
                     self.state = state.map(StateKind::into_any);
                 }
@@ -291,20 +295,24 @@ impl Table {
     }
 }
 
-impl Store for MemoryStore {
-    fn transact<T: Transition>(
+impl MemoryStore {
+    /// Runs `step` atomically on `key`'s state at `now_ms`: the state (or
+    /// `None`) in, the answer and the state's TTL out, as
+    /// [`Transition::apply`] does. On error the state is left as it was.
+    #[inline]
+    pub(crate) fn update<S: StateKind, R>(
         &self,
         key: Key<'_>,
         now_ms: u64,
-        transition: &T,
-    ) -> Result<T::Output, Error> {
+        step: impl FnOnce(&mut Option<S>) -> Result<(R, u64), Error>,
+    ) -> Result<R, Error> {
         let hash = self.hash(key);
         let mut table = self.shard(hash).lock();
         if let Some(entry) = table.entries.find_mut(hash, |e| e.is(hash, key)) {
-            return entry.run(now_ms, transition);
+            return entry.run(now_ms, step);
         }
         let mut state = None;
-        let (output, ttl_ms) = transition.apply(&mut state, now_ms)?;
+        let (output, ttl_ms) = step(&mut state)?;
         if let Some(state) = state.filter(|_| ttl_ms > 0) {
             table.make_room(now_ms, self.shared.shard_capacity);
             let entry = Entry {
@@ -317,6 +325,18 @@ impl Store for MemoryStore {
             table.entries.insert_unique(hash, entry, |e| e.hash);
         }
         Ok(output)
+    }
+}
+
+impl Store for MemoryStore {
+    #[inline]
+    fn transact<T: Transition>(
+        &self,
+        key: Key<'_>,
+        now_ms: u64,
+        transition: &T,
+    ) -> Result<T::Output, Error> {
+        self.update(key, now_ms, |state| transition.apply(state, now_ms))
     }
 
     fn remove(&self, key: Key<'_>) -> Result<(), Error> {

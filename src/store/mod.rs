@@ -1,11 +1,13 @@
 //! Where limiter state lives.
 
+mod async_contract;
 mod contract;
 mod memory;
 pub(crate) mod redis_rest;
 
-pub use contract::{Consume, Key, LeaseStep, Peek, Remote, Store, Transition};
+pub use async_contract::AsyncStore;
+pub use contract::{Answer, Consume, Key, LeaseStep, Peek, Remote, Store, Transition};
 pub use memory::MemoryStore;
 #[cfg(not(target_arch = "wasm32"))]
-pub use redis_rest::RedisRestStore;
-pub use redis_rest::{RestOptions, TimeSource};
+pub use redis_rest::{AsyncRedisRestStore, RedisRestStore};
+pub use redis_rest::{Batching, RestOptions, TimeSource, DEFAULT_DENY_CACHE};

@@ -45,6 +45,9 @@ impl Scripted for AnyAlgorithm {
     fn config_args(&self) -> Vec<u64> {
         with_algorithm!(self, |a| a.config_args())
     }
+    fn state_from_reply(&self, fields: &[i64]) -> Option<AnyState> {
+        with_algorithm!(self, |a| a.state_from_reply(fields))
+    }
 }
 
 impl Algorithm for AnyAlgorithm {

@@ -128,7 +128,7 @@ impl WasmConcurrency {
         lease: &str,
         ttl: JsValue,
         now: f64,
-    ) -> Result<WasmRestCall, JsValue> {
+    ) -> Result<Option<WasmRestCall>, JsValue> {
         let ask = Ask::Lease {
             config: self.config,
             op: lease_op(op, lease, &ttl)?,
@@ -138,7 +138,7 @@ impl WasmConcurrency {
 
     /// The REST call dropping every lease of `id` (REST store).
     #[wasm_bindgen(js_name = restRemove)]
-    pub fn rest_remove(&self, id: &str) -> Result<WasmRestCall, JsValue> {
+    pub fn rest_remove(&self, id: &str) -> Result<Option<WasmRestCall>, JsValue> {
         self.place.rest_call(id, Ask::Remove, 0.0)
     }
 }

@@ -52,6 +52,7 @@ impl Coded for StoreError {
             Self::Unavailable(_) => "STORE_UNAVAILABLE",
             Self::Busy(_) => "STORE_BUSY",
             Self::MalformedReply(_) => "STORE_MALFORMED_REPLY",
+            Self::BlockingInAsyncRuntime | Self::NoAsyncRuntime => "UNSUPPORTED",
         }
     }
 }

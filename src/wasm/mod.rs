@@ -14,7 +14,7 @@ pub use algorithm::WasmAlgorithm;
 pub use concurrency::WasmConcurrency;
 pub use io::{core_memory, key_buffer, key_buffer_length, out_buffer, take_error};
 pub use rate::WasmRateLimiter;
-pub use rest::WasmRestCall;
+pub use rest::{WasmRestBatch, WasmRestCall};
 pub use stores::{WasmMemoryStore, WasmRestStore};
 
 use wasm_bindgen::prelude::*;

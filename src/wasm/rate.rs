@@ -91,7 +91,7 @@ impl WasmRateLimiter {
         cost: f64,
         now: f64,
         peek: bool,
-    ) -> Result<WasmRestCall, JsValue> {
+    ) -> Result<Option<WasmRestCall>, JsValue> {
         let ask = Ask::Rate {
             algorithm: self.algorithm,
             cost: count("cost", cost)?,
@@ -102,7 +102,7 @@ impl WasmRateLimiter {
 
     /// The REST call forgetting `id` (REST store).
     #[wasm_bindgen(js_name = restRemove)]
-    pub fn rest_remove(&self, id: &str) -> Result<WasmRestCall, JsValue> {
+    pub fn rest_remove(&self, id: &str) -> Result<Option<WasmRestCall>, JsValue> {
         self.place.rest_call(id, Ask::Remove, 0.0)
     }
 }

@@ -1,16 +1,20 @@
-//! One call to Redis over REST, driven from JavaScript: the core gives the
-//! body to POST, reads each reply, and says whether to send again, wait and
-//! retry, or stop. Keeping the HTTP in JavaScript (the host's `fetch`) keeps
-//! an HTTP client and an async runtime out of the module.
+//! Calls to Redis over REST, driven from JavaScript: the core gives the
+//! request to POST for a batch of calls, reads the reply, and tells each
+//! call whether it is done, must be sent again (with EVAL, or after a
+//! delay), or failed. Keeping the HTTP in JavaScript (the host's `fetch`)
+//! keeps an HTTP client and an async runtime out of the module.
+
+use std::rc::Rc;
 
 use wasm_bindgen::prelude::*;
 
 use super::algorithm::AnyAlgorithm;
-use super::error::Coded;
+use super::error::{invalid_argument, Coded};
 use super::io;
 use crate::algorithm::{LeaseOp, LeaseOutcome};
 use crate::store::redis_rest::{
-    command_body, integers, read_reply, redis_key, Exchange, Json, Reply, ScriptCall, Step,
+    batch_body, batch_path, batch_replies, command_body, conclude, redis_key, DenyCache, Exchange,
+    Json, Reply, ScriptCall, Step,
 };
 use crate::store::{Consume, Key, LeaseStep, Peek, RestOptions, Transition};
 use crate::{Algorithm as _, Concurrency, Decision, Error, FailurePolicy, StoreError};
@@ -29,55 +33,74 @@ pub(crate) enum Ask {
     Remove,
 }
 
+/// Where a call's key lives and what answers for it when Redis cannot.
+pub(crate) struct Target {
+    pub(crate) prefix: String,
+    pub(crate) id: String,
+    pub(crate) options: RestOptions,
+    pub(crate) failure: FailurePolicy,
+    pub(crate) deny: Option<Rc<DenyCache>>,
+}
+
+impl Target {
+    fn key(&self) -> Key<'_> {
+        Key {
+            prefix: &self.prefix,
+            id: &self.id,
+        }
+    }
+}
+
 /// A call in flight.
 #[wasm_bindgen(js_name = CoreRestCall)]
 pub struct WasmRestCall {
     body: Box<dyn Fn(bool) -> String>,
     ask: Ask,
+    target: Target,
     exchange: Exchange,
-    options: RestOptions,
-    failure: FailurePolicy,
     now_ms: u64,
     delay_ms: u64,
 }
 
-/// Status codes `receive` and `fail` answer besides 0 (denied) and -1
-/// (failed, see `takeError`).
+/// Status codes `receiveFrom` answers besides 0 (denied) and -1 (failed,
+/// see `takeError`).
 const ADMITTED: i32 = 1;
 const SEND_AGAIN: i32 = 2;
 const RETRY_LATER: i32 = 3;
 
 impl WasmRestCall {
-    /// The call for `ask` on Redis key `key` (its hash-tagged form).
-    pub(crate) fn new(
-        key: Key<'_>,
-        ask: Ask,
-        options: RestOptions,
-        failure: FailurePolicy,
-        now_ms: u64,
-    ) -> Result<Self, Error> {
+    /// The call for `ask` on `target` at `now_ms`, or the denial the deny
+    /// cache proves (its numbers written to the output slots).
+    pub(crate) fn new(ask: Ask, target: Target, now_ms: u64) -> Result<Option<Self>, Error> {
+        let key = target.key();
         let call = match &ask {
             Ask::Rate {
                 algorithm,
                 cost,
                 peek: false,
-            } => Some(prepare(
-                key,
-                now_ms,
-                &Consume {
+            } => {
+                let consume = Consume {
                     algorithm,
                     cost: *cost,
-                },
-                options,
-            )?),
+                };
+                if let Some(denied) = target
+                    .deny
+                    .as_deref()
+                    .and_then(|cache| cache.answer(key, now_ms, &consume))
+                {
+                    io::write(&denied);
+                    return Ok(None);
+                }
+                Some(prepare(key, now_ms, &consume, &target.options)?)
+            }
             Ask::Rate { algorithm, .. } => {
-                Some(prepare(key, now_ms, &Peek { algorithm }, options)?)
+                Some(prepare(key, now_ms, &Peek { algorithm }, &target.options)?)
             }
             Ask::Lease { config, op } => Some(prepare(
                 key,
                 now_ms,
                 &LeaseStep { config, op: *op },
-                options,
+                &target.options,
             )?),
             Ask::Remove => None,
         };
@@ -87,24 +110,22 @@ impl WasmRestCall {
                 (Box::new(move |eval| call.body(eval)), idempotent)
             }
             None => {
-                let key = redis_key(key);
-                let body = command_body(["DEL", key.as_str()]);
+                let body = command_body(["DEL", redis_key(key).as_str()]);
                 (Box::new(move |_| body.clone()), true)
             }
         };
-        Ok(Self {
+        Ok(Some(Self {
             body,
             ask,
+            target,
             exchange: Exchange::new(idempotent),
-            options,
-            failure,
             now_ms,
             delay_ms: 0,
-        })
+        }))
     }
 
     fn step(&mut self, reply: Reply) -> i32 {
-        match self.exchange.next(reply, &self.options) {
+        match self.exchange.next(reply, &self.target.options) {
             Step::Done(json) => self.answer(&json),
             Step::SendAgain => SEND_AGAIN,
             Step::Retry(delay) => {
@@ -116,30 +137,33 @@ impl WasmRestCall {
     }
 
     fn answer(&self, json: &Json) -> i32 {
-        if let Ask::Remove = self.ask {
-            // DEL answers how many keys it removed: any count is success.
-            return ADMITTED;
-        }
-        let reply = match integers(json) {
-            Ok(reply) => reply,
-            Err(error) => return self.give_up(error),
-        };
-        let decoded = match &self.ask {
+        let (key, now, cache) = (self.target.key(), self.now_ms, self.target.deny.as_deref());
+        let status = match &self.ask {
             Ask::Rate {
                 algorithm,
                 cost,
                 peek: false,
-            } => Consume {
-                algorithm,
-                cost: *cost,
+            } => {
+                let consume = Consume {
+                    algorithm,
+                    cost: *cost,
+                };
+                conclude(json, key, now, &consume, cache).map(rate)
             }
-            .decode(&reply)
-            .map(rate),
-            Ask::Rate { algorithm, .. } => Peek { algorithm }.decode(&reply).map(rate),
-            Ask::Lease { config, op } => LeaseStep { config, op: *op }.decode(&reply).map(lease),
+            Ask::Rate { algorithm, .. } => {
+                conclude(json, key, now, &Peek { algorithm }, cache).map(rate)
+            }
+            Ask::Lease { config, op } => {
+                let step = LeaseStep { config, op: *op };
+                conclude(json, key, now, &step, cache).map(lease)
+            }
+            // DEL answers how many keys it removed: any count is success.
             Ask::Remove => Ok(ADMITTED),
         };
-        decoded.unwrap_or_else(|error| self.give_up(error))
+        status.unwrap_or_else(|error| match error {
+            Error::Store(error) => self.give_up(error),
+            error => io::status(Err(error.to_js())),
+        })
     }
 
     /// Ends the call on a store error: the failure policy decides where it
@@ -155,8 +179,8 @@ impl WasmRestCall {
             _ => None,
         };
         match limit {
-            Some(limit) if self.failure != FailurePolicy::Error => {
-                rate(self.failure.decide(limit, self.now_ms))
+            Some(limit) if self.target.failure != FailurePolicy::Error => {
+                rate(self.target.failure.decide(limit, self.now_ms))
             }
             _ => io::status(Err(Error::Store(error).to_js())),
         }
@@ -167,7 +191,7 @@ fn prepare<T: Transition>(
     key: Key<'_>,
     now_ms: u64,
     transition: &T,
-    options: RestOptions,
+    options: &RestOptions,
 ) -> Result<ScriptCall, Error> {
     ScriptCall::prepare(key, now_ms, transition, options.time)
 }
@@ -182,16 +206,11 @@ fn lease(outcome: LeaseOutcome) -> i32 {
 
 #[wasm_bindgen(js_class = CoreRestCall)]
 impl WasmRestCall {
-    /// The JSON body to POST now.
-    #[wasm_bindgen(getter)]
-    pub fn body(&self) -> String {
-        (self.body)(self.exchange.eval())
-    }
-
-    /// How long the transport may wait for a reply, in milliseconds.
+    /// How long the transport may wait for a reply, in milliseconds: calls
+    /// with the same timeout may share a request.
     #[wasm_bindgen(getter, js_name = timeoutMs)]
     pub fn timeout_ms(&self) -> f64 {
-        self.options.timeout.as_millis() as f64
+        self.target.options.timeout.as_millis() as f64
     }
 
     /// How long to wait before sending again after `RETRY_LATER`.
@@ -200,23 +219,74 @@ impl WasmRestCall {
         self.delay_ms as f64
     }
 
-    /// Reads an HTTP reply: 1 admitted / done, 0 denied (numbers in the
-    /// output buffer), 2 send again now, 3 send again after `delayMs`, -1
-    /// failed (see `takeError`).
-    pub fn receive(&mut self, status: u16, text: &str) -> i32 {
-        self.step(read_reply(status, text))
+    /// Reads this call's reply, entry `index` of `batch`: 1 admitted / done,
+    /// 0 denied (numbers in the output buffer), 2 send again now, 3 send
+    /// again after `delayMs`, -1 failed (see `takeError`).
+    #[wasm_bindgen(js_name = receiveFrom)]
+    pub fn receive_from(&mut self, batch: &mut WasmRestBatch, index: usize) -> i32 {
+        match batch.replies.get_mut(index).and_then(Option::take) {
+            Some(reply) => self.step(reply),
+            None => io::status(Err(invalid_argument("no reply for this call in the batch"))),
+        }
+    }
+}
+
+/// Calls sharing one HTTP request: `/` for one, `/pipeline` for more.
+#[wasm_bindgen(js_name = CoreRestBatch)]
+#[derive(Default)]
+pub struct WasmRestBatch {
+    bodies: Vec<String>,
+    replies: Vec<Option<Reply>>,
+}
+
+#[wasm_bindgen(js_class = CoreRestBatch)]
+impl WasmRestBatch {
+    /// An empty batch.
+    #[wasm_bindgen(constructor)]
+    pub fn new() -> WasmRestBatch {
+        Self::default()
     }
 
-    /// Reports a request that got no reply: `kind` 0 timed out, 1 refused
-    /// (it never arrived), 2 anything else (it may have run).
-    pub fn fail(&mut self, kind: u8, message: String) -> i32 {
+    /// Adds `call` as it must be sent now (EVALSHA, or EVAL after NOSCRIPT).
+    pub fn add(&mut self, call: &WasmRestCall) {
+        self.bodies.push((call.body)(call.exchange.eval()));
+    }
+
+    /// The path to POST to, after the store's URL.
+    #[wasm_bindgen(getter)]
+    pub fn path(&self) -> String {
+        batch_path(self.bodies.len()).to_owned()
+    }
+
+    /// The JSON body to POST.
+    #[wasm_bindgen(getter)]
+    pub fn body(&self) -> String {
+        batch_body(&self.bodies)
+    }
+
+    /// Reads the HTTP reply.
+    pub fn receive(&mut self, status: u16, text: &str) {
+        self.settle(Ok((status, text)));
+    }
+
+    /// Reports a request that got no reply within `timeout_ms`: `kind` 0
+    /// timed out, 1 refused (it never arrived), 2 anything else (it may
+    /// have run).
+    pub fn fail(&mut self, kind: u8, message: String, timeout_ms: f64) {
         let error = match kind {
             0 => StoreError::Timeout {
-                ms: self.options.timeout.as_millis() as u64,
+                ms: timeout_ms as u64,
             },
             1 => StoreError::Unreachable(message),
             _ => StoreError::Unavailable(message),
         };
-        self.step(Reply::Failed(error))
+        self.settle(Err(error));
+    }
+
+    fn settle(&mut self, outcome: Result<(u16, &str), StoreError>) {
+        self.replies = batch_replies(self.bodies.len(), outcome)
+            .into_iter()
+            .map(Some)
+            .collect();
     }
 }

@@ -1,12 +1,14 @@
 //! The stores as JavaScript classes; limiters share them.
 
+use std::rc::Rc;
 use std::time::Duration;
 
 use wasm_bindgen::prelude::*;
 
 use super::convert::count;
 use super::error::{js_error, Coded};
-use super::rest::{Ask, WasmRestCall};
+use super::rest::{Ask, Target, WasmRestCall};
+use crate::store::redis_rest::DenyCache;
 use crate::store::{Key, MemoryStore, RestOptions, Store, TimeSource};
 use crate::FailurePolicy;
 
@@ -38,30 +40,42 @@ impl WasmMemoryStore {
 
 /// How requests to Redis over REST are made: the JavaScript side holds the
 /// URL and token and performs the `fetch`; the core decides what to send,
-/// reads the replies and retries.
+/// reads the replies and retries, and keeps the deny cache.
 #[wasm_bindgen(js_name = CoreRestStore)]
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub struct WasmRestStore {
-    pub(crate) options: RestOptions,
+    options: RestOptions,
+    deny: Option<Rc<DenyCache>>,
 }
 
 #[wasm_bindgen(js_class = CoreRestStore)]
 impl WasmRestStore {
-    /// `timeout_ms` per request, `retries` where safe, and Redis's clock
-    /// unless `caller_time`.
+    /// `timeout_ms` per request, `retries` where safe, Redis's clock unless
+    /// `caller_time`, and denials remembered for up to `deny_cache` ids (0:
+    /// none).
     #[wasm_bindgen(constructor)]
-    pub fn new(timeout_ms: f64, retries: f64, caller_time: bool) -> Result<WasmRestStore, JsValue> {
-        Ok(Self {
-            options: RestOptions {
-                timeout: timeout("timeout", timeout_ms)?,
-                retries: count("retries", retries)?.min(u32::MAX.into()) as u32,
-                time: if caller_time {
-                    TimeSource::Caller
-                } else {
-                    TimeSource::Redis
-                },
-                ..RestOptions::default()
+    pub fn new(
+        timeout_ms: f64,
+        retries: f64,
+        caller_time: bool,
+        deny_cache: f64,
+    ) -> Result<WasmRestStore, JsValue> {
+        let options = RestOptions {
+            timeout: timeout("timeout", timeout_ms)?,
+            retries: count("retries", retries)?.min(u32::MAX.into()) as u32,
+            time: if caller_time {
+                TimeSource::Caller
+            } else {
+                TimeSource::Redis
             },
+            deny_cache: count("denyCache", deny_cache)?
+                .try_into()
+                .unwrap_or(usize::MAX),
+            ..RestOptions::default()
+        };
+        Ok(Self {
+            deny: DenyCache::new(&options).map(Rc::new),
+            options,
         })
     }
 }
@@ -74,7 +88,7 @@ fn timeout(what: &str, ms: f64) -> Result<Duration, JsValue> {
 #[derive(Clone)]
 enum Backend {
     Memory(MemoryStore),
-    Rest(RestOptions),
+    Rest(WasmRestStore),
 }
 
 /// Where a limiter keeps its state: the store, the key prefix, and what to
@@ -104,9 +118,9 @@ impl Place {
         failure: u8,
         timeout_ms: Option<f64>,
     ) -> Result<Self, JsValue> {
-        let mut options = store.options;
+        let mut store = store.clone();
         if let Some(ms) = timeout_ms {
-            options.timeout = timeout("timeout", ms)?;
+            store.options.timeout = timeout("timeout", ms)?;
         }
         let failure = match failure {
             1 => FailurePolicy::Open,
@@ -115,7 +129,7 @@ impl Place {
         };
         Ok(Self {
             prefix,
-            backend: Backend::Rest(options),
+            backend: Backend::Rest(store),
             failure,
         })
     }
@@ -146,13 +160,25 @@ impl Place {
         Ok(true)
     }
 
-    /// The REST call asking `ask` for `id` at `now` (`Date.now()`).
-    pub(crate) fn rest_call(&self, id: &str, ask: Ask, now: f64) -> Result<WasmRestCall, JsValue> {
-        let Backend::Rest(options) = self.backend else {
+    /// The REST call asking `ask` for `id` at `now` (`Date.now()`), or
+    /// `None` when the deny cache answered (a denial, in the output slots).
+    pub(crate) fn rest_call(
+        &self,
+        id: &str,
+        ask: Ask,
+        now: f64,
+    ) -> Result<Option<WasmRestCall>, JsValue> {
+        let Backend::Rest(store) = &self.backend else {
             return Err(js_error("UNSUPPORTED", "this limiter's store is in memory"));
         };
-        WasmRestCall::new(self.key(id), ask, options, self.failure, now_ms(now))
-            .map_err(|error| error.to_js())
+        let target = Target {
+            prefix: self.prefix.clone(),
+            id: id.to_owned(),
+            options: store.options,
+            failure: self.failure,
+            deny: store.deny.clone(),
+        };
+        WasmRestCall::new(ask, target, now_ms(now)).map_err(|error| error.to_js())
     }
 }
 

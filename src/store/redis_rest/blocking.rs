@@ -2,7 +2,8 @@
 
 use std::sync::Arc;
 
-use super::call::{redis_key, ScriptCall};
+use super::call::{conclude, redis_key, ScriptCall};
+use super::deny_cache::DenyCache;
 use super::exchange::{Exchange, Step};
 use super::json::Json;
 use super::options::RestOptions;
@@ -16,18 +17,43 @@ use crate::{Error, StoreError};
 /// atomic Lua script, called by EVALSHA; on NOSCRIPT the script's code is
 /// sent once with EVAL, which caches it.
 ///
-/// Blocking: a call waits for the HTTP round trip. Clones share one
-/// connection pool.
+/// Blocking: a call waits for the HTTP round trip, and inside an async
+/// runtime it fails with [`StoreError::BlockingInAsyncRuntime`] instead:
+/// use [`AsyncRedisRestStore`](super::AsyncRedisRestStore) there. Clones
+/// share one connection pool and one deny cache
+/// ([`RestOptions::deny_cache`]).
 #[derive(Clone)]
 pub struct RedisRestStore {
     inner: Arc<Inner>,
 }
 
 struct Inner {
-    http: reqwest::blocking::Client,
+    /// `None` only while dropping (see `Drop for Inner`).
+    http: Option<reqwest::blocking::Client>,
     url: String,
     token: String,
     options: RestOptions,
+    deny: Option<DenyCache>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // The client owns a runtime, which must not be dropped on a thread
+        // that runs async tasks: hand it to a thread of its own then.
+        if let Some(http) = self.http.take() {
+            if tokio::runtime::Handle::try_current().is_ok() {
+                std::thread::spawn(move || drop(http));
+            }
+        }
+    }
+}
+
+/// Refuses to block a thread that runs async tasks.
+fn check_not_async() -> Result<(), StoreError> {
+    match tokio::runtime::Handle::try_current() {
+        Ok(_) => Err(StoreError::BlockingInAsyncRuntime),
+        Err(_) => Ok(()),
+    }
 }
 
 impl std::fmt::Debug for RedisRestStore {
@@ -47,12 +73,14 @@ impl RedisRestStore {
         Self::with_options(url, token, RestOptions::default())
     }
 
-    /// Like [`new`](Self::new), with timeouts, retries and time source.
+    /// Like [`new`](Self::new), with timeouts, retries, time source and
+    /// deny cache.
     pub fn with_options(
         url: impl Into<String>,
         token: impl Into<String>,
         options: RestOptions,
     ) -> Result<Self, StoreError> {
+        check_not_async()?;
         let http = reqwest::blocking::Client::builder()
             .timeout(options.timeout)
             .build()
@@ -60,9 +88,10 @@ impl RedisRestStore {
         let url = url.into().trim_end_matches('/').to_owned();
         Ok(Self {
             inner: Arc::new(Inner {
-                http,
+                http: Some(http),
                 url,
                 token: token.into(),
+                deny: DenyCache::new(&options),
                 options,
             }),
         })
@@ -75,10 +104,12 @@ impl RedisRestStore {
 
     /// One HTTP round trip to `path` (`""` or `"/pipeline"`).
     fn post_to(&self, path: &str, body: String) -> Result<(u16, String), StoreError> {
+        check_not_async()?;
         let inner = &*self.inner;
-        inner
-            .http
-            .post(format!("{}{path}", inner.url))
+        let Some(http) = &inner.http else {
+            return Err(StoreError::Unavailable("the store is being dropped".into()));
+        };
+        http.post(format!("{}{path}", inner.url))
             .bearer_auth(&inner.token)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(body)
@@ -191,9 +222,13 @@ impl Store for RedisRestStore {
         now_ms: u64,
         transition: &T,
     ) -> Result<T::Output, Error> {
+        let cache = self.inner.deny.as_ref();
+        if let Some(denied) = cache.and_then(|c| c.answer(key, now_ms, transition)) {
+            return Ok(denied);
+        }
         let call = self.prepare(key, now_ms, transition)?;
-        let reply = protocol::integers(&self.run_script(&call)?)?;
-        Ok(transition.decode(&reply)?)
+        let json = self.run_script(&call)?;
+        conclude(&json, key, now_ms, transition, cache)
     }
 
     fn remove(&self, key: Key<'_>) -> Result<(), Error> {
@@ -207,24 +242,36 @@ impl Store for RedisRestStore {
         calls: &[(Key<'_>, T)],
         now_ms: u64,
     ) -> Vec<Result<T::Output, Error>> {
-        let prepared: Vec<Result<ScriptCall, Error>> = calls
-            .iter()
-            .map(|(key, transition)| self.prepare(*key, now_ms, transition))
-            .collect();
-        let ready: Vec<&ScriptCall> = prepared
-            .iter()
-            .filter_map(|call| call.as_ref().ok())
-            .collect();
-        let mut replies = self.run_pipeline(&ready).into_iter();
-        prepared
-            .iter()
+        let cache = self.inner.deny.as_ref();
+        // Each call is answered by the deny cache, fails before sending, or
+        // goes out in the one pipeline.
+        let mut answers: Vec<Option<Result<T::Output, Error>>> = Vec::with_capacity(calls.len());
+        let mut ready = Vec::new();
+        for (key, transition) in calls {
+            let local = cache.and_then(|c| c.answer(*key, now_ms, transition));
+            answers.push(match local {
+                Some(denied) => Some(Ok(denied)),
+                None => match self.prepare(*key, now_ms, transition) {
+                    Ok(call) => {
+                        ready.push(call);
+                        None
+                    }
+                    Err(error) => Some(Err(error)),
+                },
+            });
+        }
+        let sent: Vec<&ScriptCall> = ready.iter().collect();
+        let mut replies = self.run_pipeline(&sent).into_iter();
+        answers
+            .into_iter()
             .zip(calls)
-            .map(|(call, (_, transition))| {
-                call.as_ref().map_err(Clone::clone)?;
-                let json = replies.next().unwrap_or_else(|| {
-                    Err(StoreError::MalformedReply("pipeline reply missing".into()))
-                })?;
-                Ok(transition.decode(&protocol::integers(&json)?)?)
+            .map(|(answer, (key, transition))| {
+                answer.unwrap_or_else(|| {
+                    let json = replies.next().unwrap_or_else(|| {
+                        Err(StoreError::MalformedReply("pipeline reply missing".into()))
+                    })?;
+                    conclude(&json, *key, now_ms, transition, cache)
+                })
             })
             .collect()
     }

@@ -1,6 +1,9 @@
 //! A transition as a script call on one Redis key: what both transports send.
 
+use super::deny_cache::DenyCache;
+use super::json::Json;
 use super::options::TimeSource;
+use super::protocol;
 use crate::scripts::Script;
 use crate::store::{Key, Transition};
 use crate::Error;
@@ -48,6 +51,23 @@ impl ScriptCall {
             &self.args,
         )
     }
+}
+
+/// `transition`'s answer from its script's result `json`, for a call on
+/// `key` prepared at local time `sent_ms`; the deny cache, if any, learns
+/// from it.
+pub(crate) fn conclude<T: Transition>(
+    json: &Json,
+    key: Key<'_>,
+    sent_ms: u64,
+    transition: &T,
+    cache: Option<&DenyCache>,
+) -> Result<T::Output, Error> {
+    let answer = transition.decode(&protocol::integers(json)?)?;
+    Ok(match cache {
+        Some(cache) => cache.learn(key, sent_ms, transition, answer),
+        None => answer.output,
+    })
 }
 
 /// The Redis key of `key`: in a hash tag, so every key one script touches

@@ -1,25 +1,35 @@
 //! Redis over the Upstash REST protocol: each decision is one atomic Lua
-//! script, called with EVALSHA. The protocol is sans-IO; the native store
-//! drives it with reqwest; the WebAssembly bindings drive it through the
-//! host's `fetch`.
+//! script, called with EVALSHA. The protocol is sans-IO; the native stores
+//! drive it with reqwest (blocking, or async with batching); the
+//! WebAssembly bindings drive it through the host's `fetch`.
 
+mod batch;
+#[cfg(not(target_arch = "wasm32"))]
+mod batcher;
 #[cfg(not(target_arch = "wasm32"))]
 mod blocking;
 mod call;
+mod deny_cache;
 mod exchange;
 mod json;
+#[cfg(not(target_arch = "wasm32"))]
+mod nonblocking;
 mod options;
 mod protocol;
 mod retry;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub use blocking::RedisRestStore;
-pub use options::{RestOptions, TimeSource};
+#[cfg(not(target_arch = "wasm32"))]
+pub use nonblocking::AsyncRedisRestStore;
+pub use options::{Batching, RestOptions, TimeSource, DEFAULT_DENY_CACHE};
 // What the WebAssembly bindings drive.
 #[cfg(target_arch = "wasm32")]
 pub(crate) use {
-    call::{redis_key, ScriptCall},
+    batch::{body as batch_body, path as batch_path, replies as batch_replies},
+    call::{conclude, redis_key, ScriptCall},
+    deny_cache::DenyCache,
     exchange::{Exchange, Step},
     json::Json,
-    protocol::{command_body, integers, read_reply, Reply},
+    protocol::{command_body, Reply},
 };

@@ -51,14 +51,12 @@ pub(crate) fn read_reply(status: u16, body: &str) -> Reply {
 }
 
 /// The body of a pipeline (`POST /pipeline`) of command bodies.
-#[cfg_attr(target_arch = "wasm32", allow(dead_code))] // no batching in wasm yet
 pub(crate) fn pipeline_body(commands: &[String]) -> String {
     format!("[{}]", commands.join(","))
 }
 
 /// Reads a response to a pipeline of `expected` commands: one reply each,
 /// in order, or the failure of the whole request.
-#[cfg_attr(target_arch = "wasm32", allow(dead_code))] // no batching in wasm yet
 pub(crate) fn read_pipeline(
     status: u16,
     body: &str,

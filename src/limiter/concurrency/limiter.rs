@@ -1,16 +1,16 @@
-//! `ConcurrencyLimiter`: at most N holders per key, with permits released on
-//! drop and leases that expire if their holder dies.
+//! The limiter: acquiring, peeking and resetting leases of a key.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::random;
-use super::rate::DEFAULT_PREFIX;
-use super::wait::{deadline_ms, run_blocking};
+use super::permit::Permit;
 use crate::algorithm::{Concurrency, LeaseOp, LeaseOutcome};
 use crate::clock::{Clock, SystemClock};
-use crate::store::{Key, LeaseStep, MemoryStore, Store};
+use crate::limiter::random;
+use crate::limiter::rate::DEFAULT_PREFIX;
+use crate::limiter::wait::{deadline_ms, run_blocking};
+use crate::store::{AsyncStore, Key, LeaseStep, MemoryStore, Store};
 use crate::{Decision, Error};
 
 /// Limits how many holders of a key run at once.
@@ -25,6 +25,9 @@ use crate::{Decision, Error};
 /// assert_eq!(limiter.peek("jobs")?.remaining, 2);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+///
+/// The `_async` forms work on every store, and are the ones to use with
+/// [`AsyncRedisRestStore`](crate::store::AsyncRedisRestStore).
 pub struct ConcurrencyLimiter<S = MemoryStore, C = SystemClock> {
     shared: Arc<Shared<S, C>>,
 }
@@ -46,14 +49,14 @@ impl<S, C> Clone for ConcurrencyLimiter<S, C> {
 
 /// The answer to an acquire: a permit, or the denial. A denial is not an error.
 #[must_use]
-pub enum Acquire<S: Store = MemoryStore, C: Clock = SystemClock> {
+pub enum Acquire<S: AsyncStore = MemoryStore, C: Clock + Send + Sync + 'static = SystemClock> {
     /// A slot is held until the permit is released, dropped, or expires.
     Granted(Permit<S, C>),
     /// No slot (within the deadline, for waiting forms).
     Denied(Decision),
 }
 
-impl<S: Store, C: Clock> Acquire<S, C> {
+impl<S: AsyncStore, C: Clock + Send + Sync + 'static> Acquire<S, C> {
     /// The permit, if granted.
     pub fn permit(self) -> Option<Permit<S, C>> {
         match self {
@@ -63,18 +66,6 @@ impl<S: Store, C: Clock> Acquire<S, C> {
     }
 }
 
-/// A held slot. Dropping it releases the slot; if the holder dies without
-/// dropping it, the lease expires on its own.
-#[must_use = "dropping a permit releases its slot at once"]
-pub struct Permit<S: Store = MemoryStore, C: Clock = SystemClock> {
-    limiter: ConcurrencyLimiter<S, C>,
-    key: Box<str>,
-    id: u64,
-    expires_at_ms: u64,
-    decision: Decision,
-    released: bool,
-}
-
 impl ConcurrencyLimiter {
     /// A limiter with its own in-memory store and the system clock.
     pub fn new(config: Concurrency) -> Self {
@@ -82,7 +73,7 @@ impl ConcurrencyLimiter {
     }
 }
 
-impl<S: Store, C: Clock> ConcurrencyLimiter<S, C> {
+impl<S, C> ConcurrencyLimiter<S, C> {
     /// A limiter over `store`, reading `clock`, keying under `prefix`.
     pub fn with_parts(config: Concurrency, store: S, clock: C, prefix: impl Into<String>) -> Self {
         Self {
@@ -100,6 +91,16 @@ impl<S: Store, C: Clock> ConcurrencyLimiter<S, C> {
         &self.shared.config
     }
 
+    fn key<'k>(&'k self, id: &'k str) -> Key<'k> {
+        Key {
+            prefix: &self.shared.prefix,
+            id,
+        }
+    }
+}
+
+/// The blocking forms, on stores that answer synchronously.
+impl<S: Store + AsyncStore, C: Clock + Send + Sync + 'static> ConcurrencyLimiter<S, C> {
     /// Tries to take a slot for `key` with the configured lease duration.
     pub fn acquire(&self, key: &str) -> Result<Acquire<S, C>, Error> {
         self.acquire_for(key, Duration::ZERO)
@@ -107,20 +108,7 @@ impl<S: Store, C: Clock> ConcurrencyLimiter<S, C> {
 
     /// Tries to take a slot for `key` for `lease` (zero: the configured one).
     pub fn acquire_for(&self, key: &str, lease: Duration) -> Result<Acquire<S, C>, Error> {
-        let id = random::next_u64();
-        let ttl_ms = lease.as_millis().try_into().unwrap_or(u64::MAX);
-        let outcome = self.run(key, LeaseOp::Acquire { id, ttl_ms })?;
-        Ok(match outcome.expires_at_ms {
-            Some(expires_at_ms) if outcome.allowed => Acquire::Granted(Permit {
-                limiter: self.clone(),
-                key: key.into(),
-                id,
-                expires_at_ms,
-                decision: outcome.decision,
-                released: false,
-            }),
-            _ => Acquire::Denied(outcome.decision),
-        })
+        run_blocking(self.acquire_for_async(key, lease))
     }
 
     /// Blocks until a slot for `key` is free or `within` has passed.
@@ -130,31 +118,6 @@ impl<S: Store, C: Clock> ConcurrencyLimiter<S, C> {
             std::future::ready(())
         };
         run_blocking(self.acquire_async(key, within, sleep))
-    }
-
-    /// Like [`acquire_wait`](Self::acquire_wait) without blocking a thread:
-    /// `sleep` is the runtime's timer.
-    pub async fn acquire_async<F, Fut>(
-        &self,
-        key: &str,
-        within: Duration,
-        sleep: F,
-    ) -> Result<Acquire<S, C>, Error>
-    where
-        F: Fn(Duration) -> Fut,
-        Fut: Future<Output = ()>,
-    {
-        let deadline = deadline_ms(self.shared.clock.now_ms(), within);
-        loop {
-            let decision = match self.acquire(key)? {
-                granted @ Acquire::Granted(_) => return Ok(granted),
-                Acquire::Denied(decision) => decision,
-            };
-            match poll_interval(&decision, self.shared.clock.now_ms(), deadline) {
-                Some(duration) => sleep(duration).await,
-                None => return Ok(Acquire::Denied(decision)),
-            }
-        }
     }
 
     /// Occupancy of `key` without changing it.
@@ -167,20 +130,86 @@ impl<S: Store, C: Clock> ConcurrencyLimiter<S, C> {
         self.shared.store.remove(self.key(key))
     }
 
-    fn key<'k>(&'k self, id: &'k str) -> Key<'k> {
-        Key {
-            prefix: &self.shared.prefix,
-            id,
-        }
-    }
-
-    fn run(&self, key: &str, op: LeaseOp) -> Result<LeaseOutcome, Error> {
+    pub(super) fn run(&self, key: &str, op: LeaseOp) -> Result<LeaseOutcome, Error> {
         let step = LeaseStep {
             config: &self.shared.config,
             op,
         };
         let now = self.shared.clock.now_ms();
         self.shared.store.transact(self.key(key), now, &step)
+    }
+}
+
+/// The async forms, on every store.
+impl<S: AsyncStore, C: Clock + Send + Sync + 'static> ConcurrencyLimiter<S, C> {
+    /// Tries once to take a slot for `key` for `lease` (zero: the
+    /// configured one).
+    pub async fn acquire_for_async(
+        &self,
+        key: &str,
+        lease: Duration,
+    ) -> Result<Acquire<S, C>, Error> {
+        let id = random::next_u64();
+        let ttl_ms = lease.as_millis().try_into().unwrap_or(u64::MAX);
+        let outcome = self.run_async(key, LeaseOp::Acquire { id, ttl_ms }).await?;
+        Ok(match outcome.expires_at_ms {
+            Some(expires_at_ms) if outcome.allowed => Acquire::Granted(Permit::new(
+                self.clone(),
+                key,
+                id,
+                expires_at_ms,
+                outcome.decision,
+            )),
+            _ => Acquire::Denied(outcome.decision),
+        })
+    }
+
+    /// Takes a slot for `key` when one is free within `within` (zero: tries
+    /// once), without blocking a thread: `sleep` is the runtime's timer,
+    /// e.g. `tokio::time::sleep`.
+    pub async fn acquire_async<F, Fut>(
+        &self,
+        key: &str,
+        within: Duration,
+        sleep: F,
+    ) -> Result<Acquire<S, C>, Error>
+    where
+        F: Fn(Duration) -> Fut,
+        Fut: Future<Output = ()>,
+    {
+        let deadline = deadline_ms(self.shared.clock.now_ms(), within);
+        loop {
+            let decision = match self.acquire_for_async(key, Duration::ZERO).await? {
+                granted @ Acquire::Granted(_) => return Ok(granted),
+                Acquire::Denied(decision) => decision,
+            };
+            match poll_interval(&decision, self.shared.clock.now_ms(), deadline) {
+                Some(duration) => sleep(duration).await,
+                None => return Ok(Acquire::Denied(decision)),
+            }
+        }
+    }
+
+    /// Occupancy of `key` without changing it.
+    pub async fn peek_async(&self, key: &str) -> Result<Decision, Error> {
+        Ok(self.run_async(key, LeaseOp::Peek).await?.decision)
+    }
+
+    /// Drops every lease of `key`.
+    pub async fn reset_async(&self, key: &str) -> Result<(), Error> {
+        self.shared.store.remove_async(self.key(key)).await
+    }
+
+    pub(super) async fn run_async(&self, key: &str, op: LeaseOp) -> Result<LeaseOutcome, Error> {
+        let step = LeaseStep {
+            config: &self.shared.config,
+            op,
+        };
+        let now = self.shared.clock.now_ms();
+        self.shared
+            .store
+            .transact_async(self.key(key), now, &step)
+            .await
     }
 }
 
@@ -195,71 +224,4 @@ fn poll_interval(denial: &Decision, now_ms: u64, deadline_ms: u64) -> Option<Dur
     let room = deadline_ms.checked_sub(now_ms).filter(|&room| room > 0)?;
     let ms = denial.retry_after_ms.min(POLL_MS).min(room).max(1);
     Some(Duration::from_millis(ms))
-}
-
-impl<S: Store, C: Clock> Permit<S, C> {
-    /// The lease id (unique per acquire).
-    pub fn id(&self) -> u64 {
-        self.id
-    }
-
-    /// When the lease frees itself unless extended or released.
-    pub fn expires_at_ms(&self) -> u64 {
-        self.expires_at_ms
-    }
-
-    /// The occupancy right after this permit was granted.
-    pub fn decision(&self) -> Decision {
-        self.decision
-    }
-
-    /// Moves the expiry to `lease` from now (zero: the configured duration).
-    /// Returns `false` if the lease had already expired, so the slot may be
-    /// someone else's now.
-    pub fn extend(&mut self, lease: Duration) -> Result<bool, Error> {
-        let ttl_ms = lease.as_millis().try_into().unwrap_or(u64::MAX);
-        let outcome = self.limiter.run(
-            &self.key,
-            LeaseOp::Extend {
-                id: self.id,
-                ttl_ms,
-            },
-        )?;
-        if let Some(expires_at_ms) = outcome.expires_at_ms {
-            self.expires_at_ms = expires_at_ms;
-        }
-        Ok(outcome.allowed)
-    }
-
-    /// Releases the slot now. Returns `false` if the lease had already
-    /// expired.
-    pub fn release(mut self) -> Result<bool, Error> {
-        self.released = true;
-        Ok(self
-            .limiter
-            .run(&self.key, LeaseOp::Release { id: self.id })?
-            .allowed)
-    }
-}
-
-impl<S: Store, C: Clock> Drop for Permit<S, C> {
-    fn drop(&mut self) {
-        if !self.released {
-            // Nothing to report to: if the store is unreachable the lease
-            // still expires on its own.
-            let _ = self
-                .limiter
-                .run(&self.key, LeaseOp::Release { id: self.id });
-        }
-    }
-}
-
-impl<S: Store, C: Clock> std::fmt::Debug for Permit<S, C> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Permit")
-            .field("key", &self.key)
-            .field("id", &self.id)
-            .field("expires_at_ms", &self.expires_at_ms)
-            .finish()
-    }
 }

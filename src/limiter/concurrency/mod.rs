@@ -1,0 +1,9 @@
+//! `ConcurrencyLimiter`: at most N holders per key, with permits released on
+//! drop and leases that expire if their holder dies.
+
+mod detached;
+mod limiter;
+mod permit;
+
+pub use limiter::{Acquire, ConcurrencyLimiter};
+pub use permit::Permit;

@@ -1,0 +1,55 @@
+//! Stores that answer without blocking a thread: the async face of
+//! [`Store`], for limiters inside an async runtime.
+
+use std::future::Future;
+
+use super::contract::{Key, Store, Transition};
+use crate::Error;
+
+/// Storage for limiter state whose operations are futures: an async server
+/// awaits them instead of blocking a worker thread.
+///
+/// Every [`Store`] is one (its futures are ready at once: the memory store
+/// never waits), so async code can be written once for every store;
+/// [`AsyncRedisRestStore`](crate::store::AsyncRedisRestStore) is the one
+/// that really waits, on the network.
+pub trait AsyncStore: Send + Sync + 'static {
+    /// Runs `transition` atomically on `key`'s state at `now_ms`.
+    fn transact_async<'a, T>(
+        &'a self,
+        key: Key<'a>,
+        now_ms: u64,
+        transition: &'a T,
+    ) -> impl Future<Output = Result<T::Output, Error>> + Send + 'a
+    where
+        T: Transition + Sync,
+        T::Output: Send;
+
+    /// Forgets `key`'s state.
+    fn remove_async<'a>(
+        &'a self,
+        key: Key<'a>,
+    ) -> impl Future<Output = Result<(), Error>> + Send + 'a;
+}
+
+impl<S: Store + Send + Sync + 'static> AsyncStore for S {
+    fn transact_async<'a, T>(
+        &'a self,
+        key: Key<'a>,
+        now_ms: u64,
+        transition: &'a T,
+    ) -> impl Future<Output = Result<T::Output, Error>> + Send + 'a
+    where
+        T: Transition + Sync,
+        T::Output: Send,
+    {
+        std::future::ready(self.transact(key, now_ms, transition))
+    }
+
+    fn remove_async<'a>(
+        &'a self,
+        key: Key<'a>,
+    ) -> impl Future<Output = Result<(), Error>> + Send + 'a {
+        std::future::ready(self.remove(key))
+    }
+}

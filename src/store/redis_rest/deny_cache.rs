@@ -1,0 +1,96 @@
+//! The local deny cache of the REST stores: after Redis denies a call, the
+//! state it sent back answers further calls on that key without a request,
+//! for as long as the core proves they would be denied.
+//!
+//! Why a local denial is exact: other clients can only add usage to Redis's
+//! state (a `reset` elsewhere is the documented exception), so a call the
+//! remembered state denies, Redis denies too, with the same numbers when
+//! nobody else used the key. A call the remembered state would admit always
+//! goes to Redis: nothing is ever admitted locally.
+//!
+//! Time: with Redis's clock, the state is in Redis's time, so a local time
+//! is mapped to the latest Redis time it could be: the offset of the latest
+//! reply, measured from the moment its request was prepared (the script ran
+//! no earlier), is an upper bound. Overestimating Redis's time can only send
+//! a call to Redis that could have been answered here, never the reverse.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use super::options::{RestOptions, TimeSource};
+use crate::store::{Answer, Key, MemoryStore, Transition};
+
+/// Remembered denials of one store.
+pub(crate) struct DenyCache {
+    states: MemoryStore,
+    /// Redis's clock minus ours, at most (0 with the caller's clock).
+    offset_ms: AtomicI64,
+    time: TimeSource,
+}
+
+impl DenyCache {
+    /// The cache `options` ask for, if any.
+    pub(crate) fn new(options: &RestOptions) -> Option<Self> {
+        (options.deny_cache > 0).then(|| Self {
+            states: MemoryStore::with_max_keys(options.deny_cache),
+            offset_ms: AtomicI64::new(0),
+            time: options.time,
+        })
+    }
+
+    /// The time on the store's clock no earlier than the store's own at
+    /// local time `now_ms`.
+    fn store_time(&self, now_ms: u64) -> u64 {
+        now_ms.saturating_add_signed(self.offset_ms.load(Ordering::Relaxed))
+    }
+
+    /// `transition`'s answer on `key` at local time `now_ms` when the
+    /// remembered state proves it (a denial); `None`: ask Redis.
+    pub(crate) fn answer<T: Transition>(
+        &self,
+        key: Key<'_>,
+        now_ms: u64,
+        transition: &T,
+    ) -> Option<T::Output> {
+        if !transition.uses_deny_cache() {
+            return None;
+        }
+        let at = self.store_time(now_ms);
+        let answered = self.states.update(key, at, |state: &mut Option<T::State>| {
+            let local = state.as_ref().and_then(|s| transition.deny_locally(s, at));
+            // Kept for as long as the denial holds; once a call could be
+            // admitted the copy is dropped and Redis asked.
+            let keep_ms = local.as_ref().map_or(0, |(_, keep_ms)| *keep_ms);
+            Ok((local.map(|(output, _)| output), keep_ms))
+        });
+        answered.ok().flatten()
+    }
+
+    /// Learns from Redis's `answer` to `transition` on `key`, whose request
+    /// was prepared at local time `sent_ms`: the clock offset, and the
+    /// state of a denial (an admission drops what was remembered: it used
+    /// more of the limit than the copy shows).
+    pub(crate) fn learn<T: Transition>(
+        &self,
+        key: Key<'_>,
+        sent_ms: u64,
+        transition: &T,
+        answer: Answer<T::Output, T::State>,
+    ) -> T::Output {
+        if self.time == TimeSource::Redis {
+            let offset = i64::try_from(answer.now_ms).unwrap_or(i64::MAX)
+                - i64::try_from(sent_ms).unwrap_or(i64::MAX);
+            self.offset_ms.store(offset, Ordering::Relaxed);
+        }
+        if transition.uses_deny_cache() {
+            let at = answer.now_ms;
+            let mut denied = answer.denied_state;
+            // Neither step can fail.
+            let _ = self.states.update(key, at, |state: &mut Option<T::State>| {
+                let keep_ms = denied.as_ref().map_or(0, |(_, keep_ms)| *keep_ms);
+                *state = denied.take().map(|(s, _)| s);
+                Ok(((), keep_ms))
+            });
+        }
+        answer.output
+    }
+}

@@ -1,0 +1,216 @@
+//! The native async REST store: reqwest's async client on the same sans-IO
+//! exchange as every other transport, with concurrent calls batched.
+
+use std::sync::Arc;
+
+use super::batcher::{Batcher, Post};
+use super::call::{conclude, redis_key, ScriptCall};
+use super::deny_cache::DenyCache;
+use super::exchange::{Exchange, Step};
+use super::json::Json;
+use super::options::{Batching, RestOptions};
+use super::protocol;
+use crate::store::{AsyncStore, Key, Transition};
+use crate::{Error, StoreError};
+
+/// State in Redis over the Upstash REST protocol, for async code (tokio):
+/// the same scripts, retries, failure handling and deny cache as
+/// [`RedisRestStore`](super::RedisRestStore), without blocking a thread.
+///
+/// Concurrent calls share HTTP requests ([`Batching`]): while the limit of
+/// requests is in flight, arriving calls wait and then go out together as
+/// one `/pipeline` request. Each keeps its own answer, error, NOSCRIPT
+/// recovery and retries. Clones share the connection pool, the batches and
+/// the deny cache.
+///
+/// Needs a tokio runtime (it spawns the task sending each batch); outside
+/// one, calls fail with [`StoreError::NoAsyncRuntime`].
+///
+/// ```no_run
+/// use edgelimit::store::AsyncRedisRestStore;
+/// use edgelimit::{Limiter, TokenBucket};
+///
+/// # async fn handler() -> Result<(), Box<dyn std::error::Error>> {
+/// let store = AsyncRedisRestStore::new("http://127.0.0.1:8079", "token")?;
+/// let limiter = Limiter::new(TokenBucket::new(10, 1, "1 s")?).with_store(store);
+/// let decision = limiter.limit_async("user:42").await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct AsyncRedisRestStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    transport: Arc<Transport>,
+    options: RestOptions,
+    /// `None`: one request per call.
+    batcher: Option<Arc<Batcher>>,
+    deny: Option<DenyCache>,
+}
+
+/// Where requests go.
+struct Transport {
+    http: reqwest::Client,
+    url: String,
+    token: String,
+    timeout_ms: u64,
+}
+
+impl std::fmt::Debug for AsyncRedisRestStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the token.
+        f.debug_struct("AsyncRedisRestStore")
+            .field("url", &self.inner.transport.url)
+            .field("options", &self.inner.options)
+            .finish()
+    }
+}
+
+impl AsyncRedisRestStore {
+    /// A store at `url` authenticating with `token`, with default options
+    /// and batching.
+    pub fn new(url: impl Into<String>, token: impl Into<String>) -> Result<Self, StoreError> {
+        Self::with_options(url, token, RestOptions::default(), Batching::default())
+    }
+
+    /// Like [`new`](Self::new), with timeouts, retries, time source, deny
+    /// cache and batching ([`Batching::OFF`]: one request per call).
+    pub fn with_options(
+        url: impl Into<String>,
+        token: impl Into<String>,
+        options: RestOptions,
+        batching: Batching,
+    ) -> Result<Self, StoreError> {
+        let http = reqwest::Client::builder()
+            .timeout(options.timeout)
+            .build()
+            .map_err(|e| StoreError::Unreachable(format!("HTTP client: {e}")))?;
+        let transport = Transport {
+            http,
+            url: url.into().trim_end_matches('/').to_owned(),
+            token: token.into(),
+            timeout_ms: options.timeout.as_millis().try_into().unwrap_or(u64::MAX),
+        };
+        let batches =
+            batching.max_calls > 1 || batching.max_in_flight < Batching::OFF.max_in_flight;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                transport: Arc::new(transport),
+                batcher: batches.then(|| Arc::new(Batcher::new(batching))),
+                deny: DenyCache::new(&options),
+                options,
+            }),
+        })
+    }
+
+    /// The options in force.
+    pub fn options(&self) -> &RestOptions {
+        &self.inner.options
+    }
+
+    /// One request body's reply, batched with others when batching is on.
+    async fn exchange(&self, body: String) -> protocol::Reply {
+        let inner = &*self.inner;
+        match &inner.batcher {
+            Some(batcher) => batcher.send(&inner.transport, body).await,
+            None => {
+                let outcome = inner.transport.post("", body).await;
+                match outcome {
+                    Ok((status, text)) => protocol::read_reply(status, &text),
+                    Err(error) => protocol::Reply::Failed(error),
+                }
+            }
+        }
+    }
+
+    /// Sends `body` (built anew per attempt by `body`) until it has an
+    /// answer, retrying as the options and its idempotence allow.
+    async fn send(
+        &self,
+        idempotent: bool,
+        body: impl Fn(bool) -> String,
+    ) -> Result<Json, StoreError> {
+        let mut exchange = Exchange::new(idempotent);
+        loop {
+            let reply = self.exchange(body(exchange.eval())).await;
+            match exchange.next(reply, &self.inner.options) {
+                Step::Done(json) => return Ok(json),
+                Step::SendAgain => {}
+                Step::Retry(delay) => tokio::time::sleep(delay).await,
+                Step::Failed(error) => return Err(error),
+            }
+        }
+    }
+}
+
+impl Post for Transport {
+    async fn post(&self, path: &'static str, body: String) -> Result<(u16, String), StoreError> {
+        let sent = self
+            .http
+            .post(format!("{}{path}", self.url))
+            .bearer_auth(&self.token)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body)
+            .send()
+            .await;
+        let response = sent.map_err(|e| self.transport_error(&e))?;
+        let status = response.status().as_u16();
+        let text = response
+            .text()
+            .await
+            .map_err(|e| self.transport_error(&e))?;
+        Ok((status, text))
+    }
+}
+
+impl Transport {
+    fn transport_error(&self, error: &reqwest::Error) -> StoreError {
+        if error.is_timeout() {
+            StoreError::Timeout {
+                ms: self.timeout_ms,
+            }
+        } else if error.is_connect() {
+            StoreError::Unreachable(error.to_string())
+        } else {
+            StoreError::Unavailable(error.to_string())
+        }
+    }
+}
+
+/// Refuses to start outside tokio, where sending would panic.
+fn needs_runtime() -> Result<(), StoreError> {
+    tokio::runtime::Handle::try_current()
+        .map(drop)
+        .map_err(|_| StoreError::NoAsyncRuntime)
+}
+
+impl AsyncStore for AsyncRedisRestStore {
+    async fn transact_async<'a, T>(
+        &'a self,
+        key: Key<'a>,
+        now_ms: u64,
+        transition: &'a T,
+    ) -> Result<T::Output, Error>
+    where
+        T: Transition + Sync,
+        T::Output: Send,
+    {
+        needs_runtime()?;
+        let cache = self.inner.deny.as_ref();
+        if let Some(denied) = cache.and_then(|c| c.answer(key, now_ms, transition)) {
+            return Ok(denied);
+        }
+        let call = ScriptCall::prepare(key, now_ms, transition, self.inner.options.time)?;
+        let json = self.send(call.idempotent, |eval| call.body(eval)).await?;
+        conclude(&json, key, now_ms, transition, cache)
+    }
+
+    async fn remove_async<'a>(&'a self, key: Key<'a>) -> Result<(), Error> {
+        needs_runtime()?;
+        let key = redis_key(key);
+        let body = protocol::command_body(["DEL", key.as_str()]);
+        self.send(true, |_| body.clone()).await?;
+        Ok(())
+    }
+}
