@@ -54,15 +54,22 @@ impl SlidingLog {
 }
 
 impl SlidingLogState {
+    /// How many of the oldest entries, and how many units, have left the
+    /// window ending at `at_ms`.
+    fn expired(&self, at_ms: u64, window_ms: u64) -> (usize, u64) {
+        self.entries
+            .iter()
+            .take_while(|entry| entry.at_ms + window_ms <= at_ms)
+            .fold((0, 0), |(count, units), entry| {
+                (count + 1, units + entry.units)
+            })
+    }
+
     /// Drops entries that have left the window ending at `at_ms`.
     fn expire(&mut self, at_ms: u64, window_ms: u64) {
-        while let Some(first) = self.entries.front() {
-            if first.at_ms + window_ms > at_ms {
-                break;
-            }
-            self.total -= first.units;
-            self.entries.pop_front();
-        }
+        let (count, units) = self.expired(at_ms, window_ms);
+        self.entries.drain(..count);
+        self.total -= units;
     }
 
     fn record(&mut self, at_ms: u64, units: u64) {
@@ -72,21 +79,25 @@ impl SlidingLogState {
         }
         self.total += units;
     }
+}
 
-    /// When enough units have left the window for `excess` more to fit.
-    /// `excess <= total` always holds (cost <= limit), so `find` succeeds;
-    /// falling back to the newest entry keeps this total without a panic.
-    fn time_when_freed(&self, excess: u64, window_ms: u64) -> u64 {
-        let mut freed = 0;
-        self.entries
-            .iter()
-            .find(|entry| {
-                freed += entry.units;
-                freed >= excess
-            })
-            .or(self.entries.back())
-            .map_or(0, |entry| entry.at_ms + window_ms)
-    }
+/// When enough units of `live` (the entries inside the window, oldest
+/// first) have left the window for `excess` more to fit. `excess` is at most
+/// their total (cost <= limit), so `find` succeeds; falling back to the
+/// newest entry keeps this total without a panic.
+fn time_when_freed<'a>(
+    live: impl Iterator<Item = &'a LogEntry> + Clone,
+    excess: u64,
+    window_ms: u64,
+) -> u64 {
+    let mut freed = 0;
+    live.clone()
+        .find(|entry| {
+            freed += entry.units;
+            freed >= excess
+        })
+        .or(live.last())
+        .map_or(0, |entry| entry.at_ms + window_ms)
 }
 
 impl Algorithm for SlidingLog {
@@ -104,27 +115,37 @@ impl Algorithm for SlidingLog {
     ) -> Result<Outcome, Error> {
         check_cost(cost, self.limit)?;
         let now_ms = clamp_time(now_ms);
-        let log = state.get_or_insert_with(SlidingLogState::default);
-        // Never evaluate before the latest time seen: a clock going back must
-        // not bring back room that was already used.
-        let at = log.latest_ms.max(now_ms);
-        log.latest_ms = at;
-        log.expire(at, self.window_ms);
+        let window = self.window_ms;
+        // Never evaluate before the latest time an admission was recorded
+        // at: a clock going back must not bring back room already used.
+        let at = state
+            .as_ref()
+            .map_or(now_ms, |log| log.latest_ms.max(now_ms));
+        let (expired, expired_units) = state.as_ref().map_or((0, 0), |log| log.expired(at, window));
+        let in_window = state.as_ref().map_or(0, |log| log.total) - expired_units;
 
-        let allowed = log.total + cost <= self.limit;
+        let allowed = in_window + cost <= self.limit;
         if allowed && cost > 0 {
+            // Only an admission changes the log: a denial or a read is a
+            // pure read, so a copy of the log decides later calls exactly.
+            let log = state.get_or_insert_with(SlidingLogState::default);
+            log.expire(at, window);
+            log.latest_ms = at;
             log.record(at, cost);
         }
+        let skip = if allowed && cost > 0 { 0 } else { expired };
+        let live = state.iter().flat_map(|log| log.entries.iter().skip(skip));
+        let used = if allowed { in_window + cost } else { in_window };
         let retry_after_ms = if allowed {
             0
         } else {
-            log.time_when_freed(log.total + cost - self.limit, self.window_ms) - now_ms
+            time_when_freed(live.clone(), used + cost - self.limit, window) - now_ms
         };
-        let newest_end = log.entries.back().map(|e| e.at_ms + self.window_ms);
+        let newest_end = live.last().map(|e| e.at_ms + window);
         let decision = Decision {
             allowed,
             limit: self.limit,
-            remaining: self.limit - log.total,
+            remaining: self.limit - used,
             reset_ms: newest_end.unwrap_or(now_ms),
             retry_after_ms,
             reason: None,
@@ -186,7 +207,23 @@ mod tests {
             (o.decision.remaining, o.decision.reset_ms, o.ttl_ms),
             (2, 2000, 0)
         );
-        assert!(s.unwrap().entries.is_empty(), "expired entries are dropped");
+        assert_eq!(s.unwrap().entries.len(), 1, "a read changes nothing");
+    }
+
+    #[test]
+    fn only_admissions_change_the_log() {
+        let alg = SlidingLog::new(2, "1 s").unwrap();
+        let mut s = None;
+        run(&alg, &mut s, 0, 2);
+        let before = s.clone();
+        for (now, cost) in [(500, 1), (1500, 0), (900, 2), (1200, 0)] {
+            run(&alg, &mut s, now, cost);
+            assert_eq!(s, before, "a denial or a read at {now} is a pure read");
+        }
+        // Admitted at 1500: the entries of 0 leave, the time is recorded.
+        assert!(run(&alg, &mut s, 1500, 1).allowed);
+        let log = s.unwrap();
+        assert_eq!((log.total, log.latest_ms, log.entries.len()), (1, 1500, 1));
     }
 
     #[test]
@@ -197,12 +234,12 @@ mod tests {
         let d = run(&alg, &mut s, 100, 1);
         assert!(!d.allowed);
         assert_eq!(d.retry_after_ms, 6000 - 100);
-        // Once the log has emptied at 1500, a call "at 500" is decided as of
-        // 1500, and what it takes counts until 2500, not 1500.
+        // Once an admission at 1500 has emptied the log, a call "at 500" is
+        // decided as of 1500, and what it takes counts until 2500, not 1500.
         let mut s = None;
         run(&alg, &mut s, 0, 2);
-        run(&alg, &mut s, 1500, 0);
-        assert!(run(&alg, &mut s, 500, 2).allowed);
+        run(&alg, &mut s, 1500, 1);
+        assert!(run(&alg, &mut s, 500, 1).allowed);
         let d = run(&alg, &mut s, 1600, 1);
         assert!(!d.allowed);
         assert_eq!(d.retry_after_ms, 900);

@@ -134,9 +134,11 @@ impl Algorithm for TokenBucket {
         if allowed {
             s.tokens -= cost;
         }
-        // Kept even when denied: a fresh key whose `initial` is below
-        // capacity must be remembered, or its refills never start.
-        if state.is_some() || s.tokens < self.capacity {
+        // Only an admission changes a bucket: a denial or a read is a pure
+        // read, so a copy of the state decides later calls exactly. But a
+        // fresh key whose `initial` is below capacity must be remembered
+        // whatever it was asked, or its refills never start.
+        if (allowed && cost > 0) || (state.is_none() && s.tokens < self.capacity) {
             *state = Some(s);
         }
         let full_at = if s.tokens == self.capacity {

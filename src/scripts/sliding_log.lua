@@ -7,8 +7,9 @@
 --          latest = latest_ms, exp.
 -- ARGV: now_ms or "", cost, peek ("1": read only), limit, window_ms.
 -- Reply: {allowed, remaining, reset_ms, retry_after_ms, now_ms}, and for a
---        denial of a log of at most EL_MAX_REPLY_ENTRIES entries the state:
---        total, latest, then at_ms and units of each entry, oldest first.
+--        denial of a log of at most EL_MAX_REPLY_ENTRIES entries the state
+--        as stored (a denial changes none): total, latest, then at_ms and
+--        units of each entry, oldest first.
 
 local key = KEYS[1]
 local raw_now, caller_clock = el_now(ARGV[1])
@@ -33,10 +34,9 @@ local function entry(i)
   return tonumber(v[1]), tonumber(v[2])
 end
 
--- Never evaluate before the latest time seen: a clock going back must not
--- bring back room that was already used.
+-- Never evaluate before the latest time an admission was recorded at: a
+-- clock going back must not bring back room already used.
 local at = math.max(state.latest, now)
-local latest = at
 
 -- expire(at, window)
 local expired = {}
@@ -96,17 +96,16 @@ if not allowed then
   retry_after_ms = found - now
 end
 
-if not readonly then
+-- Only an admission changes the log: a denial or a read is a pure read.
+if not readonly and recorded ~= nil then
   -- In chunks: unpack is bounded by the Lua stack.
   for i = 1, #expired, 1000 do
     redis.call('HDEL', key, unpack(expired, i, math.min(i + 999, #expired)))
   end
   redis.call('HSET', key, 'h', el_str(head), 't', el_str(tail), 'total', el_str(total),
-    'latest', el_str(latest))
-  if recorded ~= nil then
-    redis.call('HSET', key, 'a' .. el_str(recorded), el_str(last_at),
-      'u' .. el_str(recorded), el_str(last_units))
-  end
+    'latest', el_str(at))
+  redis.call('HSET', key, 'a' .. el_str(recorded), el_str(last_at),
+    'u' .. el_str(recorded), el_str(last_units))
 end
 
 local reset_ms = now
@@ -117,12 +116,12 @@ if head < tail then
   ttl = newest_end - now
 end
 el_finish(key, true, ttl, raw_now, caller_clock, readonly)
--- reply.rs MAX_LOG_ENTRIES_IN_REPLY: a longer log stays in Redis.
+-- The log as stored, unless longer than reply.rs MAX_LOG_ENTRIES_IN_REPLY.
 local EL_MAX_REPLY_ENTRIES = 64
 local kept = nil
-if not allowed and tail - head <= EL_MAX_REPLY_ENTRIES then
-  kept = { total, latest }
-  for i = head, tail - 1 do
+if not allowed and state.t - state.h <= EL_MAX_REPLY_ENTRIES then
+  kept = { state.total, state.latest }
+  for i = state.h, state.t - 1 do
     local entry_at, entry_units = entry(i)
     kept[#kept + 1] = entry_at
     kept[#kept + 1] = entry_units

@@ -5,7 +5,7 @@
 -- ARGV: now_ms or "", cost, peek ("1": read only), capacity, refill,
 --       interval_ms, initial.
 -- Reply: {allowed, remaining, reset_ms, retry_after_ms, now_ms}, and for a
---        denial the state: tokens, refilled_at.
+--        denial the state as stored: tokens, refilled_at.
 
 local key = KEYS[1]
 local raw_now, caller_clock = el_now(ARGV[1])
@@ -54,10 +54,12 @@ end
 if allowed then
   tokens = tokens - cost
 end
--- Kept even when denied: a fresh key whose initial is below capacity must be
--- remembered, or its refills never start.
+-- Only an admission changes a bucket, and a denial or a read is a pure
+-- read; but a fresh key whose initial is below capacity must be remembered
+-- whatever it was asked, or its refills never start.
 local has_state = state ~= nil
-if state ~= nil or tokens < capacity then
+local wrote = (allowed and cost > 0) or (state == nil and tokens < capacity)
+if wrote then
   if not readonly then
     redis.call('HSET', key, 'tokens', el_str(tokens), 'at', el_str(refilled_at))
   end
@@ -69,4 +71,9 @@ if tokens ~= capacity then
   full_at = math.max(refilled_at + wait, now)
 end
 el_finish(key, has_state, full_at - now, raw_now, caller_clock, readonly)
-return el_reply(allowed, tokens, full_at, retry_after_ms, now, { tokens, refilled_at })
+-- The bucket as stored.
+local kept = { tokens, refilled_at }
+if state and not wrote then
+  kept = { state.tokens, state.at }
+end
+return el_reply(allowed, tokens, full_at, retry_after_ms, now, kept)

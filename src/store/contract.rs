@@ -42,7 +42,7 @@ pub trait Transition {
 
     /// Whether a remote store may answer this step from a state it
     /// remembers (its deny cache) and should remember what the reply
-    /// teaches: true for decisions that consume.
+    /// teaches: true for rate decisions.
     fn uses_deny_cache(&self) -> bool {
         false
     }
@@ -166,7 +166,9 @@ impl<A: Algorithm> Transition for Consume<'_, A> {
     }
 
     fn uses_deny_cache(&self) -> bool {
-        self.cost > 0
+        // Reads too: Redis may drop a state a read finds spent, and the
+        // copy must go with it.
+        true
     }
 
     fn deny_locally(&self, state: &A::State, now_ms: u64) -> Option<(Decision, u64)> {

@@ -102,7 +102,12 @@ impl WasmRestCall {
                 &LeaseStep { config, op: *op },
                 &target.options,
             )?),
-            Ask::Remove => None,
+            Ask::Remove => {
+                if let Some(cache) = target.deny.as_deref() {
+                    cache.forget(key);
+                }
+                None
+            }
         };
         let (body, idempotent): (Box<dyn Fn(bool) -> String>, bool) = match call {
             Some(call) => {

@@ -232,6 +232,9 @@ impl Store for RedisRestStore {
     }
 
     fn remove(&self, key: Key<'_>) -> Result<(), Error> {
+        if let Some(cache) = &self.inner.deny {
+            cache.forget(key);
+        }
         let key = redis_key(key);
         self.send(true, |_| protocol::command_body(["DEL", key.as_str()]))?;
         Ok(())

@@ -17,6 +17,7 @@
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use super::options::{RestOptions, TimeSource};
+use crate::algorithm::AnyState;
 use crate::store::{Answer, Key, MemoryStore, Transition};
 
 /// Remembered denials of one store.
@@ -63,6 +64,15 @@ impl DenyCache {
             Ok((local.map(|(output, _)| output), keep_ms))
         });
         answered.ok().flatten()
+    }
+
+    /// Forgets what is remembered of `key` (its state was removed).
+    pub(crate) fn forget(&self, key: Key<'_>) {
+        // Removing from memory cannot fail.
+        let _ = self.states.update(key, 0, |state: &mut Option<AnyState>| {
+            *state = None;
+            Ok(((), 0))
+        });
     }
 
     /// Learns from Redis's `answer` to `transition` on `key`, whose request

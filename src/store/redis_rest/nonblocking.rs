@@ -208,6 +208,9 @@ impl AsyncStore for AsyncRedisRestStore {
 
     async fn remove_async<'a>(&'a self, key: Key<'a>) -> Result<(), Error> {
         needs_runtime()?;
+        if let Some(cache) = &self.inner.deny {
+            cache.forget(key);
+        }
         let key = redis_key(key);
         let body = protocol::command_body(["DEL", key.as_str()]);
         self.send(true, |_| body.clone()).await?;
