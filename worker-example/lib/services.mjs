@@ -2,6 +2,7 @@
 // for the Redis store tests: the real programs, not mocks.
 import { execFile, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { createServer as createHttpServer } from "node:http";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -46,6 +47,39 @@ export async function startGateway(redisPort, port) {
   ], { EDGELIMIT_GATEWAY_LOG: "warn" });
   await waitFor(gateway, () => fetch(`${url}/healthz`).then((r) => r.ok));
   return { ...gateway, port, url, token: GATEWAY_TOKEN };
+}
+
+/**
+ * An HTTP proxy in front of `target` (a gateway) that counts the requests
+ * it forwards: how many round trips a store makes.
+ */
+export async function startCountingProxy(target) {
+  const seen = [];
+  const server = createHttpServer(async (request, response) => {
+    const chunks = [];
+    for await (const chunk of request) chunks.push(chunk);
+    const body = Buffer.concat(chunks).toString();
+    seen.push({ path: request.url, body });
+    try {
+      const forwarded = await fetch(`${target}${request.url}`, {
+        method: request.method,
+        headers: { authorization: request.headers.authorization ?? "", "content-type": "application/json" },
+        body: request.method === "POST" ? body : undefined,
+      });
+      response.writeHead(forwarded.status, { "content-type": "application/json" });
+      response.end(await forwarded.text());
+    } catch (error) {
+      response.writeHead(502);
+      response.end(String(error));
+    }
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    url: `http://127.0.0.1:${server.address().port}`,
+    /** The requests forwarded since the last call. */
+    take: () => seen.splice(0),
+    stop: () => new Promise((resolve) => server.close(resolve)),
+  };
 }
 
 function start(command, args, env = {}) {

@@ -1,0 +1,60 @@
+// Round trips from workerd to Redis: calls a Worker makes together share
+// one request, and a blocked client is answered from the deny cache. A
+// counting proxy between the Workers and the real gateway counts requests.
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, test } from "node:test";
+import { bundleWorker, exampleDir } from "../lib/bundle.mjs";
+import { startCountingProxy, startGateway, startRedis } from "../lib/services.mjs";
+import { startWorkerd } from "../lib/workerd.mjs";
+import { assertAdmitted, assertDenied, hit, newClient, workerBundle } from "./helpers.mjs";
+
+let redis, gateway, proxy;
+const running = [];
+const dir = mkdtempSync(join(tmpdir(), "edgelimit-batch-worker-"));
+
+before(async () => {
+  redis = await startRedis();
+  gateway = await startGateway(redis.port);
+  proxy = await startCountingProxy(gateway.url);
+});
+after(async () => {
+  await Promise.all(running.map((w) => w.stop()));
+  await proxy?.stop();
+  await gateway?.stop();
+  await redis?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function worker(bundle) {
+  const started = await startWorkerd(bundle, { REDIS_URL: proxy.url, REDIS_TOKEN: gateway.token });
+  running.push(started);
+  return started;
+}
+
+test("calls a Worker makes together share one request, decided in call order", async () => {
+  const batcher = await worker(await bundleWorker(join(exampleDir, "test/fixtures/batch-worker.js"), dir));
+  const ask = async (id, n) => {
+    const response = await fetch(`${batcher.url}/?id=${id}&n=${n}`);
+    assert.equal(response.status, 200, `${await response.clone().text()}\n${batcher.logs()}`);
+    return response.json();
+  };
+  await ask("warm-up", 1);
+  proxy.take();
+  assert.deepEqual(await ask("k", 6), [[true, 3], [true, 2], [true, 1], [true, 0], [false, 0], [false, 0]]);
+  const seen = proxy.take();
+  assert.equal(seen.length, 1, JSON.stringify(seen));
+  assert.equal(seen[0].path, "/pipeline");
+});
+
+test("a blocked client costs Redis no further requests", async () => {
+  const example = await worker(await workerBundle());
+  const client = newClient();
+  for (let remaining = 4; remaining >= 0; remaining--) assertAdmitted(await hit(example, client), remaining, "redis");
+  proxy.take();
+  for (let i = 0; i < 30; i++) assertDenied(await hit(example, client));
+  const seen = proxy.take();
+  assert.ok(seen.length <= 1, `${seen.length} requests for 30 denials`);
+});
