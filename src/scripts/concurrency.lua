@@ -107,9 +107,10 @@ end
 for i = 1, #expired, 1000 do
   redis.call('HDEL', key, unpack(expired, i, math.min(i + 999, #expired)))
 end
-redis.call('HSET', key, 'latest', el_str(latest))
+local writes = { 'latest', el_str(latest) }
 if changed ~= nil then
-  redis.call('HSET', key, changed, el_str(leases[changed]))
+  writes[#writes + 1] = changed
+  writes[#writes + 1] = el_str(leases[changed])
 end
 
 local reset_ms = now
@@ -122,6 +123,6 @@ local retry_after_ms = 0
 if denied and first_expiry ~= nil then
   retry_after_ms = first_expiry - now
 end
-el_finish(key, true, ttl, raw_now, caller_clock, false)
+el_finish(key, true, ttl, raw_now, caller_clock, false, writes)
 return { el_bool(allowed), el_bool(not denied), max - count, reset_ms, retry_after_ms, now,
   expires_at_ms }

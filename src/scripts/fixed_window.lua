@@ -35,10 +35,9 @@ local allowed = count + cost <= limit
 if allowed then
   count = count + cost
 end
+local writes = nil
 if allowed and cost > 0 then
-  if not readonly then
-    redis.call('HSET', key, 'start', el_str(start), 'count', el_str(count))
-  end
+  writes = { 'start', el_str(start), 'count', el_str(count) }
   has_state = true
 end
 
@@ -54,5 +53,5 @@ local ttl = 0
 if count ~= 0 then
   ttl = window_end - now
 end
-el_finish(key, has_state, ttl, raw_now, caller_clock, readonly)
+el_finish(key, has_state, ttl, raw_now, caller_clock, readonly, writes)
 return el_reply(allowed, limit - count, reset_ms, retry_after_ms, now, { start, count })

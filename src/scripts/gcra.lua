@@ -73,10 +73,9 @@ if allowed then
   debt_after = debt + cost_debt
 end
 local whole_ms, frac = el_divrem(debt_after, rate)
+local writes = nil
 if allowed and cost > 0 then
-  if not readonly then
-    redis.call('HSET', key, 'tm', el_str(now + whole_ms), 'tf', el_str(frac))
-  end
+  writes = { 'tm', el_str(now + whole_ms), 'tf', el_str(frac) }
   has_state = true
 end
 local until_full = whole_ms
@@ -88,7 +87,7 @@ if not allowed then
   retry_after_ms = el_div_ceil(excess, rate)
 end
 local remaining = el_idiv(tolerance - math.min(debt_after, tolerance), period)
-el_finish(key, has_state, until_full, raw_now, caller_clock, readonly)
+el_finish(key, has_state, until_full, raw_now, caller_clock, readonly, writes)
 -- A denial has a debt, hence a state.
 local kept = nil
 if state then

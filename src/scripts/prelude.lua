@@ -110,14 +110,20 @@ local function el_load(key, now, readonly, fields)
   return state
 end
 
--- After a decision: keeps the state for `ttl` ms when there is one, drops
--- it otherwise (a TTL of 0 means the state no longer matters).
-local function el_finish(key, has_state, ttl, now, caller_clock, readonly)
+-- After a decision: keeps the state for `ttl` ms when there is one, with
+-- `writes` (field names and values the decision changed, or nil) stored in
+-- the same HSET as the expiry; drops the state otherwise (a TTL of 0 means
+-- it no longer matters). Every redis.call costs more than the arithmetic
+-- around it, so a decision makes as few as it can.
+local function el_finish(key, has_state, ttl, now, caller_clock, readonly, writes)
   if readonly then
     return
   end
   if has_state and ttl > 0 then
-    redis.call('HSET', key, 'exp', el_str(now + ttl))
+    writes = writes or {}
+    writes[#writes + 1] = 'exp'
+    writes[#writes + 1] = el_str(now + ttl)
+    redis.call('HSET', key, unpack(writes))
     local keep = ttl
     if caller_clock then
       keep = keep + EL_GRACE_MS

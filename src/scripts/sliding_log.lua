@@ -97,15 +97,14 @@ if not allowed then
 end
 
 -- Only an admission changes the log: a denial or a read is a pure read.
+local writes = nil
 if not readonly and recorded ~= nil then
   -- In chunks: unpack is bounded by the Lua stack.
   for i = 1, #expired, 1000 do
     redis.call('HDEL', key, unpack(expired, i, math.min(i + 999, #expired)))
   end
-  redis.call('HSET', key, 'h', el_str(head), 't', el_str(tail), 'total', el_str(total),
-    'latest', el_str(at))
-  redis.call('HSET', key, 'a' .. el_str(recorded), el_str(last_at),
-    'u' .. el_str(recorded), el_str(last_units))
+  writes = { 'h', el_str(head), 't', el_str(tail), 'total', el_str(total), 'latest', el_str(at),
+    'a' .. el_str(recorded), el_str(last_at), 'u' .. el_str(recorded), el_str(last_units) }
 end
 
 local reset_ms = now
@@ -115,7 +114,7 @@ if head < tail then
   reset_ms = newest_end
   ttl = newest_end - now
 end
-el_finish(key, true, ttl, raw_now, caller_clock, readonly)
+el_finish(key, true, ttl, raw_now, caller_clock, readonly, writes)
 -- The log as stored, unless longer than reply.rs MAX_LOG_ENTRIES_IN_REPLY.
 local EL_MAX_REPLY_ENTRIES = 64
 local kept = nil

@@ -42,11 +42,10 @@ local weighted_previous = prev * (w - elapsed)
 local capacity = limit * w
 
 local allowed = cost == 0 or weighted_previous + (cur + cost) * w <= capacity
+local writes = nil
 if allowed and cost > 0 then
   cur = cur + cost
-  if not readonly then
-    redis.call('HSET', key, 'start', el_str(s_start), 'cur', el_str(cur), 'prev', el_str(prev))
-  end
+  writes = { 'start', el_str(s_start), 'cur', el_str(cur), 'prev', el_str(prev) }
   has_state = true
 end
 local used = weighted_previous + cur * w
@@ -76,7 +75,7 @@ if not allowed then
   retry_after_ms = retry_at - now
 end
 
-el_finish(key, has_state, ttl_end - now, raw_now, caller_clock, readonly)
+el_finish(key, has_state, ttl_end - now, raw_now, caller_clock, readonly, writes)
 local remaining = el_idiv(capacity - math.min(used, capacity), w)
 -- A denial has usage, hence a state.
 local kept = nil

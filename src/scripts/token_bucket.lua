@@ -59,10 +59,9 @@ end
 -- whatever it was asked, or its refills never start.
 local has_state = state ~= nil
 local wrote = (allowed and cost > 0) or (state == nil and tokens < capacity)
+local writes = nil
 if wrote then
-  if not readonly then
-    redis.call('HSET', key, 'tokens', el_str(tokens), 'at', el_str(refilled_at))
-  end
+  writes = { 'tokens', el_str(tokens), 'at', el_str(refilled_at) }
   has_state = true
 end
 local full_at = now
@@ -70,7 +69,7 @@ if tokens ~= capacity then
   local wait = intervals_for(capacity - tokens) * interval
   full_at = math.max(refilled_at + wait, now)
 end
-el_finish(key, has_state, full_at - now, raw_now, caller_clock, readonly)
+el_finish(key, has_state, full_at - now, raw_now, caller_clock, readonly, writes)
 -- The bucket as stored.
 local kept = { tokens, refilled_at }
 if state and not wrote then
