@@ -23,6 +23,7 @@ fn main() {
     };
     let prelude = minify(&read("prelude"));
     let mut out = format!("/// The shared functions every script starts with.\npub(crate) const PRELUDE: &str = {prelude:?};\n");
+    let mut bodies = Vec::new();
     for name in SCRIPTS {
         let body = minify(&read(name));
         let code = full_text(name, &prelude, &body);
@@ -34,7 +35,20 @@ fn main() {
              pub(crate) const {constant}: (&str, &str) = ({body:?}, {sha1:?});"
         )
         .unwrap();
+        bodies.push(body);
     }
+    // The batch script carries every other script's part, wrapped as a
+    // function; only its dispatcher is stored, `Script::code` assembles the
+    // rest from the parts above.
+    let dispatcher = minify(&read("batch"));
+    let code = full_text("batch", &prelude, &batch_body(&bodies, &dispatcher));
+    let sha1 = sha1_smol::Sha1::from(&code).digest().to_string();
+    writeln!(
+        out,
+        "/// `batch.lua`: its dispatcher and the SHA-1 of the full text.\n\
+         pub(crate) const BATCH: (&str, &str) = ({dispatcher:?}, {sha1:?});"
+    )
+    .unwrap();
     let dest = Path::new(&std::env::var("OUT_DIR").unwrap()).join("scripts.rs");
     std::fs::write(dest, out).unwrap();
 }
@@ -42,6 +56,20 @@ fn main() {
 /// The text sent to Redis; `Script::code` builds the same.
 fn full_text(name: &str, prelude: &str, body: &str) -> String {
     format!("-- edgelimit {name}\n{prelude}{body}")
+}
+
+/// The batch script's own part: each script's part as a function of its
+/// KEYS and ARGV, then the dispatcher; `scripts::batch_body` builds the same.
+fn batch_body(bodies: &[String], dispatcher: &str) -> String {
+    let mut text = String::new();
+    for (name, body) in SCRIPTS.iter().zip(bodies) {
+        write!(
+            text,
+            "local function el_run_{name}(KEYS, ARGV)\n{body}end\n"
+        )
+        .unwrap();
+    }
+    text + dispatcher
 }
 
 /// Drops blank lines, whole-line comments and indentation. Lua needs none of

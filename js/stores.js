@@ -14,20 +14,24 @@ export function memoryStore({ maxKeys } = {}) {
   return Object.freeze({ kind: "memory", [CORE]: new CoreMemoryStore(maxKeys) });
 }
 
-/** Calls per request and requests in flight, from the `batch` option. */
+/** Calls per request, requests in flight and grouping, from the `batch` option. */
 function batching(batch) {
-  if (batch === false) return { maxCalls: 1, maxInFlight: Infinity };
-  if (batch === true) return { maxCalls: 128, maxInFlight: Infinity };
+  const defaults = { maxCalls: 128, maxInFlight: Infinity, grouping: "script" };
+  if (batch === false) return { ...defaults, maxCalls: 1, grouping: "pipeline" };
+  if (batch === true) return defaults;
   if (typeof batch !== "object" || batch === null) {
-    throw invalid("batch must be true, false or { maxCalls, maxInFlight }");
+    throw invalid('batch must be true, false or { maxCalls, maxInFlight, grouping }');
   }
-  const { maxCalls = 128, maxInFlight = Infinity } = batch;
+  const { maxCalls = 128, maxInFlight = Infinity, grouping = "script" } = batch;
   for (const [name, value] of [["maxCalls", maxCalls], ["maxInFlight", maxInFlight]]) {
     if (!(checkNumber(name, value) >= 1) || !(Number.isInteger(value) || value === Infinity)) {
       throw invalid(`batch.${name} must be a whole number of at least 1`);
     }
   }
-  return { maxCalls, maxInFlight };
+  if (grouping !== "script" && grouping !== "pipeline") {
+    throw invalid('batch.grouping must be "script" or "pipeline"');
+  }
+  return { maxCalls, maxInFlight, grouping };
 }
 
 export function redisStore({

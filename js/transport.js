@@ -72,15 +72,19 @@ export class Transport {
   #authorization;
   #maxCalls;
   #maxInFlight;
+  // Consecutive script calls share one call of the batch script, until
+  // Redis refuses to group keys of different cluster slots.
+  #grouped;
   #queue = [];
   #inFlight = 0;
   #scheduled = false;
 
-  constructor(url, token, { maxCalls, maxInFlight }) {
+  constructor(url, token, { maxCalls, maxInFlight, grouping }) {
     this.#url = url.replace(/\/+$/, "");
     this.#authorization = `Bearer ${token}`;
     this.#maxCalls = maxCalls;
     this.#maxInFlight = maxInFlight;
+    this.#grouped = grouping === "script";
   }
 
   /** Sends `call` as it stands; resolves with what its reply left. */
@@ -120,12 +124,13 @@ export class Transport {
   }
 
   async #send(entries, timeoutMs) {
-    const batch = new CoreRestBatch();
+    const batch = new CoreRestBatch(this.#grouped);
     try {
       for (const { call } of entries) batch.add(call);
       const reply = await post(this.#url + batch.path, this.#authorization, batch.body, timeoutMs);
       if (reply.kind === undefined) batch.receive(reply.status, reply.text);
       else batch.fail(reply.kind, reply.message, timeoutMs);
+      if (batch.regroup) this.#grouped = false;
       entries.forEach(({ call, settle }, index) => settle(settled(call.receiveFrom(batch, index))));
     } catch (error) {
       // Only a defect gets here; no caller is left waiting.

@@ -18,7 +18,10 @@ use std::time::{Duration, Instant};
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use edgelimit::store::{AsyncRedisRestStore, Batching, RedisRestStore, RestOptions, TimeSource};
+use edgelimit::scripts;
+use edgelimit::store::{
+    AsyncRedisRestStore, Batching, Grouping, RedisRestStore, RestOptions, TimeSource,
+};
 use edgelimit::{
     Acquire, Concurrency, ConcurrencyLimiter, Decision, Error, FailurePolicy, FixedWindow, Gcra,
     Limiter, StoreError, SystemClock, TokenBucket,
@@ -124,37 +127,66 @@ async fn an_axum_server_limits_through_the_async_store() {
     server.abort();
 }
 
+/// Decides two calls together: loads the scripts a batch and a lone call
+/// use, so that what follows needs no EVAL.
+async fn warm_up<A: edgelimit::Algorithm + Sync>(
+    limiter: &Limiter<A, AsyncRedisRestStore, SystemClock>,
+) {
+    let calls = (0..2)
+        .map(|_| {
+            Box::pin(limiter.limit_async("warm-up")) as Pin<Box<dyn Future<Output = _> + Send>>
+        })
+        .collect();
+    join_in_order(calls).await;
+    limiter.limit_async("warm-up").await.unwrap();
+}
+
 #[tokio::test]
-async fn concurrent_calls_share_one_pipeline_in_call_order() {
+async fn concurrent_calls_share_one_request_in_call_order() {
     let backend = Backend::start();
     let tap = Tap::start(backend.gateway.url());
-    let store = store(tap.url(), RestOptions::default(), batched(1));
-    let limiter = Limiter::new(Gcra::new(4, "1 m").unwrap()).with_store(store);
-    // Loads the script, so that the batch below needs no EVAL.
-    assert!(limiter.limit_async("warm-up").await.unwrap().allowed);
-    tap.take();
+    for grouping in [Grouping::Script, Grouping::Pipeline] {
+        let batching = Batching {
+            grouping,
+            ..batched(1)
+        };
+        let store = store(tap.url(), RestOptions::default(), batching);
+        let limiter = Limiter::new(Gcra::new(4, "1 m").unwrap())
+            .with_store(store)
+            .with_prefix(format!("{grouping:?}:"));
+        warm_up(&limiter).await;
+        tap.take();
 
-    let calls = (0..10)
-        .map(|_| Box::pin(limiter.limit_async("k")) as Pin<Box<dyn Future<Output = _> + Send>>)
-        .collect();
-    let decisions: Vec<Decision> = join_in_order(calls)
-        .await
-        .into_iter()
-        .map(Result::unwrap)
-        .collect();
-    let admitted: Vec<bool> = decisions.iter().map(|d| d.allowed).collect();
-    assert_eq!(
-        admitted,
-        [true, true, true, true, false, false, false, false, false, false]
-    );
-    let remaining: Vec<u64> = decisions[..4].iter().map(|d| d.remaining).collect();
-    assert_eq!(remaining, [3, 2, 1, 0], "decided in call order");
-    let seen = tap.take();
-    assert_eq!(seen.len(), 1, "one request: {seen:?}");
-    assert_eq!(
-        (seen[0].path.as_str(), seen[0].commands()),
-        ("/pipeline", 10)
-    );
+        let calls = (0..10)
+            .map(|_| Box::pin(limiter.limit_async("k")) as Pin<Box<dyn Future<Output = _> + Send>>)
+            .collect();
+        let decisions: Vec<Decision> = join_in_order(calls)
+            .await
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        let admitted: Vec<bool> = decisions.iter().map(|d| d.allowed).collect();
+        assert_eq!(
+            admitted,
+            [true, true, true, true, false, false, false, false, false, false]
+        );
+        let remaining: Vec<u64> = decisions[..4].iter().map(|d| d.remaining).collect();
+        assert_eq!(remaining, [3, 2, 1, 0], "decided in call order");
+        let seen = tap.take();
+        assert_eq!(seen.len(), 1, "one request: {seen:?}");
+        match grouping {
+            // One command: a call of the batch script carrying the ten.
+            Grouping::Script => {
+                assert_eq!(seen[0].path, "");
+                let head = format!(r#"["EVALSHA","{}","10","#, scripts::BATCH.sha1());
+                assert!(seen[0].body.starts_with(&head), "{}", seen[0].body);
+            }
+            _ => assert_eq!(
+                (seen[0].path.as_str(), seen[0].commands()),
+                ("/pipeline", 10)
+            ),
+        }
+    }
 }
 
 #[tokio::test]
@@ -166,7 +198,7 @@ async fn one_batch_carries_successes_and_errors_each_to_its_caller() {
         RestOptions::default(),
         batched(1),
     ));
-    limiter.limit_async("warm-up").await.unwrap();
+    warm_up(&limiter).await;
     // A key of the wrong type: its script fails with a Redis error.
     let mut conn = backend.redis.conn();
     conn.call(&["SET", "{edgelimit:broken}", "x"]).unwrap();
@@ -190,35 +222,59 @@ async fn one_batch_carries_successes_and_errors_each_to_its_caller() {
 }
 
 #[tokio::test]
-async fn noscript_mid_batch_resends_only_that_call_with_its_code() {
+async fn noscript_in_a_batch_sends_the_code_once() {
     let backend = Backend::start();
     let tap = Tap::start(backend.gateway.url());
-    let store = store(tap.url(), RestOptions::default(), batched(1));
-    let gcra = Limiter::new(Gcra::new(10, "1 s").unwrap()).with_store(store.clone());
-    let bucket = Limiter::new(TokenBucket::new(10, 1, "1 s").unwrap()).with_store(store);
-    let mut conn = backend.redis.conn();
-    conn.call(&["SCRIPT", "FLUSH"]).unwrap();
-    // Only the GCRA script is cached again.
-    assert!(gcra.limit_async("warm-up").await.unwrap().allowed);
-    tap.take();
+    for grouping in [Grouping::Script, Grouping::Pipeline] {
+        let batching = Batching {
+            grouping,
+            ..batched(1)
+        };
+        let store = store(tap.url(), RestOptions::default(), batching);
+        let prefix = format!("{grouping:?}:");
+        let gcra = Limiter::new(Gcra::new(10, "1 s").unwrap())
+            .with_store(store.clone())
+            .with_prefix(&prefix);
+        let bucket = Limiter::new(TokenBucket::new(10, 1, "1 s").unwrap())
+            .with_store(store)
+            .with_prefix(&prefix);
+        let mut conn = backend.redis.conn();
+        conn.call(&["SCRIPT", "FLUSH"]).unwrap();
+        // Only the GCRA script is cached again.
+        assert!(gcra.limit_async("warm-up").await.unwrap().allowed);
+        tap.take();
 
-    let calls: Vec<Pin<Box<dyn Future<Output = _> + Send>>> = vec![
-        Box::pin(gcra.limit_async("x")),
-        Box::pin(bucket.limit_async("z")),
-        Box::pin(gcra.limit_async("y")),
-    ];
-    let remaining: Vec<u64> = join_in_order(calls)
-        .await
-        .into_iter()
-        .map(|d| d.unwrap().remaining)
-        .collect();
-    assert_eq!(remaining, [9, 9, 9]);
-    let seen = tap.take();
-    assert_eq!(seen.len(), 2, "{seen:?}");
-    assert_eq!(seen[0].commands(), 3);
-    assert!(seen[0].body.matches("EVALSHA").count() == 3);
-    assert_eq!(seen[1].path, "", "the one call sent again, alone");
-    assert!(seen[1].body.starts_with("[\"EVAL\""), "{}", seen[1].body);
+        let calls: Vec<Pin<Box<dyn Future<Output = _> + Send>>> = vec![
+            Box::pin(gcra.limit_async("x")),
+            Box::pin(bucket.limit_async("z")),
+            Box::pin(gcra.limit_async("y")),
+        ];
+        let remaining: Vec<u64> = join_in_order(calls)
+            .await
+            .into_iter()
+            .map(|d| d.unwrap().remaining)
+            .collect();
+        assert_eq!(remaining, [9, 9, 9]);
+        let seen = tap.take();
+        assert_eq!(seen.len(), 2, "{seen:?}");
+        match grouping {
+            // The batch script was not cached: the batch goes again with
+            // its code, once.
+            Grouping::Script => {
+                assert!(seen[0].body.starts_with(r#"["EVALSHA""#));
+                assert!(seen[1].body.starts_with(r#"["EVAL","-- edgelimit batch"#));
+            }
+            // Only the bucket's script was missing: that call alone goes
+            // again, with its code.
+            _ => {
+                assert_eq!(seen[0].commands(), 3);
+                assert_eq!(seen[1].path, "");
+                assert!(seen[1]
+                    .body
+                    .starts_with(r#"["EVAL","-- edgelimit token_bucket"#));
+            }
+        }
+    }
 }
 
 #[tokio::test]

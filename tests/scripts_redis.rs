@@ -117,7 +117,8 @@ fn script_load_returns_each_sha1() {
             "sliding_log",
             "token_bucket",
             "gcra",
-            "concurrency"
+            "concurrency",
+            "batch"
         ]
     );
 }
@@ -747,4 +748,138 @@ fn a_denial_sends_a_sliding_log_back_only_while_it_is_short() {
             assert!(fields.is_empty(), "a log of {limit} entries stays in Redis");
         }
     }
+}
+
+/// One call of a script: the script, its key and its ARGV (time first).
+type Call = (&'static Script, String, Vec<String>);
+
+/// Random calls of every script on a few keys, at times moving forward.
+fn script_calls() -> impl Strategy<Value = Vec<Call>> {
+    let call = (
+        0..6usize,
+        0..3usize,
+        0..=3u64,
+        0..40u64,
+        prop::bool::weighted(0.1),
+        0..4u8,
+    );
+    prop::collection::vec(call, 1..40).prop_map(|raw| {
+        let mut now = 1_700_000_000_000u64;
+        raw.into_iter()
+            .map(|(which, key, cost, step, peek, op)| {
+                now += step;
+                let t = now.to_string();
+                let rate = |script: &'static Script, config: &[u64]| {
+                    let peek = if peek { "1" } else { "0" };
+                    let mut args = vec![t.clone(), cost.to_string(), peek.to_owned()];
+                    args.extend(config.iter().map(u64::to_string));
+                    (script, format!("{{{}:{key}}}", script.name()), args)
+                };
+                match which {
+                    0 => rate(&scripts::FIXED_WINDOW, &[3, 100]),
+                    1 => rate(&scripts::SLIDING_WINDOW, &[3, 100]),
+                    2 => rate(&scripts::SLIDING_LOG, &[3, 100]),
+                    3 => rate(&scripts::TOKEN_BUCKET, &[3, 1, 50, 3]),
+                    4 => rate(&scripts::GCRA, &[3, 100, 3]),
+                    _ => {
+                        let op = ["acquire", "release", "extend", "peek"][usize::from(op)];
+                        let args = [
+                            t,
+                            op.into(),
+                            (key + 1).to_string(),
+                            "0".into(),
+                            "2".into(),
+                            "100".into(),
+                        ];
+                        (
+                            &scripts::CONCURRENCY,
+                            format!("{{concurrency:{key}}}"),
+                            args.to_vec(),
+                        )
+                    }
+                }
+            })
+            .collect()
+    })
+}
+
+/// The calls as one BATCH script call.
+fn batch_command(calls: &[Call], prefix: &str) -> Vec<String> {
+    let mut command = vec![
+        "EVALSHA".to_owned(),
+        scripts::BATCH.sha1().to_owned(),
+        calls.len().to_string(),
+    ];
+    command.extend(calls.iter().map(|(_, key, _)| format!("{prefix}{key}")));
+    for (script, _, args) in calls {
+        command.push(script.batch_number().unwrap().to_string());
+        command.push(args.len().to_string());
+        command.extend(args.iter().cloned());
+    }
+    command
+}
+
+#[test]
+fn a_batch_script_call_answers_as_each_script_on_its_own() {
+    let server = Server::start();
+    let conn = RefCell::new(server.conn());
+    load_all(&mut conn.borrow_mut());
+    let counter = RefCell::new(0u64);
+    runner()
+        .run(&script_calls(), |calls| {
+            let mut n = counter.borrow_mut();
+            *n += 1;
+            let conn = &mut conn.borrow_mut();
+            // One by one under one prefix, then as a batch under another.
+            let alone: Vec<Reply> = calls
+                .iter()
+                .map(|(script, key, args)| {
+                    let mut command =
+                        vec!["EVALSHA".to_owned(), script.sha1().to_owned(), "1".into()];
+                    command.push(format!("a{n}{key}"));
+                    command.extend(args.iter().cloned());
+                    conn.call(&command).unwrap()
+                })
+                .collect();
+            let batch = conn.call(&batch_command(&calls, &format!("b{n}"))).unwrap();
+            prop_assert_eq!(batch, Reply::Array(Some(alone)));
+            Ok(())
+        })
+        .unwrap();
+}
+
+#[test]
+fn a_failed_call_in_a_batch_fails_alone() {
+    let server = Server::start();
+    let mut conn = server.conn();
+    load_all(&mut conn);
+    conn.call(&["SET", "{broken}", "x"]).unwrap();
+    let t = "1700000000000".to_owned();
+    let call = |key: &str| -> Call {
+        let args = [&t, "1", "0", "3", "100"].map(str::to_owned).to_vec();
+        (&scripts::FIXED_WINDOW, key.to_owned(), args)
+    };
+    let bad_argument: Call = (&scripts::GCRA, "{g}".into(), vec![t.clone(), "x".into()]);
+    let calls = [call("{a}"), call("{broken}"), bad_argument, call("{a}")];
+    let Reply::Array(Some(replies)) = conn.call(&batch_command(&calls, "")).unwrap() else {
+        panic!("an array")
+    };
+    assert_eq!(
+        replies[0].ints(),
+        Some(vec![1, 2, 1700000000100, 0, 1700000000000])
+    );
+    assert!(
+        matches!(&replies[1], Reply::Bulk(Some(m)) if m.starts_with(b"WRONGTYPE")),
+        "{:?}",
+        replies[1]
+    );
+    assert!(
+        matches!(&replies[2], Reply::Bulk(Some(m)) if String::from_utf8_lossy(m).contains("EDGELIMIT bad argument")),
+        "{:?}",
+        replies[2]
+    );
+    assert_eq!(
+        replies[3].ints(),
+        Some(vec![1, 1, 1700000000100, 0, 1700000000000])
+    );
 }

@@ -39,24 +39,39 @@ async function requestsOf(fn) {
   }
 }
 
-test("calls made together share one request and are decided in call order", async () => {
-  const rl = new Ratelimit({ limiter: Ratelimit.gcra(4, "1 m"), store: store(), prefix: prefix() });
+/** Loads the scripts a batch and a lone call use: what follows needs no EVAL. */
+async function warmUp(rl) {
+  await Promise.all([rl.limit("warm-up"), rl.limit("warm-up")]);
   await rl.limit("warm-up");
-  const { result, seen } = await requestsOf(() => Promise.all(Array.from({ length: 10 }, () => rl.limit("k"))));
-  assert.deepEqual(
-    result.map((r) => r.success),
-    [true, true, true, true, false, false, false, false, false, false],
-  );
-  assert.deepEqual(result.slice(0, 4).map((r) => r.remaining), [3, 2, 1, 0]);
-  assert.equal(seen.length, 1);
-  assert.equal(seen[0].path, "/pipeline");
-  assert.equal(JSON.parse(seen[0].body).length, 10);
-});
+}
+
+for (const grouping of ["script", "pipeline"]) {
+  test(`calls made together share one request in call order (grouping: ${grouping})`, async () => {
+    const s = store({ batch: { grouping } });
+    const rl = new Ratelimit({ limiter: Ratelimit.gcra(4, "1 m"), store: s, prefix: prefix() });
+    await warmUp(rl);
+    const { result, seen } = await requestsOf(() => Promise.all(Array.from({ length: 10 }, () => rl.limit("k"))));
+    assert.deepEqual(
+      result.map((r) => r.success),
+      [true, true, true, true, false, false, false, false, false, false],
+    );
+    assert.deepEqual(result.slice(0, 4).map((r) => r.remaining), [3, 2, 1, 0]);
+    assert.equal(seen.length, 1);
+    if (grouping === "script") {
+      // One command: a call of the batch script carrying the ten.
+      const [verb, , count] = JSON.parse(seen[0].body);
+      assert.deepEqual([seen[0].path, verb, count], ["/", "EVALSHA", "10"]);
+    } else {
+      assert.equal(seen[0].path, "/pipeline");
+      assert.equal(JSON.parse(seen[0].body).length, 10);
+    }
+  });
+}
 
 test("each call of a batch gets its own result or error", async () => {
   const p = prefix();
   const rl = new Ratelimit({ limiter: Ratelimit.tokenBucket(1, "1 s", 3), store: store(), prefix: p });
-  await rl.limit("warm-up");
+  await warmUp(rl);
   // A key of the wrong type: its script fails with a Redis error.
   await redis.command("SET", `{${p}broken}`, "x");
   const { result, seen } = await requestsOf(() =>
@@ -71,21 +86,30 @@ test("each call of a batch gets its own result or error", async () => {
   assert.equal((await rl.limit("a")).remaining, 1, "the store keeps working");
 });
 
-test("NOSCRIPT in the middle of a batch sends only that call again, with its code", async () => {
-  const s = store();
-  const gcra = new Ratelimit({ limiter: Ratelimit.gcra(10, "1 s"), store: s, prefix: prefix() });
-  const bucket = new Ratelimit({ limiter: Ratelimit.tokenBucket(1, "1 s", 10), store: s, prefix: prefix() });
-  assert.equal(await redis.command("SCRIPT", "FLUSH"), "OK");
-  await gcra.limit("warm-up"); // only this script is cached again
-  const { result, seen } = await requestsOf(() =>
-    Promise.all([gcra.limit("x"), bucket.limit("x"), gcra.limit("y")]),
-  );
-  assert.deepEqual(result.map((r) => r.remaining), [9, 9, 9]);
-  assert.equal(seen.length, 2);
-  assert.equal(JSON.parse(seen[0].body).filter((c) => c[0] === "EVALSHA").length, 3);
-  assert.equal(seen[1].path, "/");
-  assert.equal(JSON.parse(seen[1].body)[0], "EVAL");
-});
+for (const grouping of ["script", "pipeline"]) {
+  test(`NOSCRIPT in a batch sends the missing code once (grouping: ${grouping})`, async () => {
+    const s = store({ batch: { grouping } });
+    const gcra = new Ratelimit({ limiter: Ratelimit.gcra(10, "1 s"), store: s, prefix: prefix() });
+    const bucket = new Ratelimit({ limiter: Ratelimit.tokenBucket(1, "1 s", 10), store: s, prefix: prefix() });
+    assert.equal(await redis.command("SCRIPT", "FLUSH"), "OK");
+    await gcra.limit("warm-up"); // only this script is cached again
+    const { result, seen } = await requestsOf(() =>
+      Promise.all([gcra.limit("x"), bucket.limit("x"), gcra.limit("y")]),
+    );
+    assert.deepEqual(result.map((r) => r.remaining), [9, 9, 9]);
+    assert.equal(seen.length, 2);
+    if (grouping === "script") {
+      // The batch script was not cached: the batch goes again with its code.
+      assert.equal(JSON.parse(seen[0].body)[0], "EVALSHA");
+      assert.match(JSON.parse(seen[1].body)[1], /^-- edgelimit batch\n/);
+    } else {
+      // Only the bucket's script was missing: that call alone goes again.
+      assert.equal(JSON.parse(seen[0].body).filter((c) => c[0] === "EVALSHA").length, 3);
+      assert.equal(seen[1].path, "/");
+      assert.match(JSON.parse(seen[1].body)[1], /^-- edgelimit token_bucket\n/);
+    }
+  });
+}
 
 test("a batch that times out fails its consuming calls at once and retries its reads", async () => {
   const sockets = [];

@@ -81,17 +81,24 @@ impl Script {
 
     /// The full text sent with `EVAL` or `SCRIPT LOAD`: the `.lua` sources
     /// without comments or indentation. Assembled on first use (rarely
-    /// needed: `EVALSHA` sends only the SHA-1), so the prelude is stored
-    /// once.
+    /// needed: `EVALSHA` sends only the SHA-1), so the prelude and each
+    /// script's part are stored once.
     pub fn code(&self) -> &str {
         self.code.get_or_init(|| {
-            format!(
-                "-- edgelimit {}\n{}{}",
-                self.name,
-                embedded::PRELUDE,
-                self.body
-            )
+            let own = match std::ptr::eq(self, &BATCH) {
+                true => batch_body(self.body),
+                false => self.body.to_owned(),
+            };
+            format!("-- edgelimit {}\n{}{own}", self.name, embedded::PRELUDE)
         })
+    }
+
+    /// Its number among the scripts [`BATCH`] runs, if it is one of them.
+    pub fn batch_number(&self) -> Option<usize> {
+        RUN_IN_BATCH
+            .iter()
+            .position(|script| std::ptr::eq(*script, self))
+            .map(|i| i + 1)
     }
 
     /// The SHA-1 of the text in lowercase hex, as `SCRIPT LOAD` returns it
@@ -142,9 +149,19 @@ script!(
     CONCURRENCY,
     "concurrency"
 );
+script!(
+    /// Several calls of the other scripts in one script call: `KEYS` one
+    /// key per call; `ARGV` per call the script's
+    /// [`batch_number`](Script::batch_number), the count of its arguments,
+    /// then its `ARGV`. The reply has, per call, that script's reply, or a
+    /// string: the error it raised (a failed call fails alone).
+    BATCH,
+    "batch"
+);
 
-/// Every script, e.g. to load them all at start-up.
-pub static ALL: [&Script; 6] = [
+/// The scripts [`BATCH`] runs, in the order of its dispatcher (and of
+/// build.rs).
+static RUN_IN_BATCH: [&Script; 6] = [
     &FIXED_WINDOW,
     &SLIDING_WINDOW,
     &SLIDING_LOG,
@@ -152,6 +169,31 @@ pub static ALL: [&Script; 6] = [
     &GCRA,
     &CONCURRENCY,
 ];
+
+/// Every script, e.g. to load them all at start-up.
+pub static ALL: [&Script; 7] = [
+    &FIXED_WINDOW,
+    &SLIDING_WINDOW,
+    &SLIDING_LOG,
+    &TOKEN_BUCKET,
+    &GCRA,
+    &CONCURRENCY,
+    &BATCH,
+];
+
+/// [`BATCH`]'s own part: every script it runs as a function of its KEYS
+/// and ARGV, then `dispatcher`; build.rs hashes the same text.
+fn batch_body(dispatcher: &str) -> String {
+    let mut text = String::new();
+    for script in RUN_IN_BATCH {
+        text.push_str("local function el_run_");
+        text.push_str(script.name);
+        text.push_str("(KEYS, ARGV)\n");
+        text.push_str(script.body);
+        text.push_str("end\n");
+    }
+    text + dispatcher
+}
 
 /// A rate-limiting algorithm with a Lua twin.
 pub trait Scripted {

@@ -28,11 +28,16 @@ local function el_num(arg, what)
 end
 
 -- The time to decide at: ARGV[1], or the server's TIME when it is "".
--- Returns the time and whether it came from the caller.
+-- Returns the time and whether it came from the caller. TIME is read once
+-- per script call: the decisions of a batch share it.
+local el_server_ms = nil
 local function el_now(arg)
   if arg == nil or arg == '' then
-    local t = redis.call('TIME')
-    return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000), false
+    if el_server_ms == nil then
+      local t = redis.call('TIME')
+      el_server_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+    end
+    return el_server_ms, false
   end
   return el_num(arg, 'now'), true
 end

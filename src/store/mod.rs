@@ -10,4 +10,4 @@ pub use contract::{Answer, Consume, Key, LeaseStep, Peek, Remote, Store, Transit
 pub use memory::MemoryStore;
 #[cfg(not(target_arch = "wasm32"))]
 pub use redis_rest::{AsyncRedisRestStore, RedisRestStore};
-pub use redis_rest::{Batching, RestOptions, TimeSource, DEFAULT_DENY_CACHE};
+pub use redis_rest::{Batching, Grouping, RestOptions, TimeSource, DEFAULT_DENY_CACHE};

@@ -13,8 +13,8 @@ use super::error::{invalid_argument, Coded};
 use super::io;
 use crate::algorithm::{LeaseOp, LeaseOutcome};
 use crate::store::redis_rest::{
-    batch_body, batch_path, batch_replies, command_body, conclude, redis_key, DenyCache, Exchange,
-    Json, Reply, ScriptCall, Step,
+    command_body, conclude, redis_key, Batch, DenyCache, Exchange, Grouping, Json, Reply,
+    ScriptCall, Step,
 };
 use crate::store::{Consume, Key, LeaseStep, Peek, RestOptions, Transition};
 use crate::{Algorithm as _, Concurrency, Decision, Error, FailurePolicy, StoreError};
@@ -51,10 +51,16 @@ impl Target {
     }
 }
 
+/// What a call sends: a script call, or a plain command's body.
+enum Sent {
+    Script(ScriptCall),
+    Command(String),
+}
+
 /// A call in flight.
 #[wasm_bindgen(js_name = CoreRestCall)]
 pub struct WasmRestCall {
-    body: Box<dyn Fn(bool) -> String>,
+    sent: Sent,
     ask: Ask,
     target: Target,
     exchange: Exchange,
@@ -109,18 +115,18 @@ impl WasmRestCall {
                 None
             }
         };
-        let (body, idempotent): (Box<dyn Fn(bool) -> String>, bool) = match call {
+        let (sent, idempotent) = match call {
             Some(call) => {
                 let idempotent = call.idempotent;
-                (Box::new(move |eval| call.body(eval)), idempotent)
+                (Sent::Script(call), idempotent)
             }
-            None => {
-                let body = command_body(["DEL", redis_key(key).as_str()]);
-                (Box::new(move |_| body.clone()), true)
-            }
+            None => (
+                Sent::Command(command_body(["DEL", redis_key(key).as_str()])),
+                true,
+            ),
         };
         Ok(Some(Self {
-            body,
+            sent,
             ask,
             target,
             exchange: Exchange::new(idempotent),
@@ -236,37 +242,58 @@ impl WasmRestCall {
     }
 }
 
-/// Calls sharing one HTTP request: `/` for one, `/pipeline` for more.
+/// Calls sharing one HTTP request (see `store::redis_rest::batch`).
 #[wasm_bindgen(js_name = CoreRestBatch)]
-#[derive(Default)]
 pub struct WasmRestBatch {
-    bodies: Vec<String>,
+    batch: Batch,
     replies: Vec<Option<Reply>>,
+    regroup: bool,
 }
 
 #[wasm_bindgen(js_class = CoreRestBatch)]
 impl WasmRestBatch {
-    /// An empty batch.
+    /// An empty batch; `grouped`: consecutive script calls share one call
+    /// of the batch script (until a store's Redis refuses to group keys of
+    /// different cluster slots), else each goes in a pipeline.
     #[wasm_bindgen(constructor)]
-    pub fn new() -> WasmRestBatch {
-        Self::default()
+    pub fn new(grouped: bool) -> WasmRestBatch {
+        let grouping = if grouped {
+            Grouping::Script
+        } else {
+            Grouping::Pipeline
+        };
+        Self {
+            batch: Batch::new(grouping),
+            replies: Vec::new(),
+            regroup: false,
+        }
     }
 
     /// Adds `call` as it must be sent now (EVALSHA, or EVAL after NOSCRIPT).
     pub fn add(&mut self, call: &WasmRestCall) {
-        self.bodies.push((call.body)(call.exchange.eval()));
+        match &call.sent {
+            Sent::Script(script) => self.batch.add_script(script, call.exchange.eval()),
+            Sent::Command(body) => self.batch.add_command(body.clone()),
+        }
     }
 
     /// The path to POST to, after the store's URL.
     #[wasm_bindgen(getter)]
     pub fn path(&self) -> String {
-        batch_path(self.bodies.len()).to_owned()
+        self.batch.path().to_owned()
     }
 
     /// The JSON body to POST.
     #[wasm_bindgen(getter)]
     pub fn body(&self) -> String {
-        batch_body(&self.bodies)
+        self.batch.body()
+    }
+
+    /// Whether Redis refused to group keys of different cluster slots: the
+    /// store's later batches must not group script calls.
+    #[wasm_bindgen(getter)]
+    pub fn regroup(&self) -> bool {
+        self.regroup
     }
 
     /// Reads the HTTP reply.
@@ -289,9 +316,8 @@ impl WasmRestBatch {
     }
 
     fn settle(&mut self, outcome: Result<(u16, &str), StoreError>) {
-        self.replies = batch_replies(self.bodies.len(), outcome)
-            .into_iter()
-            .map(Some)
-            .collect();
+        let (replies, regroup) = self.batch.replies(outcome);
+        self.replies = replies.into_iter().map(Some).collect();
+        self.regroup = regroup;
     }
 }

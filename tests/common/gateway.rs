@@ -42,6 +42,11 @@ pub fn free_port() -> u16 {
 impl Gateway {
     /// Starts a gateway over the Redis at `redis_port`.
     pub fn start(redis_port: u16) -> Self {
+        Self::start_with(redis_port, &[])
+    }
+
+    /// Starts one with `flags` besides the defaults (`--cluster`…).
+    pub fn start_with(redis_port: u16, flags: &[&str]) -> Self {
         let bin = binary();
         assert!(
             bin.exists(),
@@ -53,6 +58,7 @@ impl Gateway {
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .args(["--redis-url", &format!("redis://127.0.0.1:{redis_port}")])
             .args(["--token", TOKEN])
+            .args(flags)
             .env("EDGELIMIT_GATEWAY_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -163,10 +163,17 @@ impl Server {
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
+        Self::start_on(port, &[])
+    }
+
+    /// Starts one on `port` with `options` besides the defaults.
+    pub fn start_on(port: u16, options: &[&str]) -> Self {
         let dir =
             std::env::temp_dir().join(format!("edgelimit-redis-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("a temporary directory");
-        let child = spawn_redis(port, &dir, &["--appendonly", "no"]);
+        let mut args = vec!["--appendonly", "no"];
+        args.extend(options);
+        let child = spawn_redis(port, &dir, &args);
         Self { child, port, dir }
     }
 

@@ -1,105 +1,325 @@
-//! Several calls in one HTTP request, without I/O: which request carries a
-//! batch, and which reply belongs to which call. Every transport that
-//! batches (the async native store, the host's `fetch` in JavaScript)
-//! shares these two functions, so a batch means the same everywhere.
+//! Several calls in one HTTP request, without I/O: what the request carries
+//! and which reply belongs to which call. Every transport that batches (the
+//! native stores, the host's `fetch` in JavaScript) drives this, so a batch
+//! means the same everywhere.
 //!
-//! Each call in a batch keeps its own [`Exchange`](super::exchange::Exchange):
-//! its reply may be a result, NOSCRIPT (it joins a later batch with EVAL),
-//! or an error of its own; a failure of the whole request reaches every
-//! call, and each decides by its own idempotence whether to try again.
+//! Consecutive script calls travel as one call of the batch script
+//! ([`BATCH`](crate::scripts::BATCH)): one command for the gateway and for
+//! Redis, however many decisions it carries. Any other command (a reset's
+//! DEL) goes between them, so Redis runs everything in call order. One
+//! command is `POST /`; more are a `POST /pipeline`.
+//!
+//! Each call keeps its own [`Exchange`](super::exchange::Exchange): its
+//! reply may be a result, NOSCRIPT (it is sent again with EVAL), an error of
+//! its own, or the failure of the whole request, after which each call
+//! decides by its own idempotence whether to try again.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use super::call::ScriptCall;
+use super::json::Json;
 use super::protocol::{self, Reply};
+use crate::scripts::BATCH;
 use crate::StoreError;
 
-/// The path and body carrying `bodies`: a single call goes to `/` as it
-/// would unbatched; more go to `/pipeline` in order (Redis runs them in
-/// that order, each script atomic on its own).
+/// How a batch's script calls travel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grouping {
+    /// Consecutive script calls in one call of the batch script (the
+    /// default). Its keys must share a Redis Cluster slot, so a store falls
+    /// back to [`Pipeline`](Self::Pipeline) at the first CROSSSLOT.
+    Script,
+    /// Each script call its own EVALSHA in a `/pipeline`.
+    Pipeline,
+}
+
+/// A store's grouping: its choice, until Redis first refuses a group.
+/// (The JavaScript transport keeps its own flag.)
+#[derive(Debug)]
 #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
-pub(crate) fn request(bodies: &[String]) -> (&'static str, String) {
-    (path(bodies.len()), body(bodies))
-}
+pub(crate) struct GroupingState(AtomicBool);
 
-/// The path of [`request`] for `count` calls.
-pub(crate) fn path(count: usize) -> &'static str {
-    match count {
-        1 => "",
-        _ => "/pipeline",
+#[cfg_attr(target_arch = "wasm32", allow(dead_code))]
+impl GroupingState {
+    pub(crate) fn new(grouping: Grouping) -> Self {
+        Self(AtomicBool::new(grouping == Grouping::Script))
     }
-}
 
-/// The body of [`request`].
-pub(crate) fn body(bodies: &[String]) -> String {
-    match bodies {
-        [one] => one.clone(),
-        _ => protocol::pipeline_body(bodies),
-    }
-}
-
-/// The reply of each of `count` calls sent by [`request`], from what the
-/// transport got: an HTTP status and body, or no reply at all.
-pub(crate) fn replies(count: usize, outcome: Result<(u16, &str), StoreError>) -> Vec<Reply> {
-    let shared_failure = |error: StoreError| vec![Reply::Failed(error); count];
-    match outcome {
-        Err(error) => shared_failure(error),
-        Ok((status, body)) if count == 1 => vec![protocol::read_reply(status, body)],
-        Ok((status, body)) => {
-            protocol::read_pipeline(status, body, count).unwrap_or_else(shared_failure)
+    /// How the next batch's script calls travel.
+    pub(crate) fn get(&self) -> Grouping {
+        match self.0.load(Ordering::Relaxed) {
+            true => Grouping::Script,
+            false => Grouping::Pipeline,
         }
+    }
+
+    /// Learns from `replies`' flag: after a refusal, pipelines only.
+    pub(crate) fn learn(&self, refused: bool) {
+        if refused {
+            self.0.store(false, Ordering::Relaxed);
+        }
+    }
+}
+
+/// A request being assembled from calls, in call order.
+pub(crate) struct Batch {
+    grouping: Grouping,
+    commands: Vec<Command>,
+    /// Per call: its command, and its place in that command's group.
+    slots: Vec<(usize, Option<usize>)>,
+}
+
+enum Command {
+    /// A body of its own.
+    Plain(String),
+    /// Script calls sharing one call of the batch script.
+    Group(Group),
+}
+
+/// The batch script's keys and arguments, as JSON fragments.
+struct Group {
+    keys: String,
+    args: String,
+    count: usize,
+    /// Whether the script's code must be sent (a member met NOSCRIPT).
+    eval: bool,
+    /// The first member's body alone, for a group of one.
+    alone: String,
+}
+
+impl Batch {
+    /// An empty batch whose script calls travel as `grouping` says.
+    pub(crate) fn new(grouping: Grouping) -> Self {
+        Self {
+            grouping,
+            commands: Vec::new(),
+            slots: Vec::new(),
+        }
+    }
+
+    /// Adds a script call, as it must be sent now (`eval`: with its code).
+    pub(crate) fn add_script(&mut self, call: &ScriptCall, eval: bool) {
+        if self.grouping == Grouping::Pipeline {
+            return self.add_command(call.body(eval));
+        }
+        let index = self.commands.len();
+        if let Some(Command::Group(group)) = self.commands.last_mut() {
+            call.push_into_batch(&mut group.keys, &mut group.args);
+            group.eval |= eval;
+            self.slots.push((index - 1, Some(group.count)));
+            group.count += 1;
+            return;
+        }
+        let mut group = Group {
+            keys: String::new(),
+            args: String::new(),
+            count: 1,
+            eval,
+            alone: call.body(eval),
+        };
+        call.push_into_batch(&mut group.keys, &mut group.args);
+        self.commands.push(Command::Group(group));
+        self.slots.push((index, Some(0)));
+    }
+
+    /// Adds any other command, as its JSON body.
+    pub(crate) fn add_command(&mut self, body: String) {
+        self.slots.push((self.commands.len(), None));
+        self.commands.push(Command::Plain(body));
+    }
+
+    /// The path to POST to, after the store's URL.
+    pub(crate) fn path(&self) -> &'static str {
+        match self.commands.len() {
+            1 => "",
+            _ => "/pipeline",
+        }
+    }
+
+    /// The JSON body to POST.
+    pub(crate) fn body(&self) -> String {
+        let bodies: Vec<String> = self.commands.iter().map(Command::body).collect();
+        match &bodies[..] {
+            [one] => one.clone(),
+            _ => protocol::pipeline_body(&bodies),
+        }
+    }
+
+    /// Each call's reply, from what the transport got: an HTTP status and
+    /// body, or no reply at all. The flag says whether Redis refused to
+    /// group keys of different cluster slots: the calls are then to be sent
+    /// again, as a pipeline.
+    pub(crate) fn replies(&self, outcome: Result<(u16, &str), StoreError>) -> (Vec<Reply>, bool) {
+        let count = self.commands.len();
+        let per_command = match outcome {
+            Err(error) => vec![Reply::Failed(error); count],
+            Ok((status, body)) if count == 1 => vec![protocol::read_reply(status, body)],
+            Ok((status, body)) => protocol::read_pipeline(status, body, count)
+                .unwrap_or_else(|error| vec![Reply::Failed(error); count]),
+        };
+        let mut refused = false;
+        let replies = self
+            .slots
+            .iter()
+            .map(|&(command, place)| {
+                let reply = &per_command[command];
+                match (&self.commands[command], place) {
+                    (Command::Group(group), Some(place)) if group.count > 1 => {
+                        let member = member_reply(reply, place, group.count);
+                        refused |= member == Reply::Regroup;
+                        member
+                    }
+                    _ => reply.clone(),
+                }
+            })
+            .collect();
+        (replies, refused)
+    }
+}
+
+impl Command {
+    fn body(&self) -> String {
+        match self {
+            Self::Plain(body) => body.clone(),
+            Self::Group(group) if group.count == 1 => group.alone.clone(),
+            Self::Group(group) => {
+                let mut body = String::with_capacity(48 + group.keys.len() + group.args.len());
+                body.push('[');
+                protocol::push_script(&mut body, &BATCH, group.eval);
+                body.push_str(",\"");
+                body.push_str(&group.count.to_string());
+                body.push_str("\",");
+                body.push_str(&group.keys);
+                body.push(',');
+                body.push_str(&group.args);
+                body.push(']');
+                body
+            }
+        }
+    }
+}
+
+/// Member `place` of a batch script call's `reply` (of `count` members).
+fn member_reply(reply: &Reply, place: usize, count: usize) -> Reply {
+    match reply {
+        Reply::Result(Json::Array(items)) if items.len() == count => match &items[place] {
+            // The member's own error, as a string.
+            Json::Str(message) => protocol::error_reply(200, message),
+            item => Reply::Result(item.clone()),
+        },
+        Reply::Result(other) => Reply::Failed(StoreError::MalformedReply(format!(
+            "a batch of {count} answered {other}"
+        ))),
+        Reply::Failed(StoreError::Command(message)) if message.starts_with("CROSSSLOT") => {
+            Reply::Regroup
+        }
+        other => other.clone(),
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::json::Json;
     use super::*;
+    use crate::store::TimeSource;
+    use crate::store::{Consume, Key};
+    use crate::{scripts, FixedWindow};
+
+    fn call(id: &str) -> ScriptCall {
+        let algorithm = FixedWindow::new(3, "1 s").unwrap();
+        let consume = Consume {
+            algorithm: &algorithm,
+            cost: 1,
+        };
+        ScriptCall::prepare(Key { prefix: "", id }, 0, &consume, TimeSource::Redis).unwrap()
+    }
 
     #[test]
-    fn one_call_goes_alone_more_go_as_a_pipeline() {
-        let one = vec![r#"["EVALSHA","a","1","k"]"#.to_owned()];
-        assert_eq!(request(&one), ("", one[0].clone()));
-        let two = vec![one[0].clone(), r#"["DEL","k"]"#.to_owned()];
+    fn consecutive_script_calls_share_one_command_in_call_order() {
+        let mut batch = Batch::new(Grouping::Script);
+        batch.add_script(&call("a"), false);
+        batch.add_script(&call("b"), false);
+        batch.add_command(r#"["DEL","{a}"]"#.into());
+        batch.add_script(&call("a"), false);
+        assert_eq!(batch.path(), "/pipeline");
+        let body = batch.body();
+        let sha = scripts::BATCH.sha1();
+        assert!(body.starts_with(&format!(
+            r#"[["EVALSHA","{sha}","2","{{a}}","{{b}}","1","5","""#
+        )));
+        assert!(body.contains(r#"],["DEL","{a}"],["EVALSHA","#), "{body}");
+        assert!(
+            body.ends_with(r#","1","{a}","","1","0","3","1000"]]"#),
+            "a group of one goes alone"
+        );
+
+        let reply = r#"[{"result":[[1,2,1000,0,0],"WRONGTYPE no"]},{"result":1},{"result":[0,0,1000,9,0]}]"#;
+        let (replies, refused) = batch.replies(Ok((200, reply)));
+        assert!(!refused);
         assert_eq!(
-            request(&two),
-            ("/pipeline", format!("[{},{}]", two[0], two[1]))
+            replies,
+            vec![
+                Reply::Result(Json::Array([1, 2, 1000, 0, 0].map(Json::Int).to_vec())),
+                Reply::Failed(StoreError::Command("WRONGTYPE no".into())),
+                Reply::Result(Json::Int(1)),
+                Reply::Result(Json::Array([0, 0, 1000, 9, 0].map(Json::Int).to_vec())),
+            ]
         );
     }
 
     #[test]
-    fn each_call_gets_its_own_reply_or_the_shared_failure() {
-        let body = r#"[{"result":[1]},{"error":"NOSCRIPT x"},{"error":"ERR y"}]"#;
+    fn a_lone_call_goes_as_it_would_unbatched() {
+        let mut batch = Batch::new(Grouping::Script);
+        batch.add_script(&call("a"), true);
+        assert_eq!(batch.path(), "");
+        assert_eq!(batch.body(), call("a").body(true));
+        let (replies, _) = batch.replies(Ok((400, r#"{"error":"NOSCRIPT x"}"#)));
+        assert_eq!(replies, vec![Reply::NoScript]);
+    }
+
+    #[test]
+    fn noscript_crossslot_and_failures_reach_every_member() {
+        let mut batch = Batch::new(Grouping::Script);
+        batch.add_script(&call("a"), false);
+        batch.add_script(&call("b"), true);
+        assert!(batch.body().starts_with(r#"["EVAL","-- edgelimit batch\n"#));
+        let (replies, _) = batch.replies(Ok((400, r#"{"error":"NOSCRIPT x"}"#)));
+        assert_eq!(replies, vec![Reply::NoScript, Reply::NoScript]);
+        let crossslot = r#"{"error":"CROSSSLOT Keys in request don't hash to the same slot"}"#;
+        let (replies, refused) = batch.replies(Ok((400, crossslot)));
         assert_eq!(
-            replies(3, Ok((200, body))),
-            vec![
-                Reply::Result(Json::Array(vec![Json::Int(1)])),
-                Reply::NoScript,
-                Reply::Failed(StoreError::Command("ERR y".into())),
-            ]
-        );
-        assert_eq!(
-            replies(1, Ok((400, r#"{"error":"NOSCRIPT x"}"#))),
-            vec![Reply::NoScript]
+            (replies, refused),
+            (vec![Reply::Regroup, Reply::Regroup], true)
         );
         let refused = StoreError::Unreachable("refused".into());
+        let (replies, _) = batch.replies(Err(refused.clone()));
         assert_eq!(
-            replies(2, Err(refused.clone())),
+            replies,
             vec![Reply::Failed(refused.clone()), Reply::Failed(refused)]
         );
+        let (replies, _) = batch.replies(Ok((200, r#"{"result":[[1,2,3,4,5]]}"#)));
+        assert!(matches!(
+            &replies[..],
+            [Reply::Failed(StoreError::MalformedReply(_)), _]
+        ));
+    }
+
+    #[test]
+    fn a_pipeline_sends_each_call_alone() {
+        let mut batch = Batch::new(Grouping::Pipeline);
+        batch.add_script(&call("a"), false);
+        batch.add_script(&call("b"), false);
         assert_eq!(
-            replies(2, Ok((401, r#"{"error":"Unauthorized"}"#))),
-            vec![
-                Reply::Failed(StoreError::Unauthorized),
-                Reply::Failed(StoreError::Unauthorized)
-            ]
+            batch.body(),
+            format!("[{},{}]", call("a").body(false), call("b").body(false))
         );
-        assert!(
-            matches!(
-                &replies(2, Ok((200, r#"[{"result":1}]"#)))[..],
-                [
-                    Reply::Failed(StoreError::MalformedReply(_)),
-                    Reply::Failed(StoreError::MalformedReply(_))
-                ]
-            ),
-            "a pipeline reply of the wrong length fails every call"
+        let body = r#"[{"result":[1]},{"error":"NOSCRIPT x"}]"#;
+        let (replies, _) = batch.replies(Ok((200, body)));
+        assert_eq!(
+            replies,
+            vec![
+                Reply::Result(Json::Array(vec![Json::Int(1)])),
+                Reply::NoScript
+            ]
         );
     }
 }

@@ -1,6 +1,6 @@
 //! Concurrent calls of the async store sharing HTTP requests: a queue of
-//! request bodies, at most `max_in_flight` requests out at once, and each
-//! request carrying every body waiting when it leaves.
+//! calls, at most `max_in_flight` requests out at once, and each request
+//! carrying every call waiting when it leaves.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::{oneshot, Semaphore};
 
-use super::batch;
+use super::batch::{Batch, GroupingState};
+use super::call::ScriptCall;
 use super::options::Batching;
 use super::protocol::Reply;
 use crate::StoreError;
@@ -24,9 +25,18 @@ pub(crate) trait Post: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(u16, String), StoreError>> + Send;
 }
 
+/// What a call asks to send, as it must be sent now.
+pub(crate) enum Part {
+    /// A script call; with its code when `eval`.
+    Script(Arc<ScriptCall>, bool),
+    /// Any other command, as its JSON body.
+    Command(String),
+}
+
 /// The queue and the in-flight limit of one store.
 pub(crate) struct Batcher {
     settings: Batching,
+    grouping: GroupingState,
     queue: Mutex<Queue>,
     in_flight: Arc<Semaphore>,
 }
@@ -39,7 +49,7 @@ struct Queue {
 }
 
 struct Waiting {
-    body: String,
+    part: Part,
     reply: oneshot::Sender<Reply>,
 }
 
@@ -52,19 +62,20 @@ impl Batcher {
         };
         Self {
             settings,
+            grouping: GroupingState::new(settings.grouping),
             queue: Mutex::default(),
             in_flight: Arc::new(Semaphore::new(settings.max_in_flight)),
         }
     }
 
-    /// Sends `body` with whatever else is waiting, and answers its own
+    /// Sends `part` with whatever else is waiting, and answers its own
     /// reply. The request is made by a task of its own, so a caller that
     /// stops waiting (a cancelled handler) never loses the others' replies.
-    pub(crate) async fn send<P: Post>(self: &Arc<Self>, transport: &Arc<P>, body: String) -> Reply {
+    pub(crate) async fn send<P: Post>(self: &Arc<Self>, transport: &Arc<P>, part: Part) -> Reply {
         let (reply, answer) = oneshot::channel();
         let start_flush = {
             let mut queue = self.lock();
-            queue.waiting.push(Waiting { body, reply });
+            queue.waiting.push(Waiting { part, reply });
             !std::mem::replace(&mut queue.flushing, true)
         };
         if start_flush {
@@ -96,32 +107,35 @@ impl Batcher {
         let Ok(slot) = Arc::clone(&self.in_flight).acquire_owned().await else {
             return; // never closed
         };
-        let batch: Vec<Waiting> = {
+        let waiting: Vec<Waiting> = {
             let mut queue = self.lock();
             let take = queue.waiting.len().min(self.settings.max_calls);
-            let batch = queue.waiting.drain(..take).collect();
+            let waiting = queue.waiting.drain(..take).collect();
             if queue.waiting.is_empty() {
                 queue.flushing = false;
             } else {
                 tokio::spawn(Arc::clone(&self).flush(Arc::clone(&transport)));
             }
-            batch
+            waiting
         };
-        let (bodies, callers): (Vec<String>, Vec<_>) =
-            batch.into_iter().map(|w| (w.body, w.reply)).unzip();
-        let (path, body) = batch::request(&bodies);
-        let outcome = transport.post(path, body).await;
+        let mut batch = Batch::new(self.grouping.get());
+        for Waiting { part, .. } in &waiting {
+            match part {
+                Part::Script(call, eval) => batch.add_script(call, *eval),
+                Part::Command(body) => batch.add_command(body.clone()),
+            }
+        }
+        let outcome = transport.post(batch.path(), batch.body()).await;
         drop(slot);
         let outcome = match &outcome {
             Ok((status, text)) => Ok((*status, text.as_str())),
             Err(error) => Err(error.clone()),
         };
-        for (caller, reply) in callers
-            .into_iter()
-            .zip(batch::replies(bodies.len(), outcome))
-        {
+        let (replies, refused) = batch.replies(outcome);
+        self.grouping.learn(refused);
+        for (waiting, reply) in waiting.into_iter().zip(replies) {
             // A caller that stopped waiting no longer needs its reply.
-            let _ = caller.send(reply);
+            let _ = waiting.reply.send(reply);
         }
     }
 

@@ -1,14 +1,16 @@
 //! The native REST store: blocking HTTP through reqwest.
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use super::batch::{Batch, GroupingState};
 use super::call::{conclude, redis_key, ScriptCall};
 use super::deny_cache::DenyCache;
 use super::exchange::{Exchange, Step};
 use super::json::Json;
-use super::options::RestOptions;
+use super::options::{Grouping, RestOptions};
 use super::protocol::{self, Reply};
-use super::retry::retry_delay;
+
 use crate::store::{Key, Store, Transition};
 use crate::{Error, StoreError};
 
@@ -34,6 +36,8 @@ struct Inner {
     token: String,
     options: RestOptions,
     deny: Option<DenyCache>,
+    /// How `limit_many`'s script calls travel (see [`Grouping`]).
+    grouping: GroupingState,
 }
 
 impl Drop for Inner {
@@ -92,6 +96,7 @@ impl RedisRestStore {
                 url,
                 token: token.into(),
                 deny: DenyCache::new(&options),
+                grouping: GroupingState::new(Grouping::Script),
                 options,
             }),
         })
@@ -167,49 +172,41 @@ impl RedisRestStore {
         ScriptCall::prepare(key, now_ms, transition, self.inner.options.time)
     }
 
-    /// Sends `calls` as pipelines until each has an answer: calls whose
-    /// script was not cached go again with EVAL; a failed request is retried
-    /// as a whole only when that is safe for every call in it.
-    fn run_pipeline(&self, calls: &[&ScriptCall]) -> Vec<Result<Json, StoreError>> {
+    /// Sends `calls` together until each has an answer: each with its own
+    /// exchange (EVAL after NOSCRIPT, retries as its idempotence allows),
+    /// those still unanswered together again after the longest delay asked.
+    fn run_batch(&self, calls: &[ScriptCall]) -> Vec<Result<Json, StoreError>> {
+        let options = &self.inner.options;
+        let mut exchanges: Vec<Exchange> =
+            calls.iter().map(|c| Exchange::new(c.idempotent)).collect();
         let mut answers: Vec<Option<Result<Json, StoreError>>> = vec![None; calls.len()];
-        let mut eval = vec![false; calls.len()];
-        let idempotent = calls.iter().all(|call| call.idempotent);
-        let mut attempt = 0;
         loop {
             let pending: Vec<usize> = (0..calls.len()).filter(|&i| answers[i].is_none()).collect();
             if pending.is_empty() {
                 return answers.into_iter().flatten().collect();
             }
-            let bodies: Vec<String> = pending.iter().map(|&i| calls[i].body(eval[i])).collect();
-            let sent = self
-                .post_to("/pipeline", protocol::pipeline_body(&bodies))
-                .and_then(|(status, text)| protocol::read_pipeline(status, &text, pending.len()));
-            match sent {
-                Ok(replies) => {
-                    for (&i, reply) in pending.iter().zip(replies) {
-                        match reply {
-                            Reply::Result(json) => answers[i] = Some(Ok(json)),
-                            Reply::NoScript if !eval[i] => eval[i] = true,
-                            Reply::NoScript => {
-                                answers[i] = Some(Err(StoreError::MalformedReply(
-                                    "NOSCRIPT after EVAL".into(),
-                                )))
-                            }
-                            Reply::Failed(error) => answers[i] = Some(Err(error)),
-                        }
-                    }
+            let mut batch = Batch::new(self.inner.grouping.get());
+            for &i in &pending {
+                batch.add_script(&calls[i], exchanges[i].eval());
+            }
+            let outcome = self.post_to(batch.path(), batch.body());
+            let outcome = match &outcome {
+                Ok((status, text)) => Ok((*status, text.as_str())),
+                Err(error) => Err(error.clone()),
+            };
+            let (replies, refused) = batch.replies(outcome);
+            self.inner.grouping.learn(refused);
+            let mut delay = Duration::ZERO;
+            for (&i, reply) in pending.iter().zip(replies) {
+                match exchanges[i].next(reply, options) {
+                    Step::Done(json) => answers[i] = Some(Ok(json)),
+                    Step::SendAgain => {}
+                    Step::Retry(wait) => delay = delay.max(wait),
+                    Step::Failed(error) => answers[i] = Some(Err(error)),
                 }
-                Err(error) => match retry_delay(&error, attempt, idempotent, &self.inner.options) {
-                    Some(delay) => {
-                        std::thread::sleep(delay);
-                        attempt += 1;
-                    }
-                    None => {
-                        for i in pending {
-                            answers[i] = Some(Err(error.clone()));
-                        }
-                    }
-                },
+            }
+            if !delay.is_zero() {
+                std::thread::sleep(delay);
             }
         }
     }
@@ -263,8 +260,7 @@ impl Store for RedisRestStore {
                 },
             });
         }
-        let sent: Vec<&ScriptCall> = ready.iter().collect();
-        let mut replies = self.run_pipeline(&sent).into_iter();
+        let mut replies = self.run_batch(&ready).into_iter();
         answers
             .into_iter()
             .zip(calls)

@@ -1,19 +1,24 @@
-//! A transition as a script call on one Redis key: what both transports send.
+//! A transition as a script call on one Redis key: what every transport
+//! sends, alone or in a batch.
 
 use super::deny_cache::DenyCache;
-use super::json::Json;
+use super::json::{self, Json};
 use super::options::TimeSource;
 use super::protocol;
 use crate::scripts::Script;
 use crate::store::{Key, Transition};
 use crate::Error;
 
-/// One script call, ready to send.
+/// One script call, ready to send. Its key and arguments are kept as JSON
+/// fragments, written once: a call may be sent more than once (EVAL after
+/// NOSCRIPT, retries), alone or in a batch.
 pub(crate) struct ScriptCall {
     pub(crate) script: &'static Script,
-    pub(crate) key: String,
-    /// `ARGV`, the time first.
-    pub(crate) args: Vec<String>,
+    /// The Redis key, as a JSON string.
+    key_json: String,
+    /// `ARGV` (the time first), as JSON strings joined by commas.
+    args_json: String,
+    arg_count: usize,
     pub(crate) idempotent: bool,
 }
 
@@ -27,29 +32,53 @@ impl ScriptCall {
         time: TimeSource,
     ) -> Result<Self, Error> {
         let remote = transition.remote()?;
-        let mut args = Vec::with_capacity(remote.args.len() + 1);
-        args.push(match time {
-            TimeSource::Redis => String::new(),
-            TimeSource::Caller => now_ms.to_string(),
-        });
-        args.extend(remote.args);
+        let mut key_json = String::with_capacity(key.prefix.len() + key.id.len() + 4);
+        json::push_str(&mut key_json, &redis_key(key));
+        let mut args_json = String::with_capacity(16 + 8 * remote.args.len());
+        match time {
+            TimeSource::Redis => args_json.push_str("\"\""),
+            TimeSource::Caller => json::push_str(&mut args_json, &now_ms.to_string()),
+        }
+        for arg in &remote.args {
+            args_json.push(',');
+            json::push_str(&mut args_json, arg);
+        }
         Ok(Self {
             script: remote.script,
-            key: redis_key(key),
-            args,
+            key_json,
+            args_json,
+            arg_count: remote.args.len() + 1,
             idempotent: remote.idempotent,
         })
     }
 
-    /// Its request body: EVALSHA, or EVAL with the code when `eval`.
+    /// Its request body alone: EVALSHA, or EVAL with the code when `eval`.
     pub(crate) fn body(&self, eval: bool) -> String {
-        super::protocol::script_body(
-            self.script.sha1(),
-            self.script.code(),
-            eval,
-            &self.key,
-            &self.args,
-        )
+        let mut body = String::with_capacity(64 + self.key_json.len() + self.args_json.len());
+        body.push('[');
+        protocol::push_script(&mut body, self.script, eval);
+        body.push_str(",\"1\",");
+        body.push_str(&self.key_json);
+        body.push(',');
+        body.push_str(&self.args_json);
+        body.push(']');
+        body
+    }
+
+    /// Appends its key to `keys` and its arguments to `args` as the batch
+    /// script takes them: its script's number, their count, then them.
+    pub(crate) fn push_into_batch(&self, keys: &mut String, args: &mut String) {
+        if !keys.is_empty() {
+            keys.push(',');
+            args.push(',');
+        }
+        keys.push_str(&self.key_json);
+        let number = self.script.batch_number().unwrap_or(0);
+        json::push_str(args, &number.to_string());
+        args.push(',');
+        json::push_str(args, &self.arg_count.to_string());
+        args.push(',');
+        args.push_str(&self.args_json);
     }
 }
 
@@ -74,4 +103,46 @@ pub(crate) fn conclude<T: Transition>(
 /// lives in one cluster slot.
 pub(crate) fn redis_key(key: Key<'_>) -> String {
     format!("{{{}{}}}", key.prefix, key.id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Consume;
+    use crate::{scripts, FixedWindow};
+
+    #[test]
+    fn bodies_alone_and_in_a_batch() {
+        let algorithm = FixedWindow::new(3, "1 s").unwrap();
+        let consume = Consume {
+            algorithm: &algorithm,
+            cost: 2,
+        };
+        let key = Key {
+            prefix: "p:",
+            id: "a\"b",
+        };
+        let call = ScriptCall::prepare(key, 1_000, &consume, TimeSource::Caller).unwrap();
+        let sha = scripts::FIXED_WINDOW.sha1();
+        assert_eq!(
+            call.body(false),
+            format!(r#"["EVALSHA","{sha}","1","{{p:a\"b}}","1000","2","0","3","1000"]"#)
+        );
+        assert!(call
+            .body(true)
+            .starts_with(r#"["EVAL","-- edgelimit fixed_window\n"#));
+        let redis_time = ScriptCall::prepare(key, 1_000, &consume, TimeSource::Redis).unwrap();
+        assert!(redis_time
+            .body(false)
+            .ends_with(r#","","2","0","3","1000"]"#));
+
+        let (mut keys, mut args) = (String::new(), String::new());
+        call.push_into_batch(&mut keys, &mut args);
+        redis_time.push_into_batch(&mut keys, &mut args);
+        assert_eq!(keys, r#""{p:a\"b}","{p:a\"b}""#);
+        assert_eq!(
+            args,
+            r#""1","5","1000","2","0","3","1000","1","5","","2","0","3","1000""#
+        );
+    }
 }

@@ -50,6 +50,7 @@ impl Exchange {
     pub(crate) fn next(&mut self, reply: Reply, options: &RestOptions) -> Step {
         match reply {
             Reply::Result(json) => Step::Done(json),
+            Reply::Regroup => Step::SendAgain,
             Reply::NoScript if !self.eval => {
                 self.eval = true;
                 Step::SendAgain

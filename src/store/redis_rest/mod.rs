@@ -22,11 +22,11 @@ mod retry;
 pub use blocking::RedisRestStore;
 #[cfg(not(target_arch = "wasm32"))]
 pub use nonblocking::AsyncRedisRestStore;
-pub use options::{Batching, RestOptions, TimeSource, DEFAULT_DENY_CACHE};
+pub use options::{Batching, Grouping, RestOptions, TimeSource, DEFAULT_DENY_CACHE};
 // What the WebAssembly bindings drive.
 #[cfg(target_arch = "wasm32")]
 pub(crate) use {
-    batch::{body as batch_body, path as batch_path, replies as batch_replies},
+    batch::Batch,
     call::{conclude, redis_key, ScriptCall},
     deny_cache::DenyCache,
     exchange::{Exchange, Step},

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::batcher::{Batcher, Post};
+use super::batcher::{Batcher, Part, Post};
 use super::call::{conclude, redis_key, ScriptCall};
 use super::deny_cache::DenyCache;
 use super::exchange::{Exchange, Step};
@@ -109,31 +109,33 @@ impl AsyncRedisRestStore {
         &self.inner.options
     }
 
-    /// One request body's reply, batched with others when batching is on.
-    async fn exchange(&self, body: String) -> protocol::Reply {
+    /// One part's reply, batched with others when batching is on.
+    async fn exchange(&self, part: Part) -> protocol::Reply {
         let inner = &*self.inner;
-        match &inner.batcher {
-            Some(batcher) => batcher.send(&inner.transport, body).await,
-            None => {
-                let outcome = inner.transport.post("", body).await;
-                match outcome {
-                    Ok((status, text)) => protocol::read_reply(status, &text),
-                    Err(error) => protocol::Reply::Failed(error),
-                }
-            }
+        if let Some(batcher) = &inner.batcher {
+            return batcher.send(&inner.transport, part).await;
+        }
+        let body = match part {
+            Part::Script(call, eval) => call.body(eval),
+            Part::Command(body) => body,
+        };
+        match inner.transport.post("", body).await {
+            Ok((status, text)) => protocol::read_reply(status, &text),
+            Err(error) => protocol::Reply::Failed(error),
         }
     }
 
-    /// Sends `body` (built anew per attempt by `body`) until it has an
-    /// answer, retrying as the options and its idempotence allow.
+    /// Sends the part `part` makes for each attempt (given whether the
+    /// script's code must go with it) until it has an answer, retrying as
+    /// the options and its idempotence allow.
     async fn send(
         &self,
         idempotent: bool,
-        body: impl Fn(bool) -> String,
+        part: impl Fn(bool) -> Part,
     ) -> Result<Json, StoreError> {
         let mut exchange = Exchange::new(idempotent);
         loop {
-            let reply = self.exchange(body(exchange.eval())).await;
+            let reply = self.exchange(part(exchange.eval())).await;
             match exchange.next(reply, &self.inner.options) {
                 Step::Done(json) => return Ok(json),
                 Step::SendAgain => {}
@@ -201,8 +203,17 @@ impl AsyncStore for AsyncRedisRestStore {
         if let Some(denied) = cache.and_then(|c| c.answer(key, now_ms, transition)) {
             return Ok(denied);
         }
-        let call = ScriptCall::prepare(key, now_ms, transition, self.inner.options.time)?;
-        let json = self.send(call.idempotent, |eval| call.body(eval)).await?;
+        let call = Arc::new(ScriptCall::prepare(
+            key,
+            now_ms,
+            transition,
+            self.inner.options.time,
+        )?);
+        let json = self
+            .send(call.idempotent, |eval| {
+                Part::Script(Arc::clone(&call), eval)
+            })
+            .await?;
         conclude(&json, key, now_ms, transition, cache)
     }
 
@@ -213,7 +224,7 @@ impl AsyncStore for AsyncRedisRestStore {
         }
         let key = redis_key(key);
         let body = protocol::command_body(["DEL", key.as_str()]);
-        self.send(true, |_| body.clone()).await?;
+        self.send(true, |_| Part::Command(body.clone())).await?;
         Ok(())
     }
 }

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+pub use super::batch::Grouping;
+
 /// Whose clock a decision uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum TimeSource {
@@ -75,6 +77,10 @@ pub struct Batching {
     /// only calls already waiting join it, so no call is delayed while the
     /// store is idle).
     pub window: Duration,
+    /// How a batch's script calls travel: one call of the batch script (the
+    /// default: one command for Redis and the gateway, and for Upstash's
+    /// per-command billing), or one EVALSHA each in a `/pipeline`.
+    pub grouping: Grouping,
 }
 
 impl Default for Batching {
@@ -83,6 +89,7 @@ impl Default for Batching {
             max_in_flight: 4,
             max_calls: 128,
             window: Duration::ZERO,
+            grouping: Grouping::Script,
         }
     }
 }
@@ -93,5 +100,6 @@ impl Batching {
         max_in_flight: usize::MAX,
         max_calls: 1,
         window: Duration::ZERO,
+        grouping: Grouping::Pipeline,
     };
 }

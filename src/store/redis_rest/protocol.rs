@@ -3,6 +3,7 @@
 //! so the protocol has one implementation.
 
 use super::json::{self, Json};
+use crate::scripts::Script;
 use crate::StoreError;
 
 /// What the transport brought back for one request.
@@ -12,29 +13,24 @@ pub(crate) enum Reply {
     Result(Json),
     /// The script is not cached: send its code with EVAL.
     NoScript,
+    /// The call was not run (a batch's keys span cluster slots): send it
+    /// again at once, grouped otherwise.
+    Regroup,
     /// Anything else.
     Failed(StoreError),
 }
 
-/// The body of a script call: `EVALSHA sha 1 key args…`, or `EVAL code 1
-/// key args…` when the script must be sent (EVAL also caches it).
-pub(crate) fn script_body(
-    sha1: &str,
-    code: &str,
-    eval: bool,
-    key: &str,
-    args: &[String],
-) -> String {
-    let (verb, script) = if eval {
-        ("EVAL", code)
+/// Appends the head of a call of `script`: `"EVALSHA","<sha1>"`, or
+/// `"EVAL","<code>"` when the script must be sent (EVAL also caches it).
+pub(crate) fn push_script(out: &mut String, script: &Script, eval: bool) {
+    if eval {
+        out.push_str("\"EVAL\",");
+        json::push_str(out, script.code());
     } else {
-        ("EVALSHA", sha1)
-    };
-    json::string_array(
-        [verb, script, "1", key]
-            .into_iter()
-            .chain(args.iter().map(String::as_str)),
-    )
+        out.push_str("\"EVALSHA\",\"");
+        out.push_str(script.sha1());
+        out.push('"');
+    }
 }
 
 /// The body of a plain command, e.g. `["DEL", key]`.
@@ -97,17 +93,7 @@ const REFUSED_FOR_NOW: [&str; 5] = ["LOADING", "BUSY", "TRYAGAIN", "MASTERDOWN",
 /// One `{"result": …}` or `{"error": …}` object.
 fn classify(status: u16, document: &Json) -> Reply {
     if let Some(Json::Str(message)) = document.field("error") {
-        if message.starts_with("NOSCRIPT") {
-            return Reply::NoScript;
-        }
-        if REFUSED_FOR_NOW.iter().any(|code| message.starts_with(code)) {
-            return Reply::Failed(StoreError::Busy(message.clone()));
-        }
-        return Reply::Failed(if status >= 500 {
-            StoreError::Unavailable(message.clone())
-        } else {
-            StoreError::Command(message.clone())
-        });
+        return error_reply(status, message);
     }
     match (status, document.field("result")) {
         (200, Some(result)) => Reply::Result(result.clone()),
@@ -118,6 +104,22 @@ fn classify(status: u16, document: &Json) -> Reply {
             "HTTP {status} without result: {document}"
         ))),
     }
+}
+
+/// The reply standing for Redis's error `message`, answered with HTTP
+/// `status`.
+pub(crate) fn error_reply(status: u16, message: &str) -> Reply {
+    if message.starts_with("NOSCRIPT") {
+        return Reply::NoScript;
+    }
+    if REFUSED_FOR_NOW.iter().any(|code| message.starts_with(code)) {
+        return Reply::Failed(StoreError::Busy(message.to_owned()));
+    }
+    Reply::Failed(if status >= 500 {
+        StoreError::Unavailable(message.to_owned())
+    } else {
+        StoreError::Command(message.to_owned())
+    })
 }
 
 /// The integers of an array reply, e.g. a script's decision.
@@ -154,19 +156,6 @@ pub(crate) fn backoff_ms(attempt: u32, base_ms: u64, max_ms: u64, random: u64) -
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn script_bodies() {
-        let args = vec!["".to_owned(), "1".to_owned()];
-        assert_eq!(
-            script_body("abc", "return 1", false, "{k}", &args),
-            r#"["EVALSHA","abc","1","{k}","","1"]"#
-        );
-        assert_eq!(
-            script_body("abc", "return \"1\"", true, "{k}", &args),
-            r#"["EVAL","return \"1\"","1","{k}","","1"]"#
-        );
-    }
 
     #[test]
     fn replies() {

@@ -1,0 +1,46 @@
+-- batch.lua: several calls of the other scripts in one script call, so a
+-- batch of decisions costs Redis (and the REST gateway) one command. The
+-- build wraps each script's own part in a function el_run_<name>(KEYS,
+-- ARGV) before this file; calls run one after another, each as atomic as
+-- the whole script.
+--
+-- KEYS: one key per call. ARGV: per call, the script's number in
+-- el_scripts, the count of its arguments, then its ARGV.
+-- Reply: per call, that script's reply, or a string: the error it raised
+-- (a failed call fails alone; what it wrote before failing stays, as for a
+-- script on its own).
+
+local el_scripts = {
+  el_run_fixed_window,
+  el_run_sliding_window,
+  el_run_sliding_log,
+  el_run_token_bucket,
+  el_run_gcra,
+  el_run_concurrency,
+}
+
+local replies = {}
+local at = 1
+for i = 1, #KEYS do
+  local run = el_scripts[tonumber(ARGV[at])]
+  local count = tonumber(ARGV[at + 1]) or 0
+  local args = {}
+  for j = 1, count do
+    args[j] = ARGV[at + 1 + j]
+  end
+  at = at + 2 + count
+  local ok, reply = pcall(run, { KEYS[i] }, args)
+  if type(reply) == 'table' and reply.err then
+    -- An error reply (redis.error_reply), or a Redis error raised by
+    -- redis.call: its message.
+    reply = reply.err
+  elseif not ok then
+    reply = tostring(reply)
+    -- A Redis error keeps its code (WRONGTYPE…); a Lua error gets one.
+    if not string.find(reply, '^%u+ ') then
+      reply = 'ERR ' .. reply
+    end
+  end
+  replies[i] = reply
+end
+return replies

@@ -1,0 +1,123 @@
+//! Batches on Redis Cluster (three real masters behind the gateway in
+//! cluster mode): a batch's keys span slots, so Redis refuses the batch
+//! script with CROSSSLOT; the store sends those calls again as a pipeline,
+//! keeps doing so, and every decision is what it would have been.
+
+#[path = "common/gateway.rs"]
+mod gateway;
+#[path = "common/resp.rs"]
+mod resp;
+#[path = "common/tap.rs"]
+mod tap;
+
+use std::net::TcpListener;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use edgelimit::store::{AsyncRedisRestStore, Batching, RedisRestStore};
+use edgelimit::{FixedWindow, Limiter};
+use gateway::{Gateway, TOKEN};
+use tap::Tap;
+
+/// A free port whose cluster bus port (+10000) is free too.
+fn cluster_port() -> u16 {
+    (0..200)
+        .map(|_| gateway::free_port())
+        .find(|&p| p < 55000 && TcpListener::bind(("127.0.0.1", p + 10000)).is_ok())
+        .expect("a free port pair for a cluster node")
+}
+
+/// Three masters sharing the slots.
+fn cluster() -> Vec<resp::Server> {
+    let options = ["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"];
+    let nodes: Vec<resp::Server> = (0..3)
+        .map(|_| resp::Server::start_on(cluster_port(), &options))
+        .collect();
+    let created = Command::new("redis-cli")
+        .args([
+            "--cluster",
+            "create",
+            "--cluster-replicas",
+            "0",
+            "--cluster-yes",
+        ])
+        .args(nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)))
+        .output()
+        .expect("redis-cli --cluster create");
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stdout)
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for node in &nodes {
+        loop {
+            let info = node.conn().call(&["CLUSTER", "INFO"]).unwrap();
+            if info.text().is_some_and(|t| t.contains("cluster_state:ok")) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the cluster did not become ready"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    nodes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_fall_back_to_pipelines_on_a_cluster() {
+    let nodes = cluster();
+    let gateway = Gateway::start_with(nodes[0].port, &["--cluster"]);
+    let tap = Tap::start(gateway.url());
+    let batching = Batching {
+        max_in_flight: 1,
+        ..Batching::default()
+    };
+    let store =
+        AsyncRedisRestStore::with_options(tap.url(), TOKEN, Default::default(), batching).unwrap();
+    let limiter = Limiter::new(FixedWindow::new(2, "1 m").unwrap()).with_store(store);
+    let ids: Vec<String> = (0..12).map(|i| format!("user-{i}")).collect();
+    for round in 0..3 {
+        let mut calls = tokio::task::JoinSet::new();
+        for id in ids.clone() {
+            let limiter = limiter.clone();
+            calls.spawn(async move { limiter.limit_async(&id).await });
+        }
+        while let Some(decision) = calls.join_next().await {
+            let d = decision.unwrap().unwrap();
+            assert_eq!(d.allowed, round < 2, "round {round}: {d:?}");
+        }
+    }
+    let seen = tap.take();
+    assert!(
+        seen.iter()
+            .any(|s| s.body.contains(edgelimit::scripts::BATCH.sha1())),
+        "a batch was tried"
+    );
+    let last = seen.last().unwrap();
+    assert!(
+        !last.body.contains(edgelimit::scripts::BATCH.sha1()),
+        "then pipelines only"
+    );
+
+    // The blocking store's limit_many falls back alike.
+    let url = tap.url();
+    let blocking = std::thread::spawn(move || {
+        let store = RedisRestStore::new(url, TOKEN).unwrap();
+        let limiter = Limiter::new(FixedWindow::new(1, "1 m").unwrap())
+            .with_store(store)
+            .with_prefix("many:");
+        let calls: Vec<(&str, u64)> = ["a", "b", "c", "d", "a"]
+            .into_iter()
+            .map(|id| (id, 1))
+            .collect();
+        limiter
+            .limit_many(&calls)
+            .into_iter()
+            .map(|d| d.unwrap().allowed)
+            .collect::<Vec<_>>()
+    });
+    assert_eq!(blocking.join().unwrap(), [true, true, true, true, false]);
+}
