@@ -56,6 +56,27 @@ export interface RedisStoreOptions {
   retries?: number;
   /** Whose clock decides: Redis's `TIME` (default; every isolate agrees) or this isolate's `Date.now()`. */
   time?: "redis" | "caller";
+  /**
+   * Calls made in the same turn of the event loop share one request (default
+   * `true`): consecutive decisions as one call of a batch script (`grouping:
+   * "script"`; on Redis Cluster the store switches to `"pipeline"` at the first
+   * CROSSSLOT), or one EVALSHA each in a `/pipeline`. Each call keeps its own
+   * result, error and retries. `false`: one request per call.
+   */
+  batch?: boolean | {
+    /** Most calls in one request. Default 128. */
+    maxCalls?: number;
+    /** Most requests in flight; calls made meanwhile wait for the next. Default `Infinity`. */
+    maxInFlight?: number;
+    grouping?: "script" | "pipeline";
+  };
+  /**
+   * Ids whose denial is remembered (default 10000; `0` or `false`: none). A
+   * denied id's further calls are answered without a request for as long as
+   * the state Redis sent back proves them denied; nothing is ever admitted
+   * locally. A reset made by another client is seen once the denial runs out.
+   */
+  denyCache?: number | false;
 }
 
 /** State in Redis over the Upstash REST protocol: shared by every isolate and region. */

@@ -32,7 +32,8 @@ function kind(error, timedOut) {
   return refused ? REFUSED : OTHER;
 }
 
-async function post(url, authorization, body, timeoutMs) {
+/** POSTs with the global `fetch`; resolves to `{status, text}` or `{kind, message}`. */
+async function fetchPost(url, authorization, body, timeoutMs) {
   const controller = new AbortController();
   let timedOut = false;
   const timer = setTimeout(() => {
@@ -52,6 +53,15 @@ async function post(url, authorization, body, timeoutMs) {
   } finally {
     clearTimeout(timer);
   }
+}
+
+// How requests are made: the host's fetch, unless the runtime's entry
+// installs something cheaper (node.js: node:http).
+let post = fetchPost;
+
+/** Makes the store's requests with `poster` from now on. */
+export function usePost(poster) {
+  post = poster;
 }
 
 /** What a call's reply left: its status, and its numbers or its error. */

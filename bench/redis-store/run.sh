@@ -1,24 +1,41 @@
 #!/usr/bin/env bash
-# Rate-limit decisions through the REST gateway: edgelimit's Redis REST store
-# (Rust, examples/rest_bench.rs) next to @upstash/ratelimit (Node,
-# upstash.mjs), same algorithm and configuration, same gateway, same
-# redis-server, in one run, at concurrency 1, 10 and 100, all on loopback.
+# Rate-limit decisions through the REST gateway, side by side in one run:
+# edgelimit's npm package in Node (the Redis store) next to
+# @upstash/ratelimit in Node (the same runtime: the comparison edge users
+# make), and edgelimit's native Rust stores, blocking and async. Same
+# algorithms and configurations, same gateway, same redis-server, all on
+# loopback, at concurrency 1, 10 and 100.
 #
-#   bench/redis-store/run.sh     # ROUNDS=3 rounds, DURATION=4 seconds per cell
-#   ROUNDS=1 DURATION=3 CONCURRENCY="1 10" bench/redis-store/run.sh
+#   bench/redis-store/run.sh     # ROUNDS=3 rounds, DURATION=3 seconds per cell
+#   ROUNDS=1 DURATION=2 CONCURRENCY="1 10" WORKLOADS=spread bench/redis-store/run.sh
 #
 # Algorithms (identical on both sides):
 #   token bucket   capacity 100, 10 tokens back every 1 s
-#                  ours: TokenBucket::new(100, 10, "1 s")
+#                  ours: TokenBucket::new(100, 10, "1 s") / Ratelimit.tokenBucket(10, "1 s", 100)
 #                  theirs: Ratelimit.tokenBucket(10, "1 s", 100)
-#   sliding window 100 calls per 10 s
-#                  ours: SlidingWindow::new(100, "10 s")
-#                  theirs: Ratelimit.slidingWindow(100, "10 s")
-# Calls cycle round-robin through KEYS=10000 keys, so nearly every call is
-# allowed (the summary prints the share); Redis is flushed before each cell.
+#   sliding window 100 calls per 10 s, Ratelimit.slidingWindow(100, "10 s") on both sides
+# Workloads:
+#   spread  calls cycle round-robin through 10000 keys: nearly every call
+#           is allowed, no key is seen twice in a burst (batching is what
+#           helps; caches cannot).
+#   hot     calls cycle through 10 keys, far over their limits: nearly
+#           every call is denied (the deny cache is what helps).
+# Clients (JS ones: one Node process, N concurrent async loops; native:
+# N threads, or N tokio tasks):
+#   npm            edgelimit's package, calls made together batched (default)
+#   npm-unbatched  the same with batch: false
+#   npm-nocache    (hot) the same with denyCache: 0
+#   upstash        @upstash/ratelimit, auto-pipelining on (its default);
+#                  ephemeralCache off in spread, on (its default) in hot
+#   upstash-nocache (hot) ephemeralCache off
+#   native-async   examples/rest_bench.rs, AsyncRedisRestStore (batched)
+#   native-blocking examples/rest_bench.rs, RedisRestStore, one thread per loop
+# Redis is flushed before each cell. HTTP requests per decision are counted
+# by a second gateway on the same Redis that logs each request, in a short
+# separate pass per cell (its logging would slow the timed runs).
 #
-# Prints a Markdown table with the ratios ours/theirs and writes it, with
-# the command and the date, to bench/redis-store/RESULTS.md.
+# Prints a Markdown table with ratios against @upstash/ratelimit and writes
+# it, with the command and the date, to bench/redis-store/RESULTS.md.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -27,20 +44,17 @@ here="$root/bench/redis-store"
 # when it is set, and each workspace's default otherwise.
 gw_target="${CARGO_TARGET_DIR:-$root/gateway/target}"
 bench_target="${CARGO_TARGET_DIR:-$root/target}"
-DURATION="${DURATION:-4}"
+DURATION="${DURATION:-3}"
 ROUNDS="${ROUNDS:-3}"
 CONCURRENCY="${CONCURRENCY:-1 10 100}"
-KEYS="${KEYS:-10000}"
+WORKLOADS="${WORKLOADS:-spread hot}"
 WARMUP="${WARMUP:-0.5}"
 COUNT_SECS="${COUNT_SECS:-1}"
-# @upstash/redis batches concurrent commands into /pipeline requests by
-# default; AUTO_PIPELINE=off measures it without.
-AUTO_PIPELINE="${AUTO_PIPELINE:-on}"
 ALGORITHMS="token-bucket sliding-window"
 TOKEN="bench-token"
 
 command_line="bash bench/redis-store/run.sh"
-for v in DURATION ROUNDS CONCURRENCY KEYS WARMUP COUNT_SECS AUTO_PIPELINE; do
+for v in DURATION ROUNDS CONCURRENCY WORKLOADS WARMUP COUNT_SECS; do
   if printenv "$v" >/dev/null; then command_line="$v=\"${!v}\" $command_line"; fi
 done
 started=$SECONDS
@@ -50,8 +64,9 @@ bash "$root/tools/ensure-redis.sh" >/dev/null
   cargo build --locked --release --bin edgelimit-gateway 2>&1 | tail -1)
 (cd "$root" && CARGO_TARGET_DIR="$bench_target" \
   cargo build --locked --release --example rest_bench 2>&1 | tail -1)
+[[ -f "$root/pkg/node.js" ]] || (cd "$root" && make --quiet pkg >/dev/null)
 gateway="$gw_target/release/edgelimit-gateway"
-ours_bin="$bench_target/release/examples/rest_bench"
+native_bin="$bench_target/release/examples/rest_bench"
 if [ ! -d "$here/node_modules" ] || [ "$here/package-lock.json" -nt "$here/node_modules" ]; then
   (cd "$here" && npm ci --no-audit --no-fund >/dev/null)
 fi
@@ -104,8 +119,7 @@ pids+=($!)
 wait_port "$gw_port"
 
 # A second gateway on the same Redis logging one line per HTTP request: the
-# request counter of the short counting pass (its logging would slow the
-# timed runs, so they never use it).
+# request counter of the short counting pass.
 count_port="$(free_port)"
 EDGELIMIT_GATEWAY_LOG=debug "$gateway" --listen "127.0.0.1:$count_port" \
   --redis-url "redis://127.0.0.1:$redis_port" --token "$TOKEN" \
@@ -117,71 +131,86 @@ flush() { redis-cli -p "$redis_port" FLUSHALL >/dev/null; }
 num() { sed -n "s/.*\"$1\":\([0-9.]*\).*/\1/p"; }
 served() { grep -c 'edgelimit_gateway::http: request' "$work/count-gateway.log" || true; }
 
-# run_ours|run_theirs PORT ALGORITHM CONCURRENCY SECONDS WARMUP: one JSON line.
-run_ours() {
-  timeout $(($(printf '%.0f' "$4") + 60)) "$ours_bin" --url "http://127.0.0.1:$1" --token "$TOKEN" \
-    --algorithm "$2" --concurrency "$3" --duration-secs "$4" --warmup-secs "$5" --keys "$KEYS"
+clients_of() {
+  case "$1" in
+    spread) echo "npm npm-unbatched upstash native-async native-blocking" ;;
+    hot) echo "npm npm-nocache upstash upstash-nocache native-async" ;;
+  esac
 }
-run_theirs() {
-  (cd "$here" && timeout $(($(printf '%.0f' "$4") + 60)) node upstash.mjs \
-    --url "http://127.0.0.1:$1" --token "$TOKEN" \
-    --algorithm "$2" --concurrency "$3" --duration-secs "$4" --warmup-secs "$5" --keys "$KEYS" \
-    --auto-pipeline "$AUTO_PIPELINE")
+keys_of() { case "$1" in spread) echo 10000 ;; hot) echo 10 ;; esac; }
+
+# run CLIENT WORKLOAD PORT ALGORITHM CONCURRENCY SECONDS WARMUP: one JSON line.
+run() {
+  local client=$1 workload=$2 port=$3 algo=$4 c=$5 secs=$6 warm=$7
+  local keys cache=off limit=$(($(printf '%.0f' "$secs") + 60))
+  keys=$(keys_of "$workload")
+  [ "$workload" = hot ] && cache=on
+  local common=(--url "http://127.0.0.1:$port" --token "$TOKEN" --algorithm "$algo"
+    --concurrency "$c" --duration-secs "$secs" --warmup-secs "$warm" --keys "$keys")
+  case "$client" in
+    npm) (cd "$here" && timeout "$limit" node node-client.mjs --client edgelimit "${common[@]}" --deny-cache "$cache") ;;
+    npm-unbatched) (cd "$here" && timeout "$limit" node node-client.mjs --client edgelimit "${common[@]}" --batch off) ;;
+    npm-nocache) (cd "$here" && timeout "$limit" node node-client.mjs --client edgelimit "${common[@]}" --deny-cache off) ;;
+    upstash) (cd "$here" && timeout "$limit" node node-client.mjs --client upstash "${common[@]}" --deny-cache "$cache") ;;
+    upstash-nocache) (cd "$here" && timeout "$limit" node node-client.mjs --client upstash "${common[@]}" --deny-cache off) ;;
+    native-async) timeout "$limit" "$native_bin" --store async "${common[@]}" --deny-cache "$cache" ;;
+    native-blocking) timeout "$limit" "$native_bin" --store blocking "${common[@]}" --deny-cache "$cache" ;;
+  esac
 }
 
-# Timed runs. Best of ROUNDS rounds (by decisions/s), the two clients
-# interleaved cell by cell and taking turns going first: on a shared 2-core
+# Timed runs: best of ROUNDS rounds (by decisions/s), clients interleaved
+# cell by cell, their order reversed every other round: on a shared 2-core
 # machine background load only ever lowers a result, so the best round is
 # the least disturbed one.
-declare -A best
-declare -A allowed_total decisions_total errors_total
+declare -A best allowed_total decisions_total errors_total
 for round in $(seq 1 "$ROUNDS"); do
-  if [ $((round % 2)) -eq 1 ]; then order="ours theirs"; else order="theirs ours"; fi
-  for algo in $ALGORITHMS; do
-    for c in $CONCURRENCY; do
-      for who in $order; do
-        flush
-        out="$("run_$who" "$gw_port" "$algo" "$c" "$DURATION" "$WARMUP")"
-        read -r rps p50 p99 d a e <<<"$(for f in rps p50_ms p99_ms decisions allowed errors; do
-          num "$f" <<<"$out"; done | tr '\n' ' ')"
-        extra=""
-        [ "$who" = ours ] || extra=" fetch req/decision $(awk -v r="$(num requests <<<"$out")" \
-          -v d="$d" -v e="$e" 'BEGIN { printf "%.3f", r / (d + e) }')"
-        echo "round $round $algo c=$c $who: $rps/s p50 $p50 p99 $p99 ms, allowed $a/$d, errors $e$extra" >&2
-        [ "$e" = 0 ] || echo "warning: $e failed decisions ($who $algo c=$c)" >&2
-        allowed_total[$who]=$((${allowed_total[$who]:-0} + a))
-        decisions_total[$who]=$((${decisions_total[$who]:-0} + d))
-        errors_total[$who]=$((${errors_total[$who]:-0} + e))
-        prev="${best[$who,$algo,$c]:-}"
-        if [ -z "$prev" ] || [ "$rps" -gt "${prev%% *}" ]; then
-          best[$who,$algo,$c]="$rps $p50 $p99"
-        fi
+  for workload in $WORKLOADS; do
+    order=$(clients_of "$workload")
+    [ $((round % 2)) -eq 0 ] && order=$(echo "$order" | tr ' ' '\n' | tac | tr '\n' ' ')
+    for algo in $ALGORITHMS; do
+      for c in $CONCURRENCY; do
+        for client in $order; do
+          flush
+          out="$(run "$client" "$workload" "$gw_port" "$algo" "$c" "$DURATION" "$WARMUP")"
+          read -r rps p50 p99 d a e <<<"$(for f in rps p50_ms p99_ms decisions allowed errors; do
+            num "$f" <<<"$out"; done | tr '\n' ' ')"
+          echo "round $round $workload $algo c=$c $client: $rps/s p50 $p50 p99 $p99 ms, allowed $a/$d, errors $e" >&2
+          [ "$e" = 0 ] || echo "warning: $e failed decisions ($client $workload $algo c=$c)" >&2
+          allowed_total[$workload]=$((${allowed_total[$workload]:-0} + a))
+          decisions_total[$workload]=$((${decisions_total[$workload]:-0} + d))
+          errors_total[$workload]=$((${errors_total[$workload]:-0} + e))
+          prev="${best[$client,$workload,$algo,$c]:-}"
+          if [ -z "$prev" ] || [ "$rps" -gt "${prev%% *}" ]; then
+            best[$client,$workload,$algo,$c]="$rps $p50 $p99"
+          fi
+        done
       done
     done
   done
 done
 
 # Counting pass: HTTP requests per decision, counted by the gateway. A first
-# short run per client teaches the counting gateway each script (the SHA map
-# of @upstash/ratelimit's shebang scripts is per gateway process), so the
+# short run per client teaches the counting gateway each script, so the
 # counts are the steady state.
 declare -A per_decision
-for algo in $ALGORITHMS; do
-  for who in ours theirs; do
-    flush
-    "run_$who" "$count_port" "$algo" 1 0.1 0 >/dev/null
-  done
-  for c in $CONCURRENCY; do
-    for who in ours theirs; do
+for workload in $WORKLOADS; do
+  for algo in $ALGORITHMS; do
+    for client in $(clients_of "$workload"); do
       flush
-      before="$(served)"
-      out="$("run_$who" "$count_port" "$algo" "$c" "$COUNT_SECS" 0)"
-      sleep 0.2
-      after="$(served)"
-      calls=$(($(num decisions <<<"$out") + $(num errors <<<"$out")))
-      per_decision[$who,$algo,$c]="$(awk -v r=$((after - before)) -v d="$calls" \
-        'BEGIN { if (d > 0) printf "%.3f", r / d; else print "n/a" }')"
-      echo "count $algo c=$c $who: $((after - before)) HTTP requests for $calls decisions" >&2
+      run "$client" "$workload" "$count_port" "$algo" 2 0.1 0 >/dev/null
+    done
+    for c in $CONCURRENCY; do
+      for client in $(clients_of "$workload"); do
+        flush
+        before="$(served)"
+        out="$(run "$client" "$workload" "$count_port" "$algo" "$c" "$COUNT_SECS" 0)"
+        sleep 0.2
+        after="$(served)"
+        calls=$(($(num decisions <<<"$out") + $(num errors <<<"$out")))
+        per_decision[$client,$workload,$algo,$c]="$(awk -v r=$((after - before)) -v d="$calls" \
+          'BEGIN { if (d > 0) printf "%.4f", r / d; else print "n/a" }')"
+        echo "count $workload $algo c=$c $client: $((after - before)) HTTP requests for $calls decisions" >&2
+      done
     done
   done
 done
@@ -189,26 +218,34 @@ done
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 pct() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f%%", 100 * a / b; else print "n/a" }'; }
 name() { case "$1" in token-bucket) echo "token bucket" ;; *) echo "sliding window" ;; esac; }
+# The peer a client is compared with: upstash with the same cache setting.
+peer_of() { case "$1" in *-nocache) echo upstash-nocache ;; *) echo upstash ;; esac; }
 rows=()
-for algo in $ALGORITHMS; do
-  for c in $CONCURRENCY; do
-    read -r o_rps o_p50 o_p99 <<<"${best[ours,$algo,$c]}"
-    read -r t_rps t_p50 t_p99 <<<"${best[theirs,$algo,$c]}"
-    rows+=("| $(name "$algo") | $c | $o_rps | $o_p50 / $o_p99 | ${per_decision[ours,$algo,$c]} | $t_rps | $t_p50 / $t_p99 | ${per_decision[theirs,$algo,$c]} | $(ratio "$o_rps" "$t_rps") | $(ratio "$o_p50" "$t_p50") | $(ratio "$o_p99" "$t_p99") |")
+for workload in $WORKLOADS; do
+  for algo in $ALGORITHMS; do
+    for c in $CONCURRENCY; do
+      for client in $(clients_of "$workload"); do
+        read -r rps p50 p99 <<<"${best[$client,$workload,$algo,$c]}"
+        peer=$(peer_of "$client")
+        [ "$workload,$client" = "hot,upstash-nocache" ] && peer=upstash-nocache
+        read -r p_rps _ p_p99 <<<"${best[$peer,$workload,$algo,$c]}"
+        rows+=("| $workload | $(name "$algo") | $c | $client | $rps | $p50 / $p99 | ${per_decision[$client,$workload,$algo,$c]} | $(ratio "$rps" "$p_rps") | $(ratio "$p99" "$p_p99") |")
+      done
+    done
   done
 done
 
 runtime=$((SECONDS - started))
 table="$(
-  echo "| algorithm | conc | ours dec/s | ours p50 / p99 ms | ours HTTP req/dec | theirs dec/s | theirs p50 / p99 ms | theirs HTTP req/dec | dec/s ours/theirs | p50 ours/theirs | p99 ours/theirs |"
-  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+  echo "| workload | algorithm | conc | client | dec/s | p50 / p99 ms | HTTP req/dec | dec/s vs upstash | p99 vs upstash |"
+  echo "|---|---|---:|---|---:|---:|---:|---:|---:|"
   printf '%s\n' "${rows[@]}"
 )"
 summary="$(
-  cat <<EOF
-Best of $ROUNDS interleaved rounds of ${DURATION}s per cell (after ${WARMUP}s unrecorded warm-up), $(nproc) cores, redis $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/'), node $(node --version), @upstash/ratelimit $(node -p 'require("'"$here"'/node_modules/@upstash/ratelimit/package.json").version') + @upstash/redis $(node -p 'require("'"$here"'/node_modules/@upstash/redis/package.json").version'), $KEYS keys round-robin, @upstash/redis auto-pipelining $AUTO_PIPELINE.
-Allowed: ours $(pct "${allowed_total[ours]}" "${decisions_total[ours]}") of ${decisions_total[ours]} decisions, theirs $(pct "${allowed_total[theirs]}" "${decisions_total[theirs]}") of ${decisions_total[theirs]}; failed calls: ours ${errors_total[ours]}, theirs ${errors_total[theirs]}.
-EOF
+  echo "Best of $ROUNDS interleaved rounds of ${DURATION}s per cell (after ${WARMUP}s unrecorded warm-up), $(nproc) cores, redis $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/'), node $(node --version), @upstash/ratelimit $(node -p 'require("'"$here"'/node_modules/@upstash/ratelimit/package.json").version') + @upstash/redis $(node -p 'require("'"$here"'/node_modules/@upstash/redis/package.json").version')."
+  for workload in $WORKLOADS; do
+    echo "$workload: allowed $(pct "${allowed_total[$workload]}" "${decisions_total[$workload]}") of ${decisions_total[$workload]} decisions, ${errors_total[$workload]} failed calls."
+  done
 )"
 
 echo
@@ -234,25 +271,24 @@ $summary
 $table
 
 - Setup: one \`redis-server\` (no persistence) and one \`edgelimit-gateway\`
-  (release build, default pool of 4 connections), everything on loopback
-  and sharing the same cores with both load generators.
-- Ours: \`examples/rest_bench.rs\`, N OS threads each with a blocking
-  \`Limiter\` sharing one \`RedisRestStore\` (one reqwest connection pool),
-  time from Redis \`TIME\`; one EVALSHA per decision.
-- Theirs: \`upstash.mjs\`, N concurrent async loops in one Node process
-  sharing one \`Ratelimit\` with \`ephemeralCache: false\` (every call reaches
-  Redis) and analytics off; \`@upstash/redis\` with its defaults, where
-  auto-pipelining is on: concurrent calls are batched into one
-  \`/pipeline\` request, hence fewer than one HTTP request per decision at
-  concurrency above 1 (\`AUTO_PIPELINE=off\` turns it off). Its scripts
-  take the client's \`Date.now()\`.
-- Token bucket: capacity 100, 10 tokens back every 1 s. Sliding window:
-  100 per 10 s. Calls cycle round-robin through $KEYS keys and Redis is
-  flushed before every cell, so nearly every call is allowed.
+  (release build, default pool), everything on loopback and sharing the
+  same cores with the load generator.
+- npm: \`node-client.mjs --client edgelimit\`, edgelimit's package from
+  \`pkg/\` (its Node entry, whose requests go through node:http), one
+  \`Ratelimit\` on one \`redisStore\` shared by N async loops in one
+  process; time from Redis. Calls made together share one request: one call
+  of the batch script, or one EVALSHA each with \`npm-unbatched\`.
+- upstash: \`node-client.mjs --client upstash\`, one \`Ratelimit\` on one
+  \`@upstash/redis\` client with its defaults (auto-pipelining on), analytics
+  off, its ephemeral cache off in spread and on (its default) in hot. Its
+  scripts take the client's \`Date.now()\`.
+- native: \`examples/rest_bench.rs\`, \`AsyncRedisRestStore\` in tokio
+  (batched), or \`RedisRestStore\` with one OS thread per loop.
 - Latency is per decision, measured around one \`limit()\` call, closed loop.
 - HTTP req/dec: counted by a second gateway on the same Redis logging one
-  line per request, in a separate ${COUNT_SECS}s pass per cell (steady state:
-  scripts already cached).
-- Ratios: dec/s above 1 and latency below 1 mean edgelimit is ahead.
+  line per request, in a separate ${COUNT_SECS}s pass per cell (scripts
+  already cached).
+- Ratios: against upstash with the same cache setting (npm-nocache against
+  upstash-nocache); dec/s above 1 and p99 below 1 mean edgelimit is ahead.
 EOF
 echo "wrote ${here#"$root"/}/RESULTS.md" >&2

@@ -1,42 +1,38 @@
 // Fewer round trips on the Redis store, through the real gateway in front
 // of a real redis-server: calls made together share one request (each with
 // its own result or error, NOSCRIPT recovery and timeout), and the deny
-// cache answers a blocked id without a request, exactly as Redis would.
+// cache answers a blocked id without a request, exactly as Redis would. A
+// counting proxy between the store and the gateway sees every request,
+// whichever way the runtime makes it (node:http in Node, fetch in Deno).
 import assert from "node:assert/strict";
 import { createServer } from "node:net";
 import { after, before, test } from "node:test";
-import { startGateway, startRedis } from "../../worker-example/lib/services.mjs";
+import { startCountingProxy, startGateway, startRedis } from "../../worker-example/lib/services.mjs";
 import { Ratelimit, atTime, redisStore } from "./edgelimit.mjs";
 
 let redis;
 let gateway;
+let proxy;
 before(async () => {
   redis = await startRedis();
   gateway = await startGateway(redis.port);
+  proxy = await startCountingProxy(gateway.url);
 });
 after(async () => {
+  await proxy?.stop();
   await gateway?.stop();
   await redis?.stop();
 });
 
-const store = (options = {}) => redisStore({ url: gateway.url, token: gateway.token, ...options });
+const store = (options = {}) => redisStore({ url: proxy.url, token: gateway.token, ...options });
 let prefixes = 0;
 const prefix = () => `b${process.pid}-${++prefixes}:`;
 
-/** Counts the requests `fn` makes through the global fetch. */
+/** The requests `fn` makes, as the proxy saw them (path and body). */
 async function requestsOf(fn) {
-  const real = globalThis.fetch;
-  const seen = [];
-  globalThis.fetch = (url, init) => {
-    seen.push({ path: new URL(url).pathname, body: init.body });
-    return real(url, init);
-  };
-  try {
-    const result = await fn();
-    return { result, seen };
-  } finally {
-    globalThis.fetch = real;
-  }
+  proxy.take();
+  const result = await fn();
+  return { result, seen: proxy.take() };
 }
 
 /** Loads the scripts a batch and a lone call use: what follows needs no EVAL. */

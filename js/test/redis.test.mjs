@@ -160,3 +160,37 @@ test("a gateway that never answers is STORE_TIMEOUT after the timeout", async ()
     silent.close();
   }
 });
+
+test("a kept-alive connection the server closed is not an outage", async () => {
+  // In front of the gateway: answers, then closes each connection shortly
+  // after, as a server's idle timeout does.
+  const { createServer: createHttpServer } = await import("node:http");
+  const closing = createHttpServer(async (request, response) => {
+    const chunks = [];
+    for await (const chunk of request) chunks.push(chunk);
+    const forwarded = await fetch(`${gateway.url}${request.url}`, {
+      method: "POST",
+      headers: { authorization: request.headers.authorization, "content-type": "application/json" },
+      body: Buffer.concat(chunks),
+    });
+    response.writeHead(forwarded.status, { "content-type": "application/json" });
+    response.end(await forwarded.text());
+    setTimeout(() => request.socket.destroy(), 20);
+  });
+  await new Promise((resolve) => closing.listen(0, "127.0.0.1", resolve));
+  try {
+    const url = `http://127.0.0.1:${closing.address().port}`;
+    const rl = new Ratelimit({
+      limiter: Ratelimit.fixedWindow(100, "1 m"),
+      store: redisStore({ url, token: gateway.token }),
+      prefix: prefix(),
+    });
+    for (let i = 0; i < 5; i++) {
+      assert.equal((await rl.limit("k")).remaining, 99 - i);
+      await new Promise((resolve) => setTimeout(resolve, 60));
+    }
+  } finally {
+    closing.close();
+    closing.closeAllConnections?.();
+  }
+});

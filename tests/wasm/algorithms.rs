@@ -101,7 +101,11 @@ fn stores_and_concurrency_validate_too() {
     );
     assert_eq!(WasmMemoryStore::new(None).unwrap().size(), 0.0);
     assert_eq!(
-        error_code(WasmRestStore::new(-1.0, 2.0, false)),
+        error_code(WasmRestStore::new(-1.0, 2.0, false, 0.0)),
+        "INVALID_ARGUMENT"
+    );
+    assert_eq!(
+        error_code(WasmRestStore::new(1.0, 2.0, false, -5.0)),
         "INVALID_ARGUMENT"
     );
     let store = WasmMemoryStore::new(None).unwrap();

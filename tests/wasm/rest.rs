@@ -1,16 +1,17 @@
-//! REST calls driven by hand, as js/transport.js drives them: the body to
-//! POST, then each canned HTTP reply or transport failure, and the status
-//! that says what to do next.
+//! REST calls driven by hand, as js/transport.js drives them: calls added to
+//! a batch, the body to POST, then each canned HTTP reply or transport
+//! failure, and per call the status that says what to do next.
 
 use edgelimit::wasm::{
-    WasmAlgorithm, WasmConcurrency, WasmMemoryStore, WasmRateLimiter, WasmRestCall, WasmRestStore,
+    WasmAlgorithm, WasmConcurrency, WasmMemoryStore, WasmRateLimiter, WasmRestBatch, WasmRestCall,
+    WasmRestStore,
 };
 use wasm_bindgen::JsValue;
 use wasm_bindgen_test::wasm_bindgen_test;
 
 use crate::support::{error_code, slots, taken_code, words};
 
-// Statuses of `receive` and `fail` besides 1, 0 and -1.
+// Statuses of `receiveFrom` besides 1, 0 and -1.
 const SEND_AGAIN: i32 = 2;
 const RETRY_LATER: i32 = 3;
 // Kinds of `fail`.
@@ -20,10 +21,11 @@ const REFUSED: u8 = 1;
 const NOSCRIPT: &str = r#"{"error":"NOSCRIPT No matching script. Please use EVAL."}"#;
 
 /// 3 per second in a fixed window, on a REST store with the caller's clock
-/// (so the time is in the body) and `failure` as the failure policy.
+/// (so the time is in the body), no deny cache, and `failure` as the
+/// failure policy.
 fn limiter(failure: u8) -> WasmRateLimiter {
     let algorithm = WasmAlgorithm::fixed_window(3.0, "1 s".into()).unwrap();
-    let store = WasmRestStore::new(2_000.0, 2.0, true).unwrap();
+    let store = WasmRestStore::new(2_000.0, 2.0, true, 0.0).unwrap();
     WasmRateLimiter::with_rest(&algorithm, &store, "r:".into(), failure, None).unwrap()
 }
 
@@ -31,6 +33,33 @@ fn consume(failure: u8) -> WasmRestCall {
     limiter(failure)
         .rest_call("alice", 1.0, 1_500.0, false)
         .unwrap()
+        .expect("a call to send")
+}
+
+/// `call` alone in a batch, as it must be sent now.
+fn alone(call: &WasmRestCall) -> WasmRestBatch {
+    let mut batch = WasmRestBatch::new(true);
+    batch.add(call);
+    batch
+}
+
+/// The body `call` alone would be sent with.
+fn body(call: &WasmRestCall) -> String {
+    alone(call).body()
+}
+
+/// Sends `call` alone; the HTTP reply `status`, `text` comes back.
+fn receive(call: &mut WasmRestCall, status: u16, text: &str) -> i32 {
+    let mut batch = alone(call);
+    batch.receive(status, text);
+    call.receive_from(&mut batch, 0)
+}
+
+/// Sends `call` alone; the request fails with `kind`.
+fn fail(call: &mut WasmRestCall, kind: u8, message: &str) -> i32 {
+    let mut batch = alone(call);
+    batch.fail(kind, message.into(), call.timeout_ms());
+    call.receive_from(&mut batch, 0)
 }
 
 #[wasm_bindgen_test]
@@ -38,7 +67,7 @@ fn evalsha_then_eval_on_noscript_then_the_decision() {
     let mut call = consume(0);
     assert_eq!(call.timeout_ms(), 2_000.0);
     // EVALSHA sha 1 {key} now cost peek limit window.
-    let first = words(&call.body());
+    let first = words(&body(&call));
     assert_eq!(first[0], "EVALSHA");
     assert_eq!(
         first[2..],
@@ -46,8 +75,8 @@ fn evalsha_then_eval_on_noscript_then_the_decision() {
     );
     let sha = first[1].clone();
 
-    assert_eq!(call.receive(400, NOSCRIPT), SEND_AGAIN);
-    let second = words(&call.body());
+    assert_eq!(receive(&mut call, 400, NOSCRIPT), SEND_AGAIN);
+    let second = words(&body(&call));
     assert_eq!(second[0], "EVAL");
     assert_eq!(second[2..], first[2..], "the same key and arguments");
     let code = &second[1];
@@ -58,14 +87,20 @@ fn evalsha_then_eval_on_noscript_then_the_decision() {
     assert_eq!(sha1_smol::Sha1::from(code).digest().to_string(), sha);
 
     // The script's reply: allowed, remaining, reset, retry after, now.
-    assert_eq!(call.receive(200, r#"{"result":[1,2,2000,0,1500]}"#), 1);
+    assert_eq!(
+        receive(&mut call, 200, r#"{"result":[1,2,2000,0,1500]}"#),
+        1
+    );
     assert_eq!(slots(), [3.0, 2.0, 2_000.0, 0.0, 0.0, 0.0]);
 }
 
 #[wasm_bindgen_test]
 fn a_denial_is_data() {
     let mut call = consume(0);
-    assert_eq!(call.receive(200, r#"{"result":[0,0,2000,300,1700]}"#), 0);
+    assert_eq!(
+        receive(&mut call, 200, r#"{"result":[0,0,2000,300,1700]}"#),
+        0
+    );
     assert_eq!(slots(), [3.0, 0.0, 2_000.0, 300.0, 0.0, 0.0]);
 }
 
@@ -74,40 +109,46 @@ fn a_refused_connection_is_retried_later_then_reported() {
     let mut call = consume(0);
     // Exponential backoff from 50 ms with full jitter: [25, 50], then [50, 100].
     assert_eq!(
-        call.fail(REFUSED, "connect ECONNREFUSED 127.0.0.1:1".into()),
+        fail(&mut call, REFUSED, "connect ECONNREFUSED 127.0.0.1:1"),
         RETRY_LATER
     );
     let first = call.delay_ms();
     assert!((25.0..=50.0).contains(&first), "{first}");
     assert_eq!(
-        call.fail(REFUSED, "connect ECONNREFUSED 127.0.0.1:1".into()),
+        fail(&mut call, REFUSED, "connect ECONNREFUSED 127.0.0.1:1"),
         RETRY_LATER
     );
     let second = call.delay_ms();
     assert!((50.0..=100.0).contains(&second), "{second}");
     // Two retries, then the error.
     assert_eq!(
-        call.fail(REFUSED, "connect ECONNREFUSED 127.0.0.1:1".into()),
+        fail(&mut call, REFUSED, "connect ECONNREFUSED 127.0.0.1:1"),
         -1
     );
     assert_eq!(taken_code(), "STORE_UNREACHABLE");
     // After a retry the body is the same EVALSHA.
-    assert_eq!(words(&call.body())[0], "EVALSHA");
+    assert_eq!(words(&body(&call))[0], "EVALSHA");
 }
 
 #[wasm_bindgen_test]
 fn a_timeout_retries_reads_but_never_a_consuming_call() {
     let mut call = consume(0);
     assert_eq!(
-        call.fail(TIMED_OUT, "timed out".into()),
+        fail(&mut call, TIMED_OUT, "timed out"),
         -1,
         "it may have consumed"
     );
     assert_eq!(taken_code(), "STORE_TIMEOUT");
-    let mut peek = limiter(0).rest_call("alice", 0.0, 1_500.0, true).unwrap();
-    assert_eq!(words(&peek.body())[4..], ["1500", "0", "1", "3", "1000"]);
-    assert_eq!(peek.fail(TIMED_OUT, "timed out".into()), RETRY_LATER);
-    assert_eq!(peek.receive(200, r#"{"result":[1,3,1500,0,1500]}"#), 1);
+    let mut peek = limiter(0)
+        .rest_call("alice", 0.0, 1_500.0, true)
+        .unwrap()
+        .unwrap();
+    assert_eq!(words(&body(&peek))[4..], ["1500", "0", "1", "3", "1000"]);
+    assert_eq!(fail(&mut peek, TIMED_OUT, "timed out"), RETRY_LATER);
+    assert_eq!(
+        receive(&mut peek, 200, r#"{"result":[1,3,1500,0,1500]}"#),
+        1
+    );
     assert_eq!(slots(), [3.0, 3.0, 1_500.0, 0.0, 0.0, 0.0]);
 }
 
@@ -128,13 +169,13 @@ fn store_errors_have_codes() {
     ];
     for (status, text, code) in cases {
         let mut call = consume(0);
-        assert_eq!(call.receive(status, text), -1, "{status} {text}");
+        assert_eq!(receive(&mut call, status, text), -1, "{status} {text}");
         assert_eq!(taken_code(), code, "{status} {text}");
     }
     // NOSCRIPT after EVAL means the server cannot run the script at all.
     let mut call = consume(0);
-    assert_eq!(call.receive(400, NOSCRIPT), SEND_AGAIN);
-    assert_eq!(call.receive(400, NOSCRIPT), -1);
+    assert_eq!(receive(&mut call, 400, NOSCRIPT), SEND_AGAIN);
+    assert_eq!(receive(&mut call, 400, NOSCRIPT), -1);
     assert_eq!(taken_code(), "STORE_MALFORMED_REPLY");
 }
 
@@ -142,20 +183,20 @@ fn store_errors_have_codes() {
 fn failure_policies_decide_instead_of_failing() {
     // Open: admitted, flagged as a store failure, nothing known remains.
     let mut open = consume(1);
-    assert_eq!(open.receive(401, r#"{"error":"Unauthorized"}"#), 1);
+    assert_eq!(receive(&mut open, 401, r#"{"error":"Unauthorized"}"#), 1);
     assert_eq!(slots(), [3.0, 0.0, 1_500.0, 0.0, 1.0, 0.0]);
     // Closed: denied, retry in a second.
     let mut closed = consume(2);
-    assert_eq!(closed.receive(401, r#"{"error":"Unauthorized"}"#), 0);
+    assert_eq!(receive(&mut closed, 401, r#"{"error":"Unauthorized"}"#), 0);
     assert_eq!(slots(), [3.0, 0.0, 1_500.0, 1_000.0, 1.0, 0.0]);
 }
 
 #[wasm_bindgen_test]
 fn redis_time_leaves_the_time_argument_empty() {
     let algorithm = WasmAlgorithm::gcra(10.0, "1 s".into(), Some(2.0)).unwrap();
-    let store = WasmRestStore::new(2_000.0, 2.0, false).unwrap();
+    let store = WasmRestStore::new(2_000.0, 2.0, false, 0.0).unwrap();
     let rl = WasmRateLimiter::with_rest(&algorithm, &store, "g:".into(), 0, Some(250.0)).unwrap();
-    let call = rl.rest_call("k", 2.0, 1_500.0, false).unwrap();
+    let call = rl.rest_call("k", 2.0, 1_500.0, false).unwrap().unwrap();
     assert_eq!(
         call.timeout_ms(),
         250.0,
@@ -163,7 +204,7 @@ fn redis_time_leaves_the_time_argument_empty() {
     );
     // now, cost, peek, rate, period, burst.
     assert_eq!(
-        words(&call.body())[3..],
+        words(&body(&call))[3..],
         ["{g:k}", "", "2", "0", "10", "1000", "2"]
     );
     assert_eq!(
@@ -174,26 +215,27 @@ fn redis_time_leaves_the_time_argument_empty() {
 
 #[wasm_bindgen_test]
 fn remove_is_a_del() {
-    let mut call = limiter(0).rest_remove("alice").unwrap();
-    assert_eq!(words(&call.body()), ["DEL", "{r:alice}"]);
-    assert_eq!(call.receive(200, r#"{"result":0}"#), 1);
+    let mut call = limiter(0).rest_remove("alice").unwrap().unwrap();
+    assert_eq!(words(&body(&call)), ["DEL", "{r:alice}"]);
+    assert_eq!(receive(&mut call, 200, r#"{"result":0}"#), 1);
 }
 
 #[wasm_bindgen_test]
 fn lease_calls_carry_the_operation_and_read_the_expiry() {
-    let store = WasmRestStore::new(2_000.0, 2.0, true).unwrap();
+    let store = WasmRestStore::new(2_000.0, 2.0, true, 0.0).unwrap();
     let c = WasmConcurrency::with_rest(2.0, "10 s".into(), &store, "c:".into(), 0, None).unwrap();
     let mut call = c
         .rest_call("job", 0, "7", JsValue::UNDEFINED, 1_000.0)
+        .unwrap()
         .unwrap();
     // now, op, lease id, ttl (0: the configured one), max, lease.
     assert_eq!(
-        words(&call.body())[3..],
+        words(&body(&call))[3..],
         ["{c:job}", "1000", "acquire", "7", "0", "2", "10000"]
     );
     // allowed, decision allowed, free, reset, retry after, now, expiry.
     assert_eq!(
-        call.receive(200, r#"{"result":[1,1,1,11000,0,1000,11000]}"#),
+        receive(&mut call, 200, r#"{"result":[1,1,1,11000,0,1000,11000]}"#),
         1
     );
     assert_eq!(slots(), [2.0, 1.0, 11_000.0, 0.0, 0.0, 11_000.0]);
@@ -213,4 +255,76 @@ fn stores_refuse_the_other_kind_of_call() {
         error_code(rest.rest_call("k", 1.0, 0.0, false)),
         "UNSUPPORTED"
     );
+}
+
+#[wasm_bindgen_test]
+fn calls_in_one_batch_share_one_script_call_and_each_reads_its_reply() {
+    let rl = limiter(0);
+    let mut a = rl.rest_call("a", 1.0, 1_500.0, false).unwrap().unwrap();
+    let mut b = rl.rest_call("b", 1.0, 1_500.0, false).unwrap().unwrap();
+    let mut batch = WasmRestBatch::new(true);
+    batch.add(&a);
+    batch.add(&b);
+    assert_eq!(batch.path(), "");
+    let sent = words(&batch.body());
+    assert_eq!(sent[0], "EVALSHA");
+    // Two keys, then per call: script number, argument count, arguments.
+    assert_eq!(
+        sent[2..],
+        [
+            "2", "{r:a}", "{r:b}", "1", "5", "1500", "1", "0", "3", "1000", "1", "5", "1500", "1",
+            "0", "3", "1000"
+        ]
+    );
+    batch.receive(200, r#"{"result":[[1,2,2000,0,1500],"WRONGTYPE no"]}"#);
+    assert!(!batch.regroup());
+    assert_eq!(a.receive_from(&mut batch, 0), 1);
+    assert_eq!(slots(), [3.0, 2.0, 2_000.0, 0.0, 0.0, 0.0]);
+    assert_eq!(b.receive_from(&mut batch, 1), -1);
+    assert_eq!(taken_code(), "STORE_COMMAND");
+    // A reply is read once.
+    assert_eq!(a.receive_from(&mut batch, 0), -1);
+    assert_eq!(taken_code(), "INVALID_ARGUMENT");
+
+    // Redis Cluster refuses keys of different slots: both go again.
+    let mut a = rl.rest_call("a", 1.0, 1_500.0, false).unwrap().unwrap();
+    let mut b = rl.rest_call("b", 1.0, 1_500.0, false).unwrap().unwrap();
+    let mut batch = WasmRestBatch::new(true);
+    batch.add(&a);
+    batch.add(&b);
+    batch.receive(
+        400,
+        r#"{"error":"CROSSSLOT Keys in request don't hash to the same slot"}"#,
+    );
+    assert!(batch.regroup());
+    assert_eq!(a.receive_from(&mut batch, 0), SEND_AGAIN);
+    assert_eq!(b.receive_from(&mut batch, 1), SEND_AGAIN);
+    let mut pipeline = WasmRestBatch::new(false);
+    pipeline.add(&a);
+    pipeline.add(&b);
+    assert_eq!(pipeline.path(), "/pipeline");
+}
+
+#[wasm_bindgen_test]
+fn a_denial_is_remembered_and_answers_later_calls_without_a_request() {
+    let algorithm = WasmAlgorithm::fixed_window(3.0, "1 s".into()).unwrap();
+    let store = WasmRestStore::new(2_000.0, 2.0, true, 100.0).unwrap();
+    let rl = WasmRateLimiter::with_rest(&algorithm, &store, "d:".into(), 0, None).unwrap();
+    let mut call = rl.rest_call("k", 1.0, 1_500.0, false).unwrap().unwrap();
+    // Denied, with the state Redis holds: window start 1000, count 3.
+    assert_eq!(
+        receive(&mut call, 200, r#"{"result":[0,0,2000,500,1500,1000,3]}"#),
+        0
+    );
+    // Later in the window: answered here, with the numbers Redis would give.
+    assert!(rl.rest_call("k", 1.0, 1_800.0, false).unwrap().is_none());
+    assert_eq!(slots(), [3.0, 0.0, 2_000.0, 200.0, 0.0, 0.0]);
+    // Once the window is over the call goes to Redis.
+    assert!(rl.rest_call("k", 1.0, 2_000.0, false).unwrap().is_some());
+    // A reset forgets it.
+    let mut other = rl.rest_call("j", 1.0, 1_500.0, false).unwrap().unwrap();
+    receive(&mut other, 200, r#"{"result":[0,0,2000,500,1500,1000,3]}"#);
+    assert!(rl.rest_call("j", 1.0, 1_600.0, false).unwrap().is_none());
+    rl.rest_remove("j").unwrap();
+    assert!(rl.rest_call("j", 1.0, 1_600.0, false).unwrap().is_some());
 }

@@ -65,8 +65,8 @@ impl GroupingState {
 pub(crate) struct Batch {
     grouping: Grouping,
     commands: Vec<Command>,
-    /// Per call: its command, and its place in that command's group.
-    slots: Vec<(usize, Option<usize>)>,
+    /// Calls held.
+    calls: usize,
 }
 
 enum Command {
@@ -93,7 +93,7 @@ impl Batch {
         Self {
             grouping,
             commands: Vec::new(),
-            slots: Vec::new(),
+            calls: 0,
         }
     }
 
@@ -102,11 +102,10 @@ impl Batch {
         if self.grouping == Grouping::Pipeline {
             return self.add_command(call.body(eval));
         }
-        let index = self.commands.len();
+        self.calls += 1;
         if let Some(Command::Group(group)) = self.commands.last_mut() {
             call.push_into_batch(&mut group.keys, &mut group.args);
             group.eval |= eval;
-            self.slots.push((index - 1, Some(group.count)));
             group.count += 1;
             return;
         }
@@ -119,12 +118,11 @@ impl Batch {
         };
         call.push_into_batch(&mut group.keys, &mut group.args);
         self.commands.push(Command::Group(group));
-        self.slots.push((index, Some(0)));
     }
 
     /// Adds any other command, as its JSON body.
     pub(crate) fn add_command(&mut self, body: String) {
-        self.slots.push((self.commands.len(), None));
+        self.calls += 1;
         self.commands.push(Command::Plain(body));
     }
 
@@ -157,22 +155,21 @@ impl Batch {
             Ok((status, body)) => protocol::read_pipeline(status, body, count)
                 .unwrap_or_else(|error| vec![Reply::Failed(error); count]),
         };
+        // Calls were added in order, each to the last command or a new
+        // one: the commands' replies, groups spread over their members,
+        // are the calls' replies in order.
         let mut refused = false;
-        let replies = self
-            .slots
-            .iter()
-            .map(|&(command, place)| {
-                let reply = &per_command[command];
-                match (&self.commands[command], place) {
-                    (Command::Group(group), Some(place)) if group.count > 1 => {
-                        let member = member_reply(reply, place, group.count);
-                        refused |= member == Reply::Regroup;
-                        member
-                    }
-                    _ => reply.clone(),
+        let mut replies = Vec::with_capacity(self.calls);
+        for (command, reply) in self.commands.iter().zip(per_command) {
+            match command {
+                Command::Group(group) if group.count > 1 => {
+                    let members = member_replies(reply, group.count);
+                    refused |= members.first() == Some(&Reply::Regroup);
+                    replies.extend(members);
                 }
-            })
-            .collect();
+                _ => replies.push(reply),
+            }
+        }
         (replies, refused)
     }
 }
@@ -199,21 +196,25 @@ impl Command {
     }
 }
 
-/// Member `place` of a batch script call's `reply` (of `count` members).
-fn member_reply(reply: &Reply, place: usize, count: usize) -> Reply {
+/// The `count` members' replies of a batch script call's `reply`.
+fn member_replies(reply: Reply, count: usize) -> Vec<Reply> {
     match reply {
-        Reply::Result(Json::Array(items)) if items.len() == count => match &items[place] {
-            // The member's own error, as a string.
-            Json::Str(message) => protocol::error_reply(200, message),
-            item => Reply::Result(item.clone()),
-        },
-        Reply::Result(other) => Reply::Failed(StoreError::MalformedReply(format!(
-            "a batch of {count} answered {other}"
-        ))),
-        Reply::Failed(StoreError::Command(message)) if message.starts_with("CROSSSLOT") => {
-            Reply::Regroup
+        Reply::Result(Json::Array(items)) if items.len() == count => items
+            .into_iter()
+            .map(|item| match item {
+                // The member's own error, as a string.
+                Json::Str(message) => protocol::error_reply(200, &message),
+                item => Reply::Result(item),
+            })
+            .collect(),
+        Reply::Result(other) => {
+            let error = StoreError::MalformedReply(format!("a batch of {count} answered {other}"));
+            vec![Reply::Failed(error); count]
         }
-        other => other.clone(),
+        Reply::Failed(StoreError::Command(message)) if message.starts_with("CROSSSLOT") => {
+            vec![Reply::Regroup; count]
+        }
+        other => vec![other; count],
     }
 }
 
