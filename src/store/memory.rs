@@ -263,6 +263,28 @@ impl Shard {
 }
 
 impl Table {
+    /// Adds `key`, which is not held, making room first. Not generic: every
+    /// kind of step shares this code (the WebAssembly module stays small).
+    fn insert(
+        &mut self,
+        hash: u64,
+        key: Key<'_>,
+        expires_at_ms: u64,
+        state: AnyState,
+        now_ms: u64,
+        capacity: usize,
+    ) {
+        self.make_room(now_ms, capacity);
+        let entry = Entry {
+            hash,
+            key: KeyText::new(key),
+            prefix_len: key.prefix.len() as u32,
+            expires_at_ms,
+            state: Some(state),
+        };
+        self.entries.insert_unique(hash, entry, |e| e.hash);
+    }
+
     fn sweep(&mut self, now_ms: u64) {
         self.entries.retain(|e| e.expires_at_ms > now_ms);
         self.next_sweep_ms = now_ms.saturating_add(SWEEP_INTERVAL_MS);
@@ -296,6 +318,17 @@ impl Table {
 }
 
 impl MemoryStore {
+    /// A copy of `key`'s state if it has a live one at `now_ms`, leaving it
+    /// as it is.
+    pub(crate) fn get(&self, key: Key<'_>, now_ms: u64) -> Option<AnyState> {
+        let hash = self.hash(key);
+        let table = self.shard(hash).lock();
+        let entry = table.entries.find(hash, |e| e.is(hash, key))?;
+        (entry.expires_at_ms > now_ms)
+            .then(|| entry.state.clone())
+            .flatten()
+    }
+
     /// Runs `step` atomically on `key`'s state at `now_ms`: the state (or
     /// `None`) in, the answer and the state's TTL out, as
     /// [`Transition::apply`] does. On error the state is left as it was.
@@ -314,15 +347,15 @@ impl MemoryStore {
         let mut state = None;
         let (output, ttl_ms) = step(&mut state)?;
         if let Some(state) = state.filter(|_| ttl_ms > 0) {
-            table.make_room(now_ms, self.shared.shard_capacity);
-            let entry = Entry {
+            let expires_at_ms = now_ms.saturating_add(ttl_ms);
+            table.insert(
                 hash,
-                key: KeyText::new(key),
-                prefix_len: key.prefix.len() as u32,
-                expires_at_ms: now_ms.saturating_add(ttl_ms),
-                state: Some(state.into_any()),
-            };
-            table.entries.insert_unique(hash, entry, |e| e.hash);
+                key,
+                expires_at_ms,
+                state.into_any(),
+                now_ms,
+                self.shared.shard_capacity,
+            );
         }
         Ok(output)
     }

@@ -13,7 +13,7 @@ use super::error::{invalid_argument, Coded};
 use super::io;
 use crate::algorithm::{LeaseOp, LeaseOutcome};
 use crate::store::redis_rest::{
-    command_body, conclude, redis_key, Batch, DenyCache, Exchange, Grouping, Json, Reply,
+    command_body, conclude, decode, redis_key, Batch, DenyCache, Exchange, Grouping, Json, Reply,
     ScriptCall, Step,
 };
 use crate::store::{Consume, Key, LeaseStep, Peek, RestOptions, Transition};
@@ -161,12 +161,13 @@ impl WasmRestCall {
                 };
                 conclude(json, key, now, &consume, cache).map(rate)
             }
+            // Reads and leases teach the deny cache nothing.
             Ask::Rate { algorithm, .. } => {
-                conclude(json, key, now, &Peek { algorithm }, cache).map(rate)
+                decode(json, &Peek { algorithm }).map(|answer| rate(answer.output))
             }
             Ask::Lease { config, op } => {
                 let step = LeaseStep { config, op: *op };
-                conclude(json, key, now, &step, cache).map(lease)
+                decode(json, &step).map(|answer| lease(answer.output))
             }
             // DEL answers how many keys it removed: any count is success.
             Ask::Remove => Ok(ADMITTED),

@@ -208,7 +208,8 @@ fn member_replies(reply: Reply, count: usize) -> Vec<Reply> {
             })
             .collect(),
         Reply::Result(other) => {
-            let error = StoreError::MalformedReply(format!("a batch of {count} answered {other}"));
+            let error =
+                StoreError::MalformedReply(format!("a batch of {count} answered {}", other.kind()));
             vec![Reply::Failed(error); count]
         }
         Reply::Failed(StoreError::Command(message)) if message.starts_with("CROSSSLOT") => {

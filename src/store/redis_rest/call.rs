@@ -6,7 +6,7 @@ use super::json::{self, Json};
 use super::options::TimeSource;
 use super::protocol;
 use crate::scripts::Script;
-use crate::store::{Key, Transition};
+use crate::store::{Answer, Key, Remote, Transition};
 use crate::Error;
 
 /// One script call, ready to send. Its key and arguments are kept as JSON
@@ -31,7 +31,11 @@ impl ScriptCall {
         transition: &T,
         time: TimeSource,
     ) -> Result<Self, Error> {
-        let remote = transition.remote()?;
+        Ok(Self::of(key, now_ms, transition.remote()?, time))
+    }
+
+    /// The call of `remote` (not generic: every transition shares it).
+    fn of(key: Key<'_>, now_ms: u64, remote: Remote, time: TimeSource) -> Self {
         let mut key_json = String::with_capacity(key.prefix.len() + key.id.len() + 4);
         json::push_str(&mut key_json, &redis_key(key));
         let mut args_json = String::with_capacity(16 + 8 * remote.args.len());
@@ -43,13 +47,13 @@ impl ScriptCall {
             args_json.push(',');
             json::push_str(&mut args_json, arg);
         }
-        Ok(Self {
+        Self {
             script: remote.script,
             key_json,
             args_json,
             arg_count: remote.args.len() + 1,
             idempotent: remote.idempotent,
-        })
+        }
     }
 
     /// Its request body alone: EVALSHA, or EVAL with the code when `eval`.
@@ -92,11 +96,19 @@ pub(crate) fn conclude<T: Transition>(
     transition: &T,
     cache: Option<&DenyCache>,
 ) -> Result<T::Output, Error> {
-    let answer = transition.decode(&protocol::integers(json)?)?;
+    let answer = decode(json, transition)?;
     Ok(match cache {
         Some(cache) => cache.learn(key, sent_ms, transition, answer),
         None => answer.output,
     })
+}
+
+/// `transition`'s reading of its script's result `json`.
+pub(crate) fn decode<T: Transition>(
+    json: &Json,
+    transition: &T,
+) -> Result<Answer<T::Output, T::State>, Error> {
+    Ok(transition.decode(&protocol::integers(json)?)?)
 }
 
 /// The Redis key of `key`: in a hash tag, so every key one script touches

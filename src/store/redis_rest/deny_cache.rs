@@ -17,7 +17,7 @@
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use super::options::{RestOptions, TimeSource};
-use crate::algorithm::AnyState;
+use crate::algorithm::{AnyState, StateKind};
 use crate::store::{Answer, Key, MemoryStore, Transition};
 
 /// Remembered denials of one store.
@@ -56,23 +56,18 @@ impl DenyCache {
             return None;
         }
         let at = self.store_time(now_ms);
-        let answered = self.states.update(key, at, |state: &mut Option<T::State>| {
-            let local = state.as_ref().and_then(|s| transition.deny_locally(s, at));
-            // Kept for as long as the denial holds; once a call could be
-            // admitted the copy is dropped and Redis asked.
-            let keep_ms = local.as_ref().map_or(0, |(_, keep_ms)| *keep_ms);
-            Ok((local.map(|(output, _)| output), keep_ms))
-        });
-        answered.ok().flatten()
+        let state = T::State::from_any(self.states.get(key, at)?)?;
+        let local = transition.deny_locally(&state, at);
+        if local.is_none() {
+            // The call could be admitted: the copy has served, Redis decides.
+            self.put(key, at, None);
+        }
+        local.map(|(output, _)| output)
     }
 
     /// Forgets what is remembered of `key` (its state was removed).
     pub(crate) fn forget(&self, key: Key<'_>) {
-        // Removing from memory cannot fail.
-        let _ = self.states.update(key, 0, |state: &mut Option<AnyState>| {
-            *state = None;
-            Ok(((), 0))
-        });
+        self.put(key, 0, None);
     }
 
     /// Learns from Redis's `answer` to `transition` on `key`, whose request
@@ -92,15 +87,24 @@ impl DenyCache {
             self.offset_ms.store(offset, Ordering::Relaxed);
         }
         if transition.uses_deny_cache() {
-            let at = answer.now_ms;
-            let mut denied = answer.denied_state;
-            // Neither step can fail.
-            let _ = self.states.update(key, at, |state: &mut Option<T::State>| {
-                let keep_ms = denied.as_ref().map_or(0, |(_, keep_ms)| *keep_ms);
-                *state = denied.take().map(|(s, _)| s);
-                Ok(((), keep_ms))
-            });
+            let denied = answer
+                .denied_state
+                .map(|(state, keep_ms)| (state.into_any(), keep_ms));
+            self.put(key, answer.now_ms, denied);
         }
         answer.output
+    }
+
+    /// Remembers `state` for `keep_ms` from `at`, or forgets `key`'s.
+    /// (Every write goes through here: one instantiation of the store's
+    /// update keeps the WebAssembly module small.)
+    fn put(&self, key: Key<'_>, at: u64, state: Option<(AnyState, u64)>) {
+        let (state, keep_ms) = state.map_or((None, 0), |(s, keep)| (Some(s), keep));
+        let mut state = Some(state);
+        // Neither storing nor dropping can fail.
+        let _ = self.states.update(key, at, |held: &mut Option<AnyState>| {
+            *held = state.take().flatten();
+            Ok(((), keep_ms))
+        });
     }
 }

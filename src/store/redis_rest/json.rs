@@ -23,10 +23,22 @@ impl Json {
             _ => None,
         }
     }
+
+    /// What kind of value it is, for error messages: naming it rather than
+    /// printing it keeps formatting code out of the WebAssembly module.
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            Json::Null => "null",
+            Json::Bool(_) => "a boolean",
+            Json::Int(_) | Json::OtherNumber(_) => "a number",
+            Json::Str(_) => "a string",
+            Json::Array(_) => "an array",
+            Json::Object(_) => "an object",
+        }
+    }
 }
 
-/// Compact JSON, for error messages (a derived `Debug` would pull much more
-/// formatting code into the WebAssembly module).
+/// Compact JSON (tests compare documents with it).
 impl std::fmt::Display for Json {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let quoted = |text: &str| {

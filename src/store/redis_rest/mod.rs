@@ -27,7 +27,7 @@ pub use options::{Batching, Grouping, RestOptions, TimeSource, DEFAULT_DENY_CACH
 #[cfg(target_arch = "wasm32")]
 pub(crate) use {
     batch::Batch,
-    call::{conclude, redis_key, ScriptCall},
+    call::{conclude, decode, redis_key, ScriptCall},
     deny_cache::DenyCache,
     exchange::{Exchange, Step},
     json::Json,

@@ -101,7 +101,8 @@ fn classify(status: u16, document: &Json) -> Reply {
             Reply::Failed(StoreError::Unavailable(format!("HTTP {status}")))
         }
         (status, _) => Reply::Failed(StoreError::MalformedReply(format!(
-            "HTTP {status} without result: {document}"
+            "HTTP {status}: {} without a result",
+            document.kind()
         ))),
     }
 }
@@ -124,8 +125,12 @@ pub(crate) fn error_reply(status: u16, message: &str) -> Reply {
 
 /// The integers of an array reply, e.g. a script's decision.
 pub(crate) fn integers(result: &Json) -> Result<Vec<i64>, StoreError> {
-    let malformed =
-        || StoreError::MalformedReply(format!("expected an array of integers, got {result}"));
+    let malformed = || {
+        StoreError::MalformedReply(format!(
+            "expected an array of integers, got {}",
+            result.kind()
+        ))
+    };
     match result {
         Json::Array(items) => items
             .iter()
