@@ -132,10 +132,10 @@ pub enum StoreError {
     /// The backend's answer was not what the protocol promises.
     #[error("malformed reply: {0}")]
     MalformedReply(String),
-    /// A blocking store was used inside an async runtime, where blocking a
-    /// worker thread would stall every task on it: nothing was sent. Use
+    /// A blocking store was used in a current-thread async runtime's task,
+    /// where blocking would stall every task: nothing was sent. Use
     /// [`AsyncRedisRestStore`](crate::store::AsyncRedisRestStore) there.
-    #[error("the blocking RedisRestStore cannot run inside an async runtime: use AsyncRedisRestStore and the limiters' _async methods")]
+    #[error("the blocking RedisRestStore cannot block a current-thread async runtime: use AsyncRedisRestStore and the limiters' _async methods")]
     BlockingInAsyncRuntime,
     /// An async store was used outside the runtime it needs (tokio): nothing
     /// was sent.

@@ -318,8 +318,22 @@ async fn a_batch_that_times_out_fails_its_consuming_calls_once_and_retries_reads
     held.abort();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_blocking_store_blocks_a_multi_threaded_runtime_only_where_allowed() {
+    let backend = Backend::start();
+    // On a worker: through block_in_place, the other tasks moved first.
+    let store = RedisRestStore::new(backend.gateway.url(), TOKEN).unwrap();
+    let limiter = Limiter::new(FixedWindow::new(3, "1 m").unwrap()).with_store(store);
+    assert_eq!(limiter.limit("k").unwrap().remaining, 2);
+    // In a blocking thread of the runtime, as tokio recommends.
+    let blocking = limiter.clone();
+    let remaining = tokio::task::spawn_blocking(move || blocking.limit("k").unwrap().remaining);
+    assert_eq!(remaining.await.unwrap(), 1);
+    drop(limiter);
+}
+
 #[tokio::test]
-async fn the_blocking_store_refuses_to_block_a_runtime() {
+async fn the_blocking_store_refuses_to_block_a_current_thread_runtime() {
     let backend = Backend::start();
     assert_eq!(
         RedisRestStore::new(backend.gateway.url(), TOKEN).unwrap_err(),
@@ -339,6 +353,14 @@ async fn the_blocking_store_refuses_to_block_a_runtime() {
         "a misuse is never answered by the failure policy"
     );
     drop(limiter);
+    // Its blocking threads may block.
+    let url = backend.gateway.url();
+    let in_blocking_thread = tokio::task::spawn_blocking(move || {
+        let store = RedisRestStore::new(url, TOKEN).unwrap();
+        let limiter = Limiter::new(FixedWindow::new(3, "1 m").unwrap()).with_store(store);
+        limiter.limit("j").unwrap().remaining
+    });
+    assert_eq!(in_blocking_thread.await.unwrap(), 2);
 }
 
 #[test]

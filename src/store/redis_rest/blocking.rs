@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::batch::{Batch, GroupingState};
+use super::block::blocking;
 use super::call::{conclude, redis_key, ScriptCall};
 use super::deny_cache::DenyCache;
 use super::exchange::{Exchange, Step};
@@ -19,9 +20,12 @@ use crate::{Error, StoreError};
 /// atomic Lua script, called by EVALSHA; on NOSCRIPT the script's code is
 /// sent once with EVAL, which caches it.
 ///
-/// Blocking: a call waits for the HTTP round trip, and inside an async
-/// runtime it fails with [`StoreError::BlockingInAsyncRuntime`] instead:
-/// use [`AsyncRedisRestStore`](super::AsyncRedisRestStore) there. Clones
+/// Blocking: a call waits for the HTTP round trip. On a multi-threaded tokio
+/// runtime's worker it blocks through `block_in_place` (the worker's other
+/// tasks move to another thread first), and in a current-thread runtime's
+/// task, where blocking would stall every task, it fails with
+/// [`StoreError::BlockingInAsyncRuntime`]: use
+/// [`AsyncRedisRestStore`](super::AsyncRedisRestStore) in async code. Clones
 /// share one connection pool and one deny cache
 /// ([`RestOptions::deny_cache`]).
 #[derive(Clone)]
@@ -52,14 +56,6 @@ impl Drop for Inner {
     }
 }
 
-/// Refuses to block a thread that runs async tasks.
-fn check_not_async() -> Result<(), StoreError> {
-    match tokio::runtime::Handle::try_current() {
-        Ok(_) => Err(StoreError::BlockingInAsyncRuntime),
-        Err(_) => Ok(()),
-    }
-}
-
 impl std::fmt::Debug for RedisRestStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never the token.
@@ -84,11 +80,12 @@ impl RedisRestStore {
         token: impl Into<String>,
         options: RestOptions,
     ) -> Result<Self, StoreError> {
-        check_not_async()?;
-        let http = reqwest::blocking::Client::builder()
-            .timeout(options.timeout)
-            .build()
-            .map_err(|e| StoreError::Unreachable(format!("HTTP client: {e}")))?;
+        let http = blocking(|| {
+            reqwest::blocking::Client::builder()
+                .timeout(options.timeout)
+                .build()
+        })?
+        .map_err(|e| StoreError::Unreachable(format!("HTTP client: {e}")))?;
         let url = url.into().trim_end_matches('/').to_owned();
         Ok(Self {
             inner: Arc::new(Inner {
@@ -109,7 +106,10 @@ impl RedisRestStore {
 
     /// One HTTP round trip to `path` (`""` or `"/pipeline"`).
     fn post_to(&self, path: &str, body: String) -> Result<(u16, String), StoreError> {
-        check_not_async()?;
+        blocking(|| self.post_now(path, body))?
+    }
+
+    fn post_now(&self, path: &str, body: String) -> Result<(u16, String), StoreError> {
         let inner = &*self.inner;
         let Some(http) = &inner.http else {
             return Err(StoreError::Unavailable("the store is being dropped".into()));

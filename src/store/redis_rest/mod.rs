@@ -7,6 +7,8 @@ mod batch;
 #[cfg(not(target_arch = "wasm32"))]
 mod batcher;
 #[cfg(not(target_arch = "wasm32"))]
+mod block;
+#[cfg(not(target_arch = "wasm32"))]
 mod blocking;
 mod call;
 mod deny_cache;
