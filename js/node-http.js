@@ -1,7 +1,7 @@
 // The Redis store's requests in Node (and Bun) through node:http(s) with
-// kept-alive connections: the same request as the fetch transport, at a
-// fraction of its CPU per request (undici's fetch costs about 0.6 ms of CPU
-// per request here, node:http about 0.17 ms). The node entry installs it.
+// kept-alive connections: the same request as the fetch transport, for less
+// of Node's CPU per request than its fetch (undici). The node entry
+// installs it.
 
 import http from "node:http";
 import https from "node:https";

@@ -13,8 +13,8 @@
 //     --token t --algorithm token-bucket --concurrency 10 --batch on
 //
 // edgelimit: --batch on|off (calls made together share a request),
-//   --deny-cache on|off (denials answered locally), --lease N (units taken
-//   per Redis call; 0 off). Time from Redis.
+//   --max-calls N (most calls per request; 0: the default),
+//   --deny-cache on|off (denials answered locally). Time from Redis.
 // upstash: @upstash/redis with its defaults (auto-pipelining on unless
 //   --batch off); --deny-cache on|off is its ephemeralCache; analytics off.
 
@@ -29,7 +29,7 @@ const args = {
   keys: 10000,
   batch: "on",
   "deny-cache": "off",
-  lease: 0,
+  "max-calls": 0,
 };
 const argv = process.argv.slice(2);
 for (let i = 0; i < argv.length; i += 2) {
@@ -68,11 +68,10 @@ async function edgelimit() {
   const store = redisStore({
     url: args.url,
     token: args.token,
-    batch: on("batch") ? (process.env.MAXCALLS ? { maxCalls: Number(process.env.MAXCALLS) } : true) : false,
+    batch: on("batch") ? (args["max-calls"] > 0 ? { maxCalls: args["max-calls"] } : true) : false,
     denyCache: on("deny-cache") ? 10_000 : 0,
   });
-  const options = args.lease > 0 ? { lease: { units: args.lease } } : {};
-  return new Ratelimit({ limiter: limiters[args.algorithm](), store, ...options });
+  return new Ratelimit({ limiter: limiters[args.algorithm](), store });
 }
 
 async function upstash() {
