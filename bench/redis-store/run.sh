@@ -226,10 +226,15 @@ for workload in $WORKLOADS; do
     for c in $CONCURRENCY; do
       for client in $(clients_of "$workload"); do
         read -r rps p50 p99 <<<"${best[$client,$workload,$algo,$c]}"
-        peer=$(peer_of "$client")
-        [ "$workload,$client" = "hot,upstash-nocache" ] && peer=upstash-nocache
-        read -r p_rps _ p_p99 <<<"${best[$peer,$workload,$algo,$c]}"
-        rows+=("| $workload | $(name "$algo") | $c | $client | $rps | $p50 / $p99 | ${per_decision[$client,$workload,$algo,$c]} | $(ratio "$rps" "$p_rps") | $(ratio "$p99" "$p_p99") |")
+        # Ratios only like for like: JS clients in the same Node. The
+        # native clients run Rust, and have no Rust peer here.
+        vs_rps="–" vs_p99="–"
+        if [ "${client#native}" = "$client" ]; then
+          peer=$(peer_of "$client")
+          read -r p_rps _ p_p99 <<<"${best[$peer,$workload,$algo,$c]}"
+          vs_rps=$(ratio "$rps" "$p_rps") vs_p99=$(ratio "$p99" "$p_p99")
+        fi
+        rows+=("| $workload | $(name "$algo") | $c | $client | $rps | $p50 / $p99 | ${per_decision[$client,$workload,$algo,$c]} | $vs_rps | $vs_p99 |")
       done
     done
   done
@@ -288,7 +293,10 @@ $table
 - HTTP req/dec: counted by a second gateway on the same Redis logging one
   line per request, in a separate ${COUNT_SECS}s pass per cell (scripts
   already cached).
-- Ratios: against upstash with the same cache setting (npm-nocache against
-  upstash-nocache); dec/s above 1 and p99 below 1 mean edgelimit is ahead.
+- Ratios: the npm package against upstash in the same Node, with the same
+  cache setting (npm-nocache against upstash-nocache); dec/s above 1 and p99
+  below 1 mean edgelimit is ahead. The native rows have no ratio: they run
+  Rust, and a Rust client would be their peer; they show what the same
+  gateway and Redis serve without Node.
 EOF
 echo "wrote ${here#"$root"/}/RESULTS.md" >&2

@@ -49,9 +49,9 @@ pub trait Transition {
 
     /// The answer from `state`, a copy of the key's state that holds at
     /// most the usage the store's holds (other clients only add usage), at
-    /// `now_ms`: `Some` only when it is certain, that is a denial, with how
-    /// long the copy is worth keeping; `None` to ask the store.
-    fn deny_locally(&self, _state: &Self::State, _now_ms: u64) -> Option<(Self::Output, u64)> {
+    /// `now_ms`: `Some` only when it is certain, that is a denial; `None`
+    /// to ask the store.
+    fn deny_locally(&self, _state: &Self::State, _now_ms: u64) -> Option<Self::Output> {
         None
     }
 }
@@ -171,17 +171,15 @@ impl<A: Algorithm> Transition for Consume<'_, A> {
         true
     }
 
-    fn deny_locally(&self, state: &A::State, now_ms: u64) -> Option<(Decision, u64)> {
-        // Decided on a copy: the copy stays what Redis holds, and a later
-        // decision on it equals one on Redis's state (denials change no
-        // usage).
+    fn deny_locally(&self, state: &A::State, now_ms: u64) -> Option<Decision> {
+        // Decided on a copy, which stays what Redis holds: a denial changes
+        // no state, so a later decision on the copy equals one on Redis's.
         let mut scratch = Some(state.clone());
         let outcome = self
             .algorithm
             .decide(&mut scratch, now_ms, self.cost)
             .ok()?;
-        let decision = outcome.decision;
-        (!decision.allowed).then_some((decision, decision.retry_after_ms))
+        Some(outcome.decision).filter(|decision| !decision.allowed)
     }
 }
 

@@ -53,11 +53,22 @@ impl GroupingState {
         }
     }
 
-    /// Learns from `replies`' flag: after a refusal, pipelines only.
-    pub(crate) fn learn(&self, refused: bool) {
+    /// Each call's reply in `batch` from what its request got (see
+    /// [`Batch::replies`]); after Redis refused to group, pipelines only.
+    pub(crate) fn replies(
+        &self,
+        batch: &Batch,
+        outcome: &Result<(u16, String), StoreError>,
+    ) -> Vec<Reply> {
+        let outcome = match outcome {
+            Ok((status, text)) => Ok((*status, text.as_str())),
+            Err(error) => Err(error.clone()),
+        };
+        let (replies, refused) = batch.replies(outcome);
         if refused {
             self.0.store(false, Ordering::Relaxed);
         }
+        replies
     }
 }
 
@@ -180,17 +191,7 @@ impl Command {
             Self::Plain(body) => body.clone(),
             Self::Group(group) if group.count == 1 => group.alone.clone(),
             Self::Group(group) => {
-                let mut body = String::with_capacity(48 + group.keys.len() + group.args.len());
-                body.push('[');
-                protocol::push_script(&mut body, &BATCH, group.eval);
-                body.push_str(",\"");
-                body.push_str(&group.count.to_string());
-                body.push_str("\",");
-                body.push_str(&group.keys);
-                body.push(',');
-                body.push_str(&group.args);
-                body.push(']');
-                body
+                protocol::script_body(&BATCH, group.eval, group.count, &group.keys, &group.args)
             }
         }
     }

@@ -127,12 +127,7 @@ impl Batcher {
         }
         let outcome = transport.post(batch.path(), batch.body()).await;
         drop(slot);
-        let outcome = match &outcome {
-            Ok((status, text)) => Ok((*status, text.as_str())),
-            Err(error) => Err(error.clone()),
-        };
-        let (replies, refused) = batch.replies(outcome);
-        self.grouping.learn(refused);
+        let replies = self.grouping.replies(&batch, &outcome);
         for (waiting, reply) in waiting.into_iter().zip(replies) {
             // A caller that stopped waiting no longer needs its reply.
             let _ = waiting.reply.send(reply);

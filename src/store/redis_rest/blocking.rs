@@ -190,12 +190,7 @@ impl RedisRestStore {
                 batch.add_script(&calls[i], exchanges[i].eval());
             }
             let outcome = self.post_to(batch.path(), batch.body());
-            let outcome = match &outcome {
-                Ok((status, text)) => Ok((*status, text.as_str())),
-                Err(error) => Err(error.clone()),
-            };
-            let (replies, refused) = batch.replies(outcome);
-            self.inner.grouping.learn(refused);
+            let replies = self.inner.grouping.replies(&batch, &outcome);
             let mut delay = Duration::ZERO;
             for (&i, reply) in pending.iter().zip(replies) {
                 match exchanges[i].next(reply, options) {

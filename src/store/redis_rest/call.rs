@@ -58,15 +58,7 @@ impl ScriptCall {
 
     /// Its request body alone: EVALSHA, or EVAL with the code when `eval`.
     pub(crate) fn body(&self, eval: bool) -> String {
-        let mut body = String::with_capacity(64 + self.key_json.len() + self.args_json.len());
-        body.push('[');
-        protocol::push_script(&mut body, self.script, eval);
-        body.push_str(",\"1\",");
-        body.push_str(&self.key_json);
-        body.push(',');
-        body.push_str(&self.args_json);
-        body.push(']');
-        body
+        protocol::script_body(self.script, eval, 1, &self.key_json, &self.args_json)
     }
 
     /// Appends its key to `keys` and its arguments to `args` as the batch

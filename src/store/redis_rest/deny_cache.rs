@@ -62,7 +62,7 @@ impl DenyCache {
             // The call could be admitted: the copy has served, Redis decides.
             self.put(key, at, None);
         }
-        local.map(|(output, _)| output)
+        local
     }
 
     /// Forgets what is remembered of `key` (its state was removed).

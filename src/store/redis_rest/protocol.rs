@@ -20,17 +20,34 @@ pub(crate) enum Reply {
     Failed(StoreError),
 }
 
-/// Appends the head of a call of `script`: `"EVALSHA","<sha1>"`, or
-/// `"EVAL","<code>"` when the script must be sent (EVAL also caches it).
-pub(crate) fn push_script(out: &mut String, script: &Script, eval: bool) {
+/// The body of a call of `script` on `key_count` keys: `["EVALSHA",
+/// "<sha1>","<key_count>",<keys>,<args>]`, or EVAL with the code when the
+/// script must be sent (EVAL also caches it). `keys` and `args` are JSON
+/// strings joined by commas.
+pub(crate) fn script_body(
+    script: &Script,
+    eval: bool,
+    key_count: usize,
+    keys: &str,
+    args: &str,
+) -> String {
+    let mut out = String::with_capacity(64 + keys.len() + args.len());
     if eval {
-        out.push_str("\"EVAL\",");
-        json::push_str(out, script.code());
+        out.push_str("[\"EVAL\",");
+        json::push_str(&mut out, script.code());
     } else {
-        out.push_str("\"EVALSHA\",\"");
+        out.push_str("[\"EVALSHA\",\"");
         out.push_str(script.sha1());
         out.push('"');
     }
+    out.push_str(",\"");
+    out.push_str(&key_count.to_string());
+    out.push_str("\",");
+    out.push_str(keys);
+    out.push(',');
+    out.push_str(args);
+    out.push(']');
+    out
 }
 
 /// The body of a plain command, e.g. `["DEL", key]`.
