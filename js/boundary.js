@@ -11,6 +11,7 @@ export const RESET = 2;
 export const RETRY_AFTER = 3;
 export const STORE_FAILURE = 4;
 export const EXPIRES_AT = 5;
+export const ALLOWED = 6;
 
 const encoder = new TextEncoder();
 let memory;

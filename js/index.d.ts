@@ -105,6 +105,18 @@ export interface RatelimitOptions {
    * (retry after 1 s). Either decision carries `reason: "storeFailure"`.
    */
   failure?: "error" | "open" | "closed";
+  /**
+   * Quota leases (Redis stores; fixed and sliding windows): a call that goes
+   * to Redis takes up to `units` units of its window in all, and later calls
+   * on that id in this isolate spend them without a request until they run
+   * out or the window ends: about one request per `units` admitted calls.
+   * Never admits more than the limit; units leased here are unavailable to
+   * other isolates until spent, given back (with this isolate's next request
+   * for the id, or `returnLeases()`) or their window ends: at most
+   * `units - 1` per isolate and id. `remaining` counts this isolate's
+   * unspent units as available.
+   */
+  lease?: { units: number };
 }
 
 export interface LimitOptions {
@@ -169,6 +181,8 @@ export declare class Ratelimit {
   getRemaining(id: string): Promise<{ remaining: number; reset: number; limit: number }>;
   /** Forgets `id`'s usage. */
   reset(id: string): Promise<void>;
+  /** Gives every unspent quota lease (the `lease` option) back to Redis in one request. */
+  returnLeases(): Promise<void>;
 }
 
 export interface ConcurrencyOptions {

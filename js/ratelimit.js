@@ -38,12 +38,20 @@ export function result(allowed, slots) {
   };
 }
 
+/** The units of the `lease` option, or undefined without leases. */
+function leaseUnits(lease, inMemory) {
+  if (lease === undefined) return undefined;
+  if (lease === null || typeof lease !== "object") throw invalid("lease must be { units: n }");
+  if (inMemory) throw invalid("lease needs a Redis store: in memory every call is already local");
+  return checkNumber("lease.units", lease.units);
+}
+
 export class Ratelimit {
   #core;
   #inMemory;
   #transport;
 
-  constructor({ limiter, store, prefix = DEFAULT_PREFIX, timeout, failure = "error" } = {}) {
+  constructor({ limiter, store, prefix = DEFAULT_PREFIX, timeout, failure = "error", lease } = {}) {
     if (limiter?.[CORE] === undefined) {
       throw invalid("limiter must come from a factory such as Ratelimit.slidingWindow(10, \"10 s\")");
     }
@@ -52,9 +60,10 @@ export class Ratelimit {
     store = checkStore(store ?? memoryStore());
     this.#inMemory = store.kind === "memory";
     this.#transport = store[TRANSPORT];
+    const units = leaseUnits(lease, this.#inMemory);
     this.#core = this.#inMemory
       ? CoreRateLimiter.withMemory(limiter[CORE], store[CORE], prefix)
-      : CoreRateLimiter.withRest(limiter[CORE], store[CORE], prefix, policy, optional("timeout", timeout));
+      : CoreRateLimiter.withRest(limiter[CORE], store[CORE], prefix, policy, optional("timeout", timeout), units);
     this.algorithm = limiter;
     this.prefix = prefix;
   }
@@ -129,6 +138,18 @@ export class Ratelimit {
       ({ slots } = await run(this.#core.restCall(id, 0, Date.now(), true), this.#transport));
     }
     return { remaining: slots[slot.REMAINING], reset: slots[slot.RESET], limit: slots[slot.LIMIT] };
+  }
+
+  /**
+   * Gives every unspent quota lease back to Redis (see the `lease` option),
+   * e.g. in `ctx.waitUntil` at the end of a Worker's request; calls made
+   * together share one request. Nothing to do without leases.
+   */
+  async returnLeases() {
+    if (this.#inMemory) return;
+    const calls = [];
+    for (let call; (call = this.#core.restReturnQuota(Date.now())) !== undefined; ) calls.push(call);
+    await Promise.all(calls.map((call) => run(call, this.#transport)));
   }
 
   async reset(id) {

@@ -47,6 +47,10 @@ pub enum ConfigError {
     /// A duration could not be parsed or converted.
     #[error(transparent)]
     Duration(#[from] DurationError),
+    /// Quota leases were asked of an algorithm that does not count units per
+    /// window: only fixed and sliding windows lease.
+    #[error("quota leases need a fixed or sliding window")]
+    QuotaLeaseUnsupported,
 }
 
 /// A duration that is not a whole, positive-or-zero number of milliseconds in

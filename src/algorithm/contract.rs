@@ -1,6 +1,6 @@
 //! What every rate-limiting algorithm provides.
 
-use super::StateKind;
+use super::{QuotaGrant, QuotaRefund, StateKind};
 use crate::{Decision, Error};
 
 /// A decision and how long the state that produced it must be kept.
@@ -44,6 +44,32 @@ pub trait Algorithm: crate::scripts::Scripted {
         now_ms: u64,
         cost: u64,
     ) -> Result<Outcome, Error>;
+
+    /// Whether [`decide_leased`](Self::decide_leased) takes quota leases:
+    /// true for the counted windows (fixed and sliding).
+    fn leases_quota(&self) -> bool {
+        false
+    }
+
+    /// Decides a call of `cost` like [`decide`](Self::decide), after giving
+    /// `refund` back to its window (if that window still counts), and when
+    /// the call is admitted takes up to `want` units in all, as many as the
+    /// window has left: the grant holds those beyond `cost`. The decision's
+    /// `remaining` is what the window has left after the grant.
+    ///
+    /// Algorithms that do not lease decide as usual and grant nothing (a
+    /// refund then returns nothing: units are only ever under-spent).
+    fn decide_leased(
+        &self,
+        state: &mut Option<Self::State>,
+        now_ms: u64,
+        cost: u64,
+        want: u64,
+        refund: Option<QuotaRefund>,
+    ) -> Result<(Outcome, Option<QuotaGrant>), Error> {
+        let _ = (want, refund);
+        Ok((self.decide(state, now_ms, cost)?, None))
+    }
 }
 
 /// Latest time an algorithm computes with (about the year 144 000): a sum

@@ -3,6 +3,7 @@
 use super::contract::{check_cost, clamp_time, Algorithm, Outcome};
 use super::divisor::Divisor;
 use super::limits;
+use super::quota::{extra_units, QuotaGrant, QuotaRefund};
 use crate::{ConfigError, Decision, Error, IntoMillis};
 
 /// At most `limit` units in each window `[k·window, (k+1)·window)` of Unix
@@ -82,6 +83,42 @@ impl Algorithm for FixedWindow {
         };
         let ttl_ms = if count == 0 { 0 } else { end - now_ms };
         Ok(Outcome { decision, ttl_ms })
+    }
+
+    fn leases_quota(&self) -> bool {
+        true
+    }
+
+    fn decide_leased(
+        &self,
+        state: &mut Option<FixedWindowState>,
+        now_ms: u64,
+        cost: u64,
+        want: u64,
+        refund: Option<QuotaRefund>,
+    ) -> Result<(Outcome, Option<QuotaGrant>), Error> {
+        check_cost(cost, self.limit)?;
+        // A refund to a window that is over (or never was) returns nothing.
+        if let (Some(s), Some(r)) = (state.as_mut(), refund) {
+            if s.window_start_ms == r.window_start_ms {
+                s.count -= r.units.min(s.count);
+            }
+        }
+        let mut outcome = self.decide(state, now_ms, cost)?;
+        let extra = extra_units(&outcome, cost, want);
+        let grant = match state.as_mut() {
+            Some(s) if extra > 0 => {
+                s.count += extra;
+                outcome.decision.remaining -= extra;
+                Some(QuotaGrant {
+                    units: extra,
+                    window_start_ms: s.window_start_ms,
+                    expires_at_ms: s.window_start_ms.saturating_add(self.window.get()),
+                })
+            }
+            _ => None,
+        };
+        Ok((outcome, grant))
     }
 }
 

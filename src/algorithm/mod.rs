@@ -6,6 +6,7 @@ mod divisor;
 mod fixed_window;
 mod gcra;
 pub mod limits;
+mod quota;
 mod sliding_log;
 mod sliding_window;
 mod state;
@@ -15,6 +16,7 @@ pub use concurrency::{Concurrency, ConcurrencyState, Lease, LeaseOp, LeaseOutcom
 pub use contract::{Algorithm, Outcome, MAX_TIME_MS};
 pub use fixed_window::{FixedWindow, FixedWindowState};
 pub use gcra::{Gcra, GcraState};
+pub use quota::{QuotaGrant, QuotaRefund};
 pub use sliding_log::{LogEntry, SlidingLog, SlidingLogState};
 pub use sliding_window::{SlidingWindow, SlidingWindowState};
 pub use state::{AnyState, StateKind};

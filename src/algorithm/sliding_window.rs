@@ -4,6 +4,7 @@
 use super::contract::{check_cost, clamp_time, Algorithm, Outcome};
 use super::divisor::Divisor;
 use super::limits;
+use super::quota::{extra_units, QuotaGrant, QuotaRefund};
 use crate::{ConfigError, Decision, Error, IntoMillis};
 
 /// Approximates a window sliding with time using two fixed windows: a call
@@ -139,6 +140,49 @@ impl Algorithm for SlidingWindow {
             decision,
             ttl_ms: ttl_end - now_ms,
         })
+    }
+
+    fn leases_quota(&self) -> bool {
+        true
+    }
+
+    fn decide_leased(
+        &self,
+        state: &mut Option<SlidingWindowState>,
+        now_ms: u64,
+        cost: u64,
+        want: u64,
+        refund: Option<QuotaRefund>,
+    ) -> Result<(Outcome, Option<QuotaGrant>), Error> {
+        check_cost(cost, self.limit)?;
+        let w = self.window.get();
+        if let (Some(_), Some(r)) = (*state, refund.filter(|r| r.units > 0)) {
+            // Given back to the window the units were taken from, current or
+            // previous (where they still weigh); the rolled view is kept.
+            let (mut s, _) = self.view(*state, clamp_time(now_ms));
+            if s.window_start_ms == r.window_start_ms {
+                s.current -= r.units.min(s.current);
+            } else if s.window_start_ms == r.window_start_ms.saturating_add(w) {
+                s.previous -= r.units.min(s.previous);
+            }
+            *state = Some(s);
+        }
+        let mut outcome = self.decide(state, now_ms, cost)?;
+        let extra = extra_units(&outcome, cost, want);
+        let grant = match state.as_mut() {
+            Some(s) if extra > 0 => {
+                // remaining × w ≤ capacity − usage: the extra units fit.
+                s.current += extra;
+                outcome.decision.remaining -= extra;
+                Some(QuotaGrant {
+                    units: extra,
+                    window_start_ms: s.window_start_ms,
+                    expires_at_ms: s.window_start_ms + w,
+                })
+            }
+            _ => None,
+        };
+        Ok((outcome, grant))
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod concurrency;
 mod failure;
+pub(crate) mod quota_book;
 pub(crate) mod random;
 pub(crate) mod rate;
 pub(crate) mod wait;

@@ -1,14 +1,16 @@
 //! `Limiter`: an algorithm, a store, a clock and a key prefix.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::failure::FailurePolicy;
+use super::quota_book::{QuotaBook, Spend};
 use super::wait::{backoff, deadline_ms, run_blocking, WaitOutcome};
-use crate::algorithm::Algorithm;
+use crate::algorithm::{Algorithm, QuotaRefund};
 use crate::clock::{Clock, SystemClock};
-use crate::store::{AsyncStore, Consume, Key, MemoryStore, Peek, Store};
-use crate::{Decision, Error};
+use crate::store::{AsyncStore, Consume, ConsumeQuota, Key, MemoryStore, Peek, Store};
+use crate::{ConfigError, Decision, Error};
 
 /// The prefix of keys of limiters that do not set one.
 pub const DEFAULT_PREFIX: &str = "edgelimit:";
@@ -32,6 +34,8 @@ pub struct Limiter<A, S = MemoryStore, C = SystemClock> {
     clock: C,
     prefix: Box<str>,
     failure: FailurePolicy,
+    /// Quota leases, when asked for: shared by clones.
+    quota: Option<Arc<QuotaBook>>,
 }
 
 impl<A: Algorithm> Limiter<A> {
@@ -43,6 +47,7 @@ impl<A: Algorithm> Limiter<A> {
             clock: SystemClock,
             prefix: DEFAULT_PREFIX.into(),
             failure: FailurePolicy::Error,
+            quota: None,
         }
     }
 }
@@ -56,6 +61,7 @@ impl<A, S, C> Limiter<A, S, C> {
             clock: self.clock,
             prefix: self.prefix,
             failure: self.failure,
+            quota: self.quota,
         }
     }
 
@@ -67,6 +73,7 @@ impl<A, S, C> Limiter<A, S, C> {
             clock,
             prefix: self.prefix,
             failure: self.failure,
+            quota: self.quota,
         }
     }
 
@@ -82,6 +89,11 @@ impl<A, S, C> Limiter<A, S, C> {
     pub fn with_failure_policy(mut self, failure: FailurePolicy) -> Self {
         self.failure = failure;
         self
+    }
+
+    /// Whether quota leases are on, and how many units each request takes.
+    pub fn quota_lease(&self) -> Option<u64> {
+        self.quota.as_deref().map(QuotaBook::units)
     }
 
     /// The algorithm.
@@ -110,6 +122,103 @@ impl<A, S, C> Limiter<A, S, C> {
             id,
         }
     }
+}
+
+impl<A: Algorithm, S, C> Limiter<A, S, C> {
+    /// Takes quota leases of `units`: an admitted call that goes to the
+    /// store takes up to `units` units of its window in all (as many as are
+    /// left), and further calls on that id spend them here without a
+    /// request until they run out or the window ends. With `units = k`, a
+    /// steady load makes about one request per `k` admitted calls.
+    ///
+    /// Never admits more than the limit: every unit spent here was counted
+    /// by the store in its window and is spent before the window ends. What
+    /// it costs is under-admission: units leased by one limiter (one process,
+    /// one isolate) are unavailable to others until they are spent, given
+    /// back (with the next request for the id once the lease cannot pay for
+    /// a call, or by [`return_quota`](Self::return_quota)) or their window
+    /// ends; at most `units − 1` per limiter and id at any time. Reported
+    /// `remaining` counts this limiter's unspent units as available.
+    ///
+    /// Only fixed and sliding windows lease
+    /// ([`ConfigError::QuotaLeaseUnsupported`]); `units` is at least 1 (1
+    /// leases nothing) and at most the limit. Useful with a remote store;
+    /// in memory it only adds work.
+    pub fn with_quota_lease(mut self, units: u64) -> Result<Self, ConfigError> {
+        validate_quota_lease(&self.algorithm, units)?;
+        self.quota = Some(Arc::new(QuotaBook::new(units)));
+        Ok(self)
+    }
+
+    /// A call of `cost` on `id` at `now_ms` under quota leases: the lease's
+    /// answer, or the request to make.
+    fn leased<'a>(
+        &'a self,
+        book: &QuotaBook,
+        id: &str,
+        cost: u64,
+        now_ms: u64,
+    ) -> Result<Decision, ConsumeQuota<'a, A>> {
+        match book.spend(id, now_ms, cost) {
+            Spend::Local(decision) => Ok(decision),
+            Spend::Ask(refund) => Err(ConsumeQuota {
+                algorithm: &self.algorithm,
+                cost,
+                want: book.want(cost),
+                refund,
+            }),
+        }
+    }
+
+    /// Ends every quota lease: the ids and what each gives back.
+    fn returns(&self) -> Vec<(Box<str>, QuotaRefund)> {
+        self.quota
+            .as_deref()
+            .map_or_else(Vec::new, QuotaBook::drain)
+    }
+
+    /// The call giving `refund` back.
+    fn give_back(&self, refund: QuotaRefund) -> ConsumeQuota<'_, A> {
+        ConsumeQuota {
+            algorithm: &self.algorithm,
+            cost: 0,
+            want: 0,
+            refund: Some(refund),
+        }
+    }
+
+    /// `decision` with this limiter's unspent units of `id` counted.
+    fn with_unspent(&self, id: &str, mut decision: Decision, now_ms: u64) -> Decision {
+        if let Some(book) = self.quota.as_deref() {
+            decision.remaining += book.unspent(id, now_ms);
+        }
+        decision
+    }
+}
+
+/// Checks that `algorithm` leases quota and `units` is a lease size for it.
+pub(crate) fn validate_quota_lease<A: Algorithm>(
+    algorithm: &A,
+    units: u64,
+) -> Result<(), ConfigError> {
+    if !algorithm.leases_quota() {
+        return Err(ConfigError::QuotaLeaseUnsupported);
+    }
+    if units == 0 {
+        return Err(ConfigError::Zero {
+            what: "lease units",
+        });
+    }
+    let limit = algorithm.limit();
+    if units > limit {
+        return Err(ConfigError::Exceeds {
+            what: "lease units",
+            value: units,
+            bound: "limit",
+            bound_value: limit,
+        });
+    }
+    Ok(())
 }
 
 /// What every form shares, whatever the store.
@@ -175,11 +284,22 @@ impl<A: Algorithm, S: Store, C: Clock> Limiter<A, S, C> {
     /// Decides a call at an explicit time `now_ms` instead of the clock's.
     #[inline]
     pub fn limit_at(&self, key: &str, cost: u64, now_ms: u64) -> Result<Decision, Error> {
-        let step = Consume {
-            algorithm: &self.algorithm,
-            cost,
+        let answer = match self.quota.as_deref() {
+            None => {
+                let step = Consume {
+                    algorithm: &self.algorithm,
+                    cost,
+                };
+                self.store.transact(self.key(key), now_ms, &step)
+            }
+            Some(book) => match self.leased(book, key, cost, now_ms) {
+                Ok(local) => return Ok(local),
+                Err(step) => self
+                    .store
+                    .transact(self.key(key), now_ms, &step)
+                    .map(|answer| book.learn(key, now_ms, answer)),
+            },
         };
-        let answer = self.store.transact(self.key(key), now_ms, &step);
         self.apply_policy(answer, now_ms)
     }
 
@@ -189,6 +309,9 @@ impl<A: Algorithm, S: Store, C: Clock> Limiter<A, S, C> {
     /// the failure policy.
     pub fn limit_many(&self, calls: &[(&str, u64)]) -> Vec<Result<Decision, Error>> {
         let now_ms = self.clock.now_ms();
+        if let Some(book) = self.quota.as_deref() {
+            return self.limit_many_leased(book, calls, now_ms);
+        }
         let steps: Vec<_> = calls
             .iter()
             .map(|&(key, cost)| {
@@ -206,20 +329,79 @@ impl<A: Algorithm, S: Store, C: Clock> Limiter<A, S, C> {
             .collect()
     }
 
+    /// [`limit_many`](Self::limit_many) under quota leases: calls the
+    /// leases pay for are answered here, the others in one round trip.
+    fn limit_many_leased(
+        &self,
+        book: &QuotaBook,
+        calls: &[(&str, u64)],
+        now_ms: u64,
+    ) -> Vec<Result<Decision, Error>> {
+        let mut answers = Vec::with_capacity(calls.len());
+        let mut asks = Vec::new();
+        for &(id, cost) in calls {
+            match self.leased(book, id, cost, now_ms) {
+                Ok(local) => answers.push(Some(local)),
+                Err(step) => {
+                    answers.push(None);
+                    asks.push((self.key(id), step));
+                }
+            }
+        }
+        let mut replies = self.store.transact_many(&asks, now_ms).into_iter();
+        answers
+            .into_iter()
+            .zip(calls)
+            .map(|(local, &(id, _))| match local {
+                Some(decision) => Ok(decision),
+                None => {
+                    let answer = replies.next().unwrap_or_else(|| {
+                        Err(Error::Store(crate::StoreError::MalformedReply(
+                            "a batched answer is missing".into(),
+                        )))
+                    });
+                    let answer = answer.map(|answer| book.learn(id, now_ms, answer));
+                    self.apply_policy(answer, now_ms)
+                }
+            })
+            .collect()
+    }
+
     /// What `key` has left, without consuming or writing anything:
-    /// `remaining` and `reset_ms` of a cost-0 decision.
+    /// `remaining` and `reset_ms` of a cost-0 decision (with quota leases,
+    /// this limiter's unspent units count as left).
     pub fn remaining(&self, key: &str) -> Result<Decision, Error> {
         let now_ms = self.clock.now_ms();
         let peek = Peek {
             algorithm: &self.algorithm,
         };
         let answer = self.store.transact(self.key(key), now_ms, &peek);
+        let answer = answer.map(|decision| self.with_unspent(key, decision, now_ms));
         self.apply_policy(answer, now_ms)
     }
 
     /// Forgets `key`'s state: its next call is treated as its first.
     pub fn reset(&self, key: &str) -> Result<(), Error> {
+        if let Some(book) = self.quota.as_deref() {
+            book.forget(key);
+        }
         self.store.remove(self.key(key))
+    }
+
+    /// Gives every unspent quota lease back to the store, in one round trip
+    /// (e.g. before a process exits); nothing to do without leases. Units
+    /// that fail to come back stay unavailable until their window ends.
+    pub fn return_quota(&self) -> Result<(), Error> {
+        let returns = self.returns();
+        let steps: Vec<_> = returns
+            .iter()
+            .map(|(id, refund)| (self.key(id), self.give_back(*refund)))
+            .collect();
+        let now_ms = self.clock.now_ms();
+        self.store
+            .transact_many(&steps, now_ms)
+            .into_iter()
+            .try_for_each(|answer| answer.map(drop))
     }
 
     /// Blocks until a call of cost 1 for `key` is admitted or `within` has
@@ -268,14 +450,25 @@ impl<A: Algorithm + Sync, S: AsyncStore, C: Clock> Limiter<A, S, C> {
         cost: u64,
         now_ms: u64,
     ) -> Result<Decision, Error> {
-        let step = Consume {
-            algorithm: &self.algorithm,
-            cost,
+        let answer = match self.quota.as_deref() {
+            None => {
+                let step = Consume {
+                    algorithm: &self.algorithm,
+                    cost,
+                };
+                self.store
+                    .transact_async(self.key(key), now_ms, &step)
+                    .await
+            }
+            Some(book) => match self.leased(book, key, cost, now_ms) {
+                Ok(local) => return Ok(local),
+                Err(step) => self
+                    .store
+                    .transact_async(self.key(key), now_ms, &step)
+                    .await
+                    .map(|answer| book.learn(key, now_ms, answer)),
+            },
         };
-        let answer = self
-            .store
-            .transact_async(self.key(key), now_ms, &step)
-            .await;
         self.apply_policy(answer, now_ms)
     }
 
@@ -289,13 +482,34 @@ impl<A: Algorithm + Sync, S: AsyncStore, C: Clock> Limiter<A, S, C> {
         let answer = self
             .store
             .transact_async(self.key(key), now_ms, &peek)
-            .await;
+            .await
+            .map(|decision| self.with_unspent(key, decision, now_ms));
         self.apply_policy(answer, now_ms)
     }
 
     /// Forgets `key`'s state: its next call is treated as its first.
     pub async fn reset_async(&self, key: &str) -> Result<(), Error> {
+        if let Some(book) = self.quota.as_deref() {
+            book.forget(key);
+        }
         self.store.remove_async(self.key(key)).await
+    }
+
+    /// Gives every unspent quota lease back to the store (see
+    /// [`return_quota`](Self::return_quota)); concurrent calls of an async
+    /// store share requests.
+    pub async fn return_quota_async(&self) -> Result<(), Error> {
+        let now_ms = self.clock.now_ms();
+        let mut result = Ok(());
+        for (id, refund) in self.returns() {
+            let step = self.give_back(refund);
+            let answer = self
+                .store
+                .transact_async(self.key(&id), now_ms, &step)
+                .await;
+            result = result.and(answer.map(drop));
+        }
+        result
     }
 
     /// Waits until a call of `cost` units for `key` is admitted or `within`

@@ -1,9 +1,12 @@
 -- fixed_window.lua: mirrors src/algorithm/fixed_window.rs (FixedWindow::decide).
 --
 -- KEYS[1]: state hash {start = window_start_ms, count, exp}.
--- ARGV: now_ms or "", cost, peek ("1": read only), limit, window_ms.
+-- ARGV: now_ms or "", cost, peek ("1": read only), limit, window_ms, and
+--       for a quota lease (FixedWindow::decide_leased): want, refund's
+--       window start, refund's units.
 -- Reply: {allowed, remaining, reset_ms, retry_after_ms, now_ms}, and for a
---        denial the state: start, count.
+--        denial the state: start, count; for a lease's admission the
+--        grant: units, window start, window end.
 
 local key = KEYS[1]
 local raw_now, caller_clock = el_now(ARGV[1])
@@ -11,6 +14,7 @@ local cost = el_num(ARGV[2], 'cost')
 local readonly = ARGV[3] == '1'
 local limit = el_num(ARGV[4], 'limit')
 local window = el_num(ARGV[5], 'window_ms')
+local want, refund_start, refund_units = el_lease_args(ARGV[6], ARGV[7], ARGV[8])
 
 -- check_cost
 if cost > limit then
@@ -19,6 +23,12 @@ end
 local now = el_clamp(raw_now)
 local state = el_load(key, raw_now, readonly, { 'start', 'count' })
 local has_state = state ~= nil
+-- A refund to a window that is over (or never was) returns nothing.
+local refunded = false
+if state and refund_units > 0 and state.start == refund_start then
+  state.count = state.count - math.min(refund_units, state.count)
+  refunded = true
+end
 
 local current_start = now - el_rem(now, window)
 -- A state from a later window means the clock went back: keep counting in
@@ -35,8 +45,10 @@ local allowed = count + cost <= limit
 if allowed then
   count = count + cost
 end
+local extra = el_extra_units(allowed, cost, want, limit - count)
+count = count + extra
 local writes = nil
-if allowed and cost > 0 then
+if (allowed and cost > 0) or refunded then
   writes = { 'start', el_str(start), 'count', el_str(count) }
   has_state = true
 end
@@ -54,4 +66,5 @@ if count ~= 0 then
   ttl = window_end - now
 end
 el_finish(key, has_state, ttl, raw_now, caller_clock, readonly, writes)
-return el_reply(allowed, limit - count, reset_ms, retry_after_ms, now, { start, count })
+local reply = el_reply(allowed, limit - count, reset_ms, retry_after_ms, now, { start, count })
+return el_grant(reply, extra, start, window_end)

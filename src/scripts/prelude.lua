@@ -159,3 +159,33 @@ local function el_reply(allowed, remaining, reset_ms, retry_after_ms, now, state
   return reply
 end
 
+-- A quota lease's arguments after a rate script's configuration, ARGV[6..8]
+-- (passed in: in a batch, ARGV is the call's own, not the global): units
+-- wanted in all, and a refund's window start and units (all 0 without a
+-- lease).
+local function el_lease_args(want, refund_start, refund_units)
+  if want == nil then
+    return 0, 0, 0
+  end
+  return el_num(want, 'want'), el_num(refund_start, 'refund_start'),
+    el_num(refund_units, 'refund_units')
+end
+
+-- quota.rs extra_units: what an admitted call takes beyond its cost.
+local function el_extra_units(allowed, cost, want, remaining)
+  if not allowed or cost == 0 or want <= cost then
+    return 0
+  end
+  return math.min(want - cost, remaining)
+end
+
+-- A lease's admission appends its grant to the reply: units, and the start
+-- and end of the window they were taken from.
+local function el_grant(reply, extra, window_start, window_end)
+  if extra > 0 then
+    reply[#reply + 1] = extra
+    reply[#reply + 1] = window_start
+    reply[#reply + 1] = window_end
+  end
+  return reply
+end

@@ -3,10 +3,13 @@
 --
 -- KEYS[1]: state hash {start = window_start_ms, cur = current,
 --          prev = previous, exp}.
--- ARGV: now_ms or "", cost, peek ("1": read only), limit, window_ms.
+-- ARGV: now_ms or "", cost, peek ("1": read only), limit, window_ms, and
+--       for a quota lease (SlidingWindow::decide_leased): want, refund's
+--       window start, refund's units.
 -- Reply: {allowed, remaining, reset_ms, retry_after_ms, now_ms}, and for a
---        denial the state as stored (a denial changes none): start, cur,
---        prev.
+--        denial the state as stored (a denial changes none but a refund):
+--        start, cur, prev; for a lease's admission the grant: units,
+--        window start, window end.
 
 local key = KEYS[1]
 local raw_now, caller_clock = el_now(ARGV[1])
@@ -14,6 +17,7 @@ local cost = el_num(ARGV[2], 'cost')
 local readonly = ARGV[3] == '1'
 local limit = el_num(ARGV[4], 'limit')
 local w = el_num(ARGV[5], 'window_ms')
+local want, refund_start, refund_units = el_lease_args(ARGV[6], ARGV[7], ARGV[8])
 
 if cost > limit then
   return el_cost_error()
@@ -34,6 +38,16 @@ else
   s_start, cur, prev = start, 0, 0
 end
 local at = math.max(now, s_start)
+-- A refund goes back to the window its units were taken from, current or
+-- previous (where they still weigh); the rolled state is kept.
+local refunded = state ~= nil and refund_units > 0
+if refunded then
+  if s_start == refund_start then
+    cur = cur - math.min(refund_units, cur)
+  elseif s_start == refund_start + w then
+    prev = prev - math.min(refund_units, prev)
+  end
+end
 
 local elapsed = at - s_start
 -- All quantities below are scaled by w; validation keeps them < 2^53 (a sum
@@ -42,13 +56,20 @@ local weighted_previous = prev * (w - elapsed)
 local capacity = limit * w
 
 local allowed = cost == 0 or weighted_previous + (cur + cost) * w <= capacity
-local writes = nil
 if allowed and cost > 0 then
   cur = cur + cost
+end
+local used = weighted_previous + cur * w
+local remaining = el_idiv(capacity - math.min(used, capacity), w)
+-- remaining × w ≤ capacity − used: the extra units fit.
+local extra = el_extra_units(allowed, cost, want, remaining)
+cur = cur + extra
+remaining = remaining - extra
+local writes = nil
+if (allowed and cost > 0) or refunded then
   writes = { 'start', el_str(s_start), 'cur', el_str(cur), 'prev', el_str(prev) }
   has_state = true
 end
-local used = weighted_previous + cur * w
 local window_end = s_start + w
 local reset_ms, ttl_end
 if cur > 0 then
@@ -76,10 +97,12 @@ if not allowed then
 end
 
 el_finish(key, has_state, ttl_end - now, raw_now, caller_clock, readonly, writes)
-local remaining = el_idiv(capacity - math.min(used, capacity), w)
 -- A denial has usage, hence a state.
 local kept = nil
-if state then
+if refunded then
+  kept = { s_start, cur, prev }
+elseif state then
   kept = { state.start, state.cur, state.prev }
 end
-return el_reply(allowed, remaining, reset_ms, retry_after_ms, now, kept)
+local reply = el_reply(allowed, remaining, reset_ms, retry_after_ms, now, kept)
+return el_grant(reply, extra, s_start, s_start + w)

@@ -2,7 +2,8 @@
 //! in memory or as a Lua script in Redis.
 
 use crate::algorithm::{
-    Algorithm, Concurrency, ConcurrencyState, LeaseOp, LeaseOutcome, StateKind,
+    Algorithm, Concurrency, ConcurrencyState, LeaseOp, LeaseOutcome, QuotaGrant, QuotaRefund,
+    StateKind,
 };
 use crate::scripts::{self, Script};
 use crate::{Decision, Error, StoreError};
@@ -180,6 +181,116 @@ impl<A: Algorithm> Transition for Consume<'_, A> {
             .decide(&mut scratch, now_ms, self.cost)
             .ok()?;
         Some(outcome.decision).filter(|decision| !decision.allowed)
+    }
+}
+
+/// A rate decision that may take a quota lease (see
+/// [`Algorithm::decide_leased`]).
+#[derive(Debug, Clone, Copy)]
+pub struct ConsumeQuota<'a, A> {
+    /// The algorithm deciding.
+    pub algorithm: &'a A,
+    /// Units the call costs.
+    pub cost: u64,
+    /// Units to take in all when admitted, as many as the window has left.
+    pub want: u64,
+    /// Unspent units of an earlier grant, given back first.
+    pub refund: Option<QuotaRefund>,
+}
+
+/// What a [`ConsumeQuota`] answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuotaDecision {
+    /// The decision on the call; `remaining` is the window's after the grant.
+    pub decision: Decision,
+    /// Units taken beyond the cost, if any.
+    pub grant: Option<QuotaGrant>,
+    /// The time it was decided at, on the store's clock.
+    pub at_ms: u64,
+}
+
+impl<A: Algorithm> ConsumeQuota<'_, A> {
+    fn plain(&self) -> Consume<'_, A> {
+        Consume {
+            algorithm: self.algorithm,
+            cost: self.cost,
+        }
+    }
+}
+
+impl<A: Algorithm> Transition for ConsumeQuota<'_, A> {
+    type State = A::State;
+    type Output = QuotaDecision;
+
+    fn apply(
+        &self,
+        state: &mut Option<A::State>,
+        now_ms: u64,
+    ) -> Result<(QuotaDecision, u64), Error> {
+        let (outcome, grant) =
+            self.algorithm
+                .decide_leased(state, now_ms, self.cost, self.want, self.refund)?;
+        let answer = QuotaDecision {
+            decision: outcome.decision,
+            grant,
+            at_ms: now_ms,
+        };
+        Ok((answer, outcome.ttl_ms))
+    }
+
+    fn remote(&self) -> Result<Remote, Error> {
+        let mut remote = self.plain().remote()?;
+        let refund = self.refund.unwrap_or(QuotaRefund {
+            window_start_ms: 0,
+            units: 0,
+        });
+        remote
+            .args
+            .extend([self.want, refund.window_start_ms, refund.units].map(|n| n.to_string()));
+        // A refund given twice could return units others spent.
+        remote.idempotent &= self.refund.is_none();
+        Ok(remote)
+    }
+
+    fn decode(&self, reply: &[i64]) -> Result<Answer<QuotaDecision, A::State>, StoreError> {
+        let answer = self.plain().decode(reply)?;
+        let grant = match reply.get(scripts::RATE_REPLY_LEN..) {
+            Some(&[units, start, end]) if answer.output.allowed => Some(QuotaGrant {
+                units: u64::try_from(units).map_err(|_| malformed(reply))?,
+                window_start_ms: u64::try_from(start).map_err(|_| malformed(reply))?,
+                expires_at_ms: u64::try_from(end).map_err(|_| malformed(reply))?,
+            }),
+            Some([]) | None => None,
+            Some(_) if !answer.output.allowed => None,
+            Some(_) => return Err(malformed(reply)),
+        };
+        Ok(Answer {
+            output: QuotaDecision {
+                decision: answer.output,
+                grant,
+                at_ms: answer.now_ms,
+            },
+            now_ms: answer.now_ms,
+            denied_state: answer.denied_state,
+        })
+    }
+
+    fn uses_deny_cache(&self) -> bool {
+        true
+    }
+
+    fn deny_locally(&self, state: &A::State, now_ms: u64) -> Option<QuotaDecision> {
+        // A refund must reach the store: only calls without one are
+        // answered here.
+        if self.refund.is_some() {
+            return None;
+        }
+        let decision = self.plain().deny_locally(state, now_ms)?;
+        Some(QuotaDecision {
+            decision,
+            grant: None,
+            at_ms: now_ms,
+        })
     }
 }
 

@@ -6,7 +6,9 @@ mod memory;
 pub(crate) mod redis_rest;
 
 pub use async_contract::AsyncStore;
-pub use contract::{Answer, Consume, Key, LeaseStep, Peek, Remote, Store, Transition};
+pub use contract::{
+    Answer, Consume, ConsumeQuota, Key, LeaseStep, Peek, QuotaDecision, Remote, Store, Transition,
+};
 pub use memory::MemoryStore;
 #[cfg(not(target_arch = "wasm32"))]
 pub use redis_rest::{AsyncRedisRestStore, RedisRestStore};

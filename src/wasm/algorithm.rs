@@ -7,7 +7,8 @@ use wasm_bindgen::prelude::*;
 use super::convert::{count, millis};
 use super::error::Coded;
 use crate::algorithm::{
-    AnyState, FixedWindow, Gcra, Outcome, SlidingLog, SlidingWindow, StateKind, TokenBucket,
+    AnyState, FixedWindow, Gcra, Outcome, QuotaGrant, QuotaRefund, SlidingLog, SlidingWindow,
+    StateKind, TokenBucket,
 };
 use crate::scripts::{Script, Scripted};
 use crate::{Algorithm, ConfigError, Error};
@@ -64,6 +65,26 @@ impl Algorithm for AnyAlgorithm {
         cost: u64,
     ) -> Result<Outcome, Error> {
         with_algorithm!(self, |a| decide_as(a, state, now_ms, cost))
+    }
+
+    fn leases_quota(&self) -> bool {
+        with_algorithm!(self, |a| a.leases_quota())
+    }
+
+    fn decide_leased(
+        &self,
+        state: &mut Option<AnyState>,
+        now_ms: u64,
+        cost: u64,
+        want: u64,
+        refund: Option<QuotaRefund>,
+    ) -> Result<(Outcome, Option<QuotaGrant>), Error> {
+        with_algorithm!(self, |a| {
+            let mut typed = state.take().and_then(|s| StateKind::from_any(s));
+            let decided = a.decide_leased(&mut typed, now_ms, cost, want, refund);
+            *state = typed.map(StateKind::into_any);
+            decided
+        })
     }
 }
 

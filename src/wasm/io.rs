@@ -19,6 +19,8 @@ pub(crate) const RETRY_AFTER: usize = 3;
 pub(crate) const STORE_FAILURE: usize = 4;
 /// A lease's expiry (0 when none).
 pub(crate) const EXPIRES_AT: usize = 5;
+/// 1 when the decision admits.
+pub(crate) const ALLOWED: usize = 6;
 const SLOTS: usize = 8;
 
 thread_local! {
@@ -114,5 +116,6 @@ fn slots(decision: &Decision, expires_at_ms: Option<u64>) -> [f64; SLOTS] {
     slots[RETRY_AFTER] = decision.retry_after_ms as f64;
     slots[STORE_FAILURE] = decision.reason.is_some() as u8 as f64;
     slots[EXPIRES_AT] = expires_at_ms.unwrap_or(0) as f64;
+    slots[ALLOWED] = decision.allowed as u8 as f64;
     slots
 }

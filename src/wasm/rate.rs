@@ -9,6 +9,7 @@ use super::error::Coded;
 use super::io;
 use super::rest::{Ask, WasmRestCall};
 use super::stores::{now_ms, Place, WasmMemoryStore, WasmRestStore};
+use crate::limiter::rate::validate_quota_lease as lease_units_valid;
 use crate::store::{Consume, Peek, Store};
 
 /// A limiter: an algorithm over a place (store, key prefix, failure policy).
@@ -33,7 +34,8 @@ impl WasmRateLimiter {
         }
     }
 
-    /// A limiter on the REST store.
+    /// A limiter on the REST store; `lease_units`: take quota leases of
+    /// that many units (fixed and sliding windows).
     #[wasm_bindgen(js_name = withRest)]
     pub fn with_rest(
         algorithm: &WasmAlgorithm,
@@ -41,11 +43,25 @@ impl WasmRateLimiter {
         prefix: String,
         failure: u8,
         timeout_ms: Option<f64>,
+        lease_units: Option<f64>,
     ) -> Result<WasmRateLimiter, JsValue> {
+        let mut place = Place::rest(store, prefix, failure, timeout_ms)?;
+        if let Some(units) = lease_units {
+            let units = count("lease.units", units)?;
+            lease_units_valid(&algorithm.inner, units).map_err(|error| error.to_js())?;
+            place.lease_quota(units);
+        }
         Ok(Self {
             algorithm: algorithm.inner,
-            place: Place::rest(store, prefix, failure, timeout_ms)?,
+            place,
         })
+    }
+
+    /// The call giving one unspent quota lease back (REST store), or
+    /// `undefined` when none is left.
+    #[wasm_bindgen(js_name = restReturnQuota)]
+    pub fn rest_return_quota(&self, now: f64) -> Result<Option<WasmRestCall>, JsValue> {
+        self.place.quota_return(self.algorithm, now)
     }
 
     /// Decides for the id in the key buffer's first `len` bytes (memory

@@ -11,12 +11,13 @@ use wasm_bindgen::prelude::*;
 use super::algorithm::AnyAlgorithm;
 use super::error::{invalid_argument, Coded};
 use super::io;
-use crate::algorithm::{LeaseOp, LeaseOutcome};
+use crate::algorithm::{LeaseOp, LeaseOutcome, QuotaRefund};
+use crate::limiter::quota_book::{QuotaBook, Spend};
 use crate::store::redis_rest::{
     command_body, conclude, decode, redis_key, Batch, DenyCache, Exchange, Grouping, Json, Reply,
     ScriptCall, Step,
 };
-use crate::store::{Consume, Key, LeaseStep, Peek, RestOptions, Transition};
+use crate::store::{Consume, ConsumeQuota, Key, LeaseStep, Peek, RestOptions, Transition};
 use crate::{Algorithm as _, Concurrency, Decision, Error, FailurePolicy, StoreError};
 
 /// What a call asks Redis, and how its answer is read.
@@ -26,6 +27,8 @@ pub(crate) enum Ask {
         cost: u64,
         peek: bool,
     },
+    /// A rate decision under quota leases that the lease could not pay.
+    Quota(QuotaAsk),
     Lease {
         config: Concurrency,
         op: LeaseOp,
@@ -40,6 +43,7 @@ pub(crate) struct Target {
     pub(crate) options: RestOptions,
     pub(crate) failure: FailurePolicy,
     pub(crate) deny: Option<Rc<DenyCache>>,
+    pub(crate) quota: Option<Rc<QuotaBook>>,
 }
 
 impl Target {
@@ -78,6 +82,28 @@ impl WasmRestCall {
     /// The call for `ask` on `target` at `now_ms`, or the denial the deny
     /// cache proves (its numbers written to the output slots).
     pub(crate) fn new(ask: Ask, target: Target, now_ms: u64) -> Result<Option<Self>, Error> {
+        let ask = match (ask, target.quota.as_deref()) {
+            (
+                Ask::Rate {
+                    algorithm,
+                    cost,
+                    peek: false,
+                },
+                Some(book),
+            ) => match book.spend(&target.id, now_ms, cost) {
+                Spend::Local(decision) => {
+                    io::write(&decision);
+                    return Ok(None);
+                }
+                Spend::Ask(refund) => Ask::Quota(QuotaAsk {
+                    algorithm,
+                    cost,
+                    want: book.want(cost),
+                    refund,
+                }),
+            },
+            (ask, _) => ask,
+        };
         let key = target.key();
         let call = match &ask {
             Ask::Rate {
@@ -102,6 +128,18 @@ impl WasmRestCall {
             Ask::Rate { algorithm, .. } => {
                 Some(prepare(key, now_ms, &Peek { algorithm }, &target.options)?)
             }
+            Ask::Quota(quota) => {
+                let step = quota.step();
+                if let Some(denied) = target
+                    .deny
+                    .as_deref()
+                    .and_then(|cache| cache.answer(key, now_ms, &step))
+                {
+                    io::write(&denied.decision);
+                    return Ok(None);
+                }
+                Some(prepare(key, now_ms, &step, &target.options)?)
+            }
             Ask::Lease { config, op } => Some(prepare(
                 key,
                 now_ms,
@@ -111,6 +149,9 @@ impl WasmRestCall {
             Ask::Remove => {
                 if let Some(cache) = target.deny.as_deref() {
                     cache.forget(key);
+                }
+                if let Some(book) = target.quota.as_deref() {
+                    book.forget(key.id);
                 }
                 None
             }
@@ -162,8 +203,18 @@ impl WasmRestCall {
                 conclude(json, key, now, &consume, cache).map(rate)
             }
             // Reads and leases teach the deny cache nothing.
-            Ask::Rate { algorithm, .. } => {
-                decode(json, &Peek { algorithm }).map(|answer| rate(answer.output))
+            Ask::Rate { algorithm, .. } => decode(json, &Peek { algorithm }).map(|answer| {
+                let mut decision = answer.output;
+                if let Some(book) = self.target.quota.as_deref() {
+                    decision.remaining += book.unspent(key.id, now);
+                }
+                rate(decision)
+            }),
+            Ask::Quota(quota) => {
+                let book = self.target.quota.as_deref();
+                conclude(json, key, now, &quota.step(), cache).map(|answer| {
+                    rate(book.map_or(answer.decision, |book| book.learn(key.id, now, answer)))
+                })
             }
             Ask::Lease { config, op } => {
                 let step = LeaseStep { config, op: *op };
@@ -183,7 +234,9 @@ impl WasmRestCall {
     /// error is reported.
     fn give_up(&self, error: StoreError) -> i32 {
         let limit = match &self.ask {
-            Ask::Rate { algorithm, .. } => Some(algorithm.limit()),
+            Ask::Rate { algorithm, .. } | Ask::Quota(QuotaAsk { algorithm, .. }) => {
+                Some(algorithm.limit())
+            }
             Ask::Lease {
                 config,
                 op: LeaseOp::Acquire { .. } | LeaseOp::Peek,
@@ -195,6 +248,26 @@ impl WasmRestCall {
                 rate(self.target.failure.decide(limit, self.now_ms))
             }
             _ => io::status(Err(Error::Store(error).to_js())),
+        }
+    }
+}
+
+/// A rate decision under quota leases: its cost, the units to take, and an
+/// unspent lease to give back.
+pub(crate) struct QuotaAsk {
+    pub(crate) algorithm: AnyAlgorithm,
+    pub(crate) cost: u64,
+    pub(crate) want: u64,
+    pub(crate) refund: Option<QuotaRefund>,
+}
+
+impl QuotaAsk {
+    fn step(&self) -> ConsumeQuota<'_, AnyAlgorithm> {
+        ConsumeQuota {
+            algorithm: &self.algorithm,
+            cost: self.cost,
+            want: self.want,
+            refund: self.refund,
         }
     }
 }

@@ -5,9 +5,11 @@ use std::time::Duration;
 
 use wasm_bindgen::prelude::*;
 
+use super::algorithm::AnyAlgorithm;
 use super::convert::count;
 use super::error::{js_error, Coded};
-use super::rest::{Ask, Target, WasmRestCall};
+use super::rest::{Ask, QuotaAsk, Target, WasmRestCall};
+use crate::limiter::quota_book::QuotaBook;
 use crate::store::redis_rest::DenyCache;
 use crate::store::{Key, MemoryStore, RestOptions, Store, TimeSource};
 use crate::FailurePolicy;
@@ -98,6 +100,8 @@ pub(crate) struct Place {
     prefix: String,
     backend: Backend,
     failure: FailurePolicy,
+    /// Quota leases of a rate limiter on Redis, when asked for.
+    quota: Option<Rc<QuotaBook>>,
 }
 
 impl Place {
@@ -107,6 +111,7 @@ impl Place {
             prefix,
             backend: Backend::Memory(store.inner.clone()),
             failure: FailurePolicy::Error,
+            quota: None,
         }
     }
 
@@ -131,7 +136,33 @@ impl Place {
             prefix,
             backend: Backend::Rest(store),
             failure,
+            quota: None,
         })
+    }
+
+    /// Takes quota leases of `units` (a REST place; the caller checked the
+    /// algorithm and the units).
+    pub(crate) fn lease_quota(&mut self, units: u64) {
+        self.quota = Some(Rc::new(QuotaBook::new(units)));
+    }
+
+    /// The call giving one unspent quota lease back at `now`
+    /// (`Date.now()`), if any is left.
+    pub(crate) fn quota_return(
+        &self,
+        algorithm: AnyAlgorithm,
+        now: f64,
+    ) -> Result<Option<WasmRestCall>, JsValue> {
+        let Some((id, refund)) = self.quota.as_deref().and_then(QuotaBook::take_one) else {
+            return Ok(None);
+        };
+        let ask = Ask::Quota(QuotaAsk {
+            algorithm,
+            cost: 0,
+            want: 0,
+            refund: Some(refund),
+        });
+        self.rest_call(&id, ask, now)
     }
 
     /// The stored key of `id`.
@@ -177,6 +208,7 @@ impl Place {
             options: store.options,
             failure: self.failure,
             deny: store.deny.clone(),
+            quota: self.quota.clone(),
         };
         WasmRestCall::new(ask, target, now_ms(now)).map_err(|error| error.to_js())
     }

@@ -1,0 +1,41 @@
+//! Quota leases: a call that is admitted may take more units of its window
+//! than it costs, for the caller to spend locally without asking the store
+//! again, and give back what it did not spend.
+//!
+//! Only counted windows lease (fixed and sliding window): a unit taken in a
+//! window counts in that window whenever it is spent in it, so spending it
+//! later never admits more than the limit. Leased units must be spent before
+//! the window ends ([`QuotaGrant::expires_at_ms`]): after that they would
+//! count in a window that is over.
+
+use super::contract::Outcome;
+
+/// Units taken from a window beyond a call's cost, to spend locally.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuotaGrant {
+    /// Units taken (already counted by the store), at least 1.
+    pub units: u64,
+    /// Start of the window they were taken from, which names it.
+    pub window_start_ms: u64,
+    /// End of that window: they may be spent strictly before it, on the
+    /// store's clock.
+    pub expires_at_ms: u64,
+}
+
+/// Units of an earlier grant left unspent, given back to their window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuotaRefund {
+    /// [`QuotaGrant::window_start_ms`] of the grant.
+    pub window_start_ms: u64,
+    /// Units not spent (and never to be spent).
+    pub units: u64,
+}
+
+/// Units an admitted call of `cost` may take beyond it when it asks for
+/// `want` in all: no more than the window has left after the call.
+pub(crate) fn extra_units(outcome: &Outcome, cost: u64, want: u64) -> u64 {
+    match outcome.decision.allowed && cost > 0 {
+        true => want.saturating_sub(cost).min(outcome.decision.remaining),
+        false => 0,
+    }
+}
