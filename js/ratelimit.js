@@ -2,7 +2,7 @@
 
 import { CoreAlgorithm, CoreRateLimiter } from "./edgelimit.js";
 import * as slot from "./boundary.js";
-import { checkId, checkNumber, invalid } from "./errors.js";
+import { EdgelimitError, checkId, checkNumber, invalid } from "./errors.js";
 import { CORE, TRANSPORT, checkStore, failureCode, memoryStore } from "./stores.js";
 import { run } from "./transport.js";
 import { backoff, sleep } from "./wait.js";
@@ -42,7 +42,9 @@ export function result(allowed, slots) {
 function leaseUnits(lease, inMemory) {
   if (lease === undefined) return undefined;
   if (lease === null || typeof lease !== "object") throw invalid("lease must be { units: n }");
-  if (inMemory) throw invalid("lease needs a Redis store: in memory every call is already local");
+  if (inMemory) {
+    throw new EdgelimitError("INVALID_CONFIG", "lease needs a Redis store: in memory every call is already local");
+  }
   return checkNumber("lease.units", lease.units);
 }
 

@@ -31,10 +31,23 @@ const MAX_IDS: usize = 10_000;
 pub(crate) struct QuotaBook {
     /// Units a request takes in all.
     units: u64,
-    held: Mutex<HashMap<Box<str>, Held>>,
+    held: Mutex<Leases>,
     /// The store's clock minus ours, at most.
     offset_ms: AtomicI64,
 }
+
+/// Leases by id, and the ids with a request taking one in flight (since
+/// when, local time).
+#[derive(Default)]
+struct Leases {
+    by_id: HashMap<Box<str>, Held>,
+    asking: HashMap<Box<str>, u64>,
+}
+
+/// How long a request taking a lease is waited for before another may take
+/// one (its answer may never be learnt: a failure the caller did not
+/// report).
+const ASKING_MS: u64 = 10_000;
 
 /// One id's lease and what the store last said of its window.
 #[derive(Debug, Clone, Copy)]
@@ -49,15 +62,19 @@ struct Held {
 pub(crate) enum Spend {
     /// The lease paid for it.
     Local(Decision),
-    /// The store decides; give back this refund with the request.
-    Ask(Option<QuotaRefund>),
+    /// The store decides: take `want` units in all (the cost alone while
+    /// another request of the id is taking a lease), giving back `refund`.
+    Ask {
+        want: u64,
+        refund: Option<QuotaRefund>,
+    },
 }
 
 impl std::fmt::Debug for QuotaBook {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("QuotaBook")
             .field("units", &self.units)
-            .field("ids", &self.lock().len())
+            .field("ids", &self.lock().by_id.len())
             .finish()
     }
 }
@@ -67,7 +84,7 @@ impl QuotaBook {
     pub(crate) fn new(units: u64) -> Self {
         Self {
             units,
-            held: Mutex::new(HashMap::new()),
+            held: Mutex::new(Leases::default()),
             offset_ms: AtomicI64::new(0),
         }
     }
@@ -77,16 +94,7 @@ impl QuotaBook {
         self.units
     }
 
-    /// Units a request for a call of `cost` asks for in all (a read takes
-    /// none).
-    pub(crate) fn want(&self, cost: u64) -> u64 {
-        match cost {
-            0 => 0,
-            _ => self.units,
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Box<str>, Held>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Leases> {
         // A panic elsewhere cannot leave a lease half-written.
         self.held.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -97,27 +105,66 @@ impl QuotaBook {
 
     /// Spends `cost` units of `id`'s lease at local time `now_ms` if it
     /// holds them and its window is on; else ends the lease, and what is
-    /// left of it goes back with the request.
-    /// A read (`cost` 0) spends nothing and gives nothing back.
+    /// left of it goes back with the request. Concurrent calls that find no
+    /// lease while one is being taken ask for their cost alone: leases
+    /// taken at once would hold more unspent than one. A read (`cost` 0)
+    /// spends nothing and gives nothing back.
     pub(crate) fn spend(&self, id: &str, now_ms: u64, cost: u64) -> Spend {
         if cost == 0 {
-            return Spend::Ask(None);
+            return Spend::Ask {
+                want: 0,
+                refund: None,
+            };
         }
         let at = self.store_time(now_ms);
-        let mut held = self.lock();
-        let Some(lease) = held.get_mut(id) else {
-            return Spend::Ask(None);
-        };
-        if at < lease.grant.expires_at_ms && lease.grant.units >= cost {
-            lease.grant.units -= cost;
-            let mut decision = lease.decision;
-            decision.remaining += lease.grant.units;
-            if lease.grant.units == 0 {
-                held.remove(id);
+        let mut leases = self.lock();
+        let refund = match leases.by_id.get_mut(id) {
+            Some(lease) if at < lease.grant.expires_at_ms && lease.grant.units >= cost => {
+                lease.grant.units -= cost;
+                let mut decision = lease.decision;
+                decision.remaining += lease.grant.units;
+                if lease.grant.units == 0 {
+                    leases.by_id.remove(id);
+                }
+                return Spend::Local(decision);
             }
-            return Spend::Local(decision);
+            Some(_) => leases.by_id.remove(id).map(|lease| lease.refund()),
+            None => None,
+        };
+        let taking = leases
+            .asking
+            .get(id)
+            .is_some_and(|&since| now_ms.saturating_sub(since) < ASKING_MS);
+        if taking {
+            return Spend::Ask { want: cost, refund };
         }
-        Spend::Ask(held.remove(id).map(|lease| lease.refund()))
+        leases.asking.insert(id.into(), now_ms);
+        Spend::Ask {
+            want: self.units,
+            refund,
+        }
+    }
+
+    /// The request for `id` that was to take a lease failed or was not
+    /// sent: the next call may take one.
+    pub(crate) fn ask_ended(&self, id: &str) {
+        self.lock().asking.remove(id);
+    }
+
+    /// [`learn`](Self::learn) from an answer, or [`ask_ended`](Self::ask_ended).
+    pub(crate) fn settle<E>(
+        &self,
+        id: &str,
+        sent_ms: u64,
+        answer: Result<QuotaDecision, E>,
+    ) -> Result<Decision, E> {
+        match answer {
+            Ok(answer) => Ok(self.learn(id, sent_ms, answer)),
+            Err(error) => {
+                self.ask_ended(id);
+                Err(error)
+            }
+        }
     }
 
     /// Learns from the store's `answer` to a request for `id` prepared at
@@ -128,10 +175,12 @@ impl QuotaBook {
             - i64::try_from(sent_ms).unwrap_or(i64::MAX);
         self.offset_ms.store(offset, Ordering::Relaxed);
         let mut decision = answer.decision;
+        let mut leases = self.lock();
+        leases.asking.remove(id);
         let Some(grant) = answer.grant else {
             return decision;
         };
-        let mut held = self.lock();
+        let held = &mut leases.by_id;
         // Concurrent requests of one id each bring a grant: those of one
         // window add up; a grant of a later window replaces an earlier one,
         // and one of an earlier window comes too late to spend.
@@ -163,6 +212,7 @@ impl QuotaBook {
     pub(crate) fn unspent(&self, id: &str, now_ms: u64) -> u64 {
         let at = self.store_time(now_ms);
         self.lock()
+            .by_id
             .get(id)
             .filter(|lease| at < lease.grant.expires_at_ms)
             .map_or(0, |lease| lease.grant.units)
@@ -170,12 +220,13 @@ impl QuotaBook {
 
     /// Drops `id`'s lease (its state was removed).
     pub(crate) fn forget(&self, id: &str) {
-        self.lock().remove(id);
+        self.lock().by_id.remove(id);
     }
 
     /// Ends every lease: the ids and what each gives back.
     pub(crate) fn drain(&self) -> Vec<(Box<str>, QuotaRefund)> {
         self.lock()
+            .by_id
             .drain()
             .map(|(id, lease)| (id, lease.refund()))
             .collect()
@@ -184,7 +235,7 @@ impl QuotaBook {
     /// Ends one lease, if any: its id and what it gives back.
     #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
     pub(crate) fn take_one(&self) -> Option<(Box<str>, QuotaRefund)> {
-        let mut held = self.lock();
+        let held = &mut self.lock().by_id;
         let id = held.keys().next()?.clone();
         let lease = held.remove(&id)?;
         Some((id, lease.refund()))

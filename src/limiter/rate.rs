@@ -161,10 +161,10 @@ impl<A: Algorithm, S, C> Limiter<A, S, C> {
     ) -> Result<Decision, ConsumeQuota<'a, A>> {
         match book.spend(id, now_ms, cost) {
             Spend::Local(decision) => Ok(decision),
-            Spend::Ask(refund) => Err(ConsumeQuota {
+            Spend::Ask { want, refund } => Err(ConsumeQuota {
                 algorithm: &self.algorithm,
                 cost,
-                want: book.want(cost),
+                want,
                 refund,
             }),
         }
@@ -294,10 +294,10 @@ impl<A: Algorithm, S: Store, C: Clock> Limiter<A, S, C> {
             }
             Some(book) => match self.leased(book, key, cost, now_ms) {
                 Ok(local) => return Ok(local),
-                Err(step) => self
-                    .store
-                    .transact(self.key(key), now_ms, &step)
-                    .map(|answer| book.learn(key, now_ms, answer)),
+                Err(step) => {
+                    let answer = self.store.transact(self.key(key), now_ms, &step);
+                    book.settle(key, now_ms, answer)
+                }
             },
         };
         self.apply_policy(answer, now_ms)
@@ -360,8 +360,7 @@ impl<A: Algorithm, S: Store, C: Clock> Limiter<A, S, C> {
                             "a batched answer is missing".into(),
                         )))
                     });
-                    let answer = answer.map(|answer| book.learn(id, now_ms, answer));
-                    self.apply_policy(answer, now_ms)
+                    self.apply_policy(book.settle(id, now_ms, answer), now_ms)
                 }
             })
             .collect()
@@ -462,11 +461,13 @@ impl<A: Algorithm + Sync, S: AsyncStore, C: Clock> Limiter<A, S, C> {
             }
             Some(book) => match self.leased(book, key, cost, now_ms) {
                 Ok(local) => return Ok(local),
-                Err(step) => self
-                    .store
-                    .transact_async(self.key(key), now_ms, &step)
-                    .await
-                    .map(|answer| book.learn(key, now_ms, answer)),
+                Err(step) => {
+                    let answer = self
+                        .store
+                        .transact_async(self.key(key), now_ms, &step)
+                        .await;
+                    book.settle(key, now_ms, answer)
+                }
             },
         };
         self.apply_policy(answer, now_ms)

@@ -95,10 +95,10 @@ impl WasmRestCall {
                     io::write(&decision);
                     return Ok(None);
                 }
-                Spend::Ask(refund) => Ask::Quota(QuotaAsk {
+                Spend::Ask { want, refund } => Ask::Quota(QuotaAsk {
                     algorithm,
                     cost,
-                    want: book.want(cost),
+                    want,
                     refund,
                 }),
             },
@@ -130,15 +130,22 @@ impl WasmRestCall {
             }
             Ask::Quota(quota) => {
                 let step = quota.step();
-                if let Some(denied) = target
+                let denied = target
                     .deny
                     .as_deref()
-                    .and_then(|cache| cache.answer(key, now_ms, &step))
-                {
-                    io::write(&denied.decision);
-                    return Ok(None);
+                    .and_then(|cache| cache.answer(key, now_ms, &step));
+                let prepared = match denied {
+                    Some(denied) => Err(Ok(io::write(&denied.decision))),
+                    None => prepare(key, now_ms, &step, &target.options).map_err(Err),
+                };
+                if let (Err(_), Some(book)) = (&prepared, target.quota.as_deref()) {
+                    book.ask_ended(key.id);
                 }
-                Some(prepare(key, now_ms, &step, &target.options)?)
+                match prepared {
+                    Ok(call) => Some(call),
+                    Err(Ok(_)) => return Ok(None),
+                    Err(Err(error)) => return Err(error),
+                }
             }
             Ask::Lease { config, op } => Some(prepare(
                 key,
@@ -211,10 +218,12 @@ impl WasmRestCall {
                 rate(decision)
             }),
             Ask::Quota(quota) => {
-                let book = self.target.quota.as_deref();
-                conclude(json, key, now, &quota.step(), cache).map(|answer| {
-                    rate(book.map_or(answer.decision, |book| book.learn(key.id, now, answer)))
-                })
+                let answer = conclude(json, key, now, &quota.step(), cache);
+                match self.target.quota.as_deref() {
+                    Some(book) => book.settle(key.id, now, answer),
+                    None => answer.map(|answer| answer.decision),
+                }
+                .map(rate)
             }
             Ask::Lease { config, op } => {
                 let step = LeaseStep { config, op: *op };
@@ -233,6 +242,9 @@ impl WasmRestCall {
     /// applies (rate decisions, and acquiring or peeking leases), else the
     /// error is reported.
     fn give_up(&self, error: StoreError) -> i32 {
+        if let (Ask::Quota(_), Some(book)) = (&self.ask, self.target.quota.as_deref()) {
+            book.ask_ended(&self.target.id);
+        }
         let limit = match &self.ask {
             Ask::Rate { algorithm, .. } | Ask::Quota(QuotaAsk { algorithm, .. }) => {
                 Some(algorithm.limit())
