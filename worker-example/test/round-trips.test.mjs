@@ -62,3 +62,25 @@ test("a blocked client costs Redis no further requests", async () => {
   const seen = proxy.take();
   assert.ok(seen.length <= 1, `${seen.length} requests for 30 denials`);
 });
+
+test("a Worker's quota lease pays for calls without requests, and comes back", async () => {
+  const leasing = await worker(await bundleWorker(join(exampleDir, "test/fixtures/lease-worker.js"), dir));
+  const get = async (path) => {
+    const response = await fetch(`${leasing.url}${path}`);
+    assert.equal(response.status, 200, `${await response.clone().text()}\n${leasing.logs()}`);
+    return response;
+  };
+  // Loads the scripts a lone call and a returning batch use.
+  await get("/?id=warm-a");
+  await get("/?id=warm-b");
+  await get("/return");
+  proxy.take();
+  const answers = [];
+  for (let i = 0; i < 35; i++) answers.push(await (await get("/?id=user")).json());
+  assert.deepEqual(answers, Array.from({ length: 35 }, (_, i) => [true, 999 - i]));
+  assert.equal(proxy.take().length, 4, "one request per 10 calls");
+  await get("/return");
+  assert.equal(proxy.take().length, 1);
+  // Given back: Redis counts the 35 calls made, not the 40 units leased.
+  assert.equal(String(await redis.command("HGET", "{workerd-lease:user}", "count")), "35");
+});
