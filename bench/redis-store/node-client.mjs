@@ -14,7 +14,8 @@
 //
 // edgelimit: --batch on|off (calls made together share a request),
 //   --max-calls N (most calls per request; 0: the default),
-//   --deny-cache on|off (denials answered locally). Time from Redis.
+//   --deny-cache on|off (denials answered locally), --lease N (quota leases
+//   of N units; sliding window only; 0: none). Time from Redis.
 // upstash: @upstash/redis with its defaults (auto-pipelining on unless
 //   --batch off); --deny-cache on|off is its ephemeralCache; analytics off.
 
@@ -30,6 +31,7 @@ const args = {
   batch: "on",
   "deny-cache": "off",
   "max-calls": 0,
+  lease: 0,
 };
 const argv = process.argv.slice(2);
 for (let i = 0; i < argv.length; i += 2) {
@@ -71,7 +73,8 @@ async function edgelimit() {
     batch: on("batch") ? (args["max-calls"] > 0 ? { maxCalls: args["max-calls"] } : true) : false,
     denyCache: on("deny-cache") ? 10_000 : 0,
   });
-  return new Ratelimit({ limiter: limiters[args.algorithm](), store });
+  const lease = args.lease > 0 ? { units: args.lease } : undefined;
+  return new Ratelimit({ limiter: limiters[args.algorithm](), store, lease });
 }
 
 async function upstash() {

@@ -25,6 +25,7 @@
 #   npm            edgelimit's package, calls made together batched (default)
 #   npm-unbatched  the same with batch: false
 #   npm-nocache    (hot) the same with denyCache: 0
+#   npm-lease      (sliding window) the same with lease: { units: 10 }
 #   upstash        @upstash/ratelimit, auto-pipelining on (its default);
 #                  ephemeralCache off in spread, on (its default) in hot
 #   upstash-nocache (hot) ephemeralCache off
@@ -133,10 +134,12 @@ served() { grep -c 'edgelimit_gateway::http: request' "$work/count-gateway.log" 
 
 clients_of() {
   case "$1" in
-    spread) echo "npm npm-unbatched upstash native-async native-blocking" ;;
-    hot) echo "npm npm-nocache upstash upstash-nocache native-async" ;;
+    spread) echo "npm npm-unbatched npm-lease upstash native-async native-blocking" ;;
+    hot) echo "npm npm-nocache npm-lease upstash upstash-nocache native-async" ;;
   esac
 }
+# Whether CLIENT runs ALGORITHM: quota leases are for windows only.
+runs() { [ "$1" != npm-lease ] || [ "$2" = sliding-window ]; }
 keys_of() { case "$1" in spread) echo 10000 ;; hot) echo 10 ;; esac; }
 
 # run CLIENT WORKLOAD PORT ALGORITHM CONCURRENCY SECONDS WARMUP: one JSON line.
@@ -151,6 +154,7 @@ run() {
     npm) (cd "$here" && timeout "$limit" node node-client.mjs --client edgelimit "${common[@]}" --deny-cache "$cache") ;;
     npm-unbatched) (cd "$here" && timeout "$limit" node node-client.mjs --client edgelimit "${common[@]}" --batch off) ;;
     npm-nocache) (cd "$here" && timeout "$limit" node node-client.mjs --client edgelimit "${common[@]}" --deny-cache off) ;;
+    npm-lease) (cd "$here" && timeout "$limit" node node-client.mjs --client edgelimit "${common[@]}" --deny-cache "$cache" --lease 10) ;;
     upstash) (cd "$here" && timeout "$limit" node node-client.mjs --client upstash "${common[@]}" --deny-cache "$cache") ;;
     upstash-nocache) (cd "$here" && timeout "$limit" node node-client.mjs --client upstash "${common[@]}" --deny-cache off) ;;
     native-async) timeout "$limit" "$native_bin" --store async "${common[@]}" --deny-cache "$cache" ;;
@@ -170,6 +174,7 @@ for round in $(seq 1 "$ROUNDS"); do
     for algo in $ALGORITHMS; do
       for c in $CONCURRENCY; do
         for client in $order; do
+          runs "$client" "$algo" || continue
           flush
           out="$(run "$client" "$workload" "$gw_port" "$algo" "$c" "$DURATION" "$WARMUP")"
           read -r rps p50 p99 d a e <<<"$(for f in rps p50_ms p99_ms decisions allowed errors; do
@@ -196,11 +201,13 @@ declare -A per_decision
 for workload in $WORKLOADS; do
   for algo in $ALGORITHMS; do
     for client in $(clients_of "$workload"); do
+      runs "$client" "$algo" || continue
       flush
       run "$client" "$workload" "$count_port" "$algo" 2 0.1 0 >/dev/null
     done
     for c in $CONCURRENCY; do
       for client in $(clients_of "$workload"); do
+        runs "$client" "$algo" || continue
         flush
         before="$(served)"
         out="$(run "$client" "$workload" "$count_port" "$algo" "$c" "$COUNT_SECS" 0)"
@@ -225,6 +232,7 @@ for workload in $WORKLOADS; do
   for algo in $ALGORITHMS; do
     for c in $CONCURRENCY; do
       for client in $(clients_of "$workload"); do
+        runs "$client" "$algo" || continue
         read -r rps p50 p99 <<<"${best[$client,$workload,$algo,$c]}"
         # Ratios only like for like: JS clients in the same Node. The
         # native clients run Rust, and have no Rust peer here.
@@ -283,6 +291,11 @@ $table
   \`Ratelimit\` on one \`redisStore\` shared by N async loops in one
   process; time from Redis. Calls made together share one request: one call
   of the batch script, or one EVALSHA each with \`npm-unbatched\`.
+  \`npm-lease\` adds quota leases of 10 units (sliding window only): a
+  call that reaches Redis takes up to 10 units of its key's window, spent
+  by that key's next calls without a request. In spread, each key comes
+  back once per 10000 calls, so leases pay off from the second pass over
+  the keys.
 - upstash: \`node-client.mjs --client upstash\`, one \`Ratelimit\` on one
   \`@upstash/redis\` client with its defaults (auto-pipelining on), analytics
   off, its ephemeral cache off in spread and on (its default) in hot. Its
