@@ -563,3 +563,36 @@ fn async_calls_spend_leases_and_hold_the_limit() {
         limiter.return_quota_async().await.unwrap();
     });
 }
+
+/// `limit_many` under leases: calls a lease pays are answered locally, the
+/// others go together, and each answer is what `limit` would have given.
+#[test]
+fn limit_many_spends_leases_and_sends_the_rest() {
+    let store = MemoryStore::new();
+    let clock = ManualClock::new(5_000);
+    let leasing = Limiter::new(FixedWindow::new(6, "1 s").unwrap())
+        .with_store(store.clone())
+        .with_clock(clock.clone())
+        .with_quota_lease(3)
+        .unwrap();
+    let plain = Limiter::new(FixedWindow::new(6, "1 s").unwrap())
+        .with_store(store)
+        .with_clock(clock);
+    // "a" takes a lease of 3; its second call in the same batch asks for its
+    // cost alone (a lease is being taken); "b" takes a lease of 3.
+    let first: Vec<_> = leasing
+        .limit_many(&[("a", 1), ("a", 1), ("b", 1)])
+        .into_iter()
+        .map(|d| d.unwrap())
+        .collect();
+    assert!(first.iter().all(|d| d.allowed));
+    assert_eq!(plain.remaining("a").unwrap().remaining, 2, "3 leased + 1");
+    // Now "a"'s lease pays for two calls; the third goes to the store.
+    let second: Vec<_> = leasing
+        .limit_many(&[("a", 1), ("a", 1), ("a", 2), ("b", 7)])
+        .into_iter()
+        .collect();
+    assert!(second[..3].iter().all(|d| d.as_ref().unwrap().allowed));
+    assert!(matches!(second[3], Err(Error::CostExceedsLimit { .. })));
+    assert_eq!(plain.remaining("a").unwrap().remaining, 0);
+}
