@@ -36,7 +36,9 @@
 # separate pass per cell (its logging would slow the timed runs).
 #
 # Prints a Markdown table with ratios against @upstash/ratelimit and writes
-# it, with the command and the date, to bench/redis-store/RESULTS.md.
+# it, with the command and the date, to bench/redis-store/RESULTS.md (or
+# to the file RESULTS names, relative to the repository root: a partial
+# run then leaves the full table alone).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -53,9 +55,10 @@ WARMUP="${WARMUP:-0.5}"
 COUNT_SECS="${COUNT_SECS:-1}"
 ALGORITHMS="token-bucket sliding-window"
 TOKEN="bench-token"
+results="$root/${RESULTS:-bench/redis-store/RESULTS.md}"
 
 command_line="bash bench/redis-store/run.sh"
-for v in DURATION ROUNDS CONCURRENCY WORKLOADS WARMUP COUNT_SECS; do
+for v in DURATION ROUNDS CONCURRENCY WORKLOADS WARMUP COUNT_SECS RESULTS; do
   if printenv "$v" >/dev/null; then command_line="$v=\"${!v}\" $command_line"; fi
 done
 started=$SECONDS
@@ -268,7 +271,7 @@ echo "$table"
 echo
 echo "runtime ${runtime}s"
 
-cat >"$here/RESULTS.md" <<EOF
+cat >"$results" <<EOF
 # Redis store benchmark: edgelimit vs @upstash/ratelimit
 
 Measured $(date -u '+%Y-%m-%d %H:%M UTC') with
@@ -312,4 +315,4 @@ $table
   Rust, and a Rust client would be their peer; they show what the same
   gateway and Redis serve without Node.
 EOF
-echo "wrote ${here#"$root"/}/RESULTS.md" >&2
+echo "wrote ${results#"$root"/}" >&2

@@ -26,7 +26,7 @@ const NOSCRIPT: &str = r#"{"error":"NOSCRIPT No matching script. Please use EVAL
 fn limiter(failure: u8) -> WasmRateLimiter {
     let algorithm = WasmAlgorithm::fixed_window(3.0, "1 s".into()).unwrap();
     let store = WasmRestStore::new(2_000.0, 2.0, true, 0.0).unwrap();
-    WasmRateLimiter::with_rest(&algorithm, &store, "r:".into(), failure, None).unwrap()
+    WasmRateLimiter::with_rest(&algorithm, &store, "r:".into(), failure, None, None).unwrap()
 }
 
 fn consume(failure: u8) -> WasmRestCall {
@@ -195,7 +195,8 @@ fn failure_policies_decide_instead_of_failing() {
 fn redis_time_leaves_the_time_argument_empty() {
     let algorithm = WasmAlgorithm::gcra(10.0, "1 s".into(), Some(2.0)).unwrap();
     let store = WasmRestStore::new(2_000.0, 2.0, false, 0.0).unwrap();
-    let rl = WasmRateLimiter::with_rest(&algorithm, &store, "g:".into(), 0, Some(250.0)).unwrap();
+    let rl =
+        WasmRateLimiter::with_rest(&algorithm, &store, "g:".into(), 0, Some(250.0), None).unwrap();
     let call = rl.rest_call("k", 2.0, 1_500.0, false).unwrap().unwrap();
     assert_eq!(
         call.timeout_ms(),
@@ -309,7 +310,7 @@ fn calls_in_one_batch_share_one_script_call_and_each_reads_its_reply() {
 fn a_denial_is_remembered_and_answers_later_calls_without_a_request() {
     let algorithm = WasmAlgorithm::fixed_window(3.0, "1 s".into()).unwrap();
     let store = WasmRestStore::new(2_000.0, 2.0, true, 100.0).unwrap();
-    let rl = WasmRateLimiter::with_rest(&algorithm, &store, "d:".into(), 0, None).unwrap();
+    let rl = WasmRateLimiter::with_rest(&algorithm, &store, "d:".into(), 0, None, None).unwrap();
     let mut call = rl.rest_call("k", 1.0, 1_500.0, false).unwrap().unwrap();
     // Denied, with the state Redis holds: window start 1000, count 3.
     assert_eq!(
