@@ -592,6 +592,55 @@ fn an_empty_time_uses_the_server_clock() {
     );
 }
 
+/// With the server's clock, a key expires when its state does, whether or
+/// not a decision changed the expiry (one that does not leaves the key's
+/// TTL as it was).
+#[test]
+fn a_key_expires_with_its_state() {
+    let server = Server::start();
+    let mut conn = server.conn();
+    load_all(&mut conn);
+    let windows: [(&dyn Fn() -> RateScript, &str); 2] = [
+        (
+            &|| RateScript::of(&FixedWindow::new(2, "20 s").unwrap()),
+            "{w}:fixed",
+        ),
+        (
+            &|| RateScript::of(&SlidingWindow::new(2, "20 s").unwrap()),
+            "{w}:sliding",
+        ),
+    ];
+    for (script, key) in windows {
+        // Two admissions, then denials: the window's end does not move.
+        for cost in [1, 1, 1, 1] {
+            script().eval(&mut conn, key, None, cost, false).unwrap();
+            let exp: u64 = conn
+                .call(&["HGET", key, "exp"])
+                .unwrap()
+                .text()
+                .unwrap()
+                .parse()
+                .unwrap();
+            let now = match conn.call(&["TIME"]).unwrap() {
+                Reply::Array(Some(t)) => {
+                    let secs: u64 = t[0].text().unwrap().parse().unwrap();
+                    let micros: u64 = t[1].text().unwrap().parse().unwrap();
+                    secs * 1_000 + micros / 1_000
+                }
+                other => panic!("TIME answered {other:?}"),
+            };
+            let Reply::Int(pttl) = conn.call(&["PTTL", key]).unwrap() else {
+                panic!("no PTTL");
+            };
+            let left = exp.saturating_sub(now) as i64;
+            assert!(
+                (pttl - left).abs() <= 5,
+                "{key}: PTTL {pttl} ms, state expires in {left} ms"
+            );
+        }
+    }
+}
+
 fn snapshot(conn: &mut Conn, key: &str) -> (Vec<(String, String)>, Reply) {
     let fields = match conn.call(&["HGETALL", key]).unwrap() {
         Reply::Array(Some(items)) => {

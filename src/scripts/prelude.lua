@@ -96,9 +96,14 @@ end
 -- Reads `fields` of the state at `key` as numbers, or nil when the key has
 -- no state or its state has expired at `now` (`exp <= now`). An expired
 -- state is deleted first unless `readonly`, so the script starts afresh.
+-- The key the last el_load found a live state at, and that state's expiry:
+-- el_finish leaves an unchanged expiry alone.
+local el_loaded_key, el_loaded_exp = nil, nil
+
 local function el_load(key, now, readonly, fields)
   local values = redis.call('HMGET', key, 'exp', unpack(fields))
   local exp = tonumber(values[1])
+  el_loaded_key, el_loaded_exp = nil, nil
   if exp == nil then
     return nil
   end
@@ -108,6 +113,7 @@ local function el_load(key, now, readonly, fields)
     end
     return nil
   end
+  el_loaded_key, el_loaded_exp = key, exp
   local state = {}
   for i, field in ipairs(fields) do
     state[field] = tonumber(values[i + 1])
@@ -119,12 +125,21 @@ end
 -- `writes` (field names and values the decision changed, or nil) stored in
 -- the same HSET as the expiry; drops the state otherwise (a TTL of 0 means
 -- it no longer matters). Every redis.call costs more than the arithmetic
--- around it, so a decision makes as few as it can.
+-- around it, so a decision makes as few as it can: with the server's clock,
+-- an expiry equal to the one loaded is already the key's (PEXPIRE set it
+-- when it was written), and is left alone.
 local function el_finish(key, has_state, ttl, now, caller_clock, readonly, writes)
   if readonly then
     return
   end
   if has_state and ttl > 0 then
+    local same = not caller_clock and key == el_loaded_key and el_loaded_exp == now + ttl
+    if same then
+      if writes then
+        redis.call('HSET', key, unpack(writes))
+      end
+      return
+    end
     writes = writes or {}
     writes[#writes + 1] = 'exp'
     writes[#writes + 1] = el_str(now + ttl)
