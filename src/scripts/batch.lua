@@ -24,10 +24,7 @@ local at = 1
 for i = 1, #KEYS do
   local run = el_scripts[tonumber(ARGV[at])]
   local count = tonumber(ARGV[at + 1]) or 0
-  local args = {}
-  for j = 1, count do
-    args[j] = ARGV[at + 1 + j]
-  end
+  local args = { unpack(ARGV, at + 2, at + 1 + count) }
   at = at + 2 + count
   local ok, reply = pcall(run, { KEYS[i] }, args)
   if type(reply) == 'table' and reply.err then

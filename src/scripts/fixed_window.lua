@@ -49,7 +49,12 @@ local extra = el_extra_units(allowed, cost, want, limit - count)
 count = count + extra
 local writes = nil
 if (allowed and cost > 0) or refunded then
-  writes = { 'start', el_str(start), 'count', el_str(count) }
+  -- Within a window only the count changes: only it is written.
+  if state and state.start == start then
+    writes = { 'count', el_str(count) }
+  else
+    writes = { 'start', el_str(start), 'count', el_str(count) }
+  end
   has_state = true
 end
 

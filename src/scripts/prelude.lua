@@ -21,7 +21,8 @@ local EL_GRACE_MS = 10000
 -- A decimal argument as a number; raises a script error when malformed.
 local function el_num(arg, what)
   local n = tonumber(arg)
-  if n == nil or n < 0 or n ~= math.floor(n) then
+  -- n % 1 is NaN for an infinity, and never 0 for a fraction.
+  if n == nil or n < 0 or n % 1 ~= 0 then
     error('EDGELIMIT bad argument: ' .. what)
   end
   return n

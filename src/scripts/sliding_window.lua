@@ -67,7 +67,12 @@ cur = cur + extra
 remaining = remaining - extra
 local writes = nil
 if (allowed and cost > 0) or refunded then
-  writes = { 'start', el_str(s_start), 'cur', el_str(cur), 'prev', el_str(prev) }
+  -- Within a window only the current count changes: only it is written.
+  if state and state.start == s_start and state.prev == prev then
+    writes = { 'cur', el_str(cur) }
+  else
+    writes = { 'start', el_str(s_start), 'cur', el_str(cur), 'prev', el_str(prev) }
+  end
   has_state = true
 end
 local window_end = s_start + w

@@ -61,7 +61,12 @@ local has_state = state ~= nil
 local wrote = (allowed and cost > 0) or (state == nil and tokens < capacity)
 local writes = nil
 if wrote then
-  writes = { 'tokens', el_str(tokens), 'at', el_str(refilled_at) }
+  -- Between refills only the tokens change: only they are written.
+  if state and state.at == refilled_at then
+    writes = { 'tokens', el_str(tokens) }
+  else
+    writes = { 'tokens', el_str(tokens), 'at', el_str(refilled_at) }
+  end
   has_state = true
 end
 local full_at = now
