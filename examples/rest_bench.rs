@@ -38,13 +38,16 @@ struct Args {
     keys: usize,
     store: String,
     batch: bool,
+    /// `Batching::max_in_flight` / `max_calls` of the async store (0: the default).
+    max_in_flight: usize,
+    max_calls: usize,
     deny_cache: bool,
 }
 
 const USAGE: &str = "usage: rest_bench --url URL --token TOKEN \
     --algorithm token-bucket|sliding-window [--concurrency N] \
     [--duration-secs S] [--warmup-secs S] [--keys N] [--store blocking|async] \
-    [--batch on|off] [--deny-cache on|off]";
+    [--batch on|off] [--max-in-flight N] [--max-calls N] [--deny-cache on|off]";
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
@@ -57,6 +60,8 @@ fn parse_args() -> Result<Args, String> {
         keys: 10_000,
         store: "blocking".into(),
         batch: true,
+        max_in_flight: 0,
+        max_calls: 0,
         deny_cache: false,
     };
     let mut it = std::env::args().skip(1);
@@ -75,6 +80,8 @@ fn parse_args() -> Result<Args, String> {
             "--keys" => args.keys = number(&value)? as usize,
             "--store" => args.store = value,
             "--batch" => args.batch = value == "on",
+            "--max-in-flight" => args.max_in_flight = number(&value)? as usize,
+            "--max-calls" => args.max_calls = number(&value)? as usize,
             "--deny-cache" => args.deny_cache = value == "on",
             _ => return Err(format!("unknown flag {flag}\n{USAGE}")),
         }
@@ -175,10 +182,17 @@ where
             run_threads(args, &keys, Limiter::new(algorithm).with_store(store))?
         }
         "async" => {
-            let batching = if args.batch {
-                Batching::default()
-            } else {
-                Batching::OFF
+            let batching = match args.batch {
+                true => {
+                    let default = Batching::default();
+                    let or_default = |n: usize, d: usize| if n == 0 { d } else { n };
+                    Batching {
+                        max_in_flight: or_default(args.max_in_flight, default.max_in_flight),
+                        max_calls: or_default(args.max_calls, default.max_calls),
+                        ..default
+                    }
+                }
+                false => Batching::OFF,
             };
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

@@ -58,7 +58,7 @@ TOKEN="bench-token"
 results="$root/${RESULTS:-bench/redis-store/RESULTS.md}"
 
 command_line="bash bench/redis-store/run.sh"
-for v in DURATION ROUNDS CONCURRENCY WORKLOADS WARMUP COUNT_SECS RESULTS; do
+for v in DURATION ROUNDS CONCURRENCY WORKLOADS WARMUP COUNT_SECS RESULTS INFLIGHT; do
   if printenv "$v" >/dev/null; then command_line="$v=\"${!v}\" $command_line"; fi
 done
 started=$SECONDS
@@ -197,6 +197,23 @@ for round in $(seq 1 "$ROUNDS"); do
   done
 done
 
+# The native async store's batching: decisions/s by Batching::max_in_flight
+# (spread workload, one round), to choose its default.
+INFLIGHT="${INFLIGHT:-1 2 4 8}"
+declare -A inflight_rps
+for algo in $ALGORITHMS; do
+  for c in $CONCURRENCY; do
+    for m in $INFLIGHT; do
+      flush
+      out="$(timeout $(($(printf '%.0f' "$DURATION") + 60)) "$native_bin" --store async \
+        --url "http://127.0.0.1:$gw_port" --token "$TOKEN" --algorithm "$algo" --concurrency "$c" \
+        --duration-secs "$DURATION" --warmup-secs "$WARMUP" --keys 10000 --max-in-flight "$m")"
+      inflight_rps[$algo,$c,$m]="$(num rps <<<"$out") ($(num p99_ms <<<"$out") ms p99)"
+      echo "native-async $algo c=$c max_in_flight=$m: ${inflight_rps[$algo,$c,$m]}" >&2
+    done
+  done
+done
+
 # Counting pass: HTTP requests per decision, counted by the gateway. A first
 # short run per client teaches the counting gateway each script, so the
 # counts are the steady state.
@@ -251,6 +268,15 @@ for workload in $WORKLOADS; do
   done
 done
 
+inflight_table="$(
+  echo "| algorithm | conc |$(for m in $INFLIGHT; do printf ' max_in_flight %s |' "$m"; done)"
+  echo "|---|---:|$(for m in $INFLIGHT; do printf -- '---:|'; done)"
+  for algo in $ALGORITHMS; do
+    for c in $CONCURRENCY; do
+      echo "| $(name "$algo") | $c |$(for m in $INFLIGHT; do printf ' %s |' "${inflight_rps[$algo,$c,$m]}"; done)"
+    done
+  done
+)"
 runtime=$((SECONDS - started))
 table="$(
   echo "| workload | algorithm | conc | client | dec/s | p50 / p99 ms | HTTP req/dec | dec/s vs upstash | p99 vs upstash |"
@@ -306,6 +332,11 @@ $table
 - native: \`examples/rest_bench.rs\`, \`AsyncRedisRestStore\` in tokio
   (batched), or \`RedisRestStore\` with one OS thread per loop.
 - Latency is per decision, measured around one \`limit()\` call, closed loop.
+- The native async store's \`Batching::max_in_flight\` (its default is 4),
+  spread workload, one round, decisions/s (p99):
+
+$inflight_table
+
 - HTTP req/dec: counted by a second gateway on the same Redis logging one
   line per request, in a separate ${COUNT_SECS}s pass per cell (scripts
   already cached).
