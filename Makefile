@@ -3,7 +3,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all demo demo-rust test-worker test test-rust test-gateway test-deps test-long lint wasm-check pkg pkg-check test-js bench bench-redis bench-pkg clean test-wasm test-browser
+.PHONY: all demo demo-rust test-next test-worker test test-rust test-gateway test-deps test-long lint wasm-check pkg pkg-check test-js bench bench-redis bench-pkg clean test-wasm test-browser
 
 all: test
 
@@ -22,7 +22,7 @@ GATEWAY_BIN := $(GATEWAY_TARGET)/debug/edgelimit-gateway
 ## Formatting, lints, then every test: Rust, the gateway, the npm package in
 ## Node, Deno, workerd and headless Chromium. Installs what it needs
 ## (redis-server, chromium, wasm-bindgen-cli, npm packages).
-test: lint wasm-check test-rust test-gateway pkg-check test-js test-worker test-wasm test-browser
+test: lint wasm-check test-rust test-gateway pkg-check test-js test-worker test-wasm test-browser test-next
 
 ## The Rust tests: unit, property, Redis and gateway differential tests.
 test-rust: test-deps
@@ -65,6 +65,11 @@ test-wasm:
 test-browser: pkg
 	bash tools/ensure-chromium.sh
 	bash browser-test/run.sh
+
+## The package in a Next.js app: an edge middleware and an edge route
+## handler, `next build` (Turbopack, webpack) then `next start`.
+test-next: pkg
+	bash next-test/run.sh
 
 ## The example Worker in workerd: the memory store, and Redis through the gateway.
 test-worker: test-deps pkg

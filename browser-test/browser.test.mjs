@@ -7,25 +7,9 @@ import assert from "node:assert/strict";
 import { before, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
-import { serve } from "./server.mjs";
+import { CHROMIUM, serve } from "./server.mjs";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
-// Debian's build (tools/ensure-chromium.sh); Playwright's own download does
-// not work offline. Without the networking flags Chromium keeps trying to
-// reach Google's services and stalls on a closed network.
-const CHROMIUM = {
-  executablePath: "/usr/bin/chromium",
-  headless: true,
-  args: [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-  ],
-};
 // Scheduling slack between the limiter's clock (Date.now) and the page's
 // (performance.now), both read to the millisecond.
 const SLACK_MS = 5;

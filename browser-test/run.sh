@@ -14,5 +14,5 @@ fi
 if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json ]]; then
   npm ci --no-audit --no-fund --loglevel=error
 fi
-node --test browser.test.mjs
+node --test browser.test.mjs bundlers.test.mjs
 echo "test-browser: passed in $((SECONDS - start)) s"

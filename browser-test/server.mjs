@@ -7,21 +7,37 @@ import { createServer } from "node:http";
 import { readFile } from "node:fs/promises";
 import { extname, join, normalize, sep } from "node:path";
 
+// Debian's build (tools/ensure-chromium.sh); Playwright's own download does
+// not work offline. Without the networking flags Chromium keeps trying to
+// reach Google's services and stalls on a closed network.
+export const CHROMIUM = {
+  executablePath: "/usr/bin/chromium",
+  headless: true,
+  args: [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+  ],
+};
+
 const TYPES = {
   ".html": "text/html; charset=utf-8",
   ".js": "text/javascript; charset=utf-8",
   ".wasm": "application/wasm",
 };
-const SERVED = ["pkg", "browser-test"];
-
-/** Serves `root`'s pkg/ and browser-test/; resolves to `{ url, close }`. */
-export async function serve(root) {
+/** Serves `root`'s `served` folders (by default pkg/ and browser-test/);
+ * resolves to `{ url, close }`. */
+export async function serve(root, served = ["pkg", "browser-test"]) {
   const server = createServer(async (request, response) => {
     try {
       // normalize() resolves "..", so the first segment is where it points.
       const path = normalize(decodeURIComponent(new URL(request.url, "http://x").pathname));
       const type = TYPES[extname(path)];
-      if (request.method !== "GET" || !SERVED.includes(path.split(sep)[1]) || !type) {
+      if (request.method !== "GET" || !served.includes(path.split(sep)[1]) || !type) {
         throw new Error("not served");
       }
       const body = await readFile(join(root, path));

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Loads the built package (pkg/, from `make pkg`) the way users do, with no
-# init code of theirs: Node by package name through `exports`, Deno by path
-# and through node_modules, and a Workers bundle (esbuild with wrangler's
+# init code of theirs: Node by package name through `exports`, Deno by
+# package name and by path with no permission flag, and a Workers bundle (esbuild with wrangler's
 # conditions) that must pick the workerd entry, run in workerd. Each runs
 # tools/js/pkg-smoke.mjs; tools/js/pkg-types.ts type-checks index.d.ts.
 set -euo pipefail
@@ -42,26 +42,37 @@ JSON
   echo "$resolution: ok"
 done
 
-echo "== Deno: local path and node_modules, --allow-read only"
+echo "== Deno: by package name and by path, no permission flags"
 export DENO_DIR=$tmp/deno-dir DENO_NO_UPDATE_CHECK=1 NO_COLOR=1
 "$bin/deno" --version | head -1
-cat >deno-path.mjs <<JS
-import { smoke } from "$smoke";
-import * as m from "$root/pkg/browser.js";
-console.log("$root/pkg/browser.js ->", await smoke(m));
-JS
 cat >deno-npm.mjs <<JS
 import { smoke } from "$smoke";
 import * as m from "edgelimit";
 console.log("edgelimit ->", import.meta.resolve("edgelimit").replace(/.*node_modules./, ""));
 console.log("  ", await smoke(m));
 JS
-for f in deno-path.mjs deno-npm.mjs; do
+cat >deno-inline.mjs <<JS
+import { smoke } from "$smoke";
+import * as m from "$root/pkg/inline.js";
+console.log("$root/pkg/inline.js ->", await smoke(m));
+JS
+# The `deno` condition selects inline.js: nothing to read, so no flag. The
+# browser entry fetches the module from a file: URL, which needs --allow-read.
+cat >deno-path.mjs <<JS
+import { smoke } from "$smoke";
+import * as m from "$root/pkg/browser.js";
+console.log("$root/pkg/browser.js (--allow-read) ->", await smoke(m));
+JS
+for run in "deno-npm.mjs" "deno-inline.mjs" "--allow-read deno-path.mjs"; do
   # A console.warn about the module's MIME type means Deno fell back from
-  # streaming compilation: treat any stderr as a failure.
-  "$bin/deno" run --allow-read --no-prompt "$f" 2>deno.err
+  # streaming compilation: treat any stderr as a failure. --no-prompt: a
+  # permission the script lacks fails instead of asking.
+  # shellcheck disable=SC2086
+  "$bin/deno" run --no-prompt $run 2>deno.err
   if [[ -s deno.err ]]; then cat deno.err >&2; exit 1; fi
 done
+grep -q '"deno": "./inline.js"' node_modules/edgelimit/package.json ||
+  { echo "check-pkg: the deno condition must select inline.js" >&2; exit 1; }
 
 echo "== Workers bundle: esbuild --conditions=workerd,worker,browser"
 cat >worker.mjs <<JS

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The package in a Next.js app (next.test.mjs): installs the pinned next,
+# react and react-dom (npm ci, only when the lockfile changed), puts the
+# built package (pkg/) in node_modules/edgelimit, then builds and serves.
+set -euo pipefail
+cd "$(dirname "$0")"
+start=$SECONDS
+if [[ ! -f ../pkg/edge-light.js ]]; then
+  echo "test-next: pkg/ is not built; run make pkg" >&2
+  exit 1
+fi
+if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json ]]; then
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+rm -rf node_modules/edgelimit
+cp -r ../pkg node_modules/edgelimit
+node --test next.test.mjs
+echo "test-next: passed in $((SECONDS - start)) s"
