@@ -204,6 +204,13 @@ export interface AcquireOptions {
   signal?: AbortSignal;
 }
 
+declare global {
+  // Declared by lib esnext.disposable (TypeScript 5.2+); merged away there.
+  // Under older libs (a Workers tsconfig's es2022) it is empty, so these
+  // typings compile without skipLibCheck; `await using` needs the lib anyway.
+  interface AsyncDisposable {}
+}
+
 /** A lease on a concurrency limiter, or the refusal of one. */
 export interface Permit extends AsyncDisposable {
   readonly acquired: boolean;
@@ -239,6 +246,17 @@ export type FetchHandler<Env = unknown, Ctx = unknown> = (
   ctx: Ctx,
 ) => Response | Promise<Response>;
 
+/**
+ * The handler `withRateLimit` returns: `env` and `ctx` optional, so it is a
+ * Workers `ExportedHandler`'s `fetch`, a `Deno.ServeDefaultExport`'s (which
+ * passes two arguments) and a plain `(request) => Response` alike.
+ */
+export type RateLimitedHandler<Env = unknown, Ctx = unknown> = (
+  request: Request,
+  env?: Env,
+  ctx?: Ctx,
+) => Promise<Response>;
+
 export interface WithRateLimitOptions<Env = unknown, Ctx = unknown> {
   /** The limiter, or a function choosing it per request (e.g. from `env`). */
   limiter: Ratelimit | ((request: Request, env: Env, ctx: Ctx) => Ratelimit);
@@ -259,7 +277,7 @@ export interface WithRateLimitOptions<Env = unknown, Ctx = unknown> {
 export declare function withRateLimit<Env = unknown, Ctx = unknown>(
   handler: FetchHandler<Env, Ctx>,
   options: WithRateLimitOptions<Env, Ctx>,
-): FetchHandler<Env, Ctx>;
+): RateLimitedHandler<Env, Ctx>;
 
 /** The rate-limit response headers for a result. */
 export declare function rateLimitHeaders(algorithm: Algorithm, result: LimitResult): Headers;

@@ -41,6 +41,17 @@ JSON
   "$bin/tsc" -p tsconfig.json
   echo "$resolution: ok"
 done
+# A Workers project's tsconfig: lib es2022 with the Workers types, no skipLibCheck.
+cp "$root/tools/js/pkg-types-workers.ts" workers.ts
+mkdir -p node_modules/@cloudflare
+ln -sfn "$root/tools/js/node_modules/@cloudflare/workers-types" node_modules/@cloudflare/workers-types
+cat >tsconfig.json <<JSON
+{ "files": ["workers.ts"], "compilerOptions": { "noEmit": true, "strict": true,
+  "lib": ["es2022"], "types": ["@cloudflare/workers-types"], "target": "es2022",
+  "module": "esnext", "moduleResolution": "bundler" } }
+JSON
+"$bin/tsc" -p tsconfig.json
+echo "workers (lib es2022, @cloudflare/workers-types, no skipLibCheck): ok"
 
 echo "== Deno: by package name and by path, no permission flags"
 export DENO_DIR=$tmp/deno-dir DENO_NO_UPDATE_CHECK=1 NO_COLOR=1
@@ -71,6 +82,35 @@ for run in "deno-npm.mjs" "deno-inline.mjs" "--allow-read deno-path.mjs"; do
   "$bin/deno" run --no-prompt $run 2>deno.err
   if [[ -s deno.err ]]; then cat deno.err >&2; exit 1; fi
 done
+# The README's `deno serve` example, as written: type-checked, then served
+# with no flag (deno serve may listen on its address), limiting per client.
+node -e '
+  const text = require("fs").readFileSync(process.argv[1], "utf8");
+  const block = text.split("```ts\n").map((b) => b.split("```")[0]).find((b) => b.startsWith("// main.ts: `deno serve main.ts`"));
+  if (!block) { console.error("check-pkg: the README has no deno serve example"); process.exit(1); }
+  require("fs").writeFileSync("main.ts", block);
+' "$root/README.md"
+"$bin/deno" check main.ts 2>deno.err || { cat deno.err >&2; exit 1; }
+port=$(node -e 'const s = require("net").createServer().listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); })')
+"$bin/deno" serve --no-prompt --host 127.0.0.1 --port "$port" main.ts >deno-serve.log 2>&1 &
+serve_pid=$!
+statuses=$(node -e '
+  const url = process.argv[1];
+  (async () => {
+    for (let i = 0; i < 100; i++) {
+      try { await fetch(url); break; } catch { await new Promise((r) => setTimeout(r, 100)); }
+    }
+    const codes = [];
+    for (let i = 0; i < 3; i++) codes.push((await fetch(url)).status);
+    console.log(codes.join(" "));
+  })();
+' "http://127.0.0.1:$port/") || true
+kill "$serve_pid" 2>/dev/null || true
+wait "$serve_pid" 2>/dev/null || true
+# The readiness probe took the first of the 2 calls a window allows.
+[[ $statuses == "200 429 429" ]] ||
+  { echo "check-pkg: deno serve answered '$statuses'" >&2; cat deno-serve.log >&2; exit 1; }
+echo "README deno serve example: type-checked, served with no flag: $statuses"
 grep -q '"deno": "./inline.js"' node_modules/edgelimit/package.json ||
   { echo "check-pkg: the deno condition must select inline.js" >&2; exit 1; }
 
