@@ -114,6 +114,16 @@ echo "README deno serve example: type-checked, served with no flag: $statuses"
 grep -q '"deno": "./inline.js"' node_modules/edgelimit/package.json ||
   { echo "check-pkg: the deno condition must select inline.js" >&2; exit 1; }
 
+echo "== edge-runtime $(node -p 'require("'"$root"'/tools/js/node_modules/edge-runtime/package.json").version'): the edge-light entry in Vercel's Edge Runtime VM"
+node "$root/tools/js/edge-vm.mjs" "$PWD"
+
+echo "== Bun $("$bin/bun" --version): by package name"
+"$bin/bun" -e "
+  import { smoke } from '$smoke';
+  console.log('edgelimit ->', import.meta.resolve('edgelimit').replace(/.*node_modules./, ''));
+  console.log('  ', await smoke(await import('edgelimit')));
+"
+
 echo "== Workers bundle: esbuild --conditions=workerd,worker,browser"
 cat >worker.mjs <<JS
 import { smoke } from "$smoke";

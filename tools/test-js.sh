@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The JS suite (js/test/) against the built package: under Node's test
-# runner, then the same files under Deno (npm `deno`, from tools/js).
+# runner, then the same files under Deno and under Bun (npm `deno` and
+# `bun`, from tools/js).
 # Needs pkg/ (`make pkg`), redis-server and the gateway (`make test-deps`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,3 +18,7 @@ echo "== JS suite in $("$deno" --version | head -1)"
 # Loopback only; subprocesses for redis-server and the gateway.
 "$deno" test --no-prompt --allow-read --allow-env --allow-run --allow-write="${TMPDIR:-/tmp}" \
   --allow-net=127.0.0.1 js/test/
+
+bun=tools/js/node_modules/.bin/bun
+echo "== JS suite in Bun $("$bun" --version)"
+"$bun" test js/test/
