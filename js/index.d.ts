@@ -117,6 +117,41 @@ export interface RatelimitOptions {
    * unspent units as available.
    */
   lease?: { units: number };
+  /**
+   * Called after every decision (and every failed call) with what was
+   * decided and how long the store took; costs nothing when unset. Runs
+   * synchronously: hand heavy work off. What it throws is reported
+   * (`reportError`, else `console.error`) and never changes a decision.
+   */
+  onDecision?: (event: DecisionEvent) => void;
+  /**
+   * Decides and reports (`onDecision`) as usual, but never denies: a call
+   * the limit would deny gets `success: true` with `reason: "dryRun"` and
+   * the decision's real numbers. For rolling out a new limit.
+   */
+  dryRun?: boolean;
+}
+
+/** What `onDecision` receives. */
+export interface DecisionEvent {
+  id: string;
+  cost: number;
+  /** The limiter's prefix and algorithm. */
+  prefix: string;
+  algorithm: string;
+  /** Whether the limiter runs dry (see `dryRun`). */
+  dryRun: boolean;
+  /** Milliseconds the store took (0 for the memory store). */
+  storeMs: number;
+  /** The decision itself (absent when the call failed). */
+  success?: boolean;
+  limit?: number;
+  remaining?: number;
+  reset?: number;
+  retryAfter?: number;
+  reason?: "storeFailure";
+  /** Why the call failed, when it did. */
+  error?: EdgelimitError;
 }
 
 export interface LimitOptions {
@@ -135,8 +170,11 @@ export interface LimitResult {
   reset: number;
   /** For a denial, milliseconds until the same cost can be admitted (exact); 0 when admitted. */
   retryAfter: number;
-  /** Set when the store failed and the `failure` policy decided. */
-  reason?: "storeFailure";
+  /**
+   * `"storeFailure"`: the store failed and the `failure` policy decided;
+   * `"dryRun"`: the limit would have denied this call (see `dryRun`).
+   */
+  reason?: "storeFailure" | "dryRun";
   /** Resolved: kept for code written against `@upstash/ratelimit`. */
   pending: Promise<void>;
 }

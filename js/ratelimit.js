@@ -52,8 +52,19 @@ export class Ratelimit {
   #core;
   #inMemory;
   #transport;
+  #onDecision;
+  #dryRun;
 
-  constructor({ limiter, store, prefix = DEFAULT_PREFIX, timeout, failure = "error", lease } = {}) {
+  constructor({
+    limiter,
+    store,
+    prefix = DEFAULT_PREFIX,
+    timeout,
+    failure = "error",
+    lease,
+    onDecision,
+    dryRun = false,
+  } = {}) {
     if (limiter?.[CORE] === undefined) {
       throw invalid("limiter must come from a factory such as Ratelimit.slidingWindow(10, \"10 s\")");
     }
@@ -66,8 +77,52 @@ export class Ratelimit {
     this.#core = this.#inMemory
       ? CoreRateLimiter.withMemory(limiter[CORE], store[CORE], prefix)
       : CoreRateLimiter.withRest(limiter[CORE], store[CORE], prefix, policy, optional("timeout", timeout), units);
+    if (onDecision !== undefined && typeof onDecision !== "function") throw invalid("onDecision must be a function");
+    if (typeof dryRun !== "boolean") throw invalid("dryRun must be true or false");
+    this.#onDecision = onDecision;
+    this.#dryRun = dryRun;
     this.algorithm = limiter;
     this.prefix = prefix;
+  }
+
+  /**
+   * `result` as the caller gets it (in a dry run, never a denial: the
+   * decision's numbers with `reason: "dryRun"`), after reporting the
+   * decision to `onDecision`.
+   */
+  #decided(id, cost, result, startedAt) {
+    if (this.#onDecision !== undefined) {
+      this.#report({ ...this.#event(id, cost, startedAt), success: result.success, limit: result.limit,
+        remaining: result.remaining, reset: result.reset, retryAfter: result.retryAfter, reason: result.reason });
+    }
+    if (this.#dryRun && !result.success) return { ...result, success: true, reason: "dryRun" };
+    return result;
+  }
+
+  #failed(id, cost, error, startedAt) {
+    if (this.#onDecision !== undefined) this.#report({ ...this.#event(id, cost, startedAt), error });
+    return error;
+  }
+
+  #event(id, cost, startedAt) {
+    return {
+      id,
+      cost,
+      prefix: this.prefix,
+      algorithm: this.algorithm.kind,
+      dryRun: this.#dryRun,
+      storeMs: this.#inMemory ? 0 : performance.now() - startedAt,
+    };
+  }
+
+  #report(event) {
+    // An observer's failure is its own: it never changes a decision.
+    try {
+      this.#onDecision(event);
+    } catch (error) {
+      if (typeof globalThis.reportError === "function") globalThis.reportError(error);
+      else console.error("edgelimit: onDecision threw", error);
+    }
   }
 
   static fixedWindow(limit, window) {
@@ -105,16 +160,29 @@ export class Ratelimit {
   limitSync(id, { cost = 1 } = {}) {
     checkId(id);
     checkNumber("cost", cost);
-    const allowed = slot.check(this.#core.decide(slot.encodeId(id), cost, Date.now(), false));
-    return result(allowed, slot.output());
+    let allowed;
+    try {
+      allowed = slot.check(this.#core.decide(slot.encodeId(id), cost, Date.now(), false));
+    } catch (error) {
+      throw this.#failed(id, cost, error, 0);
+    }
+    const decided = result(allowed, slot.output());
+    return this.#onDecision === undefined && !this.#dryRun ? decided : this.#decided(id, cost, decided, 0);
   }
 
   async limit(id, { cost = 1 } = {}) {
     if (this.#inMemory) return this.limitSync(id, { cost });
     checkId(id);
     checkNumber("cost", cost);
-    const { allowed, slots } = await run(this.#core.restCall(id, cost, Date.now(), false), this.#transport);
-    return result(allowed, slots);
+    const startedAt = this.#onDecision === undefined ? 0 : performance.now();
+    let outcome;
+    try {
+      outcome = await run(this.#core.restCall(id, cost, Date.now(), false), this.#transport);
+    } catch (error) {
+      throw this.#failed(id, cost, error, startedAt);
+    }
+    const decided = result(outcome.allowed, outcome.slots);
+    return this.#onDecision === undefined && !this.#dryRun ? decided : this.#decided(id, cost, decided, startedAt);
   }
 
   async blockUntilReady(id, timeout, { cost = 1, signal } = {}) {
