@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The package in a Next.js app (next.test.mjs): installs the pinned next,
-# react and react-dom (npm ci, only when the lockfile changed), puts the
+# react and react-dom (only when the lockfile changed), puts the
 # built package (pkg/) in node_modules/edgelimit, then builds and serves.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -10,7 +10,10 @@ if [[ ! -f ../pkg/edge-light.js ]]; then
   exit 1
 fi
 if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json ]]; then
-  npm ci --no-audit --no-fund --loglevel=error
+  # `npm install`, not `npm ci`: the lockfile made here lacks optional
+  # packages for other platforms, which `npm ci` rejects; this still
+  # installs exactly the locked versions and leaves the lockfile alone.
+  npm install --no-audit --no-fund --loglevel=error
 fi
 rm -rf node_modules/edgelimit
 cp -r ../pkg node_modules/edgelimit
