@@ -54,7 +54,7 @@ node -e '
     "export default \"" + base64 + "\";\n");
 '
 
-for f in js/*.js js/index.d.ts; do
+for f in js/*.js js/*.d.ts; do
   case "$f" in *.test.js | *.spec.js | */test*) continue ;; esac
   cp "$f" pkg/
 done

@@ -32,6 +32,8 @@ node --input-type=module -e "
 
 echo "== TypeScript $("$bin/tsc" --version | cut -d' ' -f2): index.d.ts through exports, nodenext and bundler resolution"
 cp "$root/tools/js/pkg-types.ts" types.ts
+# edgelimit/hono's typings name Hono's, as a Hono app has them.
+ln -sfn "$root/tools/js/node_modules/hono" node_modules/hono
 for resolution in nodenext bundler; do
   module=$([[ $resolution == bundler ]] && echo esnext || echo nodenext)
   cat >tsconfig.json <<JSON

@@ -9,6 +9,8 @@ import {
   withRateLimit,
   type LimitResult,
 } from "edgelimit";
+import { rateLimit } from "edgelimit/hono";
+import { Hono } from "hono";
 
 const limiter = new Ratelimit({ limiter: Ratelimit.gcra(10, "1 s"), store: memoryStore() });
 const result: LimitResult = limiter.limitSync("id");
@@ -21,3 +23,6 @@ const leases = new Concurrency({ max: 2, leaseTtl: "30 s" });
 const handler = withRateLimit(async () => new Response("ok"), { limiter: shared });
 const code: string | undefined = result.success ? undefined : new EdgelimitError("UNSUPPORTED", "x").code;
 export { handler, leases, code };
+const app = new Hono();
+app.use("/api/*", rateLimit({ limiter: shared, key: (c) => c.req.header("x-client") ?? "anonymous" }));
+export { app };

@@ -84,3 +84,17 @@ test("a Worker's quota lease pays for calls without requests, and comes back", a
   // Given back: Redis counts the 35 calls made, not the 40 units leased.
   assert.equal(String(await redis.command("HGET", "{workerd-lease:user}", "count")), "35");
 });
+
+test("edgelimit/hono in a Hono app on workerd: 429 and the RateLimit headers", async () => {
+  const hono = await worker(await bundleWorker(join(exampleDir, "test/fixtures/hono-worker.js"), dir));
+  const get = (ip) => fetch(`${hono.url}/api/hello`, { headers: { "CF-Connecting-IP": ip } });
+  const statuses = [];
+  for (let i = 0; i < 3; i++) {
+    const response = await get("203.0.113.5");
+    statuses.push(response.status);
+    assert.match(response.headers.get("ratelimit") ?? "", /r=\d+/, hono.logs());
+    await response.arrayBuffer();
+  }
+  assert.deepEqual(statuses, [200, 200, 429], hono.logs());
+  assert.equal((await get("203.0.113.6")).status, 200, "another client");
+});

@@ -1,0 +1,21 @@
+// edgelimit/hono: Hono middleware over an edgelimit Ratelimit.
+import type { Context, MiddlewareHandler } from "hono";
+import type { LimitResult, Ratelimit } from "./index.js";
+
+export interface RateLimitOptions<C extends Context = Context> {
+  /** The limiter, or a function of the context choosing one (e.g. per route or from `c.env`). */
+  limiter: Ratelimit | ((c: C) => Ratelimit);
+  /**
+   * Whose usage a request counts against. Default: Cloudflare's
+   * `CF-Connecting-IP`; elsewhere every request shares one limit until you
+   * say who the caller is (forwarded headers can be forged).
+   */
+  key?: (c: C) => string | Promise<string>;
+  /** Units a request costs. Default 1. */
+  cost?: (c: C) => number | Promise<number>;
+  /** The response to a denied request. Default: 429 with a short text body. Headers are added to it. */
+  onLimited?: (c: C, result: LimitResult) => Response | Promise<Response>;
+}
+
+/** Rate limits the routes it is mounted on; adds the RateLimit headers to every response. */
+export declare function rateLimit<C extends Context = Context>(options: RateLimitOptions<C>): MiddlewareHandler;

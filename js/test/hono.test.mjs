@@ -1,0 +1,73 @@
+// edgelimit/hono on a real Hono app (npm `hono`, from tools/js): 429 with
+// Retry-After past the limit, the RateLimit headers on every response,
+// per-route limits, and a default key that trusts no forwarded header.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { Hono } from "../../tools/js/node_modules/hono/dist/index.js";
+import { rateLimit } from "../../pkg/hono.js";
+import { Ratelimit } from "./edgelimit.mjs";
+
+function app() {
+  const api = new Ratelimit({ limiter: Ratelimit.fixedWindow(2, "1 m"), prefix: "hono-api:" });
+  const strict = new Ratelimit({ limiter: Ratelimit.fixedWindow(1, "1 m"), prefix: "hono-strict:" });
+  const hono = new Hono();
+  hono.use("/api/*", rateLimit({ limiter: api, key: (c) => c.req.header("x-client") ?? "none" }));
+  hono.use("/api/strict/*", rateLimit({ limiter: strict, key: (c) => c.req.header("x-client") ?? "none" }));
+  hono.use("/default/*", rateLimit({ limiter: new Ratelimit({ limiter: Ratelimit.fixedWindow(1, "1 m") }) }));
+  hono.get("/api/a", (c) => c.text("a"));
+  hono.get("/api/strict/b", (c) => c.text("b"));
+  hono.get("/default/c", (c) => c.text("c"));
+  hono.get("/open", (c) => c.text("open"));
+  return hono;
+}
+
+test("429 with Retry-After past the limit; RateLimit headers on every response", async () => {
+  const hono = app();
+  const responses = [];
+  for (let i = 0; i < 3; i++) responses.push(await hono.request("/api/a", { headers: { "x-client": "ann" } }));
+  assert.deepEqual(responses.map((r) => r.status), [200, 200, 429]);
+  assert.equal(await responses[0].text(), "a");
+  assert.deepEqual(responses.map((r) => r.headers.get("x-ratelimit-remaining")), ["1", "0", "0"]);
+  assert.match(responses[0].headers.get("ratelimit"), /^"default";r=1;t=\d+$/);
+  assert.equal(responses[0].headers.get("ratelimit-policy"), '"default";q=2;w=60');
+  assert.equal(responses[0].headers.get("retry-after"), null);
+  assert.ok(Number(responses[2].headers.get("retry-after")) >= 1);
+  // Another client, and a route without the middleware.
+  assert.equal((await hono.request("/api/a", { headers: { "x-client": "bob" } })).status, 200);
+  const open = await hono.request("/open");
+  assert.equal(open.status, 200);
+  assert.equal(open.headers.get("ratelimit"), null);
+});
+
+test("per-route limits stack, each charged in turn", async () => {
+  const hono = app();
+  const headers = { "x-client": "cat" };
+  // /api/strict/* is under both: the API's limit of 2, then its own of 1.
+  const first = await hono.request("/api/strict/b", { headers });
+  assert.equal(first.status, 200);
+  assert.equal(first.headers.get("ratelimit-policy"), '"default";q=1;w=60', "the tightest limit's headers");
+  assert.equal(first.headers.get("x-ratelimit-remaining"), "0");
+  const denied = await hono.request("/api/strict/b", { headers });
+  assert.equal(denied.status, 429);
+  assert.equal(denied.headers.get("ratelimit-policy"), '"default";q=1;w=60', "the route's own limit denied");
+  // The API's limit admitted both calls before the route's denied the
+  // second: stacked limits are separate calls, not one atomic check.
+  assert.equal((await hono.request("/api/a", { headers })).status, 429);
+});
+
+test("the default key trusts only CF-Connecting-IP", async () => {
+  const hono = app();
+  // Forged forwarded headers do not buy a fresh limit: without Cloudflare's
+  // header every request shares one.
+  assert.equal((await hono.request("/default/c", { headers: { "x-forwarded-for": "10.0.0.1" } })).status, 200);
+  assert.equal((await hono.request("/default/c", { headers: { "x-forwarded-for": "10.0.0.2" } })).status, 429);
+  assert.equal((await hono.request("/default/c", { headers: { "cf-connecting-ip": "203.0.113.9" } })).status, 200);
+  assert.equal((await hono.request("/default/c", { headers: { "cf-connecting-ip": "203.0.113.9" } })).status, 429);
+});
+
+test("rateLimit is checked", () => {
+  assert.throws(() => rateLimit({}), { code: "INVALID_ARGUMENT" });
+  assert.throws(() => rateLimit({ limiter: {} }), { code: "INVALID_ARGUMENT" });
+  const limiter = new Ratelimit({ limiter: Ratelimit.fixedWindow(1, "1 m") });
+  assert.throws(() => rateLimit({ limiter, key: "ip" }), { code: "INVALID_ARGUMENT" });
+});
