@@ -26,7 +26,7 @@ test: lint wasm-check test-rust test-gateway pkg-check test-js test-worker test-
 
 ## The Rust tests: unit, property, Redis and gateway differential tests.
 test-rust: test-deps
-	EDGELIMIT_GATEWAY_BIN=$(GATEWAY_BIN) $(CARGO) test --workspace
+	EDGELIMIT_GATEWAY_BIN=$(GATEWAY_BIN) $(CARGO) test --workspace --all-features
 
 ## The gateway's own tests, with the real @upstash clients.
 test-gateway: test-deps
@@ -81,7 +81,7 @@ test-long: test-deps
 
 lint:
 	$(CARGO) fmt --all --check
-	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets --all-features -- -D warnings
 
 ## Side-by-side benchmarks; prints ratios against the peers.
 bench:

@@ -51,6 +51,8 @@ pub mod clock;
 mod decision;
 mod duration;
 mod error;
+#[cfg(all(feature = "tower", not(target_arch = "wasm32")))]
+pub mod http;
 mod limiter;
 pub mod scripts;
 pub mod store;
