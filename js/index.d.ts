@@ -80,7 +80,16 @@ export interface RedisStoreOptions {
 }
 
 /** State in Redis over the Upstash REST protocol: shared by every isolate and region. */
-export declare function redisStore(options: RedisStoreOptions): Store;
+export declare const redisStore: {
+  (options: RedisStoreOptions): Store;
+  /**
+   * A Redis store from Upstash's environment names: UPSTASH_REDIS_REST_URL
+   * and UPSTASH_REDIS_REST_TOKEN (else KV_REST_API_URL and KV_REST_API_TOKEN),
+   * read from `env` (a Worker's `env`) or the process (`process.env`;
+   * `Deno.env`, which needs `--allow-env`).
+   */
+  fromEnv(env?: Record<string, string | undefined>, options?: Omit<RedisStoreOptions, "url" | "token">): Store;
+};
 
 /** A configured algorithm, made by the `Ratelimit` factories. */
 export interface Algorithm {
@@ -95,6 +104,17 @@ export interface RatelimitOptions {
   limiter: Algorithm;
   /** Default: a `memoryStore()` of its own. */
   store?: Store;
+  /**
+   * @upstash/ratelimit's way to name the store: an `@upstash/redis` client,
+   * or `{ url, token }` (not with `store`).
+   */
+  redis?: { url: string; token: string } | object;
+  /** With `redis`: `false` turns the deny cache off; a Map (ignored) or nothing leaves it on. */
+  ephemeralCache?: Map<string, number> | false;
+  /** Accepted for @upstash/ratelimit code; edgelimit sends no analytics (see `onDecision`). */
+  analytics?: boolean;
+  /** Accepted for @upstash/ratelimit code; edgelimit sends no telemetry. */
+  enableTelemetry?: boolean;
   /** Namespace of this limiter's keys. Default `"edgelimit"`. */
   prefix?: string;
   /** Per-request store timeout in milliseconds, overriding the store's. */
@@ -157,6 +177,8 @@ export interface DecisionEvent {
 export interface LimitOptions {
   /** Units to take; 0 only reads. Default 1. */
   cost?: number;
+  /** @upstash/ratelimit's name for `cost`. */
+  rate?: number;
 }
 
 export interface LimitResult {
@@ -219,6 +241,8 @@ export declare class Ratelimit {
   getRemaining(id: string): Promise<{ remaining: number; reset: number; limit: number }>;
   /** Forgets `id`'s usage. */
   reset(id: string): Promise<void>;
+  /** @upstash/ratelimit's name for `reset`. */
+  resetUsedTokens(id: string): Promise<void>;
   /** Gives every unspent quota lease (the `lease` option) back to Redis in one request. */
   returnLeases(): Promise<void>;
 }

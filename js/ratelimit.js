@@ -5,6 +5,7 @@ import * as slot from "./boundary.js";
 import { EdgelimitError, checkId, checkNumber, invalid } from "./errors.js";
 import { CORE, TRANSPORT, checkStore, failureCode, memoryStore } from "./stores.js";
 import { run } from "./transport.js";
+import { checkUpstashFlags, storeFromRedis } from "./upstash.js";
 import { backoff, sleep } from "./wait.js";
 
 export const DEFAULT_PREFIX = "edgelimit:";
@@ -38,6 +39,12 @@ export function result(allowed, slots) {
   };
 }
 
+/** A call's cost: `cost`, or @upstash/ratelimit's `rate` (default 1). */
+function costOf({ cost, rate } = {}) {
+  if (cost !== undefined && rate !== undefined && cost !== rate) throw invalid("give cost or rate, not both");
+  return checkNumber("cost", cost ?? rate ?? 1);
+}
+
 /** The units of the `lease` option, or undefined without leases. */
 function leaseUnits(lease, inMemory) {
   if (lease === undefined) return undefined;
@@ -58,18 +65,30 @@ export class Ratelimit {
   constructor({
     limiter,
     store,
+    redis,
     prefix = DEFAULT_PREFIX,
     timeout,
     failure = "error",
     lease,
     onDecision,
     dryRun = false,
+    ephemeralCache,
+    analytics,
+    enableTelemetry,
   } = {}) {
     if (limiter?.[CORE] === undefined) {
       throw invalid("limiter must come from a factory such as Ratelimit.slidingWindow(10, \"10 s\")");
     }
     if (typeof prefix !== "string") throw invalid("prefix must be a string");
     const policy = failureCode(failure);
+    // @upstash/ratelimit's names (see upstash.js): `redis` makes the store.
+    checkUpstashFlags({ analytics, enableTelemetry });
+    if (redis !== undefined) {
+      if (store !== undefined) throw invalid("give either store or redis, not both");
+      store = storeFromRedis({ redis, ephemeralCache });
+    } else if (ephemeralCache !== undefined) {
+      throw invalid("ephemeralCache goes with redis; a store has its own denyCache option");
+    }
     store = checkStore(store ?? memoryStore());
     this.#inMemory = store.kind === "memory";
     this.#transport = store[TRANSPORT];
@@ -157,9 +176,9 @@ export class Ratelimit {
     return algorithm("gcra", CoreAlgorithm.gcra(rate, duration("period", period), optional("burst", burst)));
   }
 
-  limitSync(id, { cost = 1 } = {}) {
+  limitSync(id, options = {}) {
+    const cost = costOf(options);
     checkId(id);
-    checkNumber("cost", cost);
     let allowed;
     try {
       allowed = slot.check(this.#core.decide(slot.encodeId(id), cost, Date.now(), false));
@@ -170,10 +189,10 @@ export class Ratelimit {
     return this.#onDecision === undefined && !this.#dryRun ? decided : this.#decided(id, cost, decided, 0);
   }
 
-  async limit(id, { cost = 1 } = {}) {
-    if (this.#inMemory) return this.limitSync(id, { cost });
+  async limit(id, options = {}) {
+    if (this.#inMemory) return this.limitSync(id, options);
+    const cost = costOf(options);
     checkId(id);
-    checkNumber("cost", cost);
     const startedAt = this.#onDecision === undefined ? 0 : performance.now();
     let outcome;
     try {
@@ -185,7 +204,8 @@ export class Ratelimit {
     return this.#onDecision === undefined && !this.#dryRun ? decided : this.#decided(id, cost, decided, startedAt);
   }
 
-  async blockUntilReady(id, timeout, { cost = 1, signal } = {}) {
+  async blockUntilReady(id, timeout, { signal, ...options } = {}) {
+    const cost = costOf(options);
     checkNumber("timeout", timeout);
     const deadline = Date.now() + Math.max(0, timeout);
     for (;;) {
@@ -220,6 +240,11 @@ export class Ratelimit {
     const calls = [];
     for (let call; (call = this.#core.restReturnQuota(Date.now())) !== undefined; ) calls.push(call);
     await Promise.all(calls.map((call) => run(call, this.#transport)));
+  }
+
+  /** @upstash/ratelimit's name for `reset`. */
+  resetUsedTokens(id) {
+    return this.reset(id);
   }
 
   async reset(id) {

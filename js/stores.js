@@ -67,3 +67,26 @@ export function checkStore(store) {
   if (store?.[CORE] === undefined) throw invalid("store must come from memoryStore() or redisStore()");
   return store;
 }
+
+/** The environment's variables: Node's and Bun's process.env, Deno.env, or none. */
+function environment() {
+  if (typeof process !== "undefined" && process.env) return process.env;
+  if (typeof Deno !== "undefined") return Deno.env.toObject();
+  return {};
+}
+
+/**
+ * A Redis store from Upstash's environment names (UPSTASH_REDIS_REST_URL
+ * and UPSTASH_REDIS_REST_TOKEN, else Vercel KV's KV_REST_API_URL and
+ * KV_REST_API_TOKEN), read from `env` (a Worker's `env`) or the process.
+ */
+function fromEnv(env = environment(), options = {}) {
+  const url = env.UPSTASH_REDIS_REST_URL ?? env.KV_REST_API_URL;
+  const token = env.UPSTASH_REDIS_REST_TOKEN ?? env.KV_REST_API_TOKEN;
+  if (url === undefined || token === undefined) {
+    throw invalid("redisStore.fromEnv needs UPSTASH_REDIS_REST_URL and UPSTASH_REDIS_REST_TOKEN");
+  }
+  return redisStore({ ...options, url, token });
+}
+
+redisStore.fromEnv = fromEnv;

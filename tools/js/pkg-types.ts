@@ -26,3 +26,15 @@ export { handler, leases, code };
 const app = new Hono();
 app.use("/api/*", rateLimit({ limiter: shared, key: (c) => c.req.header("x-client") ?? "anonymous" }));
 export { app };
+const migrated = new Ratelimit({
+  redis: { url: "http://127.0.0.1:8079", token: "t" },
+  limiter: Ratelimit.slidingWindow(10, "10 s"),
+  analytics: true,
+  ephemeralCache: new Map(),
+});
+const fromEnv = redisStore.fromEnv({ UPSTASH_REDIS_REST_URL: "http://127.0.0.1:8079", UPSTASH_REDIS_REST_TOKEN: "t" });
+export async function migrate() {
+  await migrated.limit("id", { rate: 2 });
+  await migrated.resetUsedTokens("id");
+  return fromEnv;
+}
