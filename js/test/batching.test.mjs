@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { createServer } from "node:net";
 import { after, before, test } from "node:test";
 import { startCountingProxy, startGateway, startRedis } from "../../worker-example/lib/services.mjs";
-import { Ratelimit, atTime, redisStore } from "./edgelimit.mjs";
+import { Ratelimit, callAt, redisStore } from "./edgelimit.mjs";
 
 let redis;
 let gateway;
@@ -179,23 +179,23 @@ test("the deny cache changes no decision", async () => {
     const cached = new Ratelimit({ limiter: make(), store: store({ time: "caller" }), prefix: prefix() });
     const plain = new Ratelimit({ limiter: make(), store: store({ time: "caller", denyCache: 0 }), prefix: prefix() });
     let saved = 0;
-    await atTime(clock, async () => {
-      for (let step = 0; step < 300; step++) {
-        clock.now += Math.floor(next() * 120) - (next() < 0.05 ? 150 : 0);
-        const id = `user-${Math.floor(next() * 2)}`;
-        const cost = next() < 0.7 ? 1 : Math.floor(next() * 4);
-        const c = await requestsOf(() => cached.limit(id, { cost }));
-        const p = await requestsOf(() => plain.limit(id, { cost }));
-        delete c.result.pending;
-        delete p.result.pending;
-        assert.deepEqual(c.result, p.result, `${name}: limit(${id}, ${cost}) at step ${step}`);
-        saved += p.seen.length - c.seen.length;
-        if (step % 50 === 49) {
-          await cached.reset(id);
-          await plain.reset(id);
-        }
+    // The clock is the limiters' alone: the counting proxy runs in this
+    // process and keeps real time.
+    for (let step = 0; step < 300; step++) {
+      clock.now += Math.floor(next() * 120) - (next() < 0.05 ? 150 : 0);
+      const id = `user-${Math.floor(next() * 2)}`;
+      const cost = next() < 0.7 ? 1 : Math.floor(next() * 4);
+      const c = await requestsOf(() => callAt(clock, () => cached.limit(id, { cost })));
+      const p = await requestsOf(() => callAt(clock, () => plain.limit(id, { cost })));
+      delete c.result.pending;
+      delete p.result.pending;
+      assert.deepEqual(c.result, p.result, `${name}: limit(${id}, ${cost}) at step ${step}`);
+      saved += p.seen.length - c.seen.length;
+      if (step % 50 === 49) {
+        await cached.reset(id);
+        await plain.reset(id);
       }
-    });
+    }
     assert.ok(saved > 20, `${name}: ${saved} requests saved`);
   }
 });

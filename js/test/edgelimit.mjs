@@ -24,3 +24,19 @@ export async function atTime(clock, fn) {
     Date.now = real;
   }
 }
+
+/**
+ * Starts `fn` with `Date.now()` answering `clock.now`, restoring it as soon
+ * as `fn` returns its promise: the limiter reads the clock when a call
+ * starts, and servers running in this process (a test's proxy) keep their
+ * own time while the call's requests are in flight.
+ */
+export function callAt(clock, fn) {
+  const real = Date.now;
+  Date.now = () => clock.now;
+  try {
+    return fn();
+  } finally {
+    Date.now = real;
+  }
+}
