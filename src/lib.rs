@@ -67,8 +67,8 @@ pub use decision::{Decision, Reason};
 pub use duration::{parse_millis, IntoMillis};
 pub use error::{ConfigError, DurationError, Error, StoreError};
 pub use limiter::{
-    Acquire, ConcurrencyLimiter, FailurePolicy, Limiter, Permit, WaitOutcome, DEFAULT_PREFIX,
-    FAIL_CLOSED_RETRY_MS,
+    Acquire, ConcurrencyLimiter, FailurePolicy, Limiter, Metrics, Permit, WaitOutcome,
+    DEFAULT_PREFIX, FAIL_CLOSED_RETRY_MS,
 };
 pub use store::{MemoryStore, Store};
 

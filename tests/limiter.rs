@@ -270,3 +270,45 @@ fn remaining_writes_nothing_unlike_a_cost_0_call() {
         "refilling since the read"
     );
 }
+
+/// `metrics` counts what `limit` and friends decided, across clones; reads
+/// are not decisions.
+#[test]
+fn metrics_count_decisions_across_clones() {
+    use edgelimit::{FailurePolicy, Metrics};
+    let limiter = Limiter::new(edgelimit::FixedWindow::new(2, "1 m").unwrap());
+    let clone = limiter.clone();
+    for _ in 0..3 {
+        limiter.limit("a").unwrap();
+    }
+    clone.limit("b").unwrap();
+    limiter.remaining("a").unwrap();
+    assert!(limiter.limit_with_cost("a", 9).is_err());
+    let counted = clone.metrics();
+    assert_eq!(
+        (
+            counted.admitted,
+            counted.denied,
+            counted.errors,
+            counted.store_failures
+        ),
+        (3, 1, 1, 0)
+    );
+    assert_eq!(counted, limiter.metrics());
+    // A failing store decided by the failure policy.
+    let store = edgelimit::store::RedisRestStore::with_options(
+        "http://127.0.0.1:9",
+        "t",
+        edgelimit::store::RestOptions {
+            retries: 0,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let open = Limiter::new(edgelimit::FixedWindow::new(2, "1 m").unwrap())
+        .with_store(store)
+        .with_failure_policy(FailurePolicy::Open);
+    assert!(open.limit("x").unwrap().allowed);
+    let counted: Metrics = open.metrics();
+    assert_eq!((counted.admitted, counted.store_failures), (1, 1));
+}

@@ -2,6 +2,7 @@
 
 mod concurrency;
 mod failure;
+mod metrics;
 pub(crate) mod quota_book;
 pub(crate) mod random;
 pub(crate) mod rate;
@@ -9,5 +10,6 @@ pub(crate) mod wait;
 
 pub use concurrency::{Acquire, ConcurrencyLimiter, Permit};
 pub use failure::{FailurePolicy, FAIL_CLOSED_RETRY_MS};
+pub use metrics::Metrics;
 pub use rate::{Limiter, DEFAULT_PREFIX};
 pub use wait::WaitOutcome;

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::failure::FailurePolicy;
+use super::metrics::{Counters, Metrics};
 use super::quota_book::{QuotaBook, Spend};
 use super::wait::{backoff, deadline_ms, run_blocking, WaitOutcome};
 use crate::algorithm::{Algorithm, QuotaRefund};
@@ -36,6 +37,8 @@ pub struct Limiter<A, S = MemoryStore, C = SystemClock> {
     failure: FailurePolicy,
     /// Quota leases, when asked for: shared by clones.
     quota: Option<Arc<QuotaBook>>,
+    /// What it decided: shared by clones.
+    counters: Arc<Counters>,
 }
 
 impl<A: Algorithm> Limiter<A> {
@@ -48,6 +51,7 @@ impl<A: Algorithm> Limiter<A> {
             prefix: DEFAULT_PREFIX.into(),
             failure: FailurePolicy::Error,
             quota: None,
+            counters: Arc::default(),
         }
     }
 }
@@ -62,6 +66,7 @@ impl<A, S, C> Limiter<A, S, C> {
             prefix: self.prefix,
             failure: self.failure,
             quota: self.quota,
+            counters: self.counters,
         }
     }
 
@@ -74,6 +79,7 @@ impl<A, S, C> Limiter<A, S, C> {
             prefix: self.prefix,
             failure: self.failure,
             quota: self.quota,
+            counters: self.counters,
         }
     }
 
@@ -94,6 +100,13 @@ impl<A, S, C> Limiter<A, S, C> {
     /// Whether quota leases are on, and how many units each request takes.
     pub fn quota_lease(&self) -> Option<u64> {
         self.quota.as_deref().map(QuotaBook::units)
+    }
+
+    /// What it decided since it was built (its clones share the counts):
+    /// admissions, denials, decisions of the failure policy and errors of
+    /// `limit` and friends (reads excepted).
+    pub fn metrics(&self) -> Metrics {
+        self.counters.snapshot()
     }
 
     /// The algorithm.
@@ -223,6 +236,13 @@ pub(crate) fn validate_quota_lease<A: Algorithm>(
 
 /// What every form shares, whatever the store.
 impl<A: Algorithm, S, C: Clock> Limiter<A, S, C> {
+    /// A call's answer after the failure policy, counted.
+    fn decided(&self, answer: Result<Decision, Error>, now_ms: u64) -> Result<Decision, Error> {
+        let answer = self.apply_policy(answer, now_ms);
+        self.counters.record(&answer);
+        answer
+    }
+
     fn apply_policy(
         &self,
         answer: Result<Decision, Error>,
@@ -293,14 +313,14 @@ impl<A: Algorithm, S: Store, C: Clock> Limiter<A, S, C> {
                 self.store.transact(self.key(key), now_ms, &step)
             }
             Some(book) => match self.leased(book, key, cost, now_ms) {
-                Ok(local) => return Ok(local),
+                Ok(local) => return self.decided(Ok(local), now_ms),
                 Err(step) => {
                     let answer = self.store.transact(self.key(key), now_ms, &step);
                     book.settle(key, now_ms, answer)
                 }
             },
         };
-        self.apply_policy(answer, now_ms)
+        self.decided(answer, now_ms)
     }
 
     /// Decides several `(key, cost)` calls together, in order: with a remote
@@ -325,7 +345,7 @@ impl<A: Algorithm, S: Store, C: Clock> Limiter<A, S, C> {
         self.store
             .transact_many(&steps, now_ms)
             .into_iter()
-            .map(|answer| self.apply_policy(answer, now_ms))
+            .map(|answer| self.decided(answer, now_ms))
             .collect()
     }
 
@@ -353,14 +373,14 @@ impl<A: Algorithm, S: Store, C: Clock> Limiter<A, S, C> {
             .into_iter()
             .zip(calls)
             .map(|(local, &(id, _))| match local {
-                Some(decision) => Ok(decision),
+                Some(decision) => self.decided(Ok(decision), now_ms),
                 None => {
                     let answer = replies.next().unwrap_or_else(|| {
                         Err(Error::Store(crate::StoreError::MalformedReply(
                             "a batched answer is missing".into(),
                         )))
                     });
-                    self.apply_policy(book.settle(id, now_ms, answer), now_ms)
+                    self.decided(book.settle(id, now_ms, answer), now_ms)
                 }
             })
             .collect()
@@ -460,7 +480,7 @@ impl<A: Algorithm + Sync, S: AsyncStore, C: Clock> Limiter<A, S, C> {
                     .await
             }
             Some(book) => match self.leased(book, key, cost, now_ms) {
-                Ok(local) => return Ok(local),
+                Ok(local) => return self.decided(Ok(local), now_ms),
                 Err(step) => {
                     let answer = self
                         .store
@@ -470,7 +490,7 @@ impl<A: Algorithm + Sync, S: AsyncStore, C: Clock> Limiter<A, S, C> {
                 }
             },
         };
-        self.apply_policy(answer, now_ms)
+        self.decided(answer, now_ms)
     }
 
     /// What `key` has left, without consuming or writing anything (see
