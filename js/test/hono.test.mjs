@@ -6,6 +6,7 @@ import { test } from "node:test";
 import { Hono } from "../../tools/js/node_modules/hono/dist/index.js";
 import { rateLimit } from "../../pkg/hono.js";
 import { Ratelimit } from "./edgelimit.mjs";
+import { readmeExample, runExample } from "./readme.mjs";
 
 function app() {
   const api = new Ratelimit({ limiter: Ratelimit.fixedWindow(2, "1 m"), prefix: "hono-api:" });
@@ -70,4 +71,13 @@ test("rateLimit is checked", () => {
   assert.throws(() => rateLimit({ limiter: {} }), { code: "INVALID_ARGUMENT" });
   const limiter = new Ratelimit({ limiter: Ratelimit.fixedWindow(1, "1 m") });
   assert.throws(() => rateLimit({ limiter, key: "ip" }), { code: "INVALID_ARGUMENT" });
+});
+
+test("the README's Hono example runs as written", async () => {
+  const { app } = await runExample(readmeExample("edgelimit/hono"), "export { app };");
+  const login = { headers: { "CF-Connecting-IP": "198.51.100.7" } };
+  const statuses = [];
+  for (let i = 0; i < 6; i++) statuses.push((await app.request("/api/login", login)).status);
+  assert.deepEqual(statuses, [404, 404, 404, 404, 404, 429], "5 logins per 15 minutes, then 429");
+  assert.equal((await app.request("/api/other", login)).headers.get("ratelimit-policy"), '"default";q=100;w=60');
 });

@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { startGateway, startRedis } from "../../worker-example/lib/services.mjs";
 import { Ratelimit, memoryStore, redisStore } from "./edgelimit.mjs";
+import { readmeExample, runExample } from "./readme.mjs";
 
 let redis;
 let gateway;
@@ -95,4 +96,11 @@ test("onDecision and dryRun are checked", () => {
   const limiter = Ratelimit.fixedWindow(1, "1 m");
   assert.throws(() => new Ratelimit({ limiter, onDecision: "log" }), { code: "INVALID_ARGUMENT" });
   assert.throws(() => new Ratelimit({ limiter, dryRun: "yes" }), { code: "INVALID_ARGUMENT" });
+});
+
+test("the README's observability example runs as written", async () => {
+  const { counts, ratelimit } = await runExample(readmeExample("dryRun: true"), "export { counts, ratelimit };");
+  assert.deepEqual(counts, { allowed: 2, denied: 1, failed: 0 });
+  const fourth = await ratelimit.limit("203.0.113.7");
+  assert.deepEqual([fourth.success, fourth.reason], [true, "dryRun"]);
 });
