@@ -7,7 +7,6 @@ import { checkId, checkNumber, invalid } from "./errors.js";
 import { DEFAULT_PREFIX } from "./ratelimit.js";
 import { CORE, TRANSPORT, checkStore, failureCode, memoryStore } from "./stores.js";
 import { run } from "./transport.js";
-import { backoff, sleep } from "./wait.js";
 
 const ACQUIRE = 0;
 const RELEASE = 1;
@@ -18,10 +17,15 @@ const PEEK = 3;
 // symbol is what `await using` looks up where a polyfill provides it.
 const asyncDispose = Symbol.asyncDispose ?? Symbol.for("Symbol.asyncDispose");
 
+/** How often a waiter on a Redis store asks again, at most (plus jitter up to as much). */
+const POLL_MS = 100;
+
 export class Concurrency {
   #core;
   #failure;
   #transport;
+  /** Waiters by id, in arrival order: each a function waking it. */
+  #waiters = new Map();
 
   constructor({ max, leaseTtl, store, prefix = DEFAULT_PREFIX, timeout, failure = "error" } = {}) {
     checkNumber("max", max);
@@ -48,10 +52,47 @@ export class Concurrency {
     for (;;) {
       signal?.throwIfAborted();
       const { allowed, slots } = await this.#apply(id, ACQUIRE, lease, leaseTtl);
-      const wait = allowed ? 0 : backoff(slots[slot.RETRY_AFTER], Date.now(), deadline);
-      if (wait <= 0) return new Permit(this.#lease(id, lease), allowed, slots);
-      await sleep(wait, signal);
+      const now = Date.now();
+      if (allowed || now >= deadline) return new Permit(this.#lease(id, lease), allowed, slots);
+      // retryAfter is the soonest expiry: a release may come first. One of
+      // this limiter's wakes the waiters here at once, in arrival order; one
+      // elsewhere (another isolate on Redis) is seen at the next poll.
+      let wait = Math.min(Math.max(1, slots[slot.RETRY_AFTER]), deadline - now);
+      if (this.#transport !== undefined) wait = Math.min(wait, POLL_MS + Math.floor(Math.random() * POLL_MS));
+      await this.#released(id, wait, signal);
     }
+  }
+
+  /** Resolves after `ms`, or sooner when a lease of `id` is released here. */
+  #released(id, ms, signal) {
+    return new Promise((resolve, reject) => {
+      signal?.throwIfAborted();
+      const queue = this.#waiters.get(id) ?? [];
+      this.#waiters.set(id, queue);
+      const done = () => {
+        clearTimeout(timer);
+        signal?.removeEventListener("abort", onAbort);
+        const at = queue.indexOf(wake);
+        if (at >= 0) queue.splice(at, 1);
+        if (queue.length === 0 && this.#waiters.get(id) === queue) this.#waiters.delete(id);
+      };
+      const wake = () => {
+        done();
+        resolve();
+      };
+      const onAbort = () => {
+        done();
+        reject(signal.reason);
+      };
+      const timer = setTimeout(wake, ms);
+      signal?.addEventListener("abort", onAbort, { once: true });
+      queue.push(wake);
+    });
+  }
+
+  /** Wakes the first waiter for `id` (a lease of it was released here). */
+  #wake(id) {
+    this.#waiters.get(id)?.shift()?.();
   }
 
   async getRemaining(id) {
@@ -85,6 +126,8 @@ export class Concurrency {
         } catch (error) {
           // The lease expires on its own; only "error" wants to hear of it.
           if (this.#failure === "error") throw error;
+        } finally {
+          this.#wake(id);
         }
       },
       extend: async (ttl) => {

@@ -1,0 +1,79 @@
+// A waiting acquire is woken by a release (issue: it gave up at once when
+// the soonest expiry was past its deadline): on the memory store, and on
+// the Redis store through the real gateway (in this isolate at once, from
+// another isolate at the next poll).
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+import { startGateway, startRedis } from "../../worker-example/lib/services.mjs";
+import { Concurrency, memoryStore, redisStore } from "./edgelimit.mjs";
+
+let redis;
+let gateway;
+before(async () => {
+  redis = await startRedis();
+  gateway = await startGateway(redis.port);
+});
+after(async () => {
+  await gateway?.stop();
+  await redis?.stop();
+});
+
+const redisOf = () => redisStore({ url: gateway.url, token: gateway.token });
+
+for (const [name, store] of [["memory", () => memoryStore()], ["redis", redisOf]]) {
+  test(`${name}: a release wakes a waiter long before the lease would expire`, async () => {
+    const jobs = new Concurrency({ max: 1, leaseTtl: "30 s", store: store(), prefix: `w${process.pid}${name}:` });
+    const a = await jobs.acquire("t");
+    assert.equal(a.acquired, true);
+    setTimeout(() => a.release(), 100);
+    const started = Date.now();
+    const b = await jobs.acquire("t", { timeout: 3_000 });
+    const waited = Date.now() - started;
+    assert.equal(b.acquired, true);
+    assert.ok(waited >= 90 && waited < 1_000, `acquired after ${waited} ms`);
+    await b.release();
+  });
+}
+
+test("redis: a release by another isolate is seen at the next poll", async () => {
+  const prefix = `w${process.pid}x:`;
+  const here = new Concurrency({ max: 1, leaseTtl: "30 s", store: redisOf(), prefix });
+  const there = new Concurrency({ max: 1, leaseTtl: "30 s", store: redisOf(), prefix });
+  const held = await there.acquire("t");
+  setTimeout(() => held.release(), 100);
+  const started = Date.now();
+  const got = await here.acquire("t", { timeout: 3_000 });
+  const waited = Date.now() - started;
+  assert.equal(got.acquired, true);
+  assert.ok(waited >= 90 && waited < 600, `acquired after ${waited} ms`);
+});
+
+test("waiters are woken in arrival order and give up at their deadline", async () => {
+  const jobs = new Concurrency({ max: 1, leaseTtl: "30 s", store: memoryStore() });
+  const first = await jobs.acquire("q");
+  const order = [];
+  const waiters = [1, 2, 3].map((n) => jobs.acquire("q", { timeout: 2_000 }).then((p) => (order.push(n), p)));
+  const late = jobs.acquire("q", { timeout: 50 });
+  assert.equal((await late).acquired, false, "nothing was released within 50 ms");
+  let held = first;
+  for (let i = 0; i < 3; i++) {
+    await new Promise((r) => setTimeout(r, 20));
+    await held.release();
+    held = await waiters[i];
+    assert.equal(held.acquired, true);
+  }
+  await held.release();
+  assert.deepEqual(order, [1, 2, 3]);
+});
+
+test("an aborted waiter leaves the queue", async () => {
+  const jobs = new Concurrency({ max: 1, leaseTtl: "30 s", store: memoryStore() });
+  const held = await jobs.acquire("z");
+  const controller = new AbortController();
+  const waiting = jobs.acquire("z", { timeout: 2_000, signal: controller.signal });
+  setTimeout(() => controller.abort(new Error("stop")), 30);
+  await assert.rejects(waiting, { message: "stop" });
+  const next = jobs.acquire("z", { timeout: 2_000 });
+  await held.release();
+  assert.equal((await next).acquired, true);
+});
