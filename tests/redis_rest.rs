@@ -65,7 +65,7 @@ fn same_decisions<A: Algorithm + Clone>(
             memory.limit_with_cost(key, cost),
             redis.limit_with_cost(key, cost),
         );
-        assert_eq!(m, r, "call {i}: {cost} at +{step} ms");
+        assert_eq!(m, r, "{prefix} call {i}: {cost} at +{step} ms");
     }
 }
 
@@ -74,9 +74,14 @@ fn clock_after(clock: &ManualClock, step: i64) -> u64 {
     clock.now_ms().saturating_add_signed(step)
 }
 
+/// Steps of the clock, forward only: a clock going back is compared with the
+/// core in tests/scripts_redis.rs, not here. Here the memory store's sweep
+/// may already have dropped a state that expired at a later time the clock
+/// then goes back from, where Redis still holds it: both within the
+/// contract (never more than the latest time seen would admit), but not
+/// equal.
 fn calls() -> impl Strategy<Value = Vec<(i64, u64)>> {
-    let step =
-        prop_oneof![6 => 0..300i64, 2 => 0..5_000i64, 1 => -400..0i64, 1 => 50_000..200_000i64];
+    let step = prop_oneof![6 => 0..300i64, 2 => 0..5_000i64, 1 => 50_000..200_000i64];
     prop::collection::vec((step, 0..=6u64), 1..40)
 }
 
