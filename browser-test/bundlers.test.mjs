@@ -75,9 +75,10 @@ function check({ results, problems }) {
   assert.deepEqual(results, { decisions: [true, true, false], remaining: 0 });
 }
 
-test("esbuild: edgelimit/inline needs no asset", async () => {
-  const src = sources("esbuild", "edgelimit/inline");
-  const out = join(dir, "out", "esbuild");
+/** The app importing `specifier`, bundled by esbuild into out/`name`/. */
+async function esbuildApp(name, specifier, logLevel) {
+  const src = sources(name, specifier);
+  const out = join(dir, "out", name);
   await esbuild({
     entryPoints: [join(src, "main.js")],
     bundle: true,
@@ -85,25 +86,18 @@ test("esbuild: edgelimit/inline needs no asset", async () => {
     platform: "browser",
     outfile: join(out, "main.js"),
     absWorkingDir: dir,
-    logLevel: "warning",
+    logLevel,
   });
   cpSync(join(src, "index.html"), join(out, "index.html"));
+}
+
+test("esbuild: edgelimit/inline needs no asset", async () => {
+  await esbuildApp("esbuild", "edgelimit/inline", "warning");
   check(await run("esbuild"));
 });
 
 test("esbuild with the default entry fails as documented: the module is not copied", async () => {
-  const src = sources("esbuild-default", "edgelimit");
-  const out = join(dir, "out", "esbuild-default");
-  await esbuild({
-    entryPoints: [join(src, "main.js")],
-    bundle: true,
-    format: "esm",
-    platform: "browser",
-    outfile: join(out, "main.js"),
-    absWorkingDir: dir,
-    logLevel: "silent",
-  });
-  cpSync(join(src, "index.html"), join(out, "index.html"));
+  await esbuildApp("esbuild-default", "edgelimit", "silent");
   const { problems } = await run("esbuild-default");
   assert.ok(
     problems.some((p) => /HTTP 404: .*edgelimit_bg\.wasm/.test(p)),

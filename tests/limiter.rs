@@ -272,11 +272,11 @@ fn remaining_writes_nothing_unlike_a_cost_0_call() {
 }
 
 /// `metrics` counts what `limit` and friends decided, across clones; reads
-/// are not decisions.
+/// are not decisions; nothing is counted unless asked for.
 #[test]
 fn metrics_count_decisions_across_clones() {
     use edgelimit::{FailurePolicy, Metrics};
-    let limiter = Limiter::new(edgelimit::FixedWindow::new(2, "1 m").unwrap());
+    let limiter = Limiter::new(edgelimit::FixedWindow::new(2, "1 m").unwrap()).with_metrics();
     let clone = limiter.clone();
     for _ in 0..3 {
         limiter.limit("a").unwrap();
@@ -284,7 +284,7 @@ fn metrics_count_decisions_across_clones() {
     clone.limit("b").unwrap();
     limiter.remaining("a").unwrap();
     assert!(limiter.limit_with_cost("a", 9).is_err());
-    let counted = clone.metrics();
+    let counted = clone.metrics().unwrap();
     assert_eq!(
         (
             counted.admitted,
@@ -294,7 +294,10 @@ fn metrics_count_decisions_across_clones() {
         ),
         (3, 1, 1, 0)
     );
-    assert_eq!(counted, limiter.metrics());
+    assert_eq!(Some(counted), limiter.metrics());
+    let uncounted = Limiter::new(edgelimit::FixedWindow::new(2, "1 m").unwrap());
+    uncounted.limit("a").unwrap();
+    assert_eq!(uncounted.metrics(), None);
     // A failing store decided by the failure policy.
     let store = edgelimit::store::RedisRestStore::with_options(
         "http://127.0.0.1:9",
@@ -307,8 +310,9 @@ fn metrics_count_decisions_across_clones() {
     .unwrap();
     let open = Limiter::new(edgelimit::FixedWindow::new(2, "1 m").unwrap())
         .with_store(store)
-        .with_failure_policy(FailurePolicy::Open);
+        .with_failure_policy(FailurePolicy::Open)
+        .with_metrics();
     assert!(open.limit("x").unwrap().allowed);
-    let counted: Metrics = open.metrics();
+    let counted: Metrics = open.metrics().unwrap();
     assert_eq!((counted.admitted, counted.store_failures), (1, 1));
 }

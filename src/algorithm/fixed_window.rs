@@ -3,7 +3,7 @@
 use super::contract::{check_cost, clamp_time, Algorithm, Outcome};
 use super::divisor::Divisor;
 use super::limits;
-use super::quota::{extra_units, QuotaGrant, QuotaRefund};
+use super::quota::{take_extra, QuotaGrant, QuotaRefund};
 use crate::{ConfigError, Decision, Error, IntoMillis};
 
 /// At most `limit` units in each window `[k·window, (k+1)·window)` of Unix
@@ -105,19 +105,17 @@ impl Algorithm for FixedWindow {
             }
         }
         let mut outcome = self.decide(state, now_ms, cost)?;
-        let extra = extra_units(&outcome, cost, want);
-        let grant = match state.as_mut() {
-            Some(s) if extra > 0 => {
-                s.count += extra;
-                outcome.decision.remaining -= extra;
-                Some(QuotaGrant {
-                    units: extra,
-                    window_start_ms: s.window_start_ms,
-                    expires_at_ms: s.window_start_ms.saturating_add(self.window.get()),
-                })
-            }
-            _ => None,
-        };
+        let window_ms = self.window.get();
+        let grant = state.as_mut().and_then(|s| {
+            take_extra(
+                &mut outcome,
+                cost,
+                want,
+                &mut s.count,
+                s.window_start_ms,
+                window_ms,
+            )
+        });
         Ok((outcome, grant))
     }
 }

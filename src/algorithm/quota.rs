@@ -33,9 +33,34 @@ pub struct QuotaRefund {
 
 /// Units an admitted call of `cost` may take beyond it when it asks for
 /// `want` in all: no more than the window has left after the call.
-pub(crate) fn extra_units(outcome: &Outcome, cost: u64, want: u64) -> u64 {
+fn extra_units(outcome: &Outcome, cost: u64, want: u64) -> u64 {
     match outcome.decision.allowed && cost > 0 {
         true => want.saturating_sub(cost).min(outcome.decision.remaining),
         false => 0,
     }
+}
+
+/// After `outcome` admitted a call of `cost` in the window starting at
+/// `window_start_ms` (of `window_ms`), takes the units beyond it that
+/// `want` asks for into that window's `counted` units: the grant, if any,
+/// and `remaining` lowered by it. Every windowed algorithm's lease.
+pub(crate) fn take_extra(
+    outcome: &mut Outcome,
+    cost: u64,
+    want: u64,
+    counted: &mut u64,
+    window_start_ms: u64,
+    window_ms: u64,
+) -> Option<QuotaGrant> {
+    let extra = extra_units(outcome, cost, want);
+    if extra == 0 {
+        return None;
+    }
+    *counted += extra;
+    outcome.decision.remaining -= extra;
+    Some(QuotaGrant {
+        units: extra,
+        window_start_ms,
+        expires_at_ms: window_start_ms.saturating_add(window_ms),
+    })
 }

@@ -4,7 +4,7 @@
 use super::contract::{check_cost, clamp_time, Algorithm, Outcome};
 use super::divisor::Divisor;
 use super::limits;
-use super::quota::{extra_units, QuotaGrant, QuotaRefund};
+use super::quota::{take_extra, QuotaGrant, QuotaRefund};
 use crate::{ConfigError, Decision, Error, IntoMillis};
 
 /// Approximates a window sliding with time using two fixed windows: a call
@@ -168,20 +168,17 @@ impl Algorithm for SlidingWindow {
             *state = Some(s);
         }
         let mut outcome = self.decide(state, now_ms, cost)?;
-        let extra = extra_units(&outcome, cost, want);
-        let grant = match state.as_mut() {
-            Some(s) if extra > 0 => {
-                // remaining × w ≤ capacity − usage: the extra units fit.
-                s.current += extra;
-                outcome.decision.remaining -= extra;
-                Some(QuotaGrant {
-                    units: extra,
-                    window_start_ms: s.window_start_ms,
-                    expires_at_ms: s.window_start_ms + w,
-                })
-            }
-            _ => None,
-        };
+        // remaining × w ≤ capacity − usage: the extra units fit.
+        let grant = state.as_mut().and_then(|s| {
+            take_extra(
+                &mut outcome,
+                cost,
+                want,
+                &mut s.current,
+                s.window_start_ms,
+                w,
+            )
+        });
         Ok((outcome, grant))
     }
 }

@@ -37,8 +37,8 @@ pub struct Limiter<A, S = MemoryStore, C = SystemClock> {
     failure: FailurePolicy,
     /// Quota leases, when asked for: shared by clones.
     quota: Option<Arc<QuotaBook>>,
-    /// What it decided: shared by clones.
-    counters: Arc<Counters>,
+    /// What it decided, when counted: shared by clones.
+    counters: Option<Arc<Counters>>,
 }
 
 impl<A: Algorithm> Limiter<A> {
@@ -51,7 +51,7 @@ impl<A: Algorithm> Limiter<A> {
             prefix: DEFAULT_PREFIX.into(),
             failure: FailurePolicy::Error,
             quota: None,
-            counters: Arc::default(),
+            counters: None,
         }
     }
 }
@@ -102,11 +102,20 @@ impl<A, S, C> Limiter<A, S, C> {
         self.quota.as_deref().map(QuotaBook::units)
     }
 
-    /// What it decided since it was built (its clones share the counts):
-    /// admissions, denials, decisions of the failure policy and errors of
-    /// `limit` and friends (reads excepted).
-    pub fn metrics(&self) -> Metrics {
-        self.counters.snapshot()
+    /// Counts what it decides from now on (see [`metrics`](Self::metrics)):
+    /// one relaxed atomic add per call, shared by its clones, so off unless
+    /// asked for.
+    pub fn with_metrics(mut self) -> Self {
+        self.counters = Some(Arc::default());
+        self
+    }
+
+    /// What it decided since [`with_metrics`](Self::with_metrics) (its
+    /// clones share the counts): admissions, denials, decisions of the
+    /// failure policy and errors of `limit` and friends (reads excepted);
+    /// `None` when it does not count.
+    pub fn metrics(&self) -> Option<Metrics> {
+        self.counters.as_deref().map(Counters::snapshot)
     }
 
     /// The algorithm.
@@ -239,7 +248,9 @@ impl<A: Algorithm, S, C: Clock> Limiter<A, S, C> {
     /// A call's answer after the failure policy, counted.
     fn decided(&self, answer: Result<Decision, Error>, now_ms: u64) -> Result<Decision, Error> {
         let answer = self.apply_policy(answer, now_ms);
-        self.counters.record(&answer);
+        if let Some(counters) = &self.counters {
+            counters.record(&answer);
+        }
         answer
     }
 
