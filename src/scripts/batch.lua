@@ -5,7 +5,9 @@
 -- the whole script.
 --
 -- KEYS: one key per call. ARGV: per call, the script's number in
--- el_scripts, the count of its arguments, then its ARGV.
+-- el_scripts, the count of its arguments, then its ARGV; or only 0: the
+-- previous call's script and ARGV again (a limiter's calls made together
+-- differ only in their keys, and every argument costs Redis a string).
 -- Reply: per call, that script's reply, or a string: the error it raised
 -- (a failed call fails alone; what it wrote before failing stays, as for a
 -- script on its own).
@@ -21,11 +23,18 @@ local el_scripts = {
 
 local replies = {}
 local at = 1
+local run, args
 for i = 1, #KEYS do
-  local run = el_scripts[tonumber(ARGV[at])]
-  local count = tonumber(ARGV[at + 1]) or 0
-  local args = { unpack(ARGV, at + 2, at + 1 + count) }
-  at = at + 2 + count
+  local number = tonumber(ARGV[at])
+  if number == 0 then
+    -- The previous call's script and arguments (which no script changes).
+    at = at + 1
+  else
+    run = el_scripts[number]
+    local count = tonumber(ARGV[at + 1]) or 0
+    args = { unpack(ARGV, at + 2, at + 1 + count) }
+    at = at + 2 + count
+  end
   local ok, reply = pcall(run, { KEYS[i] }, args)
   if type(reply) == 'table' and reply.err then
     -- An error reply (redis.error_reply), or a Redis error raised by

@@ -21,7 +21,8 @@ if cost > limit then
   return el_cost_error()
 end
 local now = el_clamp(raw_now)
-local state = el_load(key, raw_now, readonly, { 'start', 'count' })
+local loaded = el_load(key, raw_now, readonly, 'start', 'count')
+local state = loaded and { start = loaded[1], count = loaded[2] } or nil
 local has_state = state ~= nil
 -- A refund to a window that is over (or never was) returns nothing.
 local refunded = false

@@ -24,7 +24,8 @@ if cost > burst then
   return el_cost_error()
 end
 local now = el_clamp(raw_now)
-local state = el_load(key, raw_now, readonly, { 'tm', 'tf' })
+local loaded = el_load(key, raw_now, readonly, 'tm', 'tf')
+local state = loaded and { tm = loaded[1], tf = loaded[2] } or nil
 local has_state = state ~= nil
 -- burst x period: the largest debt at which a call is still admitted.
 local tolerance = burst * period

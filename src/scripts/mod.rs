@@ -153,7 +153,8 @@ script!(
     /// Several calls of the other scripts in one script call: `KEYS` one
     /// key per call; `ARGV` per call the script's
     /// [`batch_number`](Script::batch_number), the count of its arguments,
-    /// then its `ARGV`. The reply has, per call, that script's reply, or a
+    /// then its `ARGV`; or only `0` for the previous call's script and
+    /// `ARGV` again. The reply has, per call, that script's reply, or a
     /// string: the error it raised (a failed call fails alone).
     BATCH,
     "batch"

@@ -94,15 +94,18 @@ local function el_cost_error()
   return redis.error_reply('EDGELIMIT cost exceeds limit')
 end
 
--- Reads `fields` of the state at `key` as numbers, or nil when the key has
--- no state or its state has expired at `now` (`exp <= now`). An expired
--- state is deleted first unless `readonly`, so the script starts afresh.
+-- Reads the fields named after `readonly` of the state at `key`, as numbers
+-- in that order (an array), or nil when the key has no state or its state
+-- has expired at `now` (`exp <= now`). An expired state is deleted first
+-- unless `readonly`, so the script starts afresh. Each script names the
+-- numbers in one table constructor (which, unlike filling an empty table,
+-- allocates once).
 -- The key the last el_load found a live state at, and that state's expiry:
 -- el_finish leaves an unchanged expiry alone.
 local el_loaded_key, el_loaded_exp = nil, nil
 
-local function el_load(key, now, readonly, fields)
-  local values = redis.call('HMGET', key, 'exp', unpack(fields))
+local function el_load(key, now, readonly, ...)
+  local values = redis.call('HMGET', key, 'exp', ...)
   local exp = tonumber(values[1])
   el_loaded_key, el_loaded_exp = nil, nil
   if exp == nil then
@@ -115,11 +118,12 @@ local function el_load(key, now, readonly, fields)
     return nil
   end
   el_loaded_key, el_loaded_exp = key, exp
-  local state = {}
-  for i, field in ipairs(fields) do
-    state[field] = tonumber(values[i + 1])
+  local n = #values
+  for i = 2, n do
+    values[i - 1] = tonumber(values[i])
   end
-  return state
+  values[n] = nil
+  return values
 end
 
 -- After a decision: keeps the state for `ttl` ms when there is one, with

@@ -23,7 +23,8 @@ if cost > limit then
 end
 local now = el_clamp(raw_now)
 -- state.get_or_insert_with(SlidingLogState::default)
-local state = el_load(key, raw_now, readonly, { 'h', 't', 'total', 'latest' })
+local loaded = el_load(key, raw_now, readonly, 'h', 't', 'total', 'latest')
+local state = loaded and { h = loaded[1], t = loaded[2], total = loaded[3], latest = loaded[4] } or nil
 if state == nil then
   state = { h = 0, t = 0, total = 0, latest = 0 }
 end

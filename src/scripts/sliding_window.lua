@@ -23,7 +23,8 @@ if cost > limit then
   return el_cost_error()
 end
 local now = el_clamp(raw_now)
-local state = el_load(key, raw_now, readonly, { 'start', 'cur', 'prev' })
+local loaded = el_load(key, raw_now, readonly, 'start', 'cur', 'prev')
+local state = loaded and { start = loaded[1], cur = loaded[2], prev = loaded[3] } or nil
 local has_state = state ~= nil
 
 -- view: windows rolled forward; the time clamped to the state's window if

@@ -20,7 +20,8 @@ if cost > capacity then
   return el_cost_error()
 end
 local now = el_clamp(raw_now)
-local state = el_load(key, raw_now, readonly, { 'tokens', 'at' })
+local loaded = el_load(key, raw_now, readonly, 'tokens', 'at')
+local state = loaded and { tokens = loaded[1], at = loaded[2] } or nil
 
 -- Refill intervals needed to gain `tokens` more.
 local function intervals_for(tokens)

@@ -96,6 +96,25 @@ struct Group {
     eval: bool,
     /// The first member's body alone, for a group of one.
     alone: String,
+    /// The last arguments sent in full, and their script's number: a call
+    /// with the same (a limiter's calls at one time and cost) sends `0`.
+    last: Option<(usize, String)>,
+}
+
+impl Group {
+    fn push(&mut self, call: &ScriptCall, eval: bool) {
+        let number = call.batch_number();
+        let same = self
+            .last
+            .as_ref()
+            .is_some_and(|(n, args)| *n == number && args == call.args_json());
+        call.push_into_batch(&mut self.keys, &mut self.args, same);
+        if !same {
+            self.last = Some((number, call.args_json().to_owned()));
+        }
+        self.eval |= eval;
+        self.count += 1;
+    }
 }
 
 impl Batch {
@@ -115,19 +134,18 @@ impl Batch {
         }
         self.calls += 1;
         if let Some(Command::Group(group)) = self.commands.last_mut() {
-            call.push_into_batch(&mut group.keys, &mut group.args);
-            group.eval |= eval;
-            group.count += 1;
+            group.push(call, eval);
             return;
         }
         let mut group = Group {
             keys: String::new(),
             args: String::new(),
-            count: 1,
-            eval,
+            count: 0,
+            eval: false,
             alone: call.body(eval),
+            last: None,
         };
-        call.push_into_batch(&mut group.keys, &mut group.args);
+        group.push(call, eval);
         self.commands.push(Command::Group(group));
     }
 
@@ -246,9 +264,12 @@ mod tests {
         assert_eq!(batch.path(), "/pipeline");
         let body = batch.body();
         let sha = scripts::BATCH.sha1();
-        assert!(body.starts_with(&format!(
-            r#"[["EVALSHA","{sha}","2","{{a}}","{{b}}","1","5","""#
-        )));
+        assert!(
+            body.starts_with(&format!(
+                r#"[["EVALSHA","{sha}","2","{{a}}","{{b}}","1","5","","1","0","3","1000","0"],"#
+            )),
+            "the second call's arguments are the first's: only 0 is sent; {body}"
+        );
         assert!(body.contains(r#"],["DEL","{a}"],["EVALSHA","#), "{body}");
         assert!(
             body.ends_with(r#","1","{a}","","1","0","3","1000"]]"#),

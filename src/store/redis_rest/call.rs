@@ -61,16 +61,30 @@ impl ScriptCall {
         protocol::script_body(self.script, eval, 1, &self.key_json, &self.args_json)
     }
 
+    /// Its script's number in the batch script.
+    pub(crate) fn batch_number(&self) -> usize {
+        self.script.batch_number().unwrap_or(0)
+    }
+
+    /// Its arguments after the script's number and their count, as JSON.
+    pub(crate) fn args_json(&self) -> &str {
+        &self.args_json
+    }
+
     /// Appends its key to `keys` and its arguments to `args` as the batch
-    /// script takes them: its script's number, their count, then them.
-    pub(crate) fn push_into_batch(&self, keys: &mut String, args: &mut String) {
+    /// script takes them: its script's number, their count, then them; or,
+    /// when they are `same` as the previous call's, only `0`.
+    pub(crate) fn push_into_batch(&self, keys: &mut String, args: &mut String, same: bool) {
         if !keys.is_empty() {
             keys.push(',');
             args.push(',');
         }
         keys.push_str(&self.key_json);
-        let number = self.script.batch_number().unwrap_or(0);
-        json::push_str(args, &number.to_string());
+        if same {
+            args.push_str("\"0\"");
+            return;
+        }
+        json::push_str(args, &self.batch_number().to_string());
         args.push(',');
         json::push_str(args, &self.arg_count.to_string());
         args.push(',');
@@ -141,12 +155,13 @@ mod tests {
             .ends_with(r#","","2","0","3","1000"]"#));
 
         let (mut keys, mut args) = (String::new(), String::new());
-        call.push_into_batch(&mut keys, &mut args);
-        redis_time.push_into_batch(&mut keys, &mut args);
-        assert_eq!(keys, r#""{p:a\"b}","{p:a\"b}""#);
+        call.push_into_batch(&mut keys, &mut args, false);
+        redis_time.push_into_batch(&mut keys, &mut args, false);
+        redis_time.push_into_batch(&mut keys, &mut args, true);
+        assert_eq!(keys, r#""{p:a\"b}","{p:a\"b}","{p:a\"b}""#);
         assert_eq!(
             args,
-            r#""1","5","1000","2","0","3","1000","1","5","","2","0","3","1000""#
+            r#""1","5","1000","2","0","3","1000","1","5","","2","0","3","1000","0""#
         );
     }
 }
