@@ -65,7 +65,7 @@ pub fn parse_millis(input: &str) -> Result<u64, DurationError> {
     let digits_end = text
         .find(|c: char| !c.is_ascii_digit())
         .ok_or_else(syntax)?;
-    let (digits, rest) = text.split_at(digits_end);
+    let (digits, rest) = text.split_at_checked(digits_end).ok_or_else(syntax)?;
     if digits.is_empty() {
         return Err(syntax());
     }

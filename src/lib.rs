@@ -54,6 +54,7 @@ mod error;
 #[cfg(all(feature = "tower", not(target_arch = "wasm32")))]
 pub mod http;
 mod limiter;
+mod random;
 pub mod scripts;
 pub mod store;
 #[cfg(target_arch = "wasm32")]

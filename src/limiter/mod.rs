@@ -4,7 +4,6 @@ mod concurrency;
 mod failure;
 mod metrics;
 pub(crate) mod quota_book;
-pub(crate) mod random;
 pub(crate) mod rate;
 pub(crate) mod wait;
 

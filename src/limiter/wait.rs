@@ -5,7 +5,7 @@ use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use super::random;
+use crate::random;
 use crate::Decision;
 
 /// How a wait ended. Running out of time is an outcome, not an error.

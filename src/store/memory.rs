@@ -41,7 +41,7 @@ struct Shared {
     shards: Box<[Shard]>,
     shard_bits: u32,
     shard_capacity: usize,
-    hasher: foldhash::fast::RandomState,
+    hasher: foldhash::fast::FixedState,
 }
 
 // Aligned so two shards' locks never share a cache line.
@@ -192,7 +192,11 @@ impl MemoryStore {
                 shard_bits,
                 // Rounding down keeps the total at or below max_keys.
                 shard_capacity: max_keys >> shard_bits,
-                hasher: foldhash::fast::RandomState::default(),
+                // A seed of the crate's generator: from the OS's randomness
+                // natively, from the host's in WebAssembly (which has none of
+                // its own: foldhash's default seed there comes from addresses,
+                // and costs the module a kilobyte).
+                hasher: foldhash::fast::FixedState::with_seed(crate::random::next_u64()),
             }),
         }
     }

@@ -80,7 +80,7 @@ impl Algorithm for AnyAlgorithm {
         refund: Option<QuotaRefund>,
     ) -> Result<(Outcome, Option<QuotaGrant>), Error> {
         with_algorithm!(self, |a| {
-            let mut typed = state.take().and_then(|s| StateKind::from_any(s));
+            let mut typed = state.take().and_then(StateKind::from_any);
             let decided = a.decide_leased(&mut typed, now_ms, cost, want, refund);
             *state = typed.map(StateKind::into_any);
             decided

@@ -11,7 +11,7 @@ use super::io;
 use super::rest::{Ask, WasmRestCall};
 use super::stores::{now_ms, Place, WasmMemoryStore, WasmRestStore};
 use crate::algorithm::LeaseOp;
-use crate::limiter::random;
+use crate::random;
 use crate::store::{LeaseStep, Store};
 use crate::Concurrency;
 

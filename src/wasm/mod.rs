@@ -27,5 +27,5 @@ static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_all
 /// host, since WebAssembly has no entropy of its own.
 #[wasm_bindgen(start)]
 fn start() {
-    crate::limiter::random::reseed(convert::random_seed());
+    crate::random::reseed(convert::random_seed());
 }

@@ -1,7 +1,7 @@
 //! Finishing work nobody waits for: a permit's release when it is dropped.
 
 use std::future::Future;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Waker};
 
 /// Runs `work` to its end without the caller waiting: at once when it never
 /// pends (the memory and blocking stores answer at once), else on the
@@ -13,11 +13,10 @@ where
 {
     let mut work = Box::pin(work);
     let mut context = Context::from_waker(Waker::noop());
-    if let Poll::Ready(()) = work.as_mut().poll(&mut context) {
-        return;
-    }
-    #[cfg(not(target_arch = "wasm32"))]
-    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-        runtime.spawn(work);
+    if work.as_mut().poll(&mut context).is_pending() {
+        #[cfg(not(target_arch = "wasm32"))]
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(work);
+        }
     }
 }

@@ -7,9 +7,9 @@ use std::time::Duration;
 use super::permit::Permit;
 use crate::algorithm::{Concurrency, LeaseOp, LeaseOutcome};
 use crate::clock::{Clock, SystemClock};
-use crate::limiter::random;
 use crate::limiter::rate::DEFAULT_PREFIX;
 use crate::limiter::wait::{deadline_ms, run_blocking};
+use crate::random;
 use crate::store::{AsyncStore, Key, LeaseStep, MemoryStore, Store};
 use crate::{Decision, Error};
 

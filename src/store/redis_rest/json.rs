@@ -86,8 +86,10 @@ pub(crate) fn push_str(out: &mut String, text: &str) {
             0..=0x1f => "",
             _ => continue,
         };
-        // Every byte matched above is ASCII, so `i` is a char boundary.
-        out.push_str(&text[plain..i]);
+        // Every byte matched above is ASCII, so `i` is a char boundary
+        // (`get`, not indexing: no panic path, and so no formatting code,
+        // in the WebAssembly module).
+        out.push_str(text.get(plain..i).unwrap_or_default());
         plain = i + 1;
         if escaped.is_empty() {
             const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -98,7 +100,7 @@ pub(crate) fn push_str(out: &mut String, text: &str) {
             out.push_str(escaped);
         }
     }
-    out.push_str(&text[plain..]);
+    out.push_str(text.get(plain..).unwrap_or_default());
     out.push('"');
 }
 
@@ -298,13 +300,13 @@ fn is_number(text: &str) -> bool {
     if int == 0 || (int > 1 && rest.starts_with('0')) {
         return false;
     }
-    let mut rest = &rest[int..];
+    let mut rest = rest.get(int..).unwrap_or_default();
     if let Some(frac) = rest.strip_prefix('.') {
         let n = digits(frac);
         if n == 0 {
             return false;
         }
-        rest = &frac[n..];
+        rest = frac.get(n..).unwrap_or_default();
     }
     if let Some(exp) = rest.strip_prefix(['e', 'E']) {
         let exp = exp.strip_prefix(['+', '-']).unwrap_or(exp);

@@ -82,11 +82,18 @@ pub(crate) fn read_pipeline(
         document => match classify(status, &document) {
             Reply::Failed(error) => Err(error),
             _ => Err(StoreError::MalformedReply(format!(
-                "pipeline of {expected}: HTTP {status}: {}",
+                "pipeline of {expected}: {}: {}",
+                http(status),
                 excerpt(body)
             ))),
         },
     }
+}
+
+/// `HTTP 503` and the like. (The status as a u64 reuses the one integer
+/// formatting the WebAssembly module carries anyway.)
+fn http(status: u16) -> String {
+    format!("HTTP {}", u64::from(status))
 }
 
 /// The response's JSON, or why there is none.
@@ -96,9 +103,9 @@ fn document(status: u16, body: &str) -> Result<Json, StoreError> {
     }
     json::parse(body).ok_or_else(|| {
         if status >= 500 {
-            StoreError::Unavailable(format!("HTTP {status}"))
+            StoreError::Unavailable(http(status))
         } else {
-            StoreError::MalformedReply(format!("HTTP {status}: not JSON: {}", excerpt(body)))
+            StoreError::MalformedReply(format!("{}: not JSON: {}", http(status), excerpt(body)))
         }
     })
 }
@@ -114,11 +121,10 @@ fn classify(status: u16, document: &Json) -> Reply {
     }
     match (status, document.field("result")) {
         (200, Some(result)) => Reply::Result(result.clone()),
-        (status, _) if status >= 500 => {
-            Reply::Failed(StoreError::Unavailable(format!("HTTP {status}")))
-        }
+        (status, _) if status >= 500 => Reply::Failed(StoreError::Unavailable(http(status))),
         (status, _) => Reply::Failed(StoreError::MalformedReply(format!(
-            "HTTP {status}: {} without a result",
+            "{}: {} without a result",
+            http(status),
             document.kind()
         ))),
     }

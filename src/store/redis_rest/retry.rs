@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use super::options::RestOptions;
 use super::protocol::backoff_ms;
-use crate::limiter::random;
+use crate::random;
 use crate::StoreError;
 
 /// The delay before retrying after `error` on attempt `attempt` (0-based),

@@ -1,5 +1,6 @@
-//! A small, lock-free pseudo-random source for wait jitter and lease ids.
-//! Not cryptographic: it only needs to spread waiters and avoid id clashes.
+//! A small, lock-free pseudo-random source for wait jitter, lease ids and
+//! the memory store's hash seeds. Not cryptographic: it only needs to spread
+//! waiters, avoid id clashes and keep hash seeds unpredictable from outside.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
