@@ -189,8 +189,21 @@ export class Ratelimit {
     return this.#onDecision === undefined && !this.#dryRun ? decided : this.#decided(id, cost, decided, 0);
   }
 
-  async limit(id, options = {}) {
-    if (this.#inMemory) return this.limitSync(id, options);
+  limit(id, options = {}) {
+    // In memory the decision is made at once: no async function (whose
+    // machinery costs more than the decision), but still a promise, and a
+    // rejected one on error, never a throw.
+    if (this.#inMemory) {
+      try {
+        return Promise.resolve(this.limitSync(id, options));
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    }
+    return this.#limitRemote(id, options);
+  }
+
+  async #limitRemote(id, options) {
     const cost = costOf(options);
     checkId(id);
     const startedAt = this.#onDecision === undefined ? 0 : performance.now();

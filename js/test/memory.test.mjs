@@ -149,5 +149,8 @@ test("bad input is a typed error and changes nothing", () => {
 test("async forms reject instead of throwing", async () => {
   const rl = new Ratelimit({ limiter: Ratelimit.fixedWindow(3, "1 m") });
   await assert.rejects(rl.limit("k", { cost: 9 }), { code: "COST_EXCEEDS_LIMIT" });
+  await assert.rejects(rl.limit(7), { code: "INVALID_ARGUMENT" });
+  await assert.rejects(rl.limit("k", { cost: -1 }), { code: "INVALID_ARGUMENT" });
   await assert.rejects(rl.getRemaining(7), { code: "INVALID_ARGUMENT" });
+  assert.equal((await rl.limit("k")).remaining, 2, "nothing was consumed by the failed calls");
 });
