@@ -1,5 +1,7 @@
 // Where the WebAssembly module's bytes go: code by crate and module (from
-// the name section), the data segments, and the largest functions. Reads a
+// the name section), the data segments, and the largest functions. A
+// function is counted where its name says, with whatever was inlined into
+// it (an exported method holds much of the core it calls). Reads a
 // module that kept its names (bench/pkg/wasm-breakdown.sh builds one the
 // way `make pkg` builds the real one, names kept).
 //
