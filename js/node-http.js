@@ -180,41 +180,63 @@ class Connection {
 /** An HTTP/1.1 reply read as it arrives: status, headers, then the body. */
 class Reply {
   constructor() {
-    this.buffer = Buffer.alloc(0);
     this.empty = true;
     this.status = 0;
     this.keepAlive = true;
-    this.untilClose = false;
     this.text = "";
-    // null until the head is read; then the body's length, or -1: chunked.
-    this.length = null;
+    // "head" until the head is read; then how the body ends: "length",
+    // "chunked" or "close" (a reply without a length ends with its
+    // connection).
+    this.mode = "head";
+    this.length = 0;
+    // Bytes not yet parsed (head, chunked framing); a body of known length
+    // is kept as received parts instead, joined once.
+    this.buffer = Buffer.alloc(0);
+    this.parts = [];
+    this.received = 0;
     this.chunks = [];
+  }
+
+  get untilClose() {
+    return this.mode === "close";
   }
 
   /** Takes the next bytes; true once the reply is complete. */
   push(chunk) {
     this.empty = false;
+    if (this.mode === "length" || this.mode === "close") return this.#body(chunk);
     this.buffer = this.buffer.length === 0 ? chunk : Buffer.concat([this.buffer, chunk]);
-    while (this.length === null) {
+    while (this.mode === "head") {
       const end = this.buffer.indexOf(HEAD_END);
       if (end < 0) {
         if (this.buffer.length > 64 * 1024) throw new Error("head too large");
         return false;
       }
-      this.#head(this.buffer.toString("latin1", 0, end));
+      const head = this.buffer.toString("latin1", 0, end);
       this.buffer = this.buffer.subarray(end + 4);
+      this.#head(head);
     }
-    if (this.untilClose) return false;
-    if (this.length >= 0) {
-      if (this.buffer.length < this.length) return false;
-      this.text = this.buffer.toString("utf8", 0, this.length);
-      return true;
-    }
-    return this.#chunked();
+    if (this.mode === "chunked") return this.#chunked();
+    const rest = this.buffer;
+    this.buffer = Buffer.alloc(0);
+    return this.#body(rest);
   }
 
+  /** The reply of a connection that closed: complete if read until close. */
   finishAtClose() {
-    return { status: this.status, text: this.buffer.toString("utf8") };
+    return { status: this.status, text: Buffer.concat(this.parts).toString("utf8") };
+  }
+
+  #body(chunk) {
+    if (chunk.length > 0) {
+      this.parts.push(chunk);
+      this.received += chunk.length;
+    }
+    if (this.mode === "close" || this.received < this.length) return false;
+    const body = this.parts.length === 1 ? this.parts[0] : Buffer.concat(this.parts);
+    this.text = body.toString("utf8", 0, this.length);
+    this.parts = [];
+    return true;
   }
 
   #head(text) {
@@ -226,36 +248,49 @@ class Reply {
     if (status >= 100 && status < 200) return;
     this.status = status;
     this.keepAlive = match[1] === "1";
-    let length = -2;
+    let contentLength = -1;
+    let chunked = false;
     for (let i = 1; i < lines.length; i++) {
       const colon = lines[i].indexOf(":");
       if (colon < 0) continue;
       const name = lines[i].slice(0, colon).trim().toLowerCase();
       const value = lines[i].slice(colon + 1).trim().toLowerCase();
       if (name === "content-length") {
-        if (!/^\d+$/.test(value)) throw new Error("bad content-length");
-        length = Number(value);
+        const length = Number(value);
+        if (!/^\d+$/.test(value) || !Number.isSafeInteger(length)) throw new Error("bad content-length");
+        if (contentLength >= 0 && contentLength !== length) throw new Error("conflicting content-length");
+        contentLength = length;
       } else if (name === "transfer-encoding") {
-        if (value.split(",").pop().trim() === "chunked") length = -1;
+        chunked = value.split(",").pop().trim() === "chunked";
+        if (!chunked) throw new Error(`unsupported transfer-encoding: ${value.slice(0, 40)}`);
       } else if (name === "connection") {
         if (value.includes("close")) this.keepAlive = false;
         else if (value.includes("keep-alive")) this.keepAlive = true;
       }
     }
-    if (status === 204 || status === 304) length = 0;
-    if (length === -2) {
-      this.untilClose = true;
+    if (status === 204 || status === 304) {
+      this.mode = "length";
+    } else if (chunked) {
+      // Chunked wins over a length (RFC 9112, 6.3); a reply with both may
+      // have been meant to be read otherwise: its connection is not reused.
+      this.mode = "chunked";
+      if (contentLength >= 0) this.keepAlive = false;
+    } else if (contentLength >= 0) {
+      this.mode = "length";
+      this.length = contentLength;
+    } else {
+      this.mode = "close";
       this.keepAlive = false;
     }
-    this.length = length;
   }
 
   #chunked() {
     for (;;) {
       const line = this.buffer.indexOf(CRLF);
       if (line < 0) return false;
-      const size = parseInt(this.buffer.toString("latin1", 0, line).split(";")[0].trim(), 16);
-      if (!Number.isSafeInteger(size) || size < 0) throw new Error("bad chunk size");
+      const digits = this.buffer.toString("latin1", 0, line).split(";")[0].trim();
+      if (!/^[0-9a-f]{1,12}$/i.test(digits)) throw new Error("bad chunk size");
+      const size = parseInt(digits, 16);
       if (size === 0) {
         // The last chunk; trailers, if any, end with an empty line.
         if (this.buffer.indexOf(HEAD_END, line) < 0) return false;

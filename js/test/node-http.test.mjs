@@ -99,6 +99,31 @@ test("chunked replies, with extensions and trailers, and interim 1xx replies", {
   }
 });
 
+test("a large reply in many pieces; chunked wins over a length, and that connection is not reused", { skip }, async () => {
+  const big = JSON.stringify({ result: "é".repeat(100_000) });
+  const replies = [
+    async (socket) => {
+      const bytes = Buffer.from(ok(big));
+      for (let at = 0; at < bytes.length; at += 1000) {
+        socket.write(bytes.subarray(at, at + 1000));
+        if (at % 50_000 === 0) await new Promise((resolve) => setTimeout(resolve, 1));
+      }
+    },
+    (socket) => socket.write('HTTP/1.1 200 OK\r\ncontent-length: 3\r\ntransfer-encoding: chunked\r\n\r\n4\r\n{"a"\r\n1\r\n}\r\n0\r\n\r\n'),
+    (socket) => socket.write(ok('{"result":3}')),
+  ];
+  let next = 0;
+  const server = await rawServer((_, socket) => replies[next++](socket));
+  try {
+    assert.deepEqual(await nodePost(server.url, "Bearer t", "[]", 5_000), { status: 200, text: big });
+    assert.deepEqual(await nodePost(server.url, "Bearer t", "[]", 5_000), { status: 200, text: '{"a"}' });
+    assert.deepEqual(await nodePost(server.url, "Bearer t", "[]", 5_000), { status: 200, text: '{"result":3}' });
+    assert.equal(server.connections, 2, "kept after the large reply, not after the ambiguous one");
+  } finally {
+    await server.close();
+  }
+});
+
 test("Connection: close, HTTP/1.0 and a reply read until close each end their connection", { skip }, async () => {
   const replies = [
     (socket) => socket.write(ok('{"result":1}', "connection: close\r\n")),
@@ -123,18 +148,21 @@ test("a malformed reply fails its request only; the next gets a fresh connection
     "HTTP/9 what\r\n\r\n",
     "HTTP/1.1 200 OK\r\ncontent-length: x\r\n\r\n",
     "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nabc\r\n0\r\n\r\n",
+    "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n1g\r\na\r\n0\r\n\r\n",
+    "HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-length: 3\r\n\r\nabc",
+    "HTTP/1.1 200 OK\r\ntransfer-encoding: gzip\r\n\r\nabc",
     ok('{"result":"fine"}'),
   ];
   let next = 0;
   const server = await rawServer((_, socket) => socket.write(replies[next++]));
   try {
-    for (let i = 0; i < 3; i++) {
+    for (let i = 0; i < 6; i++) {
       const reply = await nodePost(server.url, "Bearer t", "[]", 5_000);
       assert.equal(reply.kind, OTHER);
       assert.match(reply.message, /malformed reply/);
     }
     assert.deepEqual(await nodePost(server.url, "Bearer t", "[]", 5_000), { status: 200, text: '{"result":"fine"}' });
-    assert.equal(server.connections, 4);
+    assert.equal(server.connections, 7);
   } finally {
     await server.close();
   }
