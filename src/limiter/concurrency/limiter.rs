@@ -1,10 +1,12 @@
 //! The limiter: acquiring, peeking and resetting leases of a key.
 
+use std::any::TypeId;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::permit::Permit;
+use super::waiters::Waiters;
 use crate::algorithm::{Concurrency, LeaseOp, LeaseOutcome};
 use crate::clock::{Clock, SystemClock};
 use crate::limiter::rate::DEFAULT_PREFIX;
@@ -37,6 +39,16 @@ struct Shared<S, C> {
     store: S,
     clock: C,
     prefix: Box<str>,
+    /// Callers waiting for a slot, woken by releases through this limiter.
+    waiters: Waiters,
+}
+
+/// How a waiting acquire pauses between tries.
+enum Pause<F> {
+    /// Blocking the thread.
+    Blocking,
+    /// With the runtime's timer.
+    Timer(F),
 }
 
 impl<S, C> Clone for ConcurrencyLimiter<S, C> {
@@ -54,6 +66,15 @@ pub enum Acquire<S: AsyncStore = MemoryStore, C: Clock + Send + Sync + 'static =
     Granted(Permit<S, C>),
     /// No slot (within the deadline, for waiting forms).
     Denied(Decision),
+}
+
+impl<S: AsyncStore, C: Clock + Send + Sync + 'static> std::fmt::Debug for Acquire<S, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Granted(permit) => f.debug_tuple("Granted").field(permit).finish(),
+            Self::Denied(decision) => f.debug_tuple("Denied").field(decision).finish(),
+        }
+    }
 }
 
 impl<S: AsyncStore, C: Clock + Send + Sync + 'static> Acquire<S, C> {
@@ -82,6 +103,7 @@ impl<S, C> ConcurrencyLimiter<S, C> {
                 store,
                 clock,
                 prefix: prefix.into().into_boxed_str(),
+                waiters: Waiters::default(),
             }),
         }
     }
@@ -97,6 +119,11 @@ impl<S, C> ConcurrencyLimiter<S, C> {
             id,
         }
     }
+
+    /// A slot of `key` was released here: the first waiter tries at once.
+    pub(super) fn released(&self, key: &str) {
+        self.shared.waiters.wake_first(key);
+    }
 }
 
 /// The blocking forms, on stores that answer synchronously.
@@ -111,13 +138,13 @@ impl<S: Store + AsyncStore, C: Clock + Send + Sync + 'static> ConcurrencyLimiter
         run_blocking(self.acquire_for_async(key, lease))
     }
 
-    /// Blocks until a slot for `key` is free or `within` has passed.
+    /// Blocks until a slot for `key` is free or `within` has passed. A
+    /// release through this limiter (or a clone) hands the slot to the
+    /// longest waiting caller at once; a release elsewhere, or an expiry, is
+    /// seen within 50 ms.
     pub fn acquire_wait(&self, key: &str, within: Duration) -> Result<Acquire<S, C>, Error> {
-        let sleep = |duration| {
-            self.shared.clock.sleep(duration);
-            std::future::ready(())
-        };
-        run_blocking(self.acquire_async(key, within, sleep))
+        let blocking = Pause::<fn(Duration) -> std::future::Ready<()>>::Blocking;
+        run_blocking(self.acquire_waiting(key, within, blocking))
     }
 
     /// Occupancy of `key` without changing it.
@@ -127,7 +154,9 @@ impl<S: Store + AsyncStore, C: Clock + Send + Sync + 'static> ConcurrencyLimiter
 
     /// Drops every lease of `key`.
     pub fn reset(&self, key: &str) -> Result<(), Error> {
-        self.shared.store.remove(self.key(key))
+        self.shared.store.remove(self.key(key))?;
+        self.shared.waiters.wake_all(key);
+        Ok(())
     }
 
     pub(super) fn run(&self, key: &str, op: LeaseOp) -> Result<LeaseOutcome, Error> {
@@ -166,7 +195,9 @@ impl<S: AsyncStore, C: Clock + Send + Sync + 'static> ConcurrencyLimiter<S, C> {
 
     /// Takes a slot for `key` when one is free within `within` (zero: tries
     /// once), without blocking a thread: `sleep` is the runtime's timer,
-    /// e.g. `tokio::time::sleep`.
+    /// e.g. `tokio::time::sleep`. Waiters are served as
+    /// [`acquire_wait`](Self::acquire_wait) serves them; dropping the future
+    /// leaves the queue.
     pub async fn acquire_async<F, Fut>(
         &self,
         key: &str,
@@ -177,15 +208,51 @@ impl<S: AsyncStore, C: Clock + Send + Sync + 'static> ConcurrencyLimiter<S, C> {
         F: Fn(Duration) -> Fut,
         Fut: Future<Output = ()>,
     {
+        self.acquire_waiting(key, within, Pause::Timer(sleep)).await
+    }
+
+    /// Tries, then waits in `key`'s queue until a release here wakes this
+    /// caller or the poll interval passes, and tries again, until the
+    /// deadline. A denial's retry time (the first lease's expiry) only
+    /// bounds each pause: a holder may release sooner.
+    async fn acquire_waiting<F, Fut>(
+        &self,
+        key: &str,
+        within: Duration,
+        pause: Pause<F>,
+    ) -> Result<Acquire<S, C>, Error>
+    where
+        F: Fn(Duration) -> Fut,
+        Fut: Future<Output = ()>,
+    {
         let deadline = deadline_ms(self.shared.clock.now_ms(), within);
+        // The system clock sleeps in real time, as a condition variable
+        // waits: a blocking waiter can then be woken early. Another clock
+        // (a test's manual one) sleeps its own way, and is polled.
+        let real_time = TypeId::of::<C>() == TypeId::of::<SystemClock>();
+        // In the queue before the first try, so that no release between a
+        // denial and the wait goes unseen.
+        let place = self.shared.waiters.enqueue(key);
         loop {
             let decision = match self.acquire_for_async(key, Duration::ZERO).await? {
-                granted @ Acquire::Granted(_) => return Ok(granted),
+                granted @ Acquire::Granted(_) => {
+                    place.granted();
+                    return Ok(granted);
+                }
                 Acquire::Denied(decision) => decision,
             };
-            match poll_interval(&decision, self.shared.clock.now_ms(), deadline) {
-                Some(duration) => sleep(duration).await,
-                None => return Ok(Acquire::Denied(decision)),
+            let Some(duration) = poll_interval(&decision, self.shared.clock.now_ms(), deadline)
+            else {
+                return Ok(Acquire::Denied(decision));
+            };
+            if place.woken() {
+                // Woken, but the slot went to a caller that did not wait.
+                place.requeue_first();
+            }
+            match &pause {
+                Pause::Blocking if real_time => place.wait_blocking(duration),
+                Pause::Blocking => self.shared.clock.sleep(duration),
+                Pause::Timer(sleep) => place.sleep_or_wake(sleep(duration)).await,
             }
         }
     }
@@ -197,7 +264,9 @@ impl<S: AsyncStore, C: Clock + Send + Sync + 'static> ConcurrencyLimiter<S, C> {
 
     /// Drops every lease of `key`.
     pub async fn reset_async(&self, key: &str) -> Result<(), Error> {
-        self.shared.store.remove_async(self.key(key)).await
+        self.shared.store.remove_async(self.key(key)).await?;
+        self.shared.waiters.wake_all(key);
+        Ok(())
     }
 
     pub(super) async fn run_async(&self, key: &str, op: LeaseOp) -> Result<LeaseOutcome, Error> {

@@ -4,6 +4,7 @@
 mod detached;
 mod limiter;
 mod permit;
+mod waiters;
 
 pub use limiter::{Acquire, ConcurrencyLimiter};
 pub use permit::Permit;

@@ -76,7 +76,9 @@ impl<S: AsyncStore, C: Clock + Send + Sync + 'static> Permit<S, C> {
     pub async fn release_async(mut self) -> Result<bool, Error> {
         self.released = true;
         let op = LeaseOp::Release { id: self.id };
-        Ok(self.limiter.run_async(&self.key, op).await?.allowed)
+        let released = self.limiter.run_async(&self.key, op).await;
+        self.limiter.released(&self.key);
+        Ok(released?.allowed)
     }
 }
 
@@ -90,10 +92,11 @@ impl<S: Store + AsyncStore, C: Clock + Send + Sync + 'static> Permit<S, C> {
     /// Like [`release_async`](Self::release_async), blocking.
     pub fn release(mut self) -> Result<bool, Error> {
         self.released = true;
-        Ok(self
+        let released = self
             .limiter
-            .run(&self.key, LeaseOp::Release { id: self.id })?
-            .allowed)
+            .run(&self.key, LeaseOp::Release { id: self.id });
+        self.limiter.released(&self.key);
+        Ok(released?.allowed)
     }
 }
 
@@ -107,6 +110,7 @@ impl<S: AsyncStore, C: Clock + Send + Sync + 'static> Drop for Permit<S, C> {
         // expires on its own.
         detached::finish(async move {
             let _ = limiter.run_async(&key, LeaseOp::Release { id }).await;
+            limiter.released(&key);
         });
     }
 }

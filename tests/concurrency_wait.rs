@@ -1,0 +1,191 @@
+//! Waiting for a slot: a release through the limiter wakes the longest
+//! waiting caller at once, in arrival order; a waiter that gives up leaves
+//! the queue and passes on a wake it did not use.
+
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use edgelimit::{Acquire, Concurrency, ConcurrencyLimiter};
+
+fn jobs(max: u64) -> ConcurrencyLimiter {
+    ConcurrencyLimiter::new(Concurrency::new(max, "1 m").unwrap())
+}
+
+/// A timer that never fires: only a release can end the wait.
+fn never(_: Duration) -> std::future::Pending<()> {
+    std::future::pending()
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn an_async_waiter_is_woken_by_a_release_not_by_its_timer() {
+    runtime().block_on(async {
+        let limiter = jobs(1);
+        let held = limiter.acquire("t").unwrap().permit().unwrap();
+        let waiter = {
+            let limiter = limiter.clone();
+            tokio::spawn(async move {
+                limiter
+                    .acquire_async("t", Duration::from_secs(30), never)
+                    .await
+            })
+        };
+        tokio::task::yield_now().await; // the waiter tries, is denied, waits
+        held.release().unwrap();
+        let granted = tokio::time::timeout(Duration::from_secs(5), waiter)
+            .await
+            .expect("a release wakes the waiter")
+            .unwrap()
+            .unwrap();
+        assert!(matches!(granted, Acquire::Granted(_)));
+    });
+}
+
+#[test]
+fn waiters_get_released_slots_in_arrival_order() {
+    runtime().block_on(async {
+        let limiter = jobs(1);
+        let first = limiter.acquire("t").unwrap().permit().unwrap();
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let (give_back, mut given_back) = tokio::sync::mpsc::unbounded_channel();
+        let mut tasks = Vec::new();
+        for name in ["a", "b", "c"] {
+            let (limiter, order, give_back) = (limiter.clone(), order.clone(), give_back.clone());
+            tasks.push(tokio::spawn(async move {
+                let granted = limiter
+                    .acquire_async("t", Duration::from_secs(30), never)
+                    .await;
+                let Ok(Acquire::Granted(permit)) = granted else {
+                    panic!("{name}: not granted")
+                };
+                order.lock().unwrap().push(name);
+                give_back.send(permit).unwrap();
+            }));
+            tokio::task::yield_now().await; // queued before the next one
+        }
+        first.release().unwrap();
+        for _ in 0..3 {
+            let permit = tokio::time::timeout(Duration::from_secs(5), given_back.recv())
+                .await
+                .expect("each release wakes the next waiter")
+                .unwrap();
+            permit.release().unwrap();
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        assert_eq!(*order.lock().unwrap(), ["a", "b", "c"]);
+    });
+}
+
+#[test]
+fn a_waiter_that_leaves_passes_its_wake_on() {
+    runtime().block_on(async {
+        let limiter = jobs(1);
+        let held = limiter.acquire("t").unwrap().permit().unwrap();
+        // The first waiter is woken, then dropped before it runs again.
+        let first = {
+            let limiter = limiter.clone();
+            tokio::spawn(async move {
+                limiter
+                    .acquire_async("t", Duration::from_secs(30), never)
+                    .await
+            })
+        };
+        tokio::task::yield_now().await;
+        let second = {
+            let limiter = limiter.clone();
+            tokio::spawn(async move {
+                limiter
+                    .acquire_async("t", Duration::from_secs(30), never)
+                    .await
+            })
+        };
+        tokio::task::yield_now().await;
+        held.release().unwrap();
+        first.abort();
+        let granted = tokio::time::timeout(Duration::from_secs(5), second)
+            .await
+            .expect("the wake the first waiter did not use reaches the second")
+            .unwrap()
+            .unwrap();
+        assert!(matches!(granted, Acquire::Granted(_)));
+        assert!(first.await.unwrap_err().is_cancelled());
+    });
+}
+
+#[test]
+fn a_reset_wakes_every_waiter() {
+    runtime().block_on(async {
+        let limiter = jobs(2);
+        let _a = limiter.acquire("t").unwrap().permit().unwrap();
+        let _b = limiter.acquire("t").unwrap().permit().unwrap();
+        let waiters: Vec<_> = (0..2)
+            .map(|_| {
+                let limiter = limiter.clone();
+                tokio::spawn(async move {
+                    limiter
+                        .acquire_async("t", Duration::from_secs(30), never)
+                        .await
+                })
+            })
+            .collect();
+        tokio::task::yield_now().await;
+        limiter.reset("t").unwrap();
+        for waiter in waiters {
+            let granted = tokio::time::timeout(Duration::from_secs(5), waiter)
+                .await
+                .expect("a reset frees every slot")
+                .unwrap()
+                .unwrap();
+            assert!(matches!(granted, Acquire::Granted(_)));
+        }
+    });
+}
+
+#[test]
+fn a_blocked_thread_is_woken_by_a_release_sooner_than_its_poll() {
+    // The release comes just after the waiter's first poll: polling alone
+    // would see it about 45 ms later, a wake at once.
+    let mut after_release = Vec::new();
+    for _ in 0..3 {
+        let limiter = jobs(1);
+        let held = limiter.acquire("t").unwrap().permit().unwrap();
+        let (released_at, release_time) = mpsc::channel();
+        let releaser = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(55));
+            let at = Instant::now();
+            held.release().unwrap();
+            released_at.send(at).unwrap();
+        });
+        let granted = limiter.acquire_wait("t", Duration::from_secs(5)).unwrap();
+        let granted_at = Instant::now();
+        assert!(matches!(granted, Acquire::Granted(_)));
+        releaser.join().unwrap();
+        after_release.push(granted_at - release_time.recv().unwrap());
+    }
+    let fastest = after_release.iter().min().unwrap();
+    assert!(
+        *fastest < Duration::from_millis(20),
+        "granted {after_release:?} after the releases"
+    );
+}
+
+#[test]
+fn a_waiter_out_of_time_is_denied_and_leaves_the_queue() {
+    let limiter = jobs(1);
+    let held = limiter.acquire("t").unwrap().permit().unwrap();
+    let denied = limiter
+        .acquire_wait("t", Duration::from_millis(80))
+        .unwrap();
+    assert!(matches!(denied, Acquire::Denied(d) if !d.allowed));
+    // Nobody waits any more: the release frees the slot for the next caller.
+    held.release().unwrap();
+    assert!(limiter.acquire("t").unwrap().permit().is_some());
+}
