@@ -235,19 +235,20 @@ impl<S: AsyncStore, C: Clock + Send + Sync + 'static> ConcurrencyLimiter<S, C> {
         let place = self.shared.waiters.enqueue(key);
         loop {
             let decision = match self.acquire_for_async(key, Duration::ZERO).await? {
-                granted @ Acquire::Granted(_) => {
-                    place.granted();
-                    return Ok(granted);
-                }
+                granted @ Acquire::Granted(_) => return Ok(granted),
                 Acquire::Denied(decision) => decision,
             };
-            let Some(duration) = poll_interval(&decision, self.shared.clock.now_ms(), deadline)
-            else {
+            let now = self.shared.clock.now_ms();
+            let Some(mut duration) = poll_interval(&decision, now, deadline) else {
                 return Ok(Acquire::Denied(decision));
             };
             if place.woken() {
-                // Woken, but the slot went to a caller that did not wait.
+                // Woken, but the slot went to a caller that did not wait:
+                // first in line still, and polling.
                 place.requeue_first();
+            } else if !place.polls() {
+                // Behind another waiter: woken when its turn comes.
+                duration = Duration::from_millis(deadline - now);
             }
             match &pause {
                 Pause::Blocking if real_time => place.wait_blocking(duration),

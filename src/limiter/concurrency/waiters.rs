@@ -1,7 +1,9 @@
 //! Waiters of one limiter, per key, in arrival order: a release through the
 //! limiter wakes the first at once, instead of leaving it to its next poll.
-//! Waiters in other processes (a shared Redis store) still learn of a
-//! release by polling.
+//! Only the first waiter of a key polls the store (for releases elsewhere and
+//! expiries); the others sleep until woken or out of time, and each waiter
+//! leaving the head of the queue (granted or giving up) wakes the next, who
+//! then polls in its turn. So any number of waiters costs one poller per key.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::{poll_fn, Future};
@@ -33,8 +35,6 @@ pub(super) struct Ticket<'a> {
     waiters: &'a Waiters,
     key: Box<str>,
     waiter: Arc<Waiter>,
-    /// Set once the waiter has the slot: a wake it got was used.
-    granted: bool,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -55,15 +55,6 @@ impl Waiters {
             waiters: self,
             key: key.into(),
             waiter,
-            granted: false,
-        }
-    }
-
-    /// Wakes every waiter of `key`: all its slots were freed here.
-    pub(super) fn wake_all(&self, key: &str) {
-        let queue = lock(&self.queues).remove(key);
-        for waiter in queue.into_iter().flatten() {
-            waiter.wake();
         }
     }
 
@@ -78,21 +69,46 @@ impl Waiters {
             if queue.is_empty() {
                 queues.remove(key);
             }
-            first
+            // Marked under the queues' lock: out of the queue and woken
+            // are one step for a waiter looking at both.
+            first.map(|waiter| {
+                let waker = waiter.mark_woken();
+                (waiter, waker)
+            })
         };
-        if let Some(waiter) = first {
-            waiter.wake();
+        if let Some((waiter, waker)) = first {
+            waiter.notify(waker);
+        }
+    }
+
+    /// Wakes every waiter of `key`: all its slots were freed here.
+    pub(super) fn wake_all(&self, key: &str) {
+        let woken: Vec<_> = {
+            let mut queues = lock(&self.queues);
+            let queue = queues.remove(key).unwrap_or_default();
+            queue
+                .into_iter()
+                .map(|waiter| {
+                    let waker = waiter.mark_woken();
+                    (waiter, waker)
+                })
+                .collect()
+        };
+        for (waiter, waker) in woken {
+            waiter.notify(waker);
         }
     }
 }
 
 impl Waiter {
-    fn wake(&self) {
-        let waker = {
-            let mut state = lock(&self.state);
-            state.woken = true;
-            state.waker.take()
-        };
+    /// Marks it woken; the waker to call once no lock is held.
+    fn mark_woken(&self) -> Option<Waker> {
+        let mut state = lock(&self.state);
+        state.woken = true;
+        state.waker.take()
+    }
+
+    fn notify(&self, waker: Option<Waker>) {
         self.woken_up.notify_all();
         if let Some(waker) = waker {
             waker.wake();
@@ -106,19 +122,25 @@ impl Ticket<'_> {
         lock(&self.waiter.state).woken
     }
 
+    /// Whether this waiter is the one to poll the store: the first in the
+    /// queue, or woken (and so about to try).
+    pub(super) fn polls(&self) -> bool {
+        self.woken()
+            || lock(&self.waiters.queues)
+                .get(&*self.key)
+                .and_then(VecDeque::front)
+                .is_some_and(|first| Arc::ptr_eq(first, &self.waiter))
+    }
+
     /// Back at the head of the queue, after a wake that found the slot
     /// taken (by a caller that did not wait): first in line it stays.
     pub(super) fn requeue_first(&self) {
+        let mut queues = lock(&self.waiters.queues);
         lock(&self.waiter.state).woken = false;
-        lock(&self.waiters.queues)
+        queues
             .entry(self.key.clone())
             .or_default()
             .push_front(Arc::clone(&self.waiter));
-    }
-
-    /// The waiter got the slot: leaving does not pass its wake on.
-    pub(super) fn granted(mut self) {
-        self.granted = true;
     }
 
     /// Blocks the thread for `duration` (real time), or until woken.
@@ -151,17 +173,28 @@ impl Ticket<'_> {
 impl Drop for Ticket<'_> {
     fn drop(&mut self) {
         let mut queues = lock(&self.waiters.queues);
+        // Read under the queues' lock, where a wake sets it.
+        let woken = self.woken();
+        let mut was_first = false;
         if let Some(queue) = queues.get_mut(&*self.key) {
-            queue.retain(|waiter| !Arc::ptr_eq(waiter, &self.waiter));
+            was_first = queue.front().is_some_and(|w| Arc::ptr_eq(w, &self.waiter));
+            if was_first {
+                queue.pop_front();
+            } else if !woken {
+                // Out of time in the middle of the queue: the one slow case.
+                queue.retain(|waiter| !Arc::ptr_eq(waiter, &self.waiter));
+            }
             if queue.is_empty() {
                 queues.remove(&*self.key);
             }
         }
         drop(queues);
-        // Woken but leaving without the slot (it was taken before this
-        // waiter came back for it, or its deadline passed): the next one
-        // may get it.
-        if self.woken() && !self.granted {
+        // Leaving the head of the queue (or woken, which took this waiter
+        // out of it): the next waiter tries now and polls from then on. It
+        // gets a slot this one was woken for but did not take (taken first
+        // by a caller that did not wait, or its deadline passed), or one
+        // more than this one took.
+        if was_first || woken {
             self.waiters.wake_first(&self.key);
         }
     }
