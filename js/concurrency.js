@@ -24,7 +24,7 @@ export class Concurrency {
   #core;
   #failure;
   #transport;
-  /** Waiters by id, in arrival order: each a function waking it. */
+  /** Waiters by id, in arrival order: `{ woken, wake }`. */
   #waiters = new Map();
 
   constructor({ max, leaseTtl, store, prefix = DEFAULT_PREFIX, timeout, failure = "error" } = {}) {
@@ -49,50 +49,110 @@ export class Concurrency {
     // so a retried request never takes two slots.
     const lease = CoreConcurrency.leaseId();
     const deadline = Date.now() + Math.max(0, timeout);
-    for (;;) {
-      signal?.throwIfAborted();
-      const { allowed, slots } = await this.#apply(id, ACQUIRE, lease, leaseTtl);
-      const now = Date.now();
-      if (allowed || now >= deadline) return new Permit(this.#lease(id, lease), allowed, slots);
-      // retryAfter is the soonest expiry: a release may come first. One of
-      // this limiter's wakes the waiters here at once, in arrival order; one
-      // elsewhere (another isolate on Redis) is seen at the next poll.
-      let wait = Math.min(Math.max(1, slots[slot.RETRY_AFTER]), deadline - now);
-      if (this.#transport !== undefined) wait = Math.min(wait, POLL_MS + Math.floor(Math.random() * POLL_MS));
-      await this.#released(id, wait, signal);
+    // In the queue before the first try, so that no release between a
+    // denial and the wait goes unseen.
+    const place = this.#enqueue(id);
+    try {
+      for (;;) {
+        signal?.throwIfAborted();
+        const { allowed, slots } = await this.#apply(id, ACQUIRE, lease, leaseTtl);
+        const now = Date.now();
+        if (allowed || now >= deadline) return new Permit(this.#lease(id, lease), allowed, slots);
+        // Woken, but the slot went to a caller that did not wait: first in
+        // line still.
+        if (place.woken) this.#requeueFirst(id, place);
+        // Only the first waiter polls: retryAfter is the soonest expiry (a
+        // release may come first: one through this limiter wakes the first
+        // waiter at once; one elsewhere, on Redis, is seen at its next
+        // poll). The others sleep until their turn or their deadline.
+        let wait = deadline - now;
+        if (this.#waiters.get(id)?.first() === place) {
+          wait = Math.min(wait, Math.max(1, slots[slot.RETRY_AFTER]));
+          if (this.#transport !== undefined) wait = Math.min(wait, POLL_MS + Math.floor(Math.random() * POLL_MS));
+        }
+        await this.#pause(place, wait, signal);
+      }
+    } finally {
+      this.#leave(id, place);
     }
   }
 
-  /** Resolves after `ms`, or sooner when a lease of `id` is released here. */
-  #released(id, ms, signal) {
+  /** A place at the end of `id`'s queue. */
+  #enqueue(id) {
+    const place = { woken: false, left: false, wake: undefined };
+    this.#queue(id).push(place);
+    return place;
+  }
+
+  #queue(id) {
+    let queue = this.#waiters.get(id);
+    if (queue === undefined) this.#waiters.set(id, (queue = new Queue()));
+    return queue;
+  }
+
+  #requeueFirst(id, place) {
+    place.woken = false;
+    this.#queue(id).unshift(place);
+  }
+
+  /**
+   * Leaves `id`'s queue. Leaving its head (or woken, which took the waiter
+   * out of it) wakes the next: it may get a slot this one did not take, or
+   * one more, and polls from then on.
+   */
+  #leave(id, place) {
+    const queue = this.#waiters.get(id);
+    const first = queue?.first() === place;
+    if (first) queue.shift();
+    place.left = true;
+    if (queue?.first() === undefined) this.#waiters.delete(id);
+    if (first || place.woken) this.#wake(id);
+  }
+
+  /** Resolves after `ms`, or sooner when woken; rejects when `signal` aborts. */
+  #pause(place, ms, signal) {
     return new Promise((resolve, reject) => {
+      if (place.woken) return resolve();
       signal?.throwIfAborted();
-      const queue = this.#waiters.get(id) ?? [];
-      this.#waiters.set(id, queue);
       const done = () => {
         clearTimeout(timer);
         signal?.removeEventListener("abort", onAbort);
-        const at = queue.indexOf(wake);
-        if (at >= 0) queue.splice(at, 1);
-        if (queue.length === 0 && this.#waiters.get(id) === queue) this.#waiters.delete(id);
-      };
-      const wake = () => {
-        done();
-        resolve();
+        place.wake = undefined;
       };
       const onAbort = () => {
         done();
         reject(signal.reason);
       };
-      const timer = setTimeout(wake, ms);
+      const timer = setTimeout(() => {
+        done();
+        resolve();
+      }, ms);
+      place.wake = () => {
+        done();
+        resolve();
+      };
       signal?.addEventListener("abort", onAbort, { once: true });
-      queue.push(wake);
     });
   }
 
-  /** Wakes the first waiter for `id` (a lease of it was released here). */
+  /** Wakes the first waiter for `id`: a lease of it was released here. */
   #wake(id) {
-    this.#waiters.get(id)?.shift()?.();
+    const queue = this.#waiters.get(id);
+    const first = queue?.shift();
+    if (queue?.first() === undefined) this.#waiters.delete(id);
+    if (first === undefined) return;
+    first.woken = true;
+    first.wake?.();
+  }
+
+  /** Wakes every waiter for `id`: its leases were all dropped here. */
+  #wakeAll(id) {
+    const queue = this.#waiters.get(id);
+    this.#waiters.delete(id);
+    for (let place; (place = queue?.shift()) !== undefined; ) {
+      place.woken = true;
+      place.wake?.();
+    }
   }
 
   async getRemaining(id) {
@@ -105,6 +165,7 @@ export class Concurrency {
     checkId(id);
     if (this.#transport === undefined) slot.check(this.#core.remove(id));
     else await run(this.#core.restRemove(id), this.#transport);
+    this.#wakeAll(id);
   }
 
   /** One lease operation on either store. */
@@ -135,6 +196,42 @@ export class Concurrency {
         return { held: allowed, expiresAt: slots[slot.EXPIRES_AT] };
       },
     };
+  }
+}
+
+/**
+ * Waiters in arrival order, with the head's moves in constant time (an
+ * array's shift and unshift copy the whole array: quadratic for a long
+ * queue). A waiter leaving from the middle is only marked, and skipped.
+ */
+class Queue {
+  #items = [];
+  #head = 0;
+
+  push(place) {
+    this.#items.push(place);
+  }
+
+  /** The first waiter still in the queue, or undefined. */
+  first() {
+    while (this.#head < this.#items.length && this.#items[this.#head].left) this.#items[this.#head++] = undefined;
+    return this.#items[this.#head];
+  }
+
+  shift() {
+    const place = this.first();
+    if (place !== undefined) this.#items[this.#head++] = undefined;
+    // Drop the consumed slots once they are most of the array.
+    if (this.#head > 1024 && this.#head * 2 > this.#items.length) {
+      this.#items = this.#items.slice(this.#head);
+      this.#head = 0;
+    }
+    return place;
+  }
+
+  unshift(place) {
+    if (this.#head > 0) this.#items[--this.#head] = place;
+    else this.#items.unshift(place);
   }
 }
 

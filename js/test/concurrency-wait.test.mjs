@@ -77,3 +77,47 @@ test("an aborted waiter leaves the queue", async () => {
   await held.release();
   assert.equal((await next).acquired, true);
 });
+
+test("redis: only the first waiter polls; the queue is served in turn when slots free up", async () => {
+  const { CoreConcurrency } = await import(new URL("../../pkg/edgelimit.js", import.meta.url).href);
+  const calls = { n: 0 };
+  const restCall = CoreConcurrency.prototype.restCall;
+  CoreConcurrency.prototype.restCall = function (...args) {
+    calls.n += 1;
+    return restCall.apply(this, args);
+  };
+  try {
+    const jobs = new Concurrency({ max: 2, leaseTtl: "30 s", store: redisOf(), prefix: `w${process.pid}q:` });
+    const held = [await jobs.acquire("t"), await jobs.acquire("t")];
+    const waiters = Array.from({ length: 300 }, () =>
+      jobs.acquire("t", { timeout: 20_000 }).then(async (permit) => {
+        assert.equal(permit.acquired, true);
+        await permit.release();
+      }),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 300)); // every waiter tried once
+    const before = calls.n;
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    const polls = calls.n - before;
+    // The first waiter polls every 100-200 ms; 300 waiters polling would be ~1,000.
+    assert.ok(polls <= 12, `${polls} requests while every slot was held`);
+    for (const permit of held) await permit.release();
+    await Promise.all(waiters);
+    assert.deepEqual(await jobs.getRemaining("t"), { remaining: 2, limit: 2 });
+  } finally {
+    CoreConcurrency.prototype.restCall = restCall;
+  }
+});
+
+test("memory: a reset wakes every waiter", async () => {
+  const jobs = new Concurrency({ max: 2, leaseTtl: "30 s", store: memoryStore() });
+  await jobs.acquire("r");
+  await jobs.acquire("r");
+  const waiting = [jobs.acquire("r", { timeout: 5_000 }), jobs.acquire("r", { timeout: 5_000 })];
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  const started = Date.now();
+  await jobs.reset("r");
+  const permits = await Promise.all(waiting);
+  assert.deepEqual(permits.map((p) => p.acquired), [true, true]);
+  assert.ok(Date.now() - started < 1_000, "woken, not timed out");
+});
