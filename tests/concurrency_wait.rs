@@ -266,3 +266,66 @@ fn ten_thousand_waiters_cost_a_few_store_calls_each_not_a_poll_each() {
         assert_eq!(limiter.peek("t").unwrap().remaining, 4);
     });
 }
+
+/// A store that grants the first acquire but never answers it, as a
+/// request whose reply is lost; every other call is answered.
+struct LostReply {
+    inner: MemoryStore,
+    lose: std::sync::atomic::AtomicBool,
+}
+
+impl edgelimit::store::AsyncStore for LostReply {
+    fn transact_async<'a, T>(
+        &'a self,
+        key: Key<'a>,
+        now_ms: u64,
+        transition: &'a T,
+    ) -> impl std::future::Future<Output = Result<T::Output, Error>> + Send + 'a
+    where
+        T: Transition + Sync,
+        T::Output: Send,
+    {
+        let answer = self.inner.transact(key, now_ms, transition);
+        let lost = self.lose.swap(false, Ordering::Relaxed);
+        async move {
+            if lost {
+                std::future::pending::<()>().await;
+            }
+            answer
+        }
+    }
+
+    fn remove_async<'a>(
+        &'a self,
+        key: Key<'a>,
+    ) -> impl std::future::Future<Output = Result<(), Error>> + Send + 'a {
+        std::future::ready(self.inner.remove(key))
+    }
+}
+
+#[test]
+fn an_acquire_given_up_before_its_answer_releases_its_lease() {
+    runtime().block_on(async {
+        let store = LostReply {
+            inner: MemoryStore::new(),
+            lose: true.into(),
+        };
+        let config = Concurrency::new(1, "1 m").unwrap();
+        let limiter = ConcurrencyLimiter::with_parts(config, store, SystemClock, "jobs:");
+        let gave_up = tokio::time::timeout(
+            Duration::from_millis(50),
+            limiter.acquire_for_async("t", Duration::ZERO),
+        )
+        .await;
+        assert!(gave_up.is_err(), "the reply never came");
+        // The store granted it; dropping the call released it again.
+        assert_eq!(limiter.peek_async("t").await.unwrap().remaining, 1);
+        assert!(matches!(
+            limiter
+                .acquire_for_async("t", Duration::ZERO)
+                .await
+                .unwrap(),
+            Acquire::Granted(_)
+        ));
+    });
+}

@@ -180,7 +180,21 @@ impl<S: AsyncStore, C: Clock + Send + Sync + 'static> ConcurrencyLimiter<S, C> {
     ) -> Result<Acquire<S, C>, Error> {
         let id = random::next_u64();
         let ttl_ms = lease.as_millis().try_into().unwrap_or(u64::MAX);
-        let outcome = self.run_async(key, LeaseOp::Acquire { id, ttl_ms }).await?;
+        // Until the store answers, it may hold the lease with no permit to
+        // release it: dropped before then (a caller giving up mid-request),
+        // or failed (a timeout, after which the request may have run), the
+        // lease is released.
+        let mut unanswered = Unanswered {
+            limiter: Some(self.clone()),
+            key,
+            id,
+        };
+        let outcome = self.run_async(key, LeaseOp::Acquire { id, ttl_ms }).await;
+        if outcome.is_ok() {
+            unanswered.limiter = None;
+        }
+        drop(unanswered);
+        let outcome = outcome?;
         Ok(match outcome.expires_at_ms {
             Some(expires_at_ms) if outcome.allowed => Acquire::Granted(Permit::new(
                 self.clone(),
@@ -280,6 +294,26 @@ impl<S: AsyncStore, C: Clock + Send + Sync + 'static> ConcurrencyLimiter<S, C> {
             .store
             .transact_async(self.key(key), now, &step)
             .await
+    }
+}
+
+/// An acquire sent to the store and not answered yet: releases its lease
+/// id when dropped armed (a release of an id not held changes nothing).
+struct Unanswered<'k, S: AsyncStore, C: Clock + Send + Sync + 'static> {
+    limiter: Option<ConcurrencyLimiter<S, C>>,
+    key: &'k str,
+    id: u64,
+}
+
+impl<S: AsyncStore, C: Clock + Send + Sync + 'static> Drop for Unanswered<'_, S, C> {
+    fn drop(&mut self) {
+        if let Some(limiter) = self.limiter.take() {
+            let (key, id) = (Box::<str>::from(self.key), self.id);
+            super::detached::finish(async move {
+                let _ = limiter.run_async(&key, LeaseOp::Release { id }).await;
+                limiter.released(&key);
+            });
+        }
     }
 }
 
