@@ -233,6 +233,9 @@ class Reply {
       this.received += chunk.length;
     }
     if (this.mode === "close" || this.received < this.length) return false;
+    // Bytes past the reply: nothing was asked for them, and a connection
+    // out of step with its requests must not be used again.
+    if (this.received > this.length) this.keepAlive = false;
     const body = this.parts.length === 1 ? this.parts[0] : Buffer.concat(this.parts);
     this.text = body.toString("utf8", 0, this.length);
     this.parts = [];
@@ -293,7 +296,9 @@ class Reply {
       const size = parseInt(digits, 16);
       if (size === 0) {
         // The last chunk; trailers, if any, end with an empty line.
-        if (this.buffer.indexOf(HEAD_END, line) < 0) return false;
+        const end = this.buffer.indexOf(HEAD_END, line);
+        if (end < 0) return false;
+        if (this.buffer.length > end + 4) this.keepAlive = false;
         this.text = Buffer.concat(this.chunks).toString("utf8");
         return true;
       }
