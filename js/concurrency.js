@@ -55,7 +55,7 @@ export class Concurrency {
     try {
       for (;;) {
         signal?.throwIfAborted();
-        const { allowed, slots } = await this.#apply(id, ACQUIRE, lease, leaseTtl);
+        const { allowed, slots } = await this.#acquireOnce(id, lease, leaseTtl);
         const now = Date.now();
         if (allowed || now >= deadline) return new Permit(this.#lease(id, lease), allowed, slots);
         // Woken, but the slot went to a caller that did not wait: first in
@@ -75,6 +75,31 @@ export class Concurrency {
     } finally {
       this.#leave(id, place);
     }
+  }
+
+  /**
+   * One acquire. When the store did not answer (an error, or a decision of
+   * the failure policy), it may still have granted the lease, with no permit
+   * to release it: it is released in the background (a release of a lease
+   * not held changes nothing).
+   */
+  async #acquireOnce(id, lease, leaseTtl) {
+    let outcome;
+    try {
+      outcome = await this.#apply(id, ACQUIRE, lease, leaseTtl);
+    } catch (error) {
+      this.#releaseUnanswered(id, lease);
+      throw error;
+    }
+    if (outcome.slots[slot.STORE_FAILURE] === 1) this.#releaseUnanswered(id, lease);
+    return outcome;
+  }
+
+  #releaseUnanswered(id, lease) {
+    this.#apply(id, RELEASE, lease, undefined).then(
+      () => this.#wake(id),
+      () => {},
+    );
   }
 
   /** A place at the end of `id`'s queue. */

@@ -121,3 +121,41 @@ test("memory: a reset wakes every waiter", async () => {
   assert.deepEqual(permits.map((p) => p.acquired), [true, true]);
   assert.ok(Date.now() - started < 1_000, "woken, not timed out");
 });
+
+test("redis: an acquire whose answer never came releases the lease the store granted", async () => {
+  const { createServer } = await import("node:http");
+  let requests = 0;
+  // In front of the gateway: forwards every request, and answers all but the first.
+  const proxy = createServer(async (request, response) => {
+    const chunks = [];
+    for await (const chunk of request) chunks.push(chunk);
+    const forwarded = await fetch(`${gateway.url}${request.url}`, {
+      method: "POST",
+      headers: { authorization: request.headers.authorization, "content-type": "application/json" },
+      body: Buffer.concat(chunks),
+    });
+    const text = await forwarded.text();
+    if (++requests === 1) return; // the lease is taken, the answer lost
+    response.writeHead(forwarded.status, { "content-type": "application/json" });
+    response.end(text);
+  });
+  await new Promise((resolve) => proxy.listen(0, "127.0.0.1", resolve));
+  try {
+    const prefix = `w${process.pid}lost:`;
+    const direct = new Concurrency({ max: 1, leaseTtl: "1 m", store: redisOf(), prefix });
+    // The script loaded first: the lost request is the acquire itself.
+    await (await direct.acquire("warm")).release();
+    const url = `http://127.0.0.1:${proxy.address().port}`;
+    const jobs = new Concurrency({ max: 1, leaseTtl: "1 m", store: redisStore({ url, token: gateway.token, retries: 0 }), prefix, timeout: 200 });
+    await assert.rejects(jobs.acquire("t"), { code: "STORE_TIMEOUT" });
+    assert.equal(requests >= 1, true);
+    const deadline = Date.now() + 3_000;
+    while ((await direct.getRemaining("t")).remaining !== 1) {
+      assert.ok(Date.now() < deadline, "the granted lease was never released");
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  } finally {
+    proxy.closeAllConnections?.();
+    proxy.close();
+  }
+});
