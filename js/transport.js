@@ -56,7 +56,7 @@ async function fetchPost(url, authorization, body, timeoutMs) {
 }
 
 // How requests are made: the host's fetch, unless the runtime's entry
-// installs something cheaper (node.js: node:http).
+// installs something cheaper (node.js: node-http.js).
 let post = fetchPost;
 
 /** Makes the store's requests with `poster` from now on. */

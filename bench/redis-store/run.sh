@@ -316,7 +316,7 @@ $table
   (release build, default pool), everything on loopback and sharing the
   same cores with the load generator.
 - npm: \`node-client.mjs --client edgelimit\`, edgelimit's package from
-  \`pkg/\` (its Node entry, whose requests go through node:http), one
+  \`pkg/\` (its Node entry, whose requests go over kept-alive sockets), one
   \`Ratelimit\` on one \`redisStore\` shared by N async loops in one
   process; time from Redis. Calls made together share one request: one call
   of the batch script, or one EVALSHA each with \`npm-unbatched\`.
