@@ -18,6 +18,26 @@ fn never(_: Duration) -> std::future::Pending<()> {
     std::future::pending()
 }
 
+/// A task waiting up to 30 s for a slot of "t", woken only by a release.
+fn waiting_task(limiter: &ConcurrencyLimiter) -> tokio::task::JoinHandle<Result<Acquire, Error>> {
+    let limiter = limiter.clone();
+    tokio::spawn(async move {
+        limiter
+            .acquire_async("t", Duration::from_secs(30), never)
+            .await
+    })
+}
+
+/// Asserts that `task` is granted a slot within 5 s, saying `why` if not.
+async fn assert_granted_soon(task: tokio::task::JoinHandle<Result<Acquire, Error>>, why: &str) {
+    let granted = tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .expect(why)
+        .unwrap()
+        .unwrap();
+    assert!(matches!(granted, Acquire::Granted(_)), "{why}");
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_time()
@@ -30,22 +50,10 @@ fn an_async_waiter_is_woken_by_a_release_not_by_its_timer() {
     runtime().block_on(async {
         let limiter = jobs(1);
         let held = limiter.acquire("t").unwrap().permit().unwrap();
-        let waiter = {
-            let limiter = limiter.clone();
-            tokio::spawn(async move {
-                limiter
-                    .acquire_async("t", Duration::from_secs(30), never)
-                    .await
-            })
-        };
+        let waiter = waiting_task(&limiter);
         tokio::task::yield_now().await; // the waiter tries, is denied, waits
         held.release().unwrap();
-        let granted = tokio::time::timeout(Duration::from_secs(5), waiter)
-            .await
-            .expect("a release wakes the waiter")
-            .unwrap()
-            .unwrap();
-        assert!(matches!(granted, Acquire::Granted(_)));
+        assert_granted_soon(waiter, "a release wakes the waiter").await;
     });
 }
 
@@ -92,32 +100,17 @@ fn a_waiter_that_leaves_passes_its_wake_on() {
         let limiter = jobs(1);
         let held = limiter.acquire("t").unwrap().permit().unwrap();
         // The first waiter is woken, then dropped before it runs again.
-        let first = {
-            let limiter = limiter.clone();
-            tokio::spawn(async move {
-                limiter
-                    .acquire_async("t", Duration::from_secs(30), never)
-                    .await
-            })
-        };
+        let first = waiting_task(&limiter);
         tokio::task::yield_now().await;
-        let second = {
-            let limiter = limiter.clone();
-            tokio::spawn(async move {
-                limiter
-                    .acquire_async("t", Duration::from_secs(30), never)
-                    .await
-            })
-        };
+        let second = waiting_task(&limiter);
         tokio::task::yield_now().await;
         held.release().unwrap();
         first.abort();
-        let granted = tokio::time::timeout(Duration::from_secs(5), second)
-            .await
-            .expect("the wake the first waiter did not use reaches the second")
-            .unwrap()
-            .unwrap();
-        assert!(matches!(granted, Acquire::Granted(_)));
+        assert_granted_soon(
+            second,
+            "the wake the first waiter did not use reaches the second",
+        )
+        .await;
         assert!(first.await.unwrap_err().is_cancelled());
     });
 }
@@ -128,25 +121,11 @@ fn a_reset_wakes_every_waiter() {
         let limiter = jobs(2);
         let _a = limiter.acquire("t").unwrap().permit().unwrap();
         let _b = limiter.acquire("t").unwrap().permit().unwrap();
-        let waiters: Vec<_> = (0..2)
-            .map(|_| {
-                let limiter = limiter.clone();
-                tokio::spawn(async move {
-                    limiter
-                        .acquire_async("t", Duration::from_secs(30), never)
-                        .await
-                })
-            })
-            .collect();
+        let waiters: Vec<_> = (0..2).map(|_| waiting_task(&limiter)).collect();
         tokio::task::yield_now().await;
         limiter.reset("t").unwrap();
         for waiter in waiters {
-            let granted = tokio::time::timeout(Duration::from_secs(5), waiter)
-                .await
-                .expect("a reset frees every slot")
-                .unwrap()
-                .unwrap();
-            assert!(matches!(granted, Acquire::Granted(_)));
+            assert_granted_soon(waiter, "a reset frees every slot").await;
         }
     });
 }
