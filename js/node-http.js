@@ -189,12 +189,11 @@ class Reply {
     // connection).
     this.mode = "head";
     this.length = 0;
-    // Bytes not yet parsed (head, chunked framing); a body of known length
-    // is kept as received parts instead, joined once.
+    // Bytes not yet parsed (head, chunked framing), and the body's parts
+    // (as received, or taken out of their chunks), joined once at the end.
     this.buffer = Buffer.alloc(0);
     this.parts = [];
     this.received = 0;
-    this.chunks = [];
   }
 
   get untilClose() {
@@ -299,14 +298,14 @@ class Reply {
         const end = this.buffer.indexOf(HEAD_END, line);
         if (end < 0) return false;
         if (this.buffer.length > end + 4) this.keepAlive = false;
-        this.text = Buffer.concat(this.chunks).toString("utf8");
+        this.text = Buffer.concat(this.parts).toString("utf8");
         return true;
       }
       if (this.buffer.length < line + 2 + size + 2) return false;
       if (!this.buffer.subarray(line + 2 + size, line + 4 + size).equals(CRLF)) {
         throw new Error("a chunk longer than its size");
       }
-      this.chunks.push(this.buffer.subarray(line + 2, line + 2 + size));
+      this.parts.push(this.buffer.subarray(line + 2, line + 2 + size));
       this.buffer = this.buffer.subarray(line + 2 + size + 2);
     }
   }
