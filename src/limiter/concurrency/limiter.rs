@@ -185,7 +185,7 @@ impl<S: AsyncStore, C: Clock + Send + Sync + 'static> ConcurrencyLimiter<S, C> {
         // or failed (a timeout, after which the request may have run), the
         // lease is released.
         let mut unanswered = Unanswered {
-            limiter: Some(self.clone()),
+            limiter: Some(self),
             key,
             id,
         };
@@ -300,7 +300,7 @@ impl<S: AsyncStore, C: Clock + Send + Sync + 'static> ConcurrencyLimiter<S, C> {
 /// An acquire sent to the store and not answered yet: releases its lease
 /// id when dropped armed (a release of an id not held changes nothing).
 struct Unanswered<'k, S: AsyncStore, C: Clock + Send + Sync + 'static> {
-    limiter: Option<ConcurrencyLimiter<S, C>>,
+    limiter: Option<&'k ConcurrencyLimiter<S, C>>,
     key: &'k str,
     id: u64,
 }
@@ -308,7 +308,8 @@ struct Unanswered<'k, S: AsyncStore, C: Clock + Send + Sync + 'static> {
 impl<S: AsyncStore, C: Clock + Send + Sync + 'static> Drop for Unanswered<'_, S, C> {
     fn drop(&mut self) {
         if let Some(limiter) = self.limiter.take() {
-            let (key, id) = (Box::<str>::from(self.key), self.id);
+            // Cloned only here: an answered acquire costs nothing more.
+            let (limiter, key, id) = (limiter.clone(), Box::<str>::from(self.key), self.id);
             super::detached::finish(async move {
                 let _ = limiter.run_async(&key, LeaseOp::Release { id }).await;
                 limiter.released(&key);

@@ -14,6 +14,7 @@
 //! its own, or the failure of the whole request, after which each call
 //! decides by its own idempotence whether to try again.
 
+use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::call::ScriptCall;
@@ -96,21 +97,23 @@ struct Group {
     eval: bool,
     /// The first member's body alone, for a group of one.
     alone: String,
-    /// The last arguments sent in full, and their script's number: a call
-    /// with the same (a limiter's calls at one time and cost) sends `0`.
-    last: Option<(usize, String)>,
+    /// The script's number and where in `args` the last arguments sent in
+    /// full are: a call with the same (a limiter's calls at one time and
+    /// cost) sends `0`.
+    last: Option<(usize, Range<usize>)>,
 }
 
 impl Group {
     fn push(&mut self, call: &ScriptCall, eval: bool) {
         let number = call.batch_number();
-        let same = self
-            .last
-            .as_ref()
-            .is_some_and(|(n, args)| *n == number && args == call.args_json());
+        let same = self.last.as_ref().is_some_and(|(n, args)| {
+            *n == number && self.args.get(args.clone()) == Some(call.args_json())
+        });
         call.push_into_batch(&mut self.keys, &mut self.args, same);
         if !same {
-            self.last = Some((number, call.args_json().to_owned()));
+            // The arguments go last.
+            let end = self.args.len();
+            self.last = Some((number, end - call.args_json().len()..end));
         }
         self.eval |= eval;
         self.count += 1;
