@@ -24,6 +24,9 @@ local el_scripts = {
 local replies = {}
 local at = 1
 local run, args
+-- The one key a call sees as KEYS[1]; no script changes KEYS, so one table
+-- serves every call.
+local keys = {}
 for i = 1, #KEYS do
   local number = tonumber(ARGV[at])
   if number == 0 then
@@ -35,7 +38,8 @@ for i = 1, #KEYS do
     args = { unpack(ARGV, at + 2, at + 1 + count) }
     at = at + 2 + count
   end
-  local ok, reply = pcall(run, { KEYS[i] }, args)
+  keys[1] = KEYS[i]
+  local ok, reply = pcall(run, keys, args)
   if type(reply) == 'table' and reply.err then
     -- An error reply (redis.error_reply), or a Redis error raised by
     -- redis.call: its message.

@@ -23,25 +23,30 @@ if cost > limit then
   return el_cost_error()
 end
 local now = el_clamp(raw_now)
+-- The stored fields in locals: a table of named fields would cost an
+-- allocation per call.
 local loaded = el_load(key, raw_now, readonly, 'start', 'cur', 'prev')
-local state = loaded and { start = loaded[1], cur = loaded[2], prev = loaded[3] } or nil
-local has_state = state ~= nil
+local has_state = loaded ~= nil
+local stored_start, stored_cur, stored_prev
+if loaded then
+  stored_start, stored_cur, stored_prev = loaded[1], loaded[2], loaded[3]
+end
 
 -- view: windows rolled forward; the time clamped to the state's window if
 -- the clock went back.
 local start = now - el_rem(now, w)
 local s_start, cur, prev
-if state and state.start >= start then
-  s_start, cur, prev = state.start, state.cur, state.prev
-elseif state and state.start + w == start then
-  s_start, cur, prev = start, 0, state.cur
+if loaded and stored_start >= start then
+  s_start, cur, prev = stored_start, stored_cur, stored_prev
+elseif loaded and stored_start + w == start then
+  s_start, cur, prev = start, 0, stored_cur
 else
   s_start, cur, prev = start, 0, 0
 end
 local at = math.max(now, s_start)
 -- A refund goes back to the window its units were taken from, current or
 -- previous (where they still weigh); the rolled state is kept.
-local refunded = state ~= nil and refund_units > 0
+local refunded = loaded ~= nil and refund_units > 0
 if refunded then
   if s_start == refund_start then
     cur = cur - math.min(refund_units, cur)
@@ -69,7 +74,7 @@ remaining = remaining - extra
 local writes = nil
 if (allowed and cost > 0) or refunded then
   -- Within a window only the current count changes: only it is written.
-  if state and state.start == s_start and state.prev == prev then
+  if loaded and stored_start == s_start and stored_prev == prev then
     writes = { 'cur', el_str(cur) }
   else
     writes = { 'start', el_str(s_start), 'cur', el_str(cur), 'prev', el_str(prev) }
@@ -103,12 +108,10 @@ if not allowed then
 end
 
 el_finish(key, has_state, ttl_end - now, raw_now, caller_clock, readonly, writes)
--- A denial has usage, hence a state.
-local kept = nil
-if refunded then
+-- A denial has usage, hence a state: the one loaded, unless refunded.
+local kept = loaded
+if refunded and not allowed then
   kept = { s_start, cur, prev }
-elseif state then
-  kept = { state.start, state.cur, state.prev }
 end
 local reply = el_reply(allowed, remaining, reset_ms, retry_after_ms, now, kept)
 return el_grant(reply, extra, s_start, s_start + w)

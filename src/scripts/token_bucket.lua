@@ -20,23 +20,22 @@ if cost > capacity then
   return el_cost_error()
 end
 local now = el_clamp(raw_now)
+-- The stored fields in locals: a table of named fields would cost an
+-- allocation per call.
 local loaded = el_load(key, raw_now, readonly, 'tokens', 'at')
-local state = loaded and { tokens = loaded[1], at = loaded[2] } or nil
 
--- Refill intervals needed to gain `tokens` more.
-local function intervals_for(tokens)
-  return el_div_ceil(tokens, refill)
-end
+-- Refill intervals needed to gain `tokens` more: el_div_ceil(tokens,
+-- refill), written out (a local function is a closure made per call).
 
 -- refilled: the bucket as of now, with every refill due by then applied.
 local tokens, refilled_at
-if state == nil then
+if loaded == nil then
   tokens, refilled_at = initial, now
 else
-  tokens, refilled_at = state.tokens, state.at
+  tokens, refilled_at = loaded[1], loaded[2]
   -- A clock behind refilled_at adds nothing.
   local steps = el_idiv(math.max(now - refilled_at, 0), interval)
-  if steps >= intervals_for(capacity - tokens) then
+  if steps >= el_div_ceil(capacity - tokens, refill) then
     -- A full bucket has no refill pending.
     tokens = capacity
     refilled_at = math.max(refilled_at, now)
@@ -49,7 +48,7 @@ end
 local allowed = tokens >= cost
 local retry_after_ms = 0
 if not allowed then
-  local wait = intervals_for(cost - tokens) * interval
+  local wait = el_div_ceil(cost - tokens, refill) * interval
   retry_after_ms = refilled_at + wait - now
 end
 if allowed then
@@ -58,12 +57,12 @@ end
 -- Only an admission changes a bucket, and a denial or a read is a pure
 -- read; but a fresh key whose initial is below capacity must be remembered
 -- whatever it was asked, or its refills never start.
-local has_state = state ~= nil
-local wrote = (allowed and cost > 0) or (state == nil and tokens < capacity)
+local has_state = loaded ~= nil
+local wrote = (allowed and cost > 0) or (loaded == nil and tokens < capacity)
 local writes = nil
 if wrote then
   -- Between refills only the tokens change: only they are written.
-  if state and state.at == refilled_at then
+  if loaded and loaded[2] == refilled_at then
     writes = { 'tokens', el_str(tokens) }
   else
     writes = { 'tokens', el_str(tokens), 'at', el_str(refilled_at) }
@@ -72,13 +71,14 @@ if wrote then
 end
 local full_at = now
 if tokens ~= capacity then
-  local wait = intervals_for(capacity - tokens) * interval
+  local wait = el_div_ceil(capacity - tokens, refill) * interval
   full_at = math.max(refilled_at + wait, now)
 end
 el_finish(key, has_state, full_at - now, raw_now, caller_clock, readonly, writes)
--- The bucket as stored.
-local kept = { tokens, refilled_at }
-if state and not wrote then
-  kept = { state.tokens, state.at }
+-- The bucket as stored, sent with a denial only (a denial writes only a
+-- fresh bucket).
+local kept = nil
+if not allowed then
+  kept = loaded or { tokens, refilled_at }
 end
 return el_reply(allowed, tokens, full_at, retry_after_ms, now, kept)
