@@ -1,16 +1,27 @@
 //! Where commands go: one Redis server, or a Redis Cluster.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, NodeHealth};
 use crate::conn::ConnError;
 use crate::policy::CommandTable;
 use crate::pool::Pool;
 use crate::resp::Value;
 
+/// What a backend says of its health.
+pub enum Health {
+    /// One server: `Err` with what went wrong unless it answered PING.
+    Single(Result<(), String>),
+    /// A cluster: every master with the slots it serves and what is wrong
+    /// with it, if anything; `Err` when no slot map could be loaded.
+    Cluster(Result<Vec<NodeHealth>, String>),
+}
+
 pub enum Backend {
     Single(Pool),
-    Cluster(Cluster),
+    Cluster(Arc<Cluster>),
 }
 
 impl Backend {
@@ -26,8 +37,11 @@ impl Backend {
         table: Option<&CommandTable>,
     ) -> Result<Vec<Value>, ConnError> {
         match (self, table) {
-            (Backend::Cluster(c), Some(t)) => c.run(cmds, t).await,
-            (Backend::Cluster(c), None) => c.run(cmds, &CommandTable::default()).await,
+            (Backend::Cluster(c), table) => {
+                c.keep_fresh();
+                let fallback = CommandTable::default();
+                c.run(cmds, table.unwrap_or(&fallback)).await
+            }
             (Backend::Single(p), _) => p.run(cmds).await,
         }
     }
@@ -39,8 +53,11 @@ impl Backend {
         table: Option<&CommandTable>,
     ) -> Result<Vec<Value>, ConnError> {
         match (self, table) {
-            (Backend::Cluster(c), Some(t)) => c.run_transaction(batch, t).await,
-            (Backend::Cluster(c), None) => c.run_transaction(batch, &CommandTable::default()).await,
+            (Backend::Cluster(c), table) => {
+                c.keep_fresh();
+                let fallback = CommandTable::default();
+                c.run_transaction(batch, table.unwrap_or(&fallback)).await
+            }
             (Backend::Single(p), _) => p.run(batch).await,
         }
     }
@@ -48,8 +65,25 @@ impl Backend {
     /// A keyless command on any one server.
     pub async fn run_any(&self, cmd: &[&str]) -> Result<Value, ConnError> {
         match self {
-            Backend::Cluster(c) => c.run_any(cmd).await,
+            Backend::Cluster(c) => {
+                c.keep_fresh();
+                c.run_any(cmd).await
+            }
             Backend::Single(p) => Ok(p.run(&[cmd.to_vec()]).await?.pop().unwrap_or(Value::Nil)),
+        }
+    }
+
+    pub async fn health(&self) -> Health {
+        match self {
+            Backend::Cluster(c) => {
+                c.keep_fresh();
+                Health::Cluster(c.health().await.map_err(|e| e.to_string()))
+            }
+            Backend::Single(_) => Health::Single(match self.run_any(&["PING"]).await {
+                Ok(Value::Error(e)) => Err(String::from_utf8_lossy(&e).into_owned()),
+                Ok(_) => Ok(()),
+                Err(e) => Err(e.to_string()),
+            }),
         }
     }
 }

@@ -43,6 +43,26 @@ pub struct Config {
     #[arg(long, env = "EDGELIMIT_GATEWAY_CLUSTER")]
     pub cluster: bool,
 
+    /// Further cluster nodes to learn the slot map from when --redis-url's
+    /// is down: redis://host:port (repeatable, or comma-separated in the env
+    /// var). Nodes without credentials of their own use --redis-url's.
+    #[arg(
+        long = "cluster-seed",
+        env = "EDGELIMIT_GATEWAY_CLUSTER_SEEDS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub cluster_seeds: Vec<Target>,
+
+    /// How often the cluster's slot map is reloaded, in milliseconds,
+    /// besides after redirects and failures (0: only then).
+    #[arg(
+        long,
+        env = "EDGELIMIT_GATEWAY_CLUSTER_REFRESH_MS",
+        default_value_t = 1000
+    )]
+    pub cluster_refresh_ms: u64,
+
     /// Accepted bearer token (repeatable, or comma-separated in the env var).
     #[arg(
         long = "token",

@@ -24,6 +24,10 @@ pub enum ApiError {
     /// Redis answered the command with an error (on `POST /` and path style).
     #[error("{0}")]
     Command(String),
+    /// Redis refused the command for now (CLUSTERDOWN, TRYAGAIN, LOADING…):
+    /// it did not run, and may succeed if sent again.
+    #[error("{0}")]
+    Refused(String),
     #[error("ERR redis unavailable: {0}")]
     Unavailable(#[from] ConnError),
     #[error("ERR request timed out after {0} ms")]
@@ -38,7 +42,7 @@ impl ApiError {
             ApiError::BadRequest(_) | ApiError::Command(_) => StatusCode::BAD_REQUEST,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::Refused(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
         }
     }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tokio::sync::OnceCell;
 
-use crate::backend::Backend;
+use crate::backend::{Backend, Health};
 use crate::conn::ConnError;
 use crate::error::ApiError;
 use crate::policy::{lower_name, CommandTable, Policy};
@@ -73,8 +73,8 @@ impl Gateway {
             .cloned()
     }
 
-    pub async fn ping(&self) -> Result<Value, ConnError> {
-        self.backend.run_any(&["PING"]).await
+    pub async fn health(&self) -> Health {
+        self.backend.health().await
     }
 
     pub async fn single(&self, args: Vec<Bytes>) -> Result<Value, ApiError> {

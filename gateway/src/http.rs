@@ -17,6 +17,8 @@ use percent_encoding::percent_decode_str;
 use serde_json::{json, Value as Json};
 
 use crate::auth::Tokens;
+use crate::backend::Health;
+use crate::cluster::{NodeHealth, SLOTS};
 use crate::error::ApiError;
 use crate::gateway::Gateway;
 use crate::json;
@@ -142,12 +144,24 @@ fn wants_base64(h: &HeaderMap) -> bool {
 
 fn single_reply(v: Value, base64: bool) -> Result<Response, ApiError> {
     match v {
+        Value::Error(e) if is_refused_for_now(&e) => {
+            Err(ApiError::Refused(String::from_utf8_lossy(&e).into_owned()))
+        }
         Value::Error(e) => Err(ApiError::Command(String::from_utf8_lossy(&e).into_owned())),
         v => Ok(json_response(
             StatusCode::OK,
             &json!({ "result": json::to_json(&v, base64) }),
         )),
     }
+}
+
+/// Redis refused the command before running it, for a while (a failover,
+/// a slot moving, a dataset loading, a script running): the same command
+/// may succeed later.
+fn is_refused_for_now(error: &[u8]) -> bool {
+    ["LOADING", "BUSY", "TRYAGAIN", "MASTERDOWN", "CLUSTERDOWN"]
+        .iter()
+        .any(|code| error.starts_with(code.as_bytes()))
 }
 
 /// `/set/k%20x/v` -> `["set", "k x", "v"]`, percent-decoded to raw bytes.
@@ -182,11 +196,42 @@ async fn health(app: &AppState, method: &Method) -> Result<Response, ApiError> {
     if method != Method::GET && method != Method::HEAD {
         return Err(ApiError::MethodNotAllowed);
     }
-    match app.gateway.ping().await {
-        Ok(Value::Error(e)) => Ok(unhealthy(&String::from_utf8_lossy(&e))),
-        Ok(_) => Ok(json_response(StatusCode::OK, &json!({ "status": "ok" }))),
-        Err(e) => Ok(unhealthy(&e.to_string())),
+    match app.gateway.health().await {
+        Health::Single(Ok(())) => Ok(json_response(StatusCode::OK, &json!({ "status": "ok" }))),
+        Health::Single(Err(e)) | Health::Cluster(Err(e)) => Ok(unhealthy(&e)),
+        Health::Cluster(Ok(nodes)) => Ok(cluster_health(&nodes)),
     }
+}
+
+/// A cluster is healthy when every hash slot is served by a master that
+/// answers and says the cluster is ok: 200 `ok`. Otherwise 503, `degraded`
+/// while some slots are served, `unavailable` when none is. The body counts
+/// the slots served and lists the masters.
+fn cluster_health(nodes: &[NodeHealth]) -> Response {
+    let served: usize = nodes
+        .iter()
+        .filter(|n| n.problem.is_none())
+        .map(|n| n.slots)
+        .sum();
+    let (status, word) = match served {
+        SLOTS => (StatusCode::OK, "ok"),
+        0 => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+        _ => (StatusCode::SERVICE_UNAVAILABLE, "degraded"),
+    };
+    let nodes: Vec<serde_json::Value> = nodes
+        .iter()
+        .map(|n| match &n.problem {
+            None => json!({ "node": n.addr, "slots": n.slots, "ok": true }),
+            Some(e) => json!({ "node": n.addr, "slots": n.slots, "ok": false, "error": e }),
+        })
+        .collect();
+    let body = json!({
+        "status": word,
+        "slots_served": served,
+        "slots": SLOTS,
+        "nodes": nodes,
+    });
+    json_response(status, &body)
 }
 
 fn unhealthy(err: &str) -> Response {

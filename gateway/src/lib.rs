@@ -71,7 +71,18 @@ pub fn build_state(cfg: &Config) -> Result<Arc<AppState>, StartError> {
     let connect_timeout = Duration::from_millis(cfg.connect_timeout_ms);
     let target = cfg.redis_url.clone();
     let backend = if cfg.cluster {
-        Backend::Cluster(Cluster::new(target, cfg.pool_size, connect_timeout))
+        let mut seeds = vec![target];
+        for seed in &cfg.cluster_seeds {
+            let mut seed = seed.clone();
+            if seed.username.is_none() && seed.password.is_none() {
+                seed.username.clone_from(&seeds[0].username);
+                seed.password.clone_from(&seeds[0].password);
+            }
+            seeds.push(seed);
+        }
+        let refresh = Duration::from_millis(cfg.cluster_refresh_ms);
+        let cluster = Cluster::new(seeds, cfg.pool_size, connect_timeout, refresh);
+        Backend::Cluster(Arc::new(cluster))
     } else {
         Backend::Single(Pool::new(target, cfg.pool_size, connect_timeout))
     };

@@ -193,3 +193,27 @@ fn cluster_follows_moved_slots() {
     let v = g.post("/multi-exec", r#"[["GET","moving"]]"#).json();
     assert_eq!(v, json!([{"result": "here"}]));
 }
+
+#[test]
+fn refusals_for_now_are_retryable() {
+    let c = Cluster::start();
+    let g = gateway(&c);
+    assert_eq!(g.post("/", r#"["SET","orphan","1"]"#).status, 200);
+
+    // The slot of "orphan" loses its owner: the cluster refuses it (and,
+    // requiring full coverage, soon every slot) with CLUSTERDOWN.
+    let owner = c.node_of("orphan");
+    let slot = owner.cli(&["CLUSTER", "KEYSLOT", "orphan"]);
+    assert_eq!(owner.cli(&["CLUSTER", "DELSLOTS", &slot]), "OK");
+
+    // A command: 503, a refusal the client may send again; in a pipeline,
+    // that entry's error.
+    let res = g.post("/", r#"["SET","orphan","2"]"#);
+    assert_eq!(res.status, 503, "{:?}", res.json());
+    let error = res.json()["error"].as_str().unwrap().to_string();
+    assert!(error.starts_with("CLUSTERDOWN"), "{error}");
+    let v = g.post("/pipeline", r#"[["SET","orphan","3"]]"#);
+    assert_eq!(v.status, 200);
+    let error = v.json()[0]["error"].as_str().unwrap().to_string();
+    assert!(error.starts_with("CLUSTERDOWN"), "{error}");
+}
