@@ -3,7 +3,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all demo demo-rust test-next test-worker test test-rust test-gateway test-deps test-long lint wasm-check pkg pkg-check test-js bench bench-redis bench-pkg clean test-wasm test-browser
+.PHONY: all demo demo-rust test-next test-worker test test-rust test-gateway test-deps test-long lint wasm-check pkg pkg-check test-js bench bench-redis bench-pkg bench-cluster clean test-wasm test-browser
 
 all: test
 
@@ -89,11 +89,16 @@ bench:
 	$(CARGO) bench --bench decisions
 	$(MAKE) bench-redis
 	bash bench/gateway/run.sh
+	$(MAKE) bench-cluster
 	$(MAKE) bench-pkg
 
 ## The Redis REST store next to @upstash/ratelimit, through the gateway.
 bench-redis:
 	bash bench/redis-store/run.sh
+
+## The gateway in front of one Redis and of a three-master cluster.
+bench-cluster:
+	bash bench/gateway/cluster.sh
 
 ## The npm package next to its JS peers: Worker bundle size (fails above
 ## 60 KB gz), wasm instantiation and import time, in-memory decisions/s.

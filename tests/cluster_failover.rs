@@ -201,10 +201,10 @@ fn decisions_survive_a_master_failover() {
     assert_eq!(status, 200, "{reply}");
     // [{"error": …}, {"result": "OK"}], as the Upstash protocol answers.
     let (dead, live) = reply.split_once("},{").expect("two replies");
-    assert!(
-        dead.starts_with(r#"[{"error":"TRYAGAIN"#) || dead.starts_with(r#"[{"error":"CLUSTERDOWN"#),
-        "{reply}"
-    );
+    // TRYAGAIN when it was never sent; had the request gone out on a
+    // connection the kill had not yet been seen on, an error saying it may
+    // have run.
+    assert!(dead.starts_with(r#"[{"error":""#), "{reply}");
     assert!(
         live == r#""result":"OK"}]"# || live.starts_with(r#""error":"CLUSTERDOWN"#),
         "{reply}"

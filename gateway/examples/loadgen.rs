@@ -42,6 +42,10 @@ struct Args {
     /// Substring every response body must contain to count as a success.
     #[arg(long)]
     expect: Option<String>,
+    /// Cycle through this many keys: each `{key}` in the body becomes
+    /// `k0`, `k1`… (0: the body as given).
+    #[arg(long, default_value_t = 0)]
+    keys: usize,
 }
 
 struct Stats {
@@ -60,32 +64,43 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     rt.block_on(run(args))
 }
 
-async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+/// The request with `body`.
+fn request(args: &Args, body: &str) -> Vec<u8> {
     let mut req = format!(
         "{} {} HTTP/1.1\r\nHost: {}:{}\r\nContent-Length: {}\r\n",
         args.method,
         args.path,
         args.host,
         args.port,
-        args.body.len()
+        body.len()
     );
     for h in &args.header {
         req.push_str(h);
         req.push_str("\r\n");
     }
     req.push_str("\r\n");
-    req.push_str(&args.body);
-    let req = Arc::new(req.into_bytes());
+    req.push_str(body);
+    req.into_bytes()
+}
+
+async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    let reqs: Vec<Vec<u8>> = match args.keys {
+        0 => vec![request(&args, &args.body)],
+        n => (0..n)
+            .map(|i| request(&args, &args.body.replace("{key}", &format!("k{i}"))))
+            .collect(),
+    };
+    let reqs = Arc::new(reqs);
     let expect = Arc::new(args.expect.clone());
     let addr = SocketAddr::new(args.host, args.port);
 
     let stop = Arc::new(AtomicBool::new(false));
     let warm_until = Instant::now() + Duration::from_secs_f64(args.warmup_secs);
     let mut tasks = vec![];
-    for _ in 0..args.concurrency {
-        let (req, expect, stop) = (req.clone(), expect.clone(), stop.clone());
+    for w in 0..args.concurrency {
+        let (reqs, expect, stop) = (reqs.clone(), expect.clone(), stop.clone());
         tasks.push(tokio::spawn(async move {
-            worker(addr, &req, expect.as_deref(), &stop, warm_until).await
+            worker(addr, &reqs, w, expect.as_deref(), &stop, warm_until).await
         }));
     }
     let total = Duration::from_secs_f64(args.warmup_secs + args.duration_secs);
@@ -124,9 +139,11 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
+/// Sends `reqs` in turn, starting at `first`, until `stop`.
 async fn worker(
     addr: SocketAddr,
-    req: &[u8],
+    reqs: &[Vec<u8>],
+    first: usize,
     expect: Option<&str>,
     stop: &AtomicBool,
     warm_until: Instant,
@@ -137,7 +154,10 @@ async fn worker(
     };
     let mut conn: Option<TcpStream> = None;
     let mut buf = Vec::with_capacity(4096);
+    let mut next = first;
     while !stop.load(Ordering::Relaxed) {
+        let req = &reqs[next % reqs.len()];
+        next += 1;
         let stream = match conn.as_mut() {
             Some(s) => s,
             None => match TcpStream::connect(addr).await {
