@@ -37,7 +37,12 @@ pub fn router(state: Arc<AppState>) -> Router {
 
 pub fn json_response(status: StatusCode, body: &Json) -> Response {
     let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
-    (status, [(header::CONTENT_TYPE, "application/json")], bytes).into_response()
+    json_bytes(status, bytes)
+}
+
+/// A response whose body is JSON already written.
+fn json_bytes(status: StatusCode, body: Vec<u8>) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 async fn handle(State(app): State<Arc<AppState>>, req: Request) -> Response {
@@ -105,8 +110,16 @@ async fn route(app: &AppState, req: Request) -> Result<Response, ApiError> {
             } else {
                 gw.multi_exec(cmds).await?
             };
-            let replies: Vec<Json> = out.iter().map(|v| json::reply(v, base64)).collect();
-            Ok(json_response(StatusCode::OK, &Json::Array(replies)))
+            let mut body = Vec::with_capacity(64 * out.len());
+            body.push(b'[');
+            for (i, v) in out.iter().enumerate() {
+                if i > 0 {
+                    body.push(b',');
+                }
+                json::write_reply(&mut body, v, base64);
+            }
+            body.push(b']');
+            Ok(json_bytes(StatusCode::OK, body))
         }
         _ => {
             let post = parts.method == Method::POST;
@@ -148,10 +161,11 @@ fn single_reply(v: Value, base64: bool) -> Result<Response, ApiError> {
             Err(ApiError::Refused(String::from_utf8_lossy(&e).into_owned()))
         }
         Value::Error(e) => Err(ApiError::Command(String::from_utf8_lossy(&e).into_owned())),
-        v => Ok(json_response(
-            StatusCode::OK,
-            &json!({ "result": json::to_json(&v, base64) }),
-        )),
+        v => {
+            let mut body = vec![];
+            json::write_reply(&mut body, &v, base64);
+            Ok(json_bytes(StatusCode::OK, body))
+        }
     }
 }
 

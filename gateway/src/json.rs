@@ -14,7 +14,9 @@
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use bytes::Bytes;
-use serde_json::{json, Value as Json};
+use std::io::Write;
+
+use serde_json::Value as Json;
 
 use crate::error::ApiError;
 use crate::resp::Value;
@@ -67,28 +69,57 @@ fn bad(msg: &str) -> ApiError {
     ApiError::BadRequest(msg.to_string())
 }
 
-/// Maps one reply to JSON.
-pub fn to_json(v: &Value, base64: bool) -> Json {
+/// Appends `v` as JSON: integers as numbers, strings as strings (base64
+/// when asked), nil as null, arrays as arrays, an error nested in an array
+/// as `{"error": "..."}`. Written straight to bytes: a reply of a hundred
+/// decisions would otherwise allocate a JSON tree of several hundred values.
+pub fn write_json(out: &mut Vec<u8>, v: &Value, base64: bool) {
     match v {
-        Value::Int(i) => json!(i),
-        Value::Nil => Json::Null,
-        Value::Simple(s) if base64 && s.as_ref() != b"OK" => Json::String(STANDARD.encode(s)),
-        Value::Simple(s) => Json::String(String::from_utf8_lossy(s).into_owned()),
-        Value::Bulk(b) if base64 => Json::String(STANDARD.encode(b)),
-        Value::Bulk(b) => Json::String(String::from_utf8_lossy(b).into_owned()),
-        Value::Array(items) => Json::Array(items.iter().map(|i| to_json(i, base64)).collect()),
+        Value::Int(i) => {
+            let _ = write!(out, "{i}");
+        }
+        Value::Nil => out.extend_from_slice(b"null"),
+        Value::Simple(s) if base64 && s.as_ref() != b"OK" => write_str(out, &STANDARD.encode(s)),
+        Value::Bulk(b) if base64 => write_str(out, &STANDARD.encode(b)),
+        Value::Simple(s) | Value::Bulk(s) => write_str(out, &String::from_utf8_lossy(s)),
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_json(out, item, base64);
+            }
+            out.push(b']');
+        }
         // Only reachable nested in an array (e.g. a script returning an
-        // error table); top-level errors go through `reply`.
-        Value::Error(e) => json!({ "error": String::from_utf8_lossy(e) }),
+        // error table); top-level errors go through `write_reply`.
+        Value::Error(e) => write_error(out, e),
     }
 }
 
-/// `{"result": ...}` or `{"error": "..."}` for one command of a pipeline.
-pub fn reply(v: &Value, base64: bool) -> Json {
+/// Appends `{"result": ...}` or `{"error": "..."}` for one command.
+pub fn write_reply(out: &mut Vec<u8>, v: &Value, base64: bool) {
     match v {
-        Value::Error(e) => json!({ "error": String::from_utf8_lossy(e) }),
-        other => json!({ "result": to_json(other, base64) }),
+        Value::Error(e) => write_error(out, e),
+        other => {
+            out.extend_from_slice(b"{\"result\":");
+            write_json(out, other, base64);
+            out.push(b'}');
+        }
     }
+}
+
+fn write_error(out: &mut Vec<u8>, e: &[u8]) {
+    out.extend_from_slice(b"{\"error\":");
+    write_str(out, &String::from_utf8_lossy(e));
+    out.push(b'}');
+}
+
+/// A JSON string, escaped.
+fn write_str(out: &mut Vec<u8>, s: &str) {
+    // Serializing a &str into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, s);
 }
 
 #[cfg(test)]
@@ -120,23 +151,39 @@ mod tests {
 
     #[test]
     fn maps_replies() {
+        let json = |v: &Value, base64: bool| {
+            let mut out = vec![];
+            write_json(&mut out, v, base64);
+            String::from_utf8(out).unwrap()
+        };
         let v = Value::Array(vec![
             Value::Int(3),
+            Value::Int(-9007199254740993),
             Value::Nil,
             Value::Bulk(Bytes::from_static(b"\xffa")),
             Value::Simple(Bytes::from_static(b"OK")),
             Value::Simple(Bytes::from_static(b"PONG")),
+            Value::Array(vec![]),
+            Value::Bulk(Bytes::from_static(b"q\"\\\n\x01")),
+            Value::Error(Bytes::from_static(b"ERR in")),
         ]);
         assert_eq!(
-            to_json(&v, true),
-            json!([3, null, "/2E=", "OK", "UE9ORw=="])
+            json(&v, true),
+            r#"[3,-9007199254740993,null,"/2E=","OK","UE9ORw==",[],"cSJcCgE=",{"error":"ERR in"}]"#
         );
         assert_eq!(
-            to_json(&v, false),
-            json!([3, null, "\u{fffd}a", "OK", "PONG"])
+            json(&v, false),
+            r#"[3,-9007199254740993,null,"�a","OK","PONG",[],"q\"\\\n\u0001",{"error":"ERR in"}]"#
         );
-        let e = Value::Error(Bytes::from_static(b"ERR x"));
-        assert_eq!(reply(&e, true), json!({"error": "ERR x"}));
-        assert_eq!(reply(&Value::Int(1), true), json!({"result": 1}));
+        let reply = |v: &Value| {
+            let mut out = vec![];
+            write_reply(&mut out, v, true);
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(
+            reply(&Value::Error(Bytes::from_static(b"ERR x"))),
+            r#"{"error":"ERR x"}"#
+        );
+        assert_eq!(reply(&Value::Int(1)), r#"{"result":1}"#);
     }
 }
