@@ -175,7 +175,16 @@ fn cluster_follows_moved_slots() {
     let from = c.node_of("moving");
     let to = c.nodes.iter().find(|n| n.port != from.port).unwrap();
     let to_id = to.cli(&["CLUSTER", "MYID"]);
+    let from_id = from.cli(&["CLUSTER", "MYID"]);
     let slot = from.cli(&["CLUSTER", "KEYSLOT", "moving"]);
+    // The documented order: the new owner imports first, so its SETSLOT
+    // NODE bumps its config epoch and gossip from the old owner cannot
+    // hand the slot back (which would leave the two nodes redirecting to
+    // each other).
+    let importing = ["CLUSTER", "SETSLOT", &slot, "IMPORTING", &from_id];
+    assert_eq!(to.cli(&importing), "OK");
+    let migrating = ["CLUSTER", "SETSLOT", &slot, "MIGRATING", &to_id];
+    assert_eq!(from.cli(&migrating), "OK");
     for n in std::iter::once(to).chain(c.nodes.iter().filter(|n| n.port != to.port)) {
         assert_eq!(n.cli(&["CLUSTER", "SETSLOT", &slot, "NODE", &to_id]), "OK");
     }
