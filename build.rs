@@ -2,37 +2,80 @@
 //! indentation are dropped, and each script's SHA-1 is computed here, so the
 //! library (the WebAssembly module above all) carries small scripts and no
 //! hashing code. The .lua files stay the readable source of truth.
+//!
+//! The list below is the only list of scripts: the `Script` statics, the
+//! batch script's dispatch order and `scripts::ALL` are generated from it.
+//! The numbers the scripts share with Rust come from src/algorithm/twin.rs.
 
 use std::fmt::Write as _;
 use std::path::Path;
 
-const SCRIPTS: [&str; 6] = [
-    "fixed_window",
-    "sliding_window",
-    "sliding_log",
-    "token_bucket",
-    "gcra",
-    "concurrency",
+#[path = "src/algorithm/twin.rs"]
+mod twin;
+
+/// Each script the batch script runs, in its dispatcher's order (the
+/// `batch_number` a call names is the position here, from 1), with the
+/// doc of its `Script` static.
+const SCRIPTS: [(&str, &str); 6] = [
+    (
+        "fixed_window",
+        "[`FixedWindow`](crate::FixedWindow); configuration `limit, window_ms`.",
+    ),
+    (
+        "sliding_window",
+        "[`SlidingWindow`](crate::SlidingWindow); configuration `limit, window_ms`.",
+    ),
+    (
+        "sliding_log",
+        "[`SlidingLog`](crate::SlidingLog); configuration `limit, window_ms`.",
+    ),
+    (
+        "token_bucket",
+        "[`TokenBucket`](crate::TokenBucket); configuration `capacity, refill, interval_ms, initial`.",
+    ),
+    (
+        "gcra",
+        "[`Gcra`](crate::Gcra); configuration `rate, period_ms, burst`.",
+    ),
+    (
+        "concurrency",
+        "[`Concurrency`](crate::Concurrency): acquire, release, extend, peek.",
+    ),
 ];
+
+/// The batch script's doc.
+const BATCH_DOC: &str = "Several calls of the other scripts in one script call: `KEYS` one \
+key per call; `ARGV` per call the script's [`batch_number`](Script::batch_number), the count of \
+its arguments, then its `ARGV`; or only `0` for the previous call's script and `ARGV` again. The \
+reply has, per call, that script's reply, or a string: the error it raised (a failed call fails \
+alone).";
 
 fn main() {
     println!("cargo:rerun-if-changed=src/scripts");
+    println!("cargo:rerun-if-changed=src/algorithm/twin.rs");
     let read = |name: &str| {
         let path = format!("src/scripts/{name}.lua");
         std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
     };
-    let prelude = minify(&read("prelude"));
-    let mut out = format!("/// The shared functions every script starts with.\npub(crate) const PRELUDE: &str = {prelude:?};\n");
+    let mut prelude = String::new();
+    for (name, value) in twin::FOR_LUA {
+        writeln!(prelude, "local EL_{name} = {value}").unwrap();
+    }
+    prelude.push_str(&minify(&read("prelude")));
+    let mut out = format!(
+        "/// The shared functions every script starts with.\n\
+         pub(crate) const PRELUDE: &str = {prelude:?};\n"
+    );
     let mut bodies = Vec::new();
-    for name in SCRIPTS {
+    for (name, doc) in SCRIPTS {
         let body = minify(&read(name));
         let code = full_text(name, &prelude, &body);
         let sha1 = sha1_smol::Sha1::from(&code).digest().to_string();
         let constant = name.to_uppercase();
         writeln!(
             out,
-            "/// `{name}.lua`: its own part and the SHA-1 of the full text.\n\
-             pub(crate) const {constant}: (&str, &str) = ({body:?}, {sha1:?});"
+            "/// {doc}\n\
+             pub static {constant}: Script = Script::new({name:?}, {body:?}, {sha1:?});"
         )
         .unwrap();
         bodies.push(body);
@@ -45,8 +88,23 @@ fn main() {
     let sha1 = sha1_smol::Sha1::from(&code).digest().to_string();
     writeln!(
         out,
-        "/// `batch.lua`: its dispatcher and the SHA-1 of the full text.\n\
-         pub(crate) const BATCH: (&str, &str) = ({dispatcher:?}, {sha1:?});"
+        "/// {BATCH_DOC}\n\
+         pub static BATCH: Script = Script::new(\"batch\", {dispatcher:?}, {sha1:?});"
+    )
+    .unwrap();
+    let statics: Vec<String> = SCRIPTS
+        .iter()
+        .map(|(name, _)| format!("&{}", name.to_uppercase()))
+        .collect();
+    let n = statics.len();
+    let list = statics.join(", ");
+    writeln!(
+        out,
+        "/// The scripts [`BATCH`] runs, in the order of its dispatcher.\n\
+         pub(crate) static RUN_IN_BATCH: [&Script; {n}] = [{list}];\n\
+         /// Every script, e.g. to load them all at start-up.\n\
+         pub static ALL: [&Script; {}] = [{list}, &BATCH];",
+        n + 1
     )
     .unwrap();
     let dest = Path::new(&std::env::var("OUT_DIR").unwrap()).join("scripts.rs");
@@ -62,7 +120,7 @@ fn full_text(name: &str, prelude: &str, body: &str) -> String {
 /// KEYS and ARGV, then the dispatcher; `scripts::batch_body` builds the same.
 fn batch_body(bodies: &[String], dispatcher: &str) -> String {
     let mut text = String::new();
-    for (name, body) in SCRIPTS.iter().zip(bodies) {
+    for ((name, _), body) in SCRIPTS.iter().zip(bodies) {
         write!(
             text,
             "local function el_run_{name}(KEYS, ARGV)\n{body}end\n"

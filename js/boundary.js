@@ -2,16 +2,16 @@
 // key buffer and the decision read from its output slots, so a decision is a
 // single call into WebAssembly with no allocation on either side.
 
-import { coreMemory, keyBuffer, keyBufferLength, outBuffer, takeError } from "./edgelimit.js";
+import { CoreSlot, CoreStatus, coreMemory, keyBuffer, keyBufferLength, outBuffer, takeError } from "./edgelimit.js";
 
-// Output slots, as src/wasm/io.rs writes them.
-export const LIMIT = 0;
-export const REMAINING = 1;
-export const RESET = 2;
-export const RETRY_AFTER = 3;
-export const STORE_FAILURE = 4;
-export const EXPIRES_AT = 5;
-export const ALLOWED = 6;
+// Output slots, as the core numbers them.
+export const LIMIT = CoreSlot.Limit;
+export const REMAINING = CoreSlot.Remaining;
+export const RESET = CoreSlot.Reset;
+export const RETRY_AFTER = CoreSlot.RetryAfter;
+export const STORE_FAILURE = CoreSlot.StoreFailure;
+export const EXPIRES_AT = CoreSlot.ExpiresAt;
+export const ALLOWED = CoreSlot.Allowed;
 
 const encoder = new TextEncoder();
 let memory;
@@ -56,8 +56,8 @@ export function output() {
   return outView;
 }
 
-/** The status of a synchronous call (1, 0 or -1), throwing on -1. */
+/** Whether a synchronous call admitted, throwing when it failed. */
 export function check(status) {
-  if (status < 0) throw takeError();
-  return status === 1;
+  if (status === CoreStatus.Failed) throw takeError();
+  return status === CoreStatus.Admitted;
 }

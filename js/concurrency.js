@@ -1,17 +1,17 @@
 // Concurrency: a semaphore of expiring leases per id, so a crashed holder
 // cannot keep a slot forever.
 
-import { CoreConcurrency } from "./edgelimit.js";
+import { CoreConcurrency, CoreLeaseOp } from "./edgelimit.js";
 import * as slot from "./boundary.js";
 import { checkId, checkNumber, invalid } from "./errors.js";
 import { DEFAULT_PREFIX } from "./ratelimit.js";
 import { CORE, TRANSPORT, checkStore, failureCode, memoryStore } from "./stores.js";
 import { run } from "./transport.js";
 
-const ACQUIRE = 0;
-const RELEASE = 1;
-const EXTEND = 2;
-const PEEK = 3;
+const ACQUIRE = CoreLeaseOp.Acquire;
+const RELEASE = CoreLeaseOp.Release;
+const EXTEND = CoreLeaseOp.Extend;
+const PEEK = CoreLeaseOp.Peek;
 
 // Node 20.4+, Deno, workerd and current browsers define it; the registered
 // symbol is what `await using` looks up where a polyfill provides it.

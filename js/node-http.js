@@ -7,11 +7,12 @@
 
 import net from "node:net";
 import tls from "node:tls";
+import { CoreFetchFailure } from "./edgelimit.js";
 
 // What a failed request means to the core (see transport.js).
-const TIMED_OUT = 0;
-const REFUSED = 1;
-const OTHER = 2;
+const TIMED_OUT = CoreFetchFailure.TimedOut;
+const REFUSED = CoreFetchFailure.Refused;
+const OTHER = CoreFetchFailure.Other;
 
 // Idle connections kept per origin; more are closed as they free up.
 const MAX_IDLE = 64;

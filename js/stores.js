@@ -1,6 +1,6 @@
 // The stores: where limiter state lives. One store may serve many limiters.
 
-import { CoreMemoryStore, CoreRestStore } from "./edgelimit.js";
+import { CoreFailure, CoreMemoryStore, CoreRestStore } from "./edgelimit.js";
 import { checkNumber, invalid } from "./errors.js";
 import { Transport } from "./transport.js";
 
@@ -56,10 +56,16 @@ export function redisStore({
   return Object.freeze({ kind: "redis", [CORE]: core, [TRANSPORT]: transport });
 }
 
+const FAILURES = new Map([
+  ["error", CoreFailure.Error],
+  ["open", CoreFailure.Open],
+  ["closed", CoreFailure.Closed],
+]);
+
 /** The failure policy as the core numbers it. */
 export function failureCode(failure) {
-  const code = ["error", "open", "closed"].indexOf(failure);
-  if (code < 0) throw invalid(`failure must be "error", "open" or "closed", got ${JSON.stringify(failure)}`);
+  const code = FAILURES.get(failure);
+  if (code === undefined) throw invalid(`failure must be "error", "open" or "closed", got ${JSON.stringify(failure)}`);
   return code;
 }
 

@@ -5,19 +5,19 @@
 // retry and the failure policy; this file only moves bytes, groups calls
 // and enforces the timeout.
 
-import { CoreRestBatch, takeError } from "./edgelimit.js";
+import { CoreFetchFailure, CoreRestBatch, CoreStatus, takeError } from "./edgelimit.js";
 import { ALLOWED, output } from "./boundary.js";
 import { sleep } from "./wait.js";
 
-// Statuses of CoreRestCall.receiveFrom besides 1, 0 and -1.
-const SEND_AGAIN = 2;
-const RETRY_LATER = 3;
+// Statuses of CoreRestCall.receiveFrom besides admitted, denied and failed.
+const SEND_AGAIN = CoreStatus.SendAgain;
+const RETRY_LATER = CoreStatus.RetryLater;
 
-// What a failed fetch means to the core: 0 timed out, 1 refused (the request
-// never arrived), 2 anything else (it may have run).
-const TIMED_OUT = 0;
-const REFUSED = 1;
-const OTHER = 2;
+// What a failed fetch means to the core: timed out, refused (the request
+// never arrived), or anything else (it may have run).
+const TIMED_OUT = CoreFetchFailure.TimedOut;
+const REFUSED = CoreFetchFailure.Refused;
+const OTHER = CoreFetchFailure.Other;
 
 function describe(error) {
   const cause = error?.cause?.message;
@@ -66,7 +66,7 @@ export function usePost(poster) {
 
 /** What a call's reply left: its status, and its numbers or its error. */
 function settled(status) {
-  if (status < 0) return { status, error: takeError() };
+  if (status === CoreStatus.Failed) return { status, error: takeError() };
   // Read now: the next call overwrites the output slots.
   return { status, slots: status <= 1 ? output().slice() : undefined };
 }
@@ -172,8 +172,8 @@ export async function run(call, transport) {
         await sleep(call.delayMs);
         continue;
       }
-      if (status < 0) throw error;
-      return { allowed: status === 1, slots };
+      if (status === CoreStatus.Failed) throw error;
+      return { allowed: status === CoreStatus.Admitted, slots };
     }
   } finally {
     call.free();

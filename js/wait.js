@@ -1,5 +1,8 @@
-// Waiting: timers that an AbortSignal cancels, and the jittered backoff
-// shared by blockUntilReady, acquire and throttle.
+// Waiting: timers that an AbortSignal cancels, and the core's jittered
+// backoff (`backoff(retryAfter, now, deadline)`: ms to sleep, or -1 past the
+// deadline) shared by blockUntilReady, acquire and throttle.
+
+export { backoff } from "./edgelimit.js";
 
 export function sleep(ms, signal) {
   return new Promise((resolve, reject) => {
@@ -14,17 +17,4 @@ export function sleep(ms, signal) {
     }, ms);
     signal?.addEventListener("abort", onAbort, { once: true });
   });
-}
-
-/**
- * How long to sleep after a denial asking for `retryAfter` ms, or -1 when
- * that is past the deadline. A little jitter keeps waiters woken together
- * from colliding again; it never pushes the wake-up past the deadline.
- */
-export function backoff(retryAfter, now, deadline) {
-  const wait = Math.max(1, retryAfter);
-  const room = deadline - now;
-  if (wait > room) return -1;
-  const jitter = Math.min(Math.floor(wait / 8), room - wait, 50);
-  return wait + Math.floor(Math.random() * (jitter + 1));
 }

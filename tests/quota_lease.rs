@@ -13,7 +13,7 @@ mod tap;
 use std::cell::RefCell;
 
 use edgelimit::algorithm::{Algorithm, QuotaRefund, StateKind};
-use edgelimit::scripts::{self, RATE_REPLY_LEN};
+use edgelimit::scripts::{self, Scripted, RATE_REPLY_LEN};
 use edgelimit::store::{
     AsyncRedisRestStore, Batching, ConsumeQuota, RedisRestStore, RestOptions, TimeSource,
     Transition,

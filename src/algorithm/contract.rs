@@ -1,6 +1,6 @@
 //! What every rate-limiting algorithm provides.
 
-use super::{QuotaGrant, QuotaRefund, StateKind};
+use super::{Kind, QuotaGrant, QuotaRefund, StateKind};
 use crate::{Decision, Error};
 
 /// A decision and how long the state that produced it must be kept.
@@ -28,14 +28,21 @@ pub struct Outcome {
 /// - a clock that goes backwards never admits more than the latest time seen
 ///   would have.
 ///
-/// Every algorithm has a Lua twin ([`Scripted`](crate::scripts::Scripted)),
-/// so any store can run it.
-pub trait Algorithm: crate::scripts::Scripted {
+/// Every algorithm has a Lua twin, picked by its [`kind`](Self::kind) and
+/// given its [`config_args`](Self::config_args), so any store can run it.
+pub trait Algorithm {
     /// The per-key state.
     type State: StateKind + Clone + std::fmt::Debug + PartialEq + Send + 'static;
 
     /// The limit reported in decisions.
     fn limit(&self) -> u64;
+
+    /// Which algorithm this is.
+    fn kind(&self) -> Kind;
+
+    /// The configuration as numbers, in the order the Lua twin takes them
+    /// (from its `ARGV[4]` on).
+    fn config_args(&self) -> Vec<u64>;
 
     /// Decides one call of `cost` units at `now_ms`.
     fn decide(
@@ -72,9 +79,7 @@ pub trait Algorithm: crate::scripts::Scripted {
     }
 }
 
-/// Latest time an algorithm computes with (about the year 144 000): a sum
-/// of a time and a span stays below 2^53, hence exact in Lua's doubles too.
-pub const MAX_TIME_MS: u64 = 1 << 52;
+pub use super::twin::MAX_TIME_MS;
 
 /// Clamps a caller-supplied time so arithmetic on it cannot overflow.
 #[inline]

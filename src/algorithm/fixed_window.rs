@@ -47,6 +47,14 @@ impl Algorithm for FixedWindow {
         self.limit
     }
 
+    fn kind(&self) -> super::Kind {
+        super::Kind::FixedWindow
+    }
+
+    fn config_args(&self) -> Vec<u64> {
+        vec![self.limit(), self.window_ms()]
+    }
+
     fn decide(
         &self,
         state: &mut Option<FixedWindowState>,

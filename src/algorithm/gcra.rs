@@ -133,6 +133,14 @@ impl Algorithm for Gcra {
         self.burst
     }
 
+    fn kind(&self) -> super::Kind {
+        super::Kind::Gcra
+    }
+
+    fn config_args(&self) -> Vec<u64> {
+        vec![self.rate(), self.period_ms(), self.burst()]
+    }
+
     fn decide(
         &self,
         state: &mut Option<GcraState>,

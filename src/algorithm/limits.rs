@@ -11,8 +11,7 @@ use crate::IntoMillis;
 /// Largest integer a Lua number (an IEEE double) holds exactly.
 pub const MAX_EXACT: u128 = 1 << 53;
 
-/// Longest window, interval or period: about 100 years.
-pub const MAX_SPAN_MS: u64 = 100 * 365 * 86_400_000;
+pub use super::twin::MAX_SPAN_MS;
 
 /// Most entries a sliding log keeps per key, so one key's memory is bounded.
 pub const MAX_LOG_LIMIT: u64 = 100_000;

@@ -107,6 +107,14 @@ impl Algorithm for SlidingLog {
         self.limit
     }
 
+    fn kind(&self) -> super::Kind {
+        super::Kind::SlidingLog
+    }
+
+    fn config_args(&self) -> Vec<u64> {
+        vec![self.limit(), self.window_ms()]
+    }
+
     fn decide(
         &self,
         state: &mut Option<SlidingLogState>,

@@ -93,6 +93,14 @@ impl Algorithm for SlidingWindow {
         self.limit
     }
 
+    fn kind(&self) -> super::Kind {
+        super::Kind::SlidingWindow
+    }
+
+    fn config_args(&self) -> Vec<u64> {
+        vec![self.limit(), self.window_ms()]
+    }
+
     fn decide(
         &self,
         state: &mut Option<SlidingWindowState>,

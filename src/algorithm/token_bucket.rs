@@ -114,6 +114,19 @@ impl Algorithm for TokenBucket {
         self.capacity
     }
 
+    fn kind(&self) -> super::Kind {
+        super::Kind::TokenBucket
+    }
+
+    fn config_args(&self) -> Vec<u64> {
+        vec![
+            self.capacity(),
+            self.refill(),
+            self.interval_ms(),
+            self.initial(),
+        ]
+    }
+
     fn decide(
         &self,
         state: &mut Option<TokenBucketState>,

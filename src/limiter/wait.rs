@@ -38,13 +38,19 @@ impl WaitOutcome {
 /// wasted). Adds a little jitter so waiters woken together do not all collide
 /// again, never pushing the wake-up past the deadline.
 pub(crate) fn backoff(denial: &Decision, now_ms: u64, deadline_ms: u64) -> Option<Duration> {
-    let retry_after = denial.retry_after_ms.max(1);
+    backoff_ms(denial.retry_after_ms, now_ms, deadline_ms).map(Duration::from_millis)
+}
+
+/// [`backoff`] in milliseconds, for a denial asking for `retry_after_ms`
+/// (the JS package's waits use it too).
+pub(crate) fn backoff_ms(retry_after_ms: u64, now_ms: u64, deadline_ms: u64) -> Option<u64> {
+    let retry_after = retry_after_ms.max(1);
     let room = deadline_ms.saturating_sub(now_ms);
     if retry_after > room {
         return None;
     }
     let jitter = random::up_to((retry_after / 8).min(room - retry_after).min(50));
-    Some(Duration::from_millis(retry_after + jitter))
+    Some(retry_after + jitter)
 }
 
 pub(crate) fn deadline_ms(now_ms: u64, within: Duration) -> u64 {

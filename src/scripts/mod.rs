@@ -44,9 +44,7 @@
 
 use std::sync::OnceLock;
 
-use crate::algorithm::{
-    Algorithm, AnyState, FixedWindow, Gcra, SlidingLog, SlidingWindow, TokenBucket,
-};
+use crate::algorithm::{Algorithm, AnyState, Kind};
 
 mod reply;
 
@@ -65,7 +63,7 @@ pub struct Script {
 impl Script {
     /// A script named `name` whose text is the prelude followed by `body`,
     /// with that text's SHA-1 (computed when the crate is built).
-    const fn new(name: &'static str, (body, sha1): (&'static str, &'static str)) -> Self {
+    const fn new(name: &'static str, body: &'static str, sha1: &'static str) -> Self {
         Self {
             name,
             body,
@@ -89,7 +87,7 @@ impl Script {
                 true => batch_body(self.body),
                 false => self.body.to_owned(),
             };
-            format!("-- edgelimit {}\n{}{own}", self.name, embedded::PRELUDE)
+            format!("-- edgelimit {}\n{}{own}", self.name, PRELUDE)
         })
     }
 
@@ -108,79 +106,9 @@ impl Script {
     }
 }
 
-/// The scripts as build.rs prepared them.
-mod embedded {
-    include!(concat!(env!("OUT_DIR"), "/scripts.rs"));
-}
-
-macro_rules! script {
-    ($(#[$doc:meta])* $name:ident, $file:literal) => {
-        $(#[$doc])*
-        pub static $name: Script = Script::new($file, embedded::$name);
-    };
-}
-script!(
-    /// [`FixedWindow`]; configuration `limit, window_ms`.
-    FIXED_WINDOW,
-    "fixed_window"
-);
-script!(
-    /// [`SlidingWindow`]; configuration `limit, window_ms`.
-    SLIDING_WINDOW,
-    "sliding_window"
-);
-script!(
-    /// [`SlidingLog`]; configuration `limit, window_ms`.
-    SLIDING_LOG,
-    "sliding_log"
-);
-script!(
-    /// [`TokenBucket`]; configuration `capacity, refill, interval_ms, initial`.
-    TOKEN_BUCKET,
-    "token_bucket"
-);
-script!(
-    /// [`Gcra`]; configuration `rate, period_ms, burst`.
-    GCRA,
-    "gcra"
-);
-script!(
-    /// [`Concurrency`](crate::Concurrency): acquire, release, extend, peek.
-    CONCURRENCY,
-    "concurrency"
-);
-script!(
-    /// Several calls of the other scripts in one script call: `KEYS` one
-    /// key per call; `ARGV` per call the script's
-    /// [`batch_number`](Script::batch_number), the count of its arguments,
-    /// then its `ARGV`; or only `0` for the previous call's script and
-    /// `ARGV` again. The reply has, per call, that script's reply, or a
-    /// string: the error it raised (a failed call fails alone).
-    BATCH,
-    "batch"
-);
-
-/// The scripts [`BATCH`] runs, in the order of its dispatcher (and of
-/// build.rs).
-static RUN_IN_BATCH: [&Script; 6] = [
-    &FIXED_WINDOW,
-    &SLIDING_WINDOW,
-    &SLIDING_LOG,
-    &TOKEN_BUCKET,
-    &GCRA,
-    &CONCURRENCY,
-];
-
-/// Every script, e.g. to load them all at start-up.
-pub static ALL: [&Script; 7] = [
-    &FIXED_WINDOW,
-    &SLIDING_WINDOW,
-    &SLIDING_LOG,
-    &TOKEN_BUCKET,
-    &GCRA,
-    &CONCURRENCY,
-    &BATCH,
-];
+// The statics (`FIXED_WINDOW` … `BATCH`), `RUN_IN_BATCH` and `ALL`, as
+// build.rs prepared them from its list of scripts.
+include!(concat!(env!("OUT_DIR"), "/scripts.rs"));
 
 /// [`BATCH`]'s own part: every script it runs as a function of its KEYS
 /// and ARGV, then `dispatcher`; build.rs hashes the same text.
@@ -196,86 +124,43 @@ fn batch_body(dispatcher: &str) -> String {
     text + dispatcher
 }
 
-/// A rate-limiting algorithm with a Lua twin.
+/// A rate-limiting algorithm's Lua twin: every [`Algorithm`] has one,
+/// chosen by its [`kind`](Algorithm::kind).
 pub trait Scripted {
     /// The script deciding for this algorithm.
     fn script(&self) -> &'static Script;
-    /// The configuration, in the order the script takes it from `ARGV[4]` on.
-    fn config_args(&self) -> Vec<u64>;
     /// The state a denial sent back: the numbers after the decision's
     /// [`RATE_REPLY_LEN`]. `None` when there are none or they do not make
     /// a state of this algorithm.
     fn state_from_reply(&self, fields: &[i64]) -> Option<AnyState>;
 }
 
-impl Scripted for FixedWindow {
+impl<A: Algorithm + ?Sized> Scripted for A {
     fn script(&self) -> &'static Script {
-        &FIXED_WINDOW
+        match self.kind() {
+            Kind::FixedWindow => &FIXED_WINDOW,
+            Kind::SlidingWindow => &SLIDING_WINDOW,
+            Kind::SlidingLog => &SLIDING_LOG,
+            Kind::TokenBucket => &TOKEN_BUCKET,
+            Kind::Gcra => &GCRA,
+        }
     }
-    fn config_args(&self) -> Vec<u64> {
-        vec![self.limit(), self.window_ms()]
-    }
-    fn state_from_reply(&self, fields: &[i64]) -> Option<AnyState> {
-        reply::fixed_window_state(fields)
-    }
-}
 
-impl Scripted for SlidingWindow {
-    fn script(&self) -> &'static Script {
-        &SLIDING_WINDOW
-    }
-    fn config_args(&self) -> Vec<u64> {
-        vec![self.limit(), self.window_ms()]
-    }
     fn state_from_reply(&self, fields: &[i64]) -> Option<AnyState> {
-        reply::sliding_window_state(fields)
-    }
-}
-
-impl Scripted for SlidingLog {
-    fn script(&self) -> &'static Script {
-        &SLIDING_LOG
-    }
-    fn config_args(&self) -> Vec<u64> {
-        vec![self.limit(), self.window_ms()]
-    }
-    fn state_from_reply(&self, fields: &[i64]) -> Option<AnyState> {
-        reply::sliding_log_state(fields)
-    }
-}
-
-impl Scripted for TokenBucket {
-    fn script(&self) -> &'static Script {
-        &TOKEN_BUCKET
-    }
-    fn config_args(&self) -> Vec<u64> {
-        vec![
-            self.capacity(),
-            self.refill(),
-            self.interval_ms(),
-            self.initial(),
-        ]
-    }
-    fn state_from_reply(&self, fields: &[i64]) -> Option<AnyState> {
-        reply::token_bucket_state(fields)
-    }
-}
-
-impl Scripted for Gcra {
-    fn script(&self) -> &'static Script {
-        &GCRA
-    }
-    fn config_args(&self) -> Vec<u64> {
-        vec![self.rate(), self.period_ms(), self.burst()]
-    }
-    fn state_from_reply(&self, fields: &[i64]) -> Option<AnyState> {
-        reply::gcra_state(fields)
+        match self.kind() {
+            Kind::FixedWindow => reply::fixed_window_state(fields),
+            Kind::SlidingWindow => reply::sliding_window_state(fields),
+            Kind::SlidingLog => reply::sliding_log_state(fields),
+            Kind::TokenBucket => reply::token_bucket_state(fields),
+            Kind::Gcra => reply::gcra_state(fields),
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::algorithm::{FixedWindow, Gcra, SlidingLog, SlidingWindow, TokenBucket};
 
     #[test]
     fn sha1_is_lowercase_hex_of_the_code() {

@@ -14,8 +14,8 @@
 -- caller clock running behind the server's cannot lose a state early (the
 -- decision still follows `exp`). A TTL of 0 deletes the key.
 
-local EL_MAX_TIME_MS = 4503599627370496 -- 2^52: MAX_TIME_MS in contract.rs
-local EL_MAX_SPAN_MS = 3153600000000 -- limits::MAX_SPAN_MS (100 years)
+-- build.rs defines EL_MAX_TIME_MS, EL_MAX_SPAN_MS and
+-- EL_MAX_LOG_ENTRIES_IN_REPLY before this file, from src/algorithm/twin.rs.
 local EL_GRACE_MS = 10000
 
 -- A decimal argument as a number; raises a script error when malformed.

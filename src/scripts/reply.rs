@@ -14,7 +14,7 @@ pub const RATE_REPLY_LEN: usize = 5;
 
 /// Entries of a sliding log that a denial sends back at most; a longer log
 /// is not sent (the denial is then not cached).
-pub const MAX_LOG_ENTRIES_IN_REPLY: usize = 64;
+pub const MAX_LOG_ENTRIES_IN_REPLY: usize = crate::algorithm::MAX_LOG_ENTRIES_IN_REPLY as usize;
 
 fn flag(value: i64) -> Option<bool> {
     match value {

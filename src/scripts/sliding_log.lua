@@ -7,7 +7,7 @@
 --          latest = latest_ms, exp.
 -- ARGV: now_ms or "", cost, peek ("1": read only), limit, window_ms.
 -- Reply: {allowed, remaining, reset_ms, retry_after_ms, now_ms}, and for a
---        denial of a log of at most EL_MAX_REPLY_ENTRIES entries the state
+--        denial of a log of at most EL_MAX_LOG_ENTRIES_IN_REPLY entries the state
 --        as stored (a denial changes none): total, latest, then at_ms and
 --        units of each entry, oldest first.
 
@@ -117,9 +117,8 @@ if head < tail then
 end
 el_finish(key, true, ttl, raw_now, caller_clock, readonly, writes)
 -- The log as stored, unless longer than reply.rs MAX_LOG_ENTRIES_IN_REPLY.
-local EL_MAX_REPLY_ENTRIES = 64
 local kept = nil
-if not allowed and state.t - state.h <= EL_MAX_REPLY_ENTRIES then
+if not allowed and state.t - state.h <= EL_MAX_LOG_ENTRIES_IN_REPLY then
   kept = { state.total, state.latest }
   for i = state.h, state.t - 1 do
     local entry_at, entry_units = entry(i)

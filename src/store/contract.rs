@@ -2,10 +2,10 @@
 //! in memory or as a Lua script in Redis.
 
 use crate::algorithm::{
-    Algorithm, Concurrency, ConcurrencyState, LeaseOp, LeaseOutcome, QuotaGrant, QuotaRefund,
-    StateKind,
+    check_cost, Algorithm, Concurrency, ConcurrencyState, LeaseOp, LeaseOutcome, QuotaGrant,
+    QuotaRefund, StateKind,
 };
-use crate::scripts::{self, Script};
+use crate::scripts::{self, Script, Scripted};
 use crate::{Decision, Error, StoreError};
 
 /// A stored key: a limiter's prefix and the caller's id, kept apart so a
@@ -131,13 +131,7 @@ impl<A: Algorithm> Transition for Consume<'_, A> {
     }
 
     fn remote(&self) -> Result<Remote, Error> {
-        let limit = self.algorithm.limit();
-        if self.cost > limit {
-            return Err(Error::CostExceedsLimit {
-                cost: self.cost,
-                limit,
-            });
-        }
+        check_cost(self.cost, self.algorithm.limit())?;
         let mut args = vec![self.cost.to_string(), "0".to_owned()];
         args.extend(self.algorithm.config_args().iter().map(u64::to_string));
         Ok(Remote {

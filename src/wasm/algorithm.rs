@@ -7,10 +7,9 @@ use wasm_bindgen::prelude::*;
 use super::convert::{count, millis};
 use super::error::Coded;
 use crate::algorithm::{
-    AnyState, FixedWindow, Gcra, Outcome, QuotaGrant, QuotaRefund, SlidingLog, SlidingWindow,
+    AnyState, FixedWindow, Gcra, Kind, Outcome, QuotaGrant, QuotaRefund, SlidingLog, SlidingWindow,
     StateKind, TokenBucket,
 };
-use crate::scripts::{Script, Scripted};
 use crate::{Algorithm, ConfigError, Error};
 
 /// One of the rate algorithms.
@@ -39,23 +38,19 @@ macro_rules! with_algorithm {
 // The bindings choose the algorithm at run time: one algorithm over any
 // state lets every store path be compiled once rather than per algorithm,
 // which keeps the module small.
-impl Scripted for AnyAlgorithm {
-    fn script(&self) -> &'static Script {
-        with_algorithm!(self, |a| a.script())
-    }
-    fn config_args(&self) -> Vec<u64> {
-        with_algorithm!(self, |a| a.config_args())
-    }
-    fn state_from_reply(&self, fields: &[i64]) -> Option<AnyState> {
-        with_algorithm!(self, |a| a.state_from_reply(fields))
-    }
-}
-
 impl Algorithm for AnyAlgorithm {
     type State = AnyState;
 
     fn limit(&self) -> u64 {
         with_algorithm!(self, |a| a.limit())
+    }
+
+    fn kind(&self) -> Kind {
+        with_algorithm!(self, |a| a.kind())
+    }
+
+    fn config_args(&self) -> Vec<u64> {
+        with_algorithm!(self, |a| a.config_args())
     }
 
     fn decide(

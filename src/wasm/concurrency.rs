@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use wasm_bindgen::prelude::*;
 
+use super::codes::LeaseCall;
 use super::convert::{count, millis};
 use super::error::{invalid_argument, Coded};
 use super::io;
@@ -23,8 +24,8 @@ pub struct WasmConcurrency {
     place: Place,
 }
 
-/// What JavaScript asks: 0 acquire, 1 release, 2 extend, 3 peek. A `ttl`
-/// of `undefined` means the configured lease.
+/// What JavaScript asks, numbered as [`LeaseCall`]. A `ttl` of `undefined`
+/// means the configured lease.
 fn lease_op(op: u8, lease: &str, ttl: &JsValue) -> Result<LeaseOp, JsValue> {
     let id = || {
         lease
@@ -38,17 +39,21 @@ fn lease_op(op: u8, lease: &str, ttl: &JsValue) -> Result<LeaseOp, JsValue> {
             ms => Ok(ms),
         },
     };
+    const ACQUIRE: u8 = LeaseCall::Acquire as u8;
+    const RELEASE: u8 = LeaseCall::Release as u8;
+    const EXTEND: u8 = LeaseCall::Extend as u8;
+    const PEEK: u8 = LeaseCall::Peek as u8;
     Ok(match op {
-        0 => LeaseOp::Acquire {
+        ACQUIRE => LeaseOp::Acquire {
             id: id()?,
             ttl_ms: ttl_ms()?,
         },
-        1 => LeaseOp::Release { id: id()? },
-        2 => LeaseOp::Extend {
+        RELEASE => LeaseOp::Release { id: id()? },
+        EXTEND => LeaseOp::Extend {
             id: id()?,
             ttl_ms: ttl_ms()?,
         },
-        3 => LeaseOp::Peek,
+        PEEK => LeaseOp::Peek,
         _ => return Err(invalid_argument("unknown lease operation")),
     })
 }

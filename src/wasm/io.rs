@@ -6,22 +6,19 @@ use std::cell::{Cell, RefCell};
 
 use wasm_bindgen::prelude::*;
 
+use super::codes::{Slot, Status, SLOTS};
 use super::error::invalid_argument;
 use crate::algorithm::LeaseOutcome;
 use crate::Decision;
 
-/// Slots of `OUT`: the decision's numbers.
-pub(crate) const LIMIT: usize = 0;
-pub(crate) const REMAINING: usize = 1;
-pub(crate) const RESET: usize = 2;
-pub(crate) const RETRY_AFTER: usize = 3;
-/// 1 when the failure policy decided.
-pub(crate) const STORE_FAILURE: usize = 4;
-/// A lease's expiry (0 when none).
-pub(crate) const EXPIRES_AT: usize = 5;
-/// 1 when the decision admits.
-pub(crate) const ALLOWED: usize = 6;
-const SLOTS: usize = 8;
+/// Slots of `OUT`: the decision's numbers, where [`Slot`] says.
+pub(crate) const LIMIT: usize = Slot::Limit as usize;
+pub(crate) const REMAINING: usize = Slot::Remaining as usize;
+pub(crate) const RESET: usize = Slot::Reset as usize;
+pub(crate) const RETRY_AFTER: usize = Slot::RetryAfter as usize;
+pub(crate) const STORE_FAILURE: usize = Slot::StoreFailure as usize;
+pub(crate) const EXPIRES_AT: usize = Slot::ExpiresAt as usize;
+pub(crate) const ALLOWED: usize = Slot::Allowed as usize;
 
 thread_local! {
     static KEY: RefCell<Vec<u8>> = RefCell::new(vec![0; 256]);
@@ -66,14 +63,15 @@ pub fn take_error() -> JsValue {
     LAST_ERROR.with(|error| error.replace(JsValue::UNDEFINED))
 }
 
-/// The status a synchronous call answers: 1 admitted, 0 denied, -1 failed
+/// The [`Status`] a synchronous call answers: admitted, denied, or failed
 /// (the error waits in `takeError`).
 pub(crate) fn status(result: Result<bool, JsValue>) -> i32 {
     match result {
-        Ok(allowed) => allowed as i32,
+        Ok(true) => Status::Admitted as i32,
+        Ok(false) => Status::Denied as i32,
         Err(error) => {
             LAST_ERROR.with(|last| *last.borrow_mut() = error);
-            -1
+            Status::Failed as i32
         }
     }
 }

@@ -2,6 +2,7 @@
 //! package's `js/` wraps them in the public API.
 
 mod algorithm;
+mod codes;
 mod concurrency;
 mod convert;
 mod error;
@@ -11,6 +12,7 @@ mod rest;
 mod stores;
 
 pub use algorithm::WasmAlgorithm;
+pub use codes::{Failure, FetchFailure, LeaseCall, Slot, Status};
 pub use concurrency::WasmConcurrency;
 pub use io::{core_memory, key_buffer, key_buffer_length, out_buffer, take_error};
 pub use rate::WasmRateLimiter;

@@ -122,3 +122,12 @@ impl WasmRateLimiter {
         self.place.rest_call(id, Ask::Remove, 0.0)
     }
 }
+
+/// How long to sleep after a denial asking for `retry_after` ms, or -1 when
+/// that is past `deadline` (times in ms): the core's backoff, jitter
+/// included, so blocking waits behave alike in Rust and in JavaScript.
+#[wasm_bindgen]
+pub fn backoff(retry_after: f64, now: f64, deadline: f64) -> f64 {
+    crate::limiter::wait::backoff_ms(now_ms(retry_after), now_ms(now), now_ms(deadline))
+        .map_or(-1.0, |ms| ms as f64)
+}

@@ -5,17 +5,20 @@
 //! keeps an HTTP client and an async runtime out of the module.
 
 use std::rc::Rc;
+use std::sync::Arc;
 
 use wasm_bindgen::prelude::*;
 
 use super::algorithm::AnyAlgorithm;
+use super::codes::{FetchFailure, Status};
 use super::error::{invalid_argument, Coded};
 use super::io;
 use crate::algorithm::{LeaseOp, LeaseOutcome, QuotaRefund};
 use crate::limiter::quota_book::{QuotaBook, Spend};
+use crate::random;
 use crate::store::redis_rest::{
     command_body, conclude, decode, redis_key, Batch, DenyCache, Exchange, Grouping, Json, Reply,
-    ScriptCall, Step,
+    Request, ScriptCall, Step,
 };
 use crate::store::{Consume, ConsumeQuota, Key, LeaseStep, Peek, RestOptions, Transition};
 use crate::{Algorithm as _, Concurrency, Decision, Error, FailurePolicy, StoreError};
@@ -55,16 +58,9 @@ impl Target {
     }
 }
 
-/// What a call sends: a script call, or a plain command's body.
-enum Sent {
-    Script(ScriptCall),
-    Command(String),
-}
-
 /// A call in flight.
 #[wasm_bindgen(js_name = CoreRestCall)]
 pub struct WasmRestCall {
-    sent: Sent,
     ask: Ask,
     target: Target,
     exchange: Exchange,
@@ -72,11 +68,10 @@ pub struct WasmRestCall {
     delay_ms: u64,
 }
 
-/// Status codes `receiveFrom` answers besides 0 (denied) and -1 (failed,
-/// see `takeError`).
-const ADMITTED: i32 = 1;
-const SEND_AGAIN: i32 = 2;
-const RETRY_LATER: i32 = 3;
+/// The [`Status`]es `receiveFrom` answers besides denied and failed.
+const ADMITTED: i32 = Status::Admitted as i32;
+const SEND_AGAIN: i32 = Status::SendAgain as i32;
+const RETRY_LATER: i32 = Status::RetryLater as i32;
 
 impl WasmRestCall {
     /// The call for `ask` on `target` at `now_ms`, or the denial the deny
@@ -163,21 +158,14 @@ impl WasmRestCall {
                 None
             }
         };
-        let (sent, idempotent) = match call {
-            Some(call) => {
-                let idempotent = call.idempotent;
-                (Sent::Script(call), idempotent)
-            }
-            None => (
-                Sent::Command(command_body(["DEL", redis_key(key).as_str()])),
-                true,
-            ),
+        let request = match call {
+            Some(call) => Request::Script(Arc::new(call)),
+            None => Request::Command(command_body(["DEL", redis_key(key).as_str()])),
         };
         Ok(Some(Self {
-            sent,
             ask,
             target,
-            exchange: Exchange::new(idempotent),
+            exchange: Exchange::new(request, random::next_u64()),
             now_ms,
             delay_ms: 0,
         }))
@@ -316,9 +304,10 @@ impl WasmRestCall {
         self.delay_ms as f64
     }
 
-    /// Reads this call's reply, entry `index` of `batch`: 1 admitted / done,
-    /// 0 denied (numbers in the output buffer), 2 send again now, 3 send
-    /// again after `delayMs`, -1 failed (see `takeError`).
+    /// Reads this call's reply, entry `index` of `batch`, and answers a
+    /// [`Status`]: admitted or done, denied (numbers in the output buffer),
+    /// send again now, send again after `delayMs`, or failed (see
+    /// `takeError`).
     #[wasm_bindgen(js_name = receiveFrom)]
     pub fn receive_from(&mut self, batch: &mut WasmRestBatch, index: usize) -> i32 {
         match batch.replies.get_mut(index).and_then(Option::take) {
@@ -357,10 +346,7 @@ impl WasmRestBatch {
 
     /// Adds `call` as it must be sent now (EVALSHA, or EVAL after NOSCRIPT).
     pub fn add(&mut self, call: &WasmRestCall) {
-        match &call.sent {
-            Sent::Script(script) => self.batch.add_script(script, call.exchange.eval()),
-            Sent::Command(body) => self.batch.add_command(body.clone()),
-        }
+        call.exchange.part().add_to(&mut self.batch);
     }
 
     /// The path to POST to, after the store's URL.
@@ -387,17 +373,10 @@ impl WasmRestBatch {
         self.settle(Ok((status, text)));
     }
 
-    /// Reports a request that got no reply within `timeout_ms`: `kind` 0
-    /// timed out, 1 refused (it never arrived), 2 anything else (it may
-    /// have run).
+    /// Reports a request that got no reply within `timeout_ms`, `kind`
+    /// numbered as [`FetchFailure`].
     pub fn fail(&mut self, kind: u8, message: String, timeout_ms: f64) {
-        let error = match kind {
-            0 => StoreError::Timeout {
-                ms: timeout_ms as u64,
-            },
-            1 => StoreError::Unreachable(message),
-            _ => StoreError::Unavailable(message),
-        };
+        let error = FetchFailure::error(kind, message, timeout_ms as u64);
         self.settle(Err(error));
     }
 

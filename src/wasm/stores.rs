@@ -6,6 +6,7 @@ use std::time::Duration;
 use wasm_bindgen::prelude::*;
 
 use super::algorithm::AnyAlgorithm;
+use super::codes::Failure;
 use super::convert::count;
 use super::error::{js_error, Coded};
 use super::rest::{Ask, QuotaAsk, Target, WasmRestCall};
@@ -115,8 +116,8 @@ impl Place {
         }
     }
 
-    /// In Redis, `failure` numbered as JavaScript does (0 error, 1 open, 2
-    /// closed), the store's timeout overridden when `timeout_ms` is given.
+    /// In Redis, `failure` numbered as [`Failure`], the store's timeout
+    /// overridden when `timeout_ms` is given.
     pub(crate) fn rest(
         store: &WasmRestStore,
         prefix: String,
@@ -127,11 +128,7 @@ impl Place {
         if let Some(ms) = timeout_ms {
             store.options.timeout = timeout("timeout", ms)?;
         }
-        let failure = match failure {
-            1 => FailurePolicy::Open,
-            2 => FailurePolicy::Closed,
-            _ => FailurePolicy::Error,
-        };
+        let failure = Failure::policy(failure);
         Ok(Self {
             prefix,
             backend: Backend::Rest(store),

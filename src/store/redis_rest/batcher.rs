@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::{oneshot, Semaphore};
 
 use super::batch::{Batch, GroupingState};
-use super::call::ScriptCall;
+use super::exchange::Part;
 use super::options::Batching;
 use super::protocol::Reply;
 use crate::StoreError;
@@ -23,14 +23,6 @@ pub(crate) trait Post: Send + Sync + 'static {
         path: &'static str,
         body: String,
     ) -> impl Future<Output = Result<(u16, String), StoreError>> + Send;
-}
-
-/// What a call asks to send, as it must be sent now.
-pub(crate) enum Part {
-    /// A script call; with its code when `eval`.
-    Script(Arc<ScriptCall>, bool),
-    /// Any other command, as its JSON body.
-    Command(String),
 }
 
 /// The queue and the in-flight limit of one store.
@@ -120,10 +112,7 @@ impl Batcher {
         };
         let mut batch = Batch::new(self.grouping.get());
         for Waiting { part, .. } in &waiting {
-            match part {
-                Part::Script(call, eval) => batch.add_script(call, *eval),
-                Part::Command(body) => batch.add_command(body.clone()),
-            }
+            part.add_to(&mut batch);
         }
         let outcome = transport.post(batch.path(), batch.body()).await;
         drop(slot);

@@ -1,17 +1,17 @@
 //! The native REST store: blocking HTTP through reqwest.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use super::batch::{Batch, GroupingState};
 use super::block::blocking;
 use super::call::{conclude, redis_key, ScriptCall};
 use super::deny_cache::DenyCache;
-use super::exchange::{Exchange, Step};
+use super::exchange::{Exchange, Exchanges, Request, Step};
 use super::json::Json;
 use super::options::{Grouping, RestOptions};
 use super::protocol::{self, Reply};
 
+use crate::random;
 use crate::store::{Key, Store, Transition};
 use crate::{Error, StoreError};
 
@@ -145,22 +145,19 @@ impl RedisRestStore {
         }
     }
 
-    /// Sends `body` (built anew per attempt by `body`), retrying as the
-    /// options and the operation's idempotence allow.
-    fn send(&self, idempotent: bool, body: impl Fn(bool) -> String) -> Result<Json, StoreError> {
-        let mut exchange = Exchange::new(idempotent);
+    /// Sends `request` until it has an answer, retrying as the options and
+    /// its idempotence allow.
+    fn send(&self, request: Request) -> Result<Json, StoreError> {
+        let mut exchange = Exchange::new(request, random::next_u64());
         loop {
-            match exchange.next(self.post(body(exchange.eval())), &self.inner.options) {
+            let reply = self.post(exchange.part().body());
+            match exchange.next(reply, &self.inner.options) {
                 Step::Done(json) => return Ok(json),
                 Step::SendAgain => {}
                 Step::Retry(delay) => std::thread::sleep(delay),
                 Step::Failed(error) => return Err(error),
             }
         }
-    }
-
-    fn run_script(&self, call: &ScriptCall) -> Result<Json, StoreError> {
-        self.send(call.idempotent, |eval| call.body(eval))
     }
 
     fn prepare<T: Transition>(
@@ -172,34 +169,21 @@ impl RedisRestStore {
         ScriptCall::prepare(key, now_ms, transition, self.inner.options.time)
     }
 
-    /// Sends `calls` together until each has an answer: each with its own
-    /// exchange (EVAL after NOSCRIPT, retries as its idempotence allows),
-    /// those still unanswered together again after the longest delay asked.
-    fn run_batch(&self, calls: &[ScriptCall]) -> Vec<Result<Json, StoreError>> {
-        let options = &self.inner.options;
-        let mut exchanges: Vec<Exchange> =
-            calls.iter().map(|c| Exchange::new(c.idempotent)).collect();
-        let mut answers: Vec<Option<Result<Json, StoreError>>> = vec![None; calls.len()];
+    /// Sends `calls` together until each has an answer (see [`Exchanges`]).
+    fn run_batch(&self, calls: Vec<ScriptCall>) -> Vec<Result<Json, StoreError>> {
+        let exchanges = calls
+            .into_iter()
+            .map(|call| Exchange::new(Request::Script(Arc::new(call)), random::next_u64()))
+            .collect();
+        let mut exchanges = Exchanges::new(exchanges);
         loop {
-            let pending: Vec<usize> = (0..calls.len()).filter(|&i| answers[i].is_none()).collect();
-            if pending.is_empty() {
-                return answers.into_iter().flatten().collect();
-            }
             let mut batch = Batch::new(self.inner.grouping.get());
-            for &i in &pending {
-                batch.add_script(&calls[i], exchanges[i].eval());
+            if !exchanges.request(&mut batch) {
+                return exchanges.answers();
             }
             let outcome = self.post_to(batch.path(), batch.body());
             let replies = self.inner.grouping.replies(&batch, &outcome);
-            let mut delay = Duration::ZERO;
-            for (&i, reply) in pending.iter().zip(replies) {
-                match exchanges[i].next(reply, options) {
-                    Step::Done(json) => answers[i] = Some(Ok(json)),
-                    Step::SendAgain => {}
-                    Step::Retry(wait) => delay = delay.max(wait),
-                    Step::Failed(error) => answers[i] = Some(Err(error)),
-                }
-            }
+            let delay = exchanges.receive(replies, &self.inner.options);
             if !delay.is_zero() {
                 std::thread::sleep(delay);
             }
@@ -219,7 +203,7 @@ impl Store for RedisRestStore {
             return Ok(denied);
         }
         let call = self.prepare(key, now_ms, transition)?;
-        let json = self.run_script(&call)?;
+        let json = self.send(Request::Script(Arc::new(call)))?;
         conclude(&json, key, now_ms, transition, cache)
     }
 
@@ -228,7 +212,10 @@ impl Store for RedisRestStore {
             cache.forget(key);
         }
         let key = redis_key(key);
-        self.send(true, |_| protocol::command_body(["DEL", key.as_str()]))?;
+        self.send(Request::Command(protocol::command_body([
+            "DEL",
+            key.as_str(),
+        ])))?;
         Ok(())
     }
 
@@ -255,7 +242,7 @@ impl Store for RedisRestStore {
                 },
             });
         }
-        let mut replies = self.run_batch(&ready).into_iter();
+        let mut replies = self.run_batch(ready).into_iter();
         answers
             .into_iter()
             .zip(calls)

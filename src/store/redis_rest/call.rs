@@ -12,6 +12,7 @@ use crate::Error;
 /// One script call, ready to send. Its key and arguments are kept as JSON
 /// fragments, written once: a call may be sent more than once (EVAL after
 /// NOSCRIPT, retries), alone or in a batch.
+#[derive(Debug)]
 pub(crate) struct ScriptCall {
     pub(crate) script: &'static Script,
     /// The Redis key, as a JSON string.

@@ -31,7 +31,7 @@ pub(crate) use {
     batch::Batch,
     call::{conclude, decode, redis_key, ScriptCall},
     deny_cache::DenyCache,
-    exchange::{Exchange, Step},
+    exchange::{Exchange, Request, Step},
     json::Json,
     protocol::{command_body, Reply},
 };

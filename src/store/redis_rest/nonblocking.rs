@@ -3,13 +3,14 @@
 
 use std::sync::Arc;
 
-use super::batcher::{Batcher, Part, Post};
+use super::batcher::{Batcher, Post};
 use super::call::{conclude, redis_key, ScriptCall};
 use super::deny_cache::DenyCache;
-use super::exchange::{Exchange, Step};
+use super::exchange::{Exchange, Part, Request, Step};
 use super::json::Json;
 use super::options::{Batching, RestOptions};
 use super::protocol;
+use crate::random;
 use crate::store::{AsyncStore, Key, Transition};
 use crate::{Error, StoreError};
 
@@ -115,27 +116,18 @@ impl AsyncRedisRestStore {
         if let Some(batcher) = &inner.batcher {
             return batcher.send(&inner.transport, part).await;
         }
-        let body = match part {
-            Part::Script(call, eval) => call.body(eval),
-            Part::Command(body) => body,
-        };
-        match inner.transport.post("", body).await {
+        match inner.transport.post("", part.body()).await {
             Ok((status, text)) => protocol::read_reply(status, &text),
             Err(error) => protocol::Reply::Failed(error),
         }
     }
 
-    /// Sends the part `part` makes for each attempt (given whether the
-    /// script's code must go with it) until it has an answer, retrying as
-    /// the options and its idempotence allow.
-    async fn send(
-        &self,
-        idempotent: bool,
-        part: impl Fn(bool) -> Part,
-    ) -> Result<Json, StoreError> {
-        let mut exchange = Exchange::new(idempotent);
+    /// Sends `request` until it has an answer, retrying as the options and
+    /// its idempotence allow.
+    async fn send(&self, request: Request) -> Result<Json, StoreError> {
+        let mut exchange = Exchange::new(request, random::next_u64());
         loop {
-            let reply = self.exchange(part(exchange.eval())).await;
+            let reply = self.exchange(exchange.part()).await;
             match exchange.next(reply, &self.inner.options) {
                 Step::Done(json) => return Ok(json),
                 Step::SendAgain => {}
@@ -203,17 +195,8 @@ impl AsyncStore for AsyncRedisRestStore {
         if let Some(denied) = cache.and_then(|c| c.answer(key, now_ms, transition)) {
             return Ok(denied);
         }
-        let call = Arc::new(ScriptCall::prepare(
-            key,
-            now_ms,
-            transition,
-            self.inner.options.time,
-        )?);
-        let json = self
-            .send(call.idempotent, |eval| {
-                Part::Script(Arc::clone(&call), eval)
-            })
-            .await?;
+        let call = ScriptCall::prepare(key, now_ms, transition, self.inner.options.time)?;
+        let json = self.send(Request::Script(Arc::new(call))).await?;
         conclude(&json, key, now_ms, transition, cache)
     }
 
@@ -224,7 +207,7 @@ impl AsyncStore for AsyncRedisRestStore {
         }
         let key = redis_key(key);
         let body = protocol::command_body(["DEL", key.as_str()]);
-        self.send(true, |_| Part::Command(body.clone())).await?;
+        self.send(Request::Command(body)).await?;
         Ok(())
     }
 }

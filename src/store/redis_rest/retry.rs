@@ -4,17 +4,18 @@ use std::time::Duration;
 
 use super::options::RestOptions;
 use super::protocol::backoff_ms;
-use crate::random;
 use crate::StoreError;
 
 /// The delay before retrying after `error` on attempt `attempt` (0-based),
-/// or `None` to give up. A request that may have taken effect is retried
-/// only when it is idempotent: a consumed unit must never be taken twice.
+/// or `None` to give up; `random` picks the jitter. A request that may have
+/// taken effect is retried only when it is idempotent: a consumed unit must
+/// never be taken twice.
 pub(crate) fn retry_delay(
     error: &StoreError,
     attempt: u32,
     idempotent: bool,
     options: &RestOptions,
+    random: u64,
 ) -> Option<Duration> {
     let safe = idempotent || error.surely_not_applied();
     if attempt >= options.retries || !error.is_transient() || !safe {
@@ -24,7 +25,7 @@ pub(crate) fn retry_delay(
         attempt,
         options.backoff_base.as_millis() as u64,
         options.backoff_max.as_millis() as u64,
-        random::next_u64(),
+        random,
     );
     Some(Duration::from_millis(ms))
 }
@@ -40,24 +41,24 @@ mod tests {
         let timeout = StoreError::Timeout { ms: 2000 };
         let command = StoreError::Command("ERR".into());
         assert!(
-            retry_delay(&refused, 0, false, &options).is_some(),
+            retry_delay(&refused, 0, false, &options, 0).is_some(),
             "never arrived"
         );
         assert!(
-            retry_delay(&timeout, 0, false, &options).is_none(),
+            retry_delay(&timeout, 0, false, &options, 0).is_none(),
             "may have consumed"
         );
         assert!(
-            retry_delay(&timeout, 0, true, &options).is_some(),
+            retry_delay(&timeout, 0, true, &options, 0).is_some(),
             "idempotent"
         );
         assert!(
-            retry_delay(&command, 0, true, &options).is_none(),
+            retry_delay(&command, 0, true, &options, 0).is_none(),
             "not transient"
         );
-        assert!(retry_delay(&StoreError::Unauthorized, 0, true, &options).is_none());
+        assert!(retry_delay(&StoreError::Unauthorized, 0, true, &options, 0).is_none());
         assert!(
-            retry_delay(&refused, options.retries, true, &options).is_none(),
+            retry_delay(&refused, options.retries, true, &options, 0).is_none(),
             "out of attempts"
         );
     }

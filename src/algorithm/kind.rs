@@ -1,0 +1,18 @@
+//! Which rate algorithm a limiter runs: what a store needs to pick the
+//! algorithm's Lua twin and to read back the state a denial returns.
+
+/// One of the rate algorithms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Kind {
+    /// [`FixedWindow`](super::FixedWindow).
+    FixedWindow,
+    /// [`SlidingWindow`](super::SlidingWindow).
+    SlidingWindow,
+    /// [`SlidingLog`](super::SlidingLog).
+    SlidingLog,
+    /// [`TokenBucket`](super::TokenBucket).
+    TokenBucket,
+    /// [`Gcra`](super::Gcra).
+    Gcra,
+}

@@ -1,0 +1,23 @@
+//! Numbers the algorithms share with their Lua twins. build.rs reads this
+//! file too and defines each constant at the top of the scripts' prelude as
+//! `local EL_<NAME>`, so the two sides cannot drift. Plain constants only:
+//! build.rs compiles this file on its own.
+
+/// Latest time an algorithm computes with (about the year 144 000): a sum
+/// of a time and a span stays below 2^53, hence exact in Lua's doubles too.
+pub const MAX_TIME_MS: u64 = 1 << 52;
+
+/// Longest window, interval or period: about 100 years.
+pub const MAX_SPAN_MS: u64 = 100 * 365 * 86_400_000;
+
+/// Entries of a sliding log that a denial sends back at most; a longer log
+/// is not sent (the denial is then not cached).
+pub const MAX_LOG_ENTRIES_IN_REPLY: u64 = 64;
+
+/// The constants build.rs hands to the Lua prelude, in order.
+#[allow(dead_code)]
+pub const FOR_LUA: [(&str, u64); 3] = [
+    ("MAX_TIME_MS", MAX_TIME_MS),
+    ("MAX_SPAN_MS", MAX_SPAN_MS),
+    ("MAX_LOG_ENTRIES_IN_REPLY", MAX_LOG_ENTRIES_IN_REPLY),
+];
