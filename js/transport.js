@@ -68,7 +68,8 @@ export function usePost(poster) {
 function settled(status) {
   if (status === CoreStatus.Failed) return { status, error: takeError() };
   // Read now: the next call overwrites the output slots.
-  return { status, slots: status <= 1 ? output().slice() : undefined };
+  const decided = status === CoreStatus.Admitted || status === CoreStatus.Denied;
+  return { status, slots: decided ? output().slice() : undefined };
 }
 
 /**
@@ -144,7 +145,7 @@ export class Transport {
       entries.forEach(({ call, settle }, index) => settle(settled(call.receiveFrom(batch, index))));
     } catch (error) {
       // Only a defect gets here; no caller is left waiting.
-      for (const { settle } of entries) settle({ status: -1, error });
+      for (const { settle } of entries) settle({ status: CoreStatus.Failed, error });
     } finally {
       batch.free();
     }

@@ -65,8 +65,9 @@ impl WasmRateLimiter {
     }
 
     /// Decides for the id in the key buffer's first `len` bytes (memory
-    /// store): 1 admitted, 0 denied, -1 failed (see `takeError`); the
-    /// numbers are in the output buffer. `peek` writes nothing.
+    /// store) and answers its [`CoreStatus`](super::Status) (failed: see
+    /// `takeError`); the numbers are in the output buffer. `peek` writes
+    /// nothing.
     pub fn decide(&self, len: usize, cost: f64, now: f64, peek: bool) -> i32 {
         io::status(self.decide_in_memory(len, cost, now_ms(now), peek))
     }
