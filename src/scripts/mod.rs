@@ -163,6 +163,32 @@ mod tests {
     use crate::algorithm::{FixedWindow, Gcra, SlidingLog, SlidingWindow, TokenBucket};
 
     #[test]
+    fn the_prelude_defines_the_numbers_rust_uses() {
+        use crate::algorithm::{limits::MAX_SPAN_MS, MAX_TIME_MS};
+        for (name, value) in [
+            ("MAX_TIME_MS", MAX_TIME_MS),
+            ("MAX_SPAN_MS", MAX_SPAN_MS),
+            ("MAX_LOG_ENTRIES_IN_REPLY", MAX_LOG_ENTRIES_IN_REPLY as u64),
+        ] {
+            let line = format!("local EL_{name} = {value}\n");
+            assert!(PRELUDE.contains(&line), "{line}");
+            for script in ALL {
+                assert!(script.code().contains(&line), "{}: {line}", script.name());
+            }
+        }
+    }
+
+    #[test]
+    fn every_script_but_the_batch_runs_in_a_batch() {
+        assert_eq!(ALL.len(), RUN_IN_BATCH.len() + 1);
+        for (i, script) in RUN_IN_BATCH.iter().enumerate() {
+            assert_eq!(script.batch_number(), Some(i + 1));
+            assert!(BATCH.code().contains(&format!("el_run_{}(", script.name())));
+        }
+        assert_eq!(BATCH.batch_number(), None);
+    }
+
+    #[test]
     fn sha1_is_lowercase_hex_of_the_code() {
         for script in ALL {
             let computed = sha1_smol::Sha1::from(script.code()).digest().to_string();
