@@ -24,6 +24,15 @@ impl Json {
         }
     }
 
+    /// The value of field `name` of an object, taken out of it (a reply's
+    /// result can be large: a batch's, one array per call).
+    pub(crate) fn into_field(self, name: &str) -> Option<Json> {
+        match self {
+            Json::Object(fields) => fields.into_iter().find(|(k, _)| k == name).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
     /// What kind of value it is, for error messages: naming it rather than
     /// printing it keeps formatting code out of the WebAssembly module.
     pub(crate) fn kind(&self) -> &'static str {
@@ -202,7 +211,8 @@ impl Parser<'_> {
 
     fn array(&mut self) -> Option<Json> {
         self.eat(b'[')?;
-        let mut items = Vec::new();
+        // A script's reply has 5 to 8 numbers: room for them at once.
+        let mut items = Vec::with_capacity(8);
         if self.eat(b']').is_some() {
             return Some(Json::Array(items));
         }
@@ -216,6 +226,36 @@ impl Parser<'_> {
     }
 
     fn number(&mut self) -> Option<Json> {
+        self.integer().or_else(|| self.other_number())
+    }
+
+    /// The common case, an integer in i64 range, its value taken as its
+    /// digits are read; `None` (nothing consumed) for anything else.
+    fn integer(&mut self) -> Option<Json> {
+        let negative = self.bytes.get(self.at) == Some(&b'-');
+        let first = self.at + usize::from(negative);
+        let mut at = first;
+        let mut value: i64 = 0;
+        while let Some(&digit @ b'0'..=b'9') = self.bytes.get(at) {
+            let digit = i64::from(digit - b'0');
+            let next = value.checked_mul(10)?;
+            value = match negative {
+                true => next.checked_sub(digit)?,
+                false => next.checked_add(digit)?,
+            };
+            at += 1;
+        }
+        let digits = at - first;
+        let leading_zero = digits > 1 && self.bytes.get(first) == Some(&b'0');
+        let more = matches!(self.bytes.get(at), Some(b'.' | b'e' | b'E' | b'-' | b'+'));
+        if digits == 0 || leading_zero || more {
+            return None;
+        }
+        self.at = at;
+        Some(Json::Int(value))
+    }
+
+    fn other_number(&mut self) -> Option<Json> {
         let start = self.at;
         while matches!(
             self.bytes.get(self.at),
@@ -373,6 +413,17 @@ mod tests {
         );
         assert_eq!(parse("01"), None);
         assert_eq!(parse("1e"), None);
+        assert_eq!(parse("-0"), Some(Json::Int(0)));
+        assert_eq!(parse("9223372036854775807"), Some(Json::Int(i64::MAX)));
+        assert_eq!(parse("-9223372036854775808"), Some(Json::Int(i64::MIN)));
+        assert_eq!(
+            parse("9223372036854775808"),
+            Some(Json::OtherNumber("9223372036854775808".into())),
+            "beyond i64"
+        );
+        for invalid in ["-", "00", "-01", "1-", "1+", "--1", "[1-2]"] {
+            assert_eq!(parse(invalid), None, "{invalid}");
+        }
         assert_eq!(
             parse("[true,false,{}]"),
             Some(Json::Array(vec![

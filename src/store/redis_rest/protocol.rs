@@ -58,7 +58,7 @@ pub(crate) fn command_body<'a>(words: impl IntoIterator<Item = &'a str>) -> Stri
 /// Reads a response to a single command (`POST /`).
 pub(crate) fn read_reply(status: u16, body: &str) -> Reply {
     match document(status, body) {
-        Ok(document) => classify(status, &document),
+        Ok(document) => classify(status, document),
         Err(error) => Reply::Failed(error),
     }
 }
@@ -77,9 +77,9 @@ pub(crate) fn read_pipeline(
 ) -> Result<Vec<Reply>, StoreError> {
     match document(status, body)? {
         Json::Array(items) if status == 200 && items.len() == expected => {
-            Ok(items.iter().map(|item| classify(200, item)).collect())
+            Ok(items.into_iter().map(|item| classify(200, item)).collect())
         }
-        document => match classify(status, &document) {
+        document => match classify(status, document) {
             Reply::Failed(error) => Err(error),
             _ => Err(StoreError::MalformedReply(format!(
                 "pipeline of {expected}: {}: {}",
@@ -115,17 +115,17 @@ fn document(status: u16, body: &str) -> Result<Json, StoreError> {
 const REFUSED_FOR_NOW: [&str; 5] = ["LOADING", "BUSY", "TRYAGAIN", "MASTERDOWN", "CLUSTERDOWN"];
 
 /// One `{"result": …}` or `{"error": …}` object.
-fn classify(status: u16, document: &Json) -> Reply {
+fn classify(status: u16, document: Json) -> Reply {
     if let Some(Json::Str(message)) = document.field("error") {
         return error_reply(status, message);
     }
-    match (status, document.field("result")) {
-        (200, Some(result)) => Reply::Result(result.clone()),
+    let kind = document.kind();
+    match (status, document.into_field("result")) {
+        (200, Some(result)) => Reply::Result(result),
         (status, _) if status >= 500 => Reply::Failed(StoreError::Unavailable(http(status))),
         (status, _) => Reply::Failed(StoreError::MalformedReply(format!(
-            "{}: {} without a result",
+            "{}: {kind} without a result",
             http(status),
-            document.kind()
         ))),
     }
 }
