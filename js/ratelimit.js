@@ -209,7 +209,7 @@ export class Ratelimit {
     const startedAt = this.#onDecision === undefined ? 0 : performance.now();
     let outcome;
     try {
-      outcome = await run(this.#core.restCall(id, cost, Date.now(), false), this.#transport);
+      outcome = await run(this.#core.restCall(slot.encodeId(id), cost, Date.now(), false), this.#transport);
     } catch (error) {
       throw this.#failed(id, cost, error, startedAt);
     }
@@ -238,7 +238,7 @@ export class Ratelimit {
       slot.check(this.#core.decide(slot.encodeId(id), 0, Date.now(), true));
       slots = slot.output();
     } else {
-      ({ slots } = await run(this.#core.restCall(id, 0, Date.now(), true), this.#transport));
+      ({ slots } = await run(this.#core.restCall(slot.encodeId(id), 0, Date.now(), true), this.#transport));
     }
     return { remaining: slots[slot.REMAINING], reset: slots[slot.RESET], limit: slots[slot.LIMIT] };
   }

@@ -100,11 +100,12 @@ impl WasmRateLimiter {
         )
     }
 
-    /// The REST call deciding for `id` (REST store).
+    /// The REST call deciding for the id in the key buffer's first `len`
+    /// bytes (REST store).
     #[wasm_bindgen(js_name = restCall)]
     pub fn rest_call(
         &self,
-        id: &str,
+        len: usize,
         cost: f64,
         now: f64,
         peek: bool,
@@ -114,7 +115,7 @@ impl WasmRateLimiter {
             cost: count("cost", cost)?,
             peek,
         };
-        self.place.rest_call(id, ask, now)
+        io::with_id(len, |id| self.place.rest_call(id, ask, now))?
     }
 
     /// The REST call forgetting `id` (REST store).

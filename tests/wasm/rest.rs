@@ -9,7 +9,7 @@ use edgelimit::wasm::{
 use wasm_bindgen::JsValue;
 use wasm_bindgen_test::wasm_bindgen_test;
 
-use crate::support::{error_code, slots, taken_code, words};
+use crate::support::{error_code, slots, taken_code, words, write_id};
 
 // Statuses of `receiveFrom` besides 1, 0 and -1.
 const SEND_AGAIN: i32 = 2;
@@ -31,7 +31,7 @@ fn limiter(failure: u8) -> WasmRateLimiter {
 
 fn consume(failure: u8) -> WasmRestCall {
     limiter(failure)
-        .rest_call("alice", 1.0, 1_500.0, false)
+        .rest_call(write_id(b"alice"), 1.0, 1_500.0, false)
         .unwrap()
         .expect("a call to send")
 }
@@ -140,7 +140,7 @@ fn a_timeout_retries_reads_but_never_a_consuming_call() {
     );
     assert_eq!(taken_code(), "STORE_TIMEOUT");
     let mut peek = limiter(0)
-        .rest_call("alice", 0.0, 1_500.0, true)
+        .rest_call(write_id(b"alice"), 0.0, 1_500.0, true)
         .unwrap()
         .unwrap();
     assert_eq!(words(&body(&peek))[4..], ["1500", "0", "1", "3", "1000"]);
@@ -197,7 +197,10 @@ fn redis_time_leaves_the_time_argument_empty() {
     let store = WasmRestStore::new(2_000.0, 2.0, false, 0.0).unwrap();
     let rl =
         WasmRateLimiter::with_rest(&algorithm, &store, "g:".into(), 0, Some(250.0), None).unwrap();
-    let call = rl.rest_call("k", 2.0, 1_500.0, false).unwrap().unwrap();
+    let call = rl
+        .rest_call(write_id(b"k"), 2.0, 1_500.0, false)
+        .unwrap()
+        .unwrap();
     assert_eq!(
         call.timeout_ms(),
         250.0,
@@ -209,7 +212,7 @@ fn redis_time_leaves_the_time_argument_empty() {
         ["{g:k}", "", "2", "0", "10", "1000", "2"]
     );
     assert_eq!(
-        error_code(rl.rest_call("k", 3.0, 0.0, false)),
+        error_code(rl.rest_call(write_id(b"k"), 3.0, 0.0, false)),
         "COST_EXCEEDS_LIMIT"
     );
 }
@@ -253,7 +256,7 @@ fn stores_refuse_the_other_kind_of_call() {
     let memory = WasmMemoryStore::new(None).unwrap();
     rest = WasmRateLimiter::with_memory(&algorithm, &memory, "m:".into());
     assert_eq!(
-        error_code(rest.rest_call("k", 1.0, 0.0, false)),
+        error_code(rest.rest_call(write_id(b"k"), 1.0, 0.0, false)),
         "UNSUPPORTED"
     );
 }
@@ -261,8 +264,14 @@ fn stores_refuse_the_other_kind_of_call() {
 #[wasm_bindgen_test]
 fn calls_in_one_batch_share_one_script_call_and_each_reads_its_reply() {
     let rl = limiter(0);
-    let mut a = rl.rest_call("a", 1.0, 1_500.0, false).unwrap().unwrap();
-    let mut b = rl.rest_call("b", 1.0, 1_500.0, false).unwrap().unwrap();
+    let mut a = rl
+        .rest_call(write_id(b"a"), 1.0, 1_500.0, false)
+        .unwrap()
+        .unwrap();
+    let mut b = rl
+        .rest_call(write_id(b"b"), 1.0, 1_500.0, false)
+        .unwrap()
+        .unwrap();
     let mut batch = WasmRestBatch::new(true);
     batch.add(&a);
     batch.add(&b);
@@ -286,8 +295,14 @@ fn calls_in_one_batch_share_one_script_call_and_each_reads_its_reply() {
     assert_eq!(taken_code(), "INVALID_ARGUMENT");
 
     // Redis Cluster refuses keys of different slots: both go again.
-    let mut a = rl.rest_call("a", 1.0, 1_500.0, false).unwrap().unwrap();
-    let mut b = rl.rest_call("b", 1.0, 1_500.0, false).unwrap().unwrap();
+    let mut a = rl
+        .rest_call(write_id(b"a"), 1.0, 1_500.0, false)
+        .unwrap()
+        .unwrap();
+    let mut b = rl
+        .rest_call(write_id(b"b"), 1.0, 1_500.0, false)
+        .unwrap()
+        .unwrap();
     let mut batch = WasmRestBatch::new(true);
     batch.add(&a);
     batch.add(&b);
@@ -309,21 +324,39 @@ fn a_denial_is_remembered_and_answers_later_calls_without_a_request() {
     let algorithm = WasmAlgorithm::fixed_window(3.0, "1 s".into()).unwrap();
     let store = WasmRestStore::new(2_000.0, 2.0, true, 100.0).unwrap();
     let rl = WasmRateLimiter::with_rest(&algorithm, &store, "d:".into(), 0, None, None).unwrap();
-    let mut call = rl.rest_call("k", 1.0, 1_500.0, false).unwrap().unwrap();
+    let mut call = rl
+        .rest_call(write_id(b"k"), 1.0, 1_500.0, false)
+        .unwrap()
+        .unwrap();
     // Denied, with the state Redis holds: window start 1000, count 3.
     assert_eq!(
         receive(&mut call, 200, r#"{"result":[0,0,2000,500,1500,1000,3]}"#),
         0
     );
     // Later in the window: answered here, with the numbers Redis would give.
-    assert!(rl.rest_call("k", 1.0, 1_800.0, false).unwrap().is_none());
+    assert!(rl
+        .rest_call(write_id(b"k"), 1.0, 1_800.0, false)
+        .unwrap()
+        .is_none());
     assert_eq!(slots(), [3.0, 0.0, 2_000.0, 200.0, 0.0, 0.0]);
     // Once the window is over the call goes to Redis.
-    assert!(rl.rest_call("k", 1.0, 2_000.0, false).unwrap().is_some());
+    assert!(rl
+        .rest_call(write_id(b"k"), 1.0, 2_000.0, false)
+        .unwrap()
+        .is_some());
     // A reset forgets it.
-    let mut other = rl.rest_call("j", 1.0, 1_500.0, false).unwrap().unwrap();
+    let mut other = rl
+        .rest_call(write_id(b"j"), 1.0, 1_500.0, false)
+        .unwrap()
+        .unwrap();
     receive(&mut other, 200, r#"{"result":[0,0,2000,500,1500,1000,3]}"#);
-    assert!(rl.rest_call("j", 1.0, 1_600.0, false).unwrap().is_none());
+    assert!(rl
+        .rest_call(write_id(b"j"), 1.0, 1_600.0, false)
+        .unwrap()
+        .is_none());
     rl.rest_remove("j").unwrap();
-    assert!(rl.rest_call("j", 1.0, 1_600.0, false).unwrap().is_some());
+    assert!(rl
+        .rest_call(write_id(b"j"), 1.0, 1_600.0, false)
+        .unwrap()
+        .is_some());
 }

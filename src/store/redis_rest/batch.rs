@@ -168,9 +168,9 @@ impl Batch {
 
     /// The JSON body to POST.
     pub(crate) fn body(&self) -> String {
-        let bodies: Vec<String> = self.commands.iter().map(Command::body).collect();
-        match &bodies[..] {
-            [one] => one.clone(),
+        let mut bodies: Vec<String> = self.commands.iter().map(Command::body).collect();
+        match bodies.len() {
+            1 => bodies.pop().unwrap_or_default(),
             _ => protocol::pipeline_body(&bodies),
         }
     }
