@@ -25,7 +25,7 @@ local function lease_ms(ttl)
   if ttl == 0 then
     return configured_lease
   end
-  return math.min(ttl, EL_MAX_SPAN_MS)
+  return el_min(ttl, EL_MAX_SPAN_MS)
 end
 
 -- state.get_or_insert_with(ConcurrencyState::default)
@@ -48,7 +48,7 @@ for i = 1, #fields, 2 do
     leases[field] = tonumber(fields[i + 1])
   end
 end
-local at = math.max(latest, now)
+local at = el_max(latest, now)
 latest = at
 -- retain(|l| l.expires_at_ms > at)
 for lease_id, expires in pairs(leases) do
@@ -67,7 +67,7 @@ local removed = nil -- a lease id released
 if op == 'acquire' then
   local until_ms = at + lease_ms(ttl_arg)
   if leases[id] ~= nil then
-    leases[id] = math.max(leases[id], until_ms)
+    leases[id] = el_max(leases[id], until_ms)
     allowed, expires_at_ms, changed = true, leases[id], id
   elseif count < max then
     leases[id] = until_ms
@@ -105,7 +105,7 @@ if removed ~= nil then
   expired[#expired + 1] = removed
 end
 for i = 1, #expired, 1000 do
-  redis.call('HDEL', key, unpack(expired, i, math.min(i + 999, #expired)))
+  redis.call('HDEL', key, unpack(expired, i, el_min(i + 999, #expired)))
 end
 local writes = { 'latest', el_str(latest) }
 if changed ~= nil then

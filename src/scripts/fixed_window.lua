@@ -27,7 +27,7 @@ local has_state = state ~= nil
 -- A refund to a window that is over (or never was) returns nothing.
 local refunded = false
 if state and refund_units > 0 and state.start == refund_start then
-  state.count = state.count - math.min(refund_units, state.count)
+  state.count = state.count - el_min(refund_units, state.count)
   refunded = true
 end
 

@@ -87,7 +87,7 @@ local retry_after_ms = 0
 if not allowed then
   retry_after_ms = el_div_ceil(excess, rate)
 end
-local remaining = el_idiv(tolerance - math.min(debt_after, tolerance), period)
+local remaining = el_idiv(tolerance - el_min(debt_after, tolerance), period)
 el_finish(key, has_state, until_full, raw_now, caller_clock, readonly, writes)
 -- A denial has a debt, hence a state.
 local kept = nil

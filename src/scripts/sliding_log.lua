@@ -37,7 +37,7 @@ end
 
 -- Never evaluate before the latest time an admission was recorded at: a
 -- clock going back must not bring back room already used.
-local at = math.max(state.latest, now)
+local at = el_max(state.latest, now)
 
 -- expire(at, window)
 local expired = {}
@@ -102,7 +102,7 @@ local writes = nil
 if not readonly and recorded ~= nil then
   -- In chunks: unpack is bounded by the Lua stack.
   for i = 1, #expired, 1000 do
-    redis.call('HDEL', key, unpack(expired, i, math.min(i + 999, #expired)))
+    redis.call('HDEL', key, unpack(expired, i, el_min(i + 999, #expired)))
   end
   writes = { 'h', el_str(head), 't', el_str(tail), 'total', el_str(total), 'latest', el_str(at),
     'a' .. el_str(recorded), el_str(last_at), 'u' .. el_str(recorded), el_str(last_units) }

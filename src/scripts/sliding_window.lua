@@ -43,15 +43,15 @@ elseif loaded and stored_start + w == start then
 else
   s_start, cur, prev = start, 0, 0
 end
-local at = math.max(now, s_start)
+local at = el_max(now, s_start)
 -- A refund goes back to the window its units were taken from, current or
 -- previous (where they still weigh); the rolled state is kept.
 local refunded = loaded ~= nil and refund_units > 0
 if refunded then
   if s_start == refund_start then
-    cur = cur - math.min(refund_units, cur)
+    cur = cur - el_min(refund_units, cur)
   elseif s_start == refund_start + w then
-    prev = prev - math.min(refund_units, prev)
+    prev = prev - el_min(refund_units, prev)
   end
 end
 
@@ -66,7 +66,7 @@ if allowed and cost > 0 then
   cur = cur + cost
 end
 local used = weighted_previous + cur * w
-local remaining = el_idiv(capacity - math.min(used, capacity), w)
+local remaining = el_idiv(capacity - el_min(used, capacity), w)
 -- remaining × w ≤ capacity − used: the extra units fit.
 local extra = el_extra_units(allowed, cost, want, remaining)
 cur = cur + extra
@@ -97,11 +97,11 @@ if not allowed then
   local retry_at
   if cur + cost <= limit then
     local room = (limit - cur - cost) * w
-    local elapsed_then = w - math.min(el_idiv(room, prev), w)
+    local elapsed_then = w - el_min(el_idiv(room, prev), w)
     retry_at = s_start + elapsed_then
   else
     local room = (limit - cost) * w
-    local elapsed_then = w - math.min(el_idiv(room, cur), w)
+    local elapsed_then = w - el_min(el_idiv(room, cur), w)
     retry_at = s_start + w + elapsed_then
   end
   retry_after_ms = retry_at - now

@@ -34,11 +34,11 @@ if loaded == nil then
 else
   tokens, refilled_at = loaded[1], loaded[2]
   -- A clock behind refilled_at adds nothing.
-  local steps = el_idiv(math.max(now - refilled_at, 0), interval)
+  local steps = el_idiv(el_max(now - refilled_at, 0), interval)
   if steps >= el_div_ceil(capacity - tokens, refill) then
     -- A full bucket has no refill pending.
     tokens = capacity
-    refilled_at = math.max(refilled_at, now)
+    refilled_at = el_max(refilled_at, now)
   else
     tokens = tokens + steps * refill
     refilled_at = refilled_at + steps * interval
@@ -72,7 +72,7 @@ end
 local full_at = now
 if tokens ~= capacity then
   local wait = el_div_ceil(capacity - tokens, refill) * interval
-  full_at = math.max(refilled_at + wait, now)
+  full_at = el_max(refilled_at + wait, now)
 end
 el_finish(key, has_state, full_at - now, raw_now, caller_clock, readonly, writes)
 -- The bucket as stored, sent with a denial only (a denial writes only a
