@@ -76,9 +76,7 @@ fn every_arrow_points_down() {
             for (other, names) in REEXPORTS {
                 let later = above.iter().any(|(o, _)| *o == other);
                 for name in names.iter().filter(|_| later && !allowed.contains(&other)) {
-                    let named = code.lines().any(|line| {
-                        line.contains("crate::") && line.contains("use ") && has_word(line, name)
-                    });
+                    let named = root_uses(&code).any(|names| has_word(names, name));
                     if named {
                         broken.push(format!(
                             "{path} uses {other}'s {name} through the crate root"
@@ -93,6 +91,14 @@ fn every_arrow_points_down() {
         "arrows pointing up:\n{}",
         broken.join("\n")
     );
+}
+
+/// The text of each `use crate::…;` item, however many lines it spans.
+fn root_uses(code: &str) -> impl Iterator<Item = &str> {
+    code.match_indices("use crate::").map(move |(at, _)| {
+        let rest = &code[at..];
+        &rest[..rest.find(';').unwrap_or(rest.len())]
+    })
 }
 
 fn has_word(line: &str, word: &str) -> bool {
