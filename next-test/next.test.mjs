@@ -7,25 +7,15 @@
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { cpSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
+import { freePort } from "../tools/js/testkit.mjs";
 
 const HERE = fileURLToPath(new URL(".", import.meta.url));
 const NEXT = `${HERE}node_modules/next/dist/bin/next`;
 const ENV = { ...process.env, NEXT_TELEMETRY_DISABLED: "1" };
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = createServer().listen(0, "127.0.0.1", () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-    server.on("error", reject);
-  });
-}
 
 /** `next start` in `cwd` of the build in `distDir`; resolves once it answers. */
 async function start(cwd, distDir) {

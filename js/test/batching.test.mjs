@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { createServer } from "node:net";
 import { after, before, test } from "node:test";
-import { startCountingProxy, startGateway, startRedis } from "../../worker-example/lib/services.mjs";
+import { startCountingProxy, startGateway, startRedis } from "../../tools/js/testkit.mjs";
 import { Ratelimit, callAt, redisStore } from "./edgelimit.mjs";
 
 let redis;

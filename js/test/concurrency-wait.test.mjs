@@ -4,7 +4,7 @@
 // another isolate at the next poll).
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { startGateway, startRedis } from "../../worker-example/lib/services.mjs";
+import { startGateway, startRedis } from "../../tools/js/testkit.mjs";
 import { Concurrency, memoryStore, redisStore } from "./edgelimit.mjs";
 
 let redis;

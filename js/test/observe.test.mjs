@@ -3,7 +3,7 @@
 // never denies. Memory store here, the Redis store through the real gateway.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { startGateway, startRedis } from "../../worker-example/lib/services.mjs";
+import { startGateway, startRedis } from "../../tools/js/testkit.mjs";
 import { Ratelimit, memoryStore, redisStore } from "./edgelimit.mjs";
 import { readmeExample, runExample } from "./readme.mjs";
 

@@ -4,7 +4,7 @@
 // unspent units come back. A counting proxy sees every request.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { startCountingProxy, startGateway, startRedis } from "../../worker-example/lib/services.mjs";
+import { startCountingProxy, startGateway, startRedis } from "../../tools/js/testkit.mjs";
 import { Ratelimit, memoryStore, redisStore } from "./edgelimit.mjs";
 
 let redis;

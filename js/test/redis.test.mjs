@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { createServer } from "node:net";
 import { after, before, test } from "node:test";
-import { freePort, startGateway, startRedis } from "../../worker-example/lib/services.mjs";
+import { freePort, startGateway, startRedis } from "../../tools/js/testkit.mjs";
 import { Concurrency, Ratelimit, atTime, memoryStore, redisStore } from "./edgelimit.mjs";
 
 let redis;

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { after, before, test } from "node:test";
-import { startGateway, startRedis } from "../../worker-example/lib/services.mjs";
+import { startGateway, startRedis } from "../../tools/js/testkit.mjs";
 import { Ratelimit, redisStore } from "./edgelimit.mjs";
 
 const README = new URL("../../tools/js/node_modules/@upstash/ratelimit/README.md", import.meta.url);

@@ -2,7 +2,7 @@
 // behind the real edgelimit-gateway, reached over loopback HTTP.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { startGateway, startRedis } from "../lib/services.mjs";
+import { startGateway, startRedis } from "../../tools/js/testkit.mjs";
 import { startWorkerd } from "../lib/workerd.mjs";
 import { assertAdmitted, assertBurst, assertDenied, hit, newClient, workerBundle } from "./helpers.mjs";
 
@@ -94,7 +94,7 @@ describe("with the gateway stopped", () => {
 
   test("both recover when the gateway is back", async () => {
     // On the same port: the Workers' REDIS_URL still points there.
-    down = await startGateway(redis.port, down.port);
+    down = await startGateway(redis.port, { port: down.port });
     assertAdmitted(await hit(open, newClient()), 4, "redis");
     assertAdmitted(await hit(closed, newClient()), 4, "redis");
     await down.stop();

@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { bundleWorker, exampleDir } from "../lib/bundle.mjs";
-import { startCountingProxy, startGateway, startRedis } from "../lib/services.mjs";
+import { startCountingProxy, startGateway, startRedis } from "../../tools/js/testkit.mjs";
 import { startWorkerd } from "../lib/workerd.mjs";
 import { assertAdmitted, assertDenied, hit, newClient, workerBundle } from "./helpers.mjs";
 

@@ -2,7 +2,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { Redis } from "@upstash/redis";
-import { startStack } from "./harness.mjs";
+import { startStack } from "../../../tools/js/testkit.mjs";
 
 describe("@upstash/redis", () => {
   let stack;
