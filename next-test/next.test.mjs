@@ -64,7 +64,15 @@ async function checkRoute(server) {
     const response = await fetch(`${server.url}/api/limit?id=alice`);
     route.push([response.status, (await response.json()).remaining, response.headers.get("x-ratelimit-limit")]);
   }
-  assert.deepEqual(route, [[200, 1, "2"], [200, 0, "2"], [429, 0, "2"]], server.output());
+  assert.deepEqual(
+    route,
+    [
+      [200, 1, "2"],
+      [200, 0, "2"],
+      [429, 0, "2"],
+    ],
+    server.output(),
+  );
   assert.equal((await fetch(`${server.url}/api/limit?id=bob`)).status, 200, "another id has its own limit");
 }
 

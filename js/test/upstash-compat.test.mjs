@@ -79,10 +79,7 @@ test("each @upstash/ratelimit option means the same here", { skip }, async () =>
   });
   // `rate` is the cost of a call.
   assert.equal((await rl.limit("u", { rate: 3 })).remaining, 2);
-  assert.deepEqual(
-    { ...(await rl.getRemaining("u")), reset: 0 },
-    { remaining: 2, reset: 0, limit: 5 },
-  );
+  assert.deepEqual({ ...(await rl.getRemaining("u")), reset: 0 }, { remaining: 2, reset: 0, limit: 5 });
   assert.equal((await rl.limit("u", { rate: 3 })).success, false);
   await rl.resetUsedTokens("u");
   assert.equal((await rl.limit("u")).remaining, 4);

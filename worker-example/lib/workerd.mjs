@@ -30,7 +30,10 @@ export async function startWorkerd(bundle, vars = {}) {
   child.stderr.on("data", (d) => (output += d));
   const exited = new Promise((resolve) => {
     child.once("exit", resolve);
-    child.once("error", (error) => resolve((output += `${error.message}\n`)));
+    child.once("error", (error) => {
+      output += `${error.message}\n`;
+      resolve();
+    });
   });
 
   const stop = async () => {

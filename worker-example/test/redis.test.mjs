@@ -66,10 +66,7 @@ describe("with the gateway stopped", () => {
   before(async () => {
     // A gateway of their own, so stopping it leaves the other tests theirs.
     down = await startGateway(redis.port);
-    [open, closed] = await Promise.all([
-      worker(down, { FAILURE: "open" }),
-      worker(down, { FAILURE: "closed" }),
-    ]);
+    [open, closed] = await Promise.all([worker(down, { FAILURE: "open" }), worker(down, { FAILURE: "closed" })]);
     // Both were using Redis before it went away.
     assertAdmitted(await hit(open, newClient()), 4, "redis");
     assertAdmitted(await hit(closed, newClient()), 4, "redis");

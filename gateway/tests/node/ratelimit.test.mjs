@@ -1,9 +1,10 @@
 // The unmodified @upstash/ratelimit algorithms against the gateway: exactly
 // `limit` requests of a burst pass.
-import { after, before, describe, test } from "node:test";
+
 import assert from "node:assert/strict";
-import { Redis } from "@upstash/redis";
+import { after, before, describe, test } from "node:test";
 import { Ratelimit } from "@upstash/ratelimit";
+import { Redis } from "@upstash/redis";
 import { startStack } from "../../../tools/js/testkit.mjs";
 
 // Waits until at least `marginMs` remain in the current window of
