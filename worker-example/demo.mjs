@@ -68,7 +68,8 @@ function kb(path) {
 
 function printTable(header, rows) {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (cells) => `  ${cells.map((c, i) => c.padEnd(widths[i])).join("  ").trimEnd()}`;
+  const padded = (cells) => cells.map((c, i) => c.padEnd(widths[i])).join("  ");
+  const line = (cells) => `  ${padded(cells).trimEnd()}`;
   console.log(line(header));
   for (const row of rows) console.log(line(row));
 }
