@@ -83,6 +83,7 @@ test-long: test-deps
 lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets --all-features -- -D warnings
+	bash tools/lint-js.sh
 
 ## Side-by-side benchmarks; prints ratios against the peers.
 bench:

@@ -11,11 +11,11 @@ if [[ ! -f ../pkg/browser.js ]]; then
   echo "test-browser: pkg/ is not built; run make pkg" >&2
   exit 1
 fi
-if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json ]]; then
-  # `npm install`, not `npm ci`: the lockfile made here lacks optional
-  # packages for other platforms, which `npm ci` rejects; this still
-  # installs exactly the locked versions and leaves the lockfile alone.
-  npm install --no-audit --no-fund --loglevel=error
-fi
+# `npm install`, not `npm ci`: the lockfile made here lacks optional
+# packages for other platforms, which `npm ci` rejects; this still
+# installs exactly the locked versions and leaves the lockfile alone.
+# shellcheck source=../tools/lib.sh
+source ../tools/lib.sh
+npm_deps install
 node --test browser.test.mjs bundlers.test.mjs
 echo "test-browser: passed in $((SECONDS - start)) s"

@@ -3,8 +3,8 @@
 // MIME types a browser insists on: a module script must be JavaScript, and
 // WebAssembly.instantiateStreaming only accepts `application/wasm`.
 
-import { createServer } from "node:http";
 import { readFile } from "node:fs/promises";
+import { createServer } from "node:http";
 import { extname, join, normalize, sep } from "node:path";
 
 // Debian's build (tools/ensure-chromium.sh); Playwright's own download does

@@ -16,7 +16,7 @@ cargo build --locked --bin edgelimit-gateway
 cargo test --locked
 
 cd "$here/tests/node"
-if [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then
-  npm ci --no-audit --no-fund
-fi
+# shellcheck source=../tools/lib.sh
+source "$here/../tools/lib.sh"
+npm_deps ci
 GATEWAY_BIN="$CARGO_TARGET_DIR/debug/edgelimit-gateway" node --test --test-concurrency=1 ./*.test.mjs

@@ -1,7 +1,8 @@
 // An edge middleware: 3 requests per minute and client on /limited, 429
 // beyond, with the RateLimit headers on every response.
-import { NextResponse } from "next/server";
+
 import { Ratelimit, rateLimitHeaders } from "edgelimit";
+import { NextResponse } from "next/server";
 
 const ratelimit = new Ratelimit({ limiter: Ratelimit.slidingWindow(3, "1 m"), prefix: "middleware:" });
 

@@ -7,25 +7,15 @@
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { cpSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
+import { freePort } from "../tools/js/testkit.mjs";
 
 const HERE = fileURLToPath(new URL(".", import.meta.url));
 const NEXT = `${HERE}node_modules/next/dist/bin/next`;
 const ENV = { ...process.env, NEXT_TELEMETRY_DISABLED: "1" };
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = createServer().listen(0, "127.0.0.1", () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-    server.on("error", reject);
-  });
-}
 
 /** `next start` in `cwd` of the build in `distDir`; resolves once it answers. */
 async function start(cwd, distDir) {
@@ -74,7 +64,15 @@ async function checkRoute(server) {
     const response = await fetch(`${server.url}/api/limit?id=alice`);
     route.push([response.status, (await response.json()).remaining, response.headers.get("x-ratelimit-limit")]);
   }
-  assert.deepEqual(route, [[200, 1, "2"], [200, 0, "2"], [429, 0, "2"]], server.output());
+  assert.deepEqual(
+    route,
+    [
+      [200, 1, "2"],
+      [200, 0, "2"],
+      [429, 0, "2"],
+    ],
+    server.output(),
+  );
   assert.equal((await fetch(`${server.url}/api/limit?id=bob`)).status, 200, "another id has its own limit");
 }
 

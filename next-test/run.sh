@@ -9,12 +9,12 @@ if [[ ! -f ../pkg/edge-light.js ]]; then
   echo "test-next: pkg/ is not built; run make pkg" >&2
   exit 1
 fi
-if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json ]]; then
-  # `npm install`, not `npm ci`: the lockfile made here lacks optional
-  # packages for other platforms, which `npm ci` rejects; this still
-  # installs exactly the locked versions and leaves the lockfile alone.
-  npm install --no-audit --no-fund --loglevel=error
-fi
+# `npm install`, not `npm ci`: the lockfile made here lacks optional
+# packages for other platforms, which `npm ci` rejects; this still
+# installs exactly the locked versions and leaves the lockfile alone.
+# shellcheck source=../tools/lib.sh
+source ../tools/lib.sh
+npm_deps install
 rm -rf node_modules/edgelimit
 cp -r ../pkg node_modules/edgelimit
 node --test next.test.mjs

@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$SECONDS
 
-rustup target add wasm32-unknown-unknown >/dev/null 2>&1 || rustup target add wasm32-unknown-unknown
+source tools/lib.sh
+ensure_wasm_target
 wasm_bindgen=$(bash tools/ensure-wasm-bindgen.sh)
 
 bash tools/ensure-tools-js.sh

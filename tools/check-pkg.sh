@@ -93,7 +93,8 @@ node -e '
   require("fs").writeFileSync("main.ts", block);
 ' "$root/README.md"
 "$bin/deno" check main.ts 2>deno.err || { cat deno.err >&2; exit 1; }
-port=$(node -e 'const s = require("net").createServer().listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); })')
+source "$root/tools/lib.sh"
+port=$(free_port)
 "$bin/deno" serve --no-prompt --host 127.0.0.1 --port "$port" main.ts >deno-serve.log 2>&1 &
 serve_pid=$!
 statuses=$(node -e '

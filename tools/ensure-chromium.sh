@@ -4,19 +4,10 @@
 # Idempotent: does nothing when both are there. Browser downloads by test
 # tools (`npx playwright install`) do not work offline; Debian's build does.
 set -euo pipefail
+source "$(dirname "$0")/lib.sh"
 
-need=()
-command -v chromium >/dev/null 2>&1 || need+=(chromium)
-command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
-
-if [ "${#need[@]}" -gt 0 ]; then
-  sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  export DEBIAN_FRONTEND=noninteractive
-  $sudo apt-get update -qq
-  # Both together: chromium-driver depends on the exact chromium version.
-  $sudo apt-get install -y -qq chromium chromium-driver >/dev/null
-fi
+# Both together: chromium-driver depends on the exact chromium version.
+apt_install chromium=chromium chromedriver=chromium-driver
 
 # chromedriver refuses a browser of another major version: say so early.
 browser=$(chromium --version 2>/dev/null | grep -oE '[0-9]+' | head -1)

@@ -2,12 +2,7 @@
 # Installs webdis (a C HTTP->Redis gateway used as a benchmark peer) when
 # missing. Idempotent.
 set -euo pipefail
+source "$(dirname "$0")/lib.sh"
 
-if ! command -v webdis >/dev/null 2>&1; then
-  sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  export DEBIAN_FRONTEND=noninteractive
-  $sudo apt-get update -qq
-  $sudo apt-get install -y -qq webdis >/dev/null
-fi
+apt_install webdis=webdis
 command -v webdis

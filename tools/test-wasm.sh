@@ -8,7 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$SECONDS
 
-rustup target add wasm32-unknown-unknown >/dev/null 2>&1 || rustup target add wasm32-unknown-unknown
+source tools/lib.sh
+ensure_wasm_target
 # The runner must be the wasm-bindgen version the crate links; it is
 # installed next to the pinned wasm-bindgen CLI.
 wasm_bindgen=$(bash tools/ensure-wasm-bindgen.sh)

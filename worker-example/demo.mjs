@@ -8,7 +8,14 @@ import { startWorkerd } from "./lib/workerd.mjs";
 
 const BURST = 8;
 const CLIENT = "203.0.113.7";
-const SHOWN = ["RateLimit-Policy", "RateLimit", "Retry-After", "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"];
+const SHOWN = [
+  "RateLimit-Policy",
+  "RateLimit",
+  "Retry-After",
+  "X-RateLimit-Limit",
+  "X-RateLimit-Remaining",
+  "X-RateLimit-Reset",
+];
 
 const seconds = (since) => `${((performance.now() - since) / 1000).toFixed(1)} s`;
 const dir = mkdtempSync(join(tmpdir(), "edgelimit-demo-"));
@@ -61,7 +68,8 @@ function kb(path) {
 
 function printTable(header, rows) {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (cells) => "  " + cells.map((c, i) => c.padEnd(widths[i])).join("  ").trimEnd();
+  const padded = (cells) => cells.map((c, i) => c.padEnd(widths[i])).join("  ");
+  const line = (cells) => `  ${padded(cells).trimEnd()}`;
   console.log(line(header));
   for (const row of rows) console.log(line(row));
 }

@@ -12,14 +12,9 @@ if [[ ! -f ../pkg/package.json ]]; then
   exit 1
 fi
 
-ms() { echo $(((${EPOCHREALTIME/./} - $1) / 1000)); }
-
-# npm ci only when node_modules is missing or older than the lockfile.
-if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json ]]; then
-  t0=${EPOCHREALTIME/./}
-  npm ci --no-audit --no-fund --loglevel=error
-  echo "npm ci (wrangler, workerd): $(ms "$t0") ms"
-fi
+# shellcheck source=../tools/lib.sh
+source ../tools/lib.sh
+npm_deps ci . "wrangler, workerd"
 
 case "$mode" in
   demo) exec node demo.mjs ;;

@@ -67,7 +67,10 @@ const impls = {
     return {
       call: (k) => {
         let l = limiters.get(k);
-        if (!l) limiters.set(k, (l = new RateLimiter({ tokensPerInterval: N, interval: "hour" })));
+        if (!l) {
+          l = new RateLimiter({ tokensPerInterval: N, interval: "hour" });
+          limiters.set(k, l);
+        }
         return l.tryRemoveTokens(1);
       },
     };

@@ -38,6 +38,4 @@ const loaded = await c.load();
 const t1 = process.hrtime.bigint();
 if (c.first) await c.first([loaded].flat());
 const t2 = process.hrtime.bigint();
-console.log(
-  JSON.stringify({ importMs: Number(t1 - t0) / 1e6, firstMs: c.first ? Number(t2 - t0) / 1e6 : null }),
-);
+console.log(JSON.stringify({ importMs: Number(t1 - t0) / 1e6, firstMs: c.first ? Number(t2 - t0) / 1e6 : null }));

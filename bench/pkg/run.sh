@@ -30,9 +30,9 @@ if [ ! -f "$root/pkg/package.json" ]; then
   echo "bench-pkg: no built package in pkg/ (run \`make pkg\`)" >&2
   exit 1
 fi
-if [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then
-  npm ci --no-audit --no-fund >/dev/null
-fi
+# shellcheck source=../../tools/lib.sh
+source "$root/tools/lib.sh"
+npm_deps ci . >/dev/null
 # The package is imported by name, as users do, so that its conditional
 # exports pick the entry (node in Node, workerd in the Worker bundle). npm ci
 # empties node_modules, hence the link is made here, not in package.json.

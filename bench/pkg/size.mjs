@@ -44,7 +44,9 @@ function bundle(name) {
   const wasmRaw = wasmFiles.reduce((s, w) => s + w.raw, 0);
   const r = { name, jsRaw: js.length, jsGz: gz(js), wasmRaw, wasmGz, wasmFiles };
   r.totalGz = r.jsGz + wasmGz;
-  log(`size: ${name}: js ${r.jsGz} B gz, wasm ${wasmGz} B gz (${wasmFiles.map((w) => relative(here, w.file)).join(", ") || "none"})`);
+  log(
+    `size: ${name}: js ${r.jsGz} B gz, wasm ${wasmGz} B gz (${wasmFiles.map((w) => relative(here, w.file)).join(", ") || "none"})`,
+  );
   return r;
 }
 
@@ -85,7 +87,7 @@ ${row("edgelimit, memory store (`workers/edgelimit-memory.mjs`)", ours[0])}
 ${row("edgelimit, Redis REST store (`workers/edgelimit-redis.mjs`)", ours[1])}
 ${row("@upstash/ratelimit + @upstash/redis (`workers/upstash.mjs`)", peer)}
 
-Ceiling for ours: ${CEILING} B gz (${kb(CEILING)} KB); largest: ${worst} B, ${over ? "**ABOVE THE CEILING**" : `${(100 * worst / CEILING).toFixed(0)}% of it`}.
+Ceiling for ours: ${CEILING} B gz (${kb(CEILING)} KB); largest: ${worst} B, ${over ? "**ABOVE THE CEILING**" : `${((100 * worst) / CEILING).toFixed(0)}% of it`}.
 
 Package files (\`pkg/\`, ${pkgFiles.length} files, ${pkgTotal} B raw):
 

@@ -45,9 +45,13 @@ while (at < bytes.length) {
         at += length;
       }
       const kind = bytes[at++];
-      if (kind === 0) (leb(), imported++);
-      else if (kind === 1) (at++, skipLimits());
-      else if (kind === 2) skipLimits();
+      if (kind === 0) {
+        leb();
+        imported++;
+      } else if (kind === 1) {
+        at++;
+        skipLimits();
+      } else if (kind === 2) skipLimits();
       else at += 2;
     }
   } else if (id === 10) {

@@ -71,42 +71,9 @@ bash "$root/tools/ensure-redis.sh" >/dev/null
 [[ -f "$root/pkg/node.js" ]] || (cd "$root" && make --quiet pkg >/dev/null)
 gateway="$gw_target/release/edgelimit-gateway"
 native_bin="$bench_target/release/examples/rest_bench"
-if [ ! -d "$here/node_modules" ] || [ "$here/package-lock.json" -nt "$here/node_modules" ]; then
-  (cd "$here" && npm ci --no-audit --no-fund >/dev/null)
-fi
-
-work="$(mktemp -d)"
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-free_port() {
-  local p
-  for _ in $(seq 1 100); do
-    p=$((20000 + RANDOM % 40000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-      echo "$p"
-      return
-    fi
-  done
-  echo "no free port found" >&2
-  exit 1
-}
-
-wait_port() {
-  for _ in $(seq 1 200); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.05
-  done
-  echo "nothing listening on port $1" >&2
-  exit 1
-}
+# shellcheck source=../lib.sh
+source "$root/bench/lib.sh"
+npm_deps ci "$here" >/dev/null
 
 redis_port="$(free_port)"
 redis-server --bind 127.0.0.1 --port "$redis_port" --save "" --appendonly no \

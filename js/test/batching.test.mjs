@@ -7,8 +7,8 @@
 import assert from "node:assert/strict";
 import { createServer } from "node:net";
 import { after, before, test } from "node:test";
-import { startCountingProxy, startGateway, startRedis } from "../../worker-example/lib/services.mjs";
-import { Ratelimit, callAt, redisStore } from "./edgelimit.mjs";
+import { startCountingProxy, startGateway, startRedis } from "../../tools/js/testkit.mjs";
+import { callAt, Ratelimit, redisStore } from "./edgelimit.mjs";
 
 let redis;
 let gateway;
@@ -51,7 +51,10 @@ for (const grouping of ["script", "pipeline"]) {
       result.map((r) => r.success),
       [true, true, true, true, false, false, false, false, false, false],
     );
-    assert.deepEqual(result.slice(0, 4).map((r) => r.remaining), [3, 2, 1, 0]);
+    assert.deepEqual(
+      result.slice(0, 4).map((r) => r.remaining),
+      [3, 2, 1, 0],
+    );
     assert.equal(seen.length, 1);
     if (grouping === "script") {
       // One command: a call of the batch script carrying the ten.
@@ -89,10 +92,11 @@ for (const grouping of ["script", "pipeline"]) {
     const bucket = new Ratelimit({ limiter: Ratelimit.tokenBucket(1, "1 s", 10), store: s, prefix: prefix() });
     assert.equal(await redis.command("SCRIPT", "FLUSH"), "OK");
     await gcra.limit("warm-up"); // only this script is cached again
-    const { result, seen } = await requestsOf(() =>
-      Promise.all([gcra.limit("x"), bucket.limit("x"), gcra.limit("y")]),
+    const { result, seen } = await requestsOf(() => Promise.all([gcra.limit("x"), bucket.limit("x"), gcra.limit("y")]));
+    assert.deepEqual(
+      result.map((r) => r.remaining),
+      [9, 9, 9],
     );
-    assert.deepEqual(result.map((r) => r.remaining), [9, 9, 9]);
     assert.equal(seen.length, 2);
     if (grouping === "script") {
       // The batch script was not cached: the batch goes again with its code.
@@ -140,7 +144,10 @@ test("batch: false sends one request per call", async () => {
   const rl = new Ratelimit({ limiter: Ratelimit.gcra(10, "1 m"), store: store({ batch: false }), prefix: prefix() });
   await rl.limit("warm-up");
   const { seen } = await requestsOf(() => Promise.all(Array.from({ length: 5 }, () => rl.limit("k"))));
-  assert.deepEqual(seen.map((s) => s.path), ["/", "/", "/", "/", "/"]);
+  assert.deepEqual(
+    seen.map((s) => s.path),
+    ["/", "/", "/", "/", "/"],
+  );
 });
 
 test("a blocked id hammered 10 000 times costs a handful of requests", async () => {
@@ -160,7 +167,10 @@ test("a blocked id hammered 10 000 times costs a handful of requests", async () 
     });
     assert.equal(result.filter((r) => r.success).length, 3, name);
     const first = result[3];
-    assert.ok(result.slice(3).every((r) => !r.success && r.retryAfter <= first.retryAfter), name);
+    assert.ok(
+      result.slice(3).every((r) => !r.success && r.retryAfter <= first.retryAfter),
+      name,
+    );
     assert.equal(seen.length, 4, `${name}: 3 admissions and the first denial`);
   }
 });
@@ -175,7 +185,10 @@ test("the deny cache changes no decision", async () => {
   })) {
     const clock = { now: 1_700_000_000_000 };
     let seed = name.length * 7919;
-    const next = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    const next = () => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed / 2 ** 31;
+    };
     const cached = new Ratelimit({ limiter: make(), store: store({ time: "caller" }), prefix: prefix() });
     const plain = new Ratelimit({ limiter: make(), store: store({ time: "caller", denyCache: 0 }), prefix: prefix() });
     let saved = 0;

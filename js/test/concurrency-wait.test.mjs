@@ -4,7 +4,7 @@
 // another isolate at the next poll).
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { startGateway, startRedis } from "../../worker-example/lib/services.mjs";
+import { startGateway, startRedis } from "../../tools/js/testkit.mjs";
 import { Concurrency, memoryStore, redisStore } from "./edgelimit.mjs";
 
 let redis;
@@ -20,7 +20,10 @@ after(async () => {
 
 const redisOf = () => redisStore({ url: gateway.url, token: gateway.token });
 
-for (const [name, store] of [["memory", () => memoryStore()], ["redis", redisOf]]) {
+for (const [name, store] of [
+  ["memory", () => memoryStore()],
+  ["redis", redisOf],
+]) {
   test(`${name}: a release wakes a waiter long before the lease would expire`, async () => {
     const jobs = new Concurrency({ max: 1, leaseTtl: "30 s", store: store(), prefix: `w${process.pid}${name}:` });
     const a = await jobs.acquire("t");
@@ -52,7 +55,12 @@ test("waiters are woken in arrival order and give up at their deadline", async (
   const jobs = new Concurrency({ max: 1, leaseTtl: "30 s", store: memoryStore() });
   const first = await jobs.acquire("q");
   const order = [];
-  const waiters = [1, 2, 3].map((n) => jobs.acquire("q", { timeout: 2_000 }).then((p) => (order.push(n), p)));
+  const waiters = [1, 2, 3].map((n) =>
+    jobs.acquire("q", { timeout: 2_000 }).then((p) => {
+      order.push(n);
+      return p;
+    }),
+  );
   const late = jobs.acquire("q", { timeout: 50 });
   assert.equal((await late).acquired, false, "nothing was released within 50 ms");
   let held = first;
@@ -118,7 +126,10 @@ test("memory: a reset wakes every waiter", async () => {
   const started = Date.now();
   await jobs.reset("r");
   const permits = await Promise.all(waiting);
-  assert.deepEqual(permits.map((p) => p.acquired), [true, true]);
+  assert.deepEqual(
+    permits.map((p) => p.acquired),
+    [true, true],
+  );
   assert.ok(Date.now() - started < 1_000, "woken, not timed out");
 });
 
@@ -146,7 +157,13 @@ test("redis: an acquire whose answer never came releases the lease the store gra
     // The script loaded first: the lost request is the acquire itself.
     await (await direct.acquire("warm")).release();
     const url = `http://127.0.0.1:${proxy.address().port}`;
-    const jobs = new Concurrency({ max: 1, leaseTtl: "1 m", store: redisStore({ url, token: gateway.token, retries: 0 }), prefix, timeout: 200 });
+    const jobs = new Concurrency({
+      max: 1,
+      leaseTtl: "1 m",
+      store: redisStore({ url, token: gateway.token, retries: 0 }),
+      prefix,
+      timeout: 200,
+    });
     await assert.rejects(jobs.acquire("t"), { code: "STORE_TIMEOUT" });
     assert.equal(requests >= 1, true);
     const deadline = Date.now() + 3_000;

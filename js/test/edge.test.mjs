@@ -3,14 +3,18 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { Concurrency, Ratelimit, rateLimitHeaders, throttle, withRateLimit } from "./edgelimit.mjs";
 
-const request = (ip, headers = {}) => new Request("https://example.com/", { headers: { "x-forwarded-for": ip, ...headers } });
+const request = (ip, headers = {}) =>
+  new Request("https://example.com/", { headers: { "x-forwarded-for": ip, ...headers } });
 
 test("withRateLimit: 200s then 429 with Retry-After and the RateLimit fields", async () => {
   const limiter = new Ratelimit({ limiter: Ratelimit.fixedWindow(2, "1 m") });
   const handler = withRateLimit(() => new Response("hello"), { limiter });
   const responses = [];
   for (let i = 0; i < 3; i++) responses.push(await handler(request("203.0.113.7, 10.0.0.1")));
-  assert.deepEqual(responses.map((r) => r.status), [200, 200, 429]);
+  assert.deepEqual(
+    responses.map((r) => r.status),
+    [200, 200, 429],
+  );
   assert.equal(await responses[0].text(), "hello");
   const [first, , denied] = responses;
   assert.equal(first.headers.get("RateLimit-Policy"), '"default";q=2;w=60');
@@ -33,15 +37,16 @@ test("withRateLimit: custom key, cost, 429 body, per-request limiter; immutable 
   const limiter = new Ratelimit({ limiter: Ratelimit.tokenBucket(1, "1 h", 5) });
   const seen = [];
   const handler = withRateLimit(() => Response.redirect("https://example.com/next", 302), {
-    limiter: (req, env) => {
+    limiter: (_req, env) => {
       seen.push(env.name);
       return limiter;
     },
     key: async (req) => req.headers.get("x-api-key"),
     cost: (req) => Number(req.headers.get("x-cost")),
-    onLimited: (req, result) => Response.json({ wait: result.retryAfter }, { status: 429 }),
+    onLimited: (_req, result) => Response.json({ wait: result.retryAfter }, { status: 429 }),
   });
-  const call = (cost) => handler(request("1.1.1.1", { "x-api-key": "key-1", "x-cost": String(cost) }), { name: "env" }, {});
+  const call = (cost) =>
+    handler(request("1.1.1.1", { "x-api-key": "key-1", "x-cost": String(cost) }), { name: "env" }, {});
   const ok = await call(4);
   assert.equal(ok.status, 302, "the redirect's immutable headers did not stop us");
   assert.equal(ok.headers.get("Location"), "https://example.com/next");
@@ -56,7 +61,11 @@ test("withRateLimit: custom key, cost, 429 body, per-request limiter; immutable 
 
 test("rateLimitHeaders for a token bucket advertise its refill time", () => {
   const algorithm = Ratelimit.tokenBucket(2, "1 s", 10);
-  const headers = rateLimitHeaders(algorithm, { success: true, limit: 10, remaining: 4, reset: 3_000, retryAfter: 0 }, 0);
+  const headers = rateLimitHeaders(
+    algorithm,
+    { success: true, limit: 10, remaining: 4, reset: 3_000, retryAfter: 0 },
+    0,
+  );
   assert.equal(headers.get("RateLimit-Policy"), '"default";q=10;w=5');
   assert.equal(headers.get("RateLimit"), '"default";r=4;t=3');
 });
@@ -95,12 +104,18 @@ test("throttle admits calls in order at the limiter's pace, and aborts waiting c
     return x * 2;
   }, rl);
   assert.deepEqual(await Promise.all([1, 2, 3, 4].map(double)), [2, 4, 6, 8]);
-  assert.deepEqual(finished.map(([x]) => x), [1, 2, 3, 4]);
+  assert.deepEqual(
+    finished.map(([x]) => x),
+    [1, 2, 3, 4],
+  );
   for (let i = 1; i < finished.length; i++) {
     assert.ok(finished[i][1] - finished[i - 1][1] >= 40, `spacing ${JSON.stringify(finished)}`);
   }
   const controller = new AbortController();
-  const slow = throttle((x) => x, new Ratelimit({ limiter: Ratelimit.fixedWindow(1, "1 h") }), { signal: controller.signal, key: (x) => "same" });
+  const slow = throttle((x) => x, new Ratelimit({ limiter: Ratelimit.fixedWindow(1, "1 h") }), {
+    signal: controller.signal,
+    key: (_x) => "same",
+  });
   assert.equal(await slow(1), 1);
   const waiting = [slow(2), slow(3)];
   setTimeout(() => controller.abort(new Error("user left")), 20);

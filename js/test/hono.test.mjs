@@ -3,8 +3,8 @@
 // per-route limits, and a default key that trusts no forwarded header.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { Hono } from "../../tools/js/node_modules/hono/dist/index.js";
 import { rateLimit } from "../../pkg/hono.js";
+import { Hono } from "../../tools/js/node_modules/hono/dist/index.js";
 import { Ratelimit } from "./edgelimit.mjs";
 import { readmeExample, runExample } from "./readme.mjs";
 
@@ -26,9 +26,15 @@ test("429 with Retry-After past the limit; RateLimit headers on every response",
   const hono = app();
   const responses = [];
   for (let i = 0; i < 3; i++) responses.push(await hono.request("/api/a", { headers: { "x-client": "ann" } }));
-  assert.deepEqual(responses.map((r) => r.status), [200, 200, 429]);
+  assert.deepEqual(
+    responses.map((r) => r.status),
+    [200, 200, 429],
+  );
   assert.equal(await responses[0].text(), "a");
-  assert.deepEqual(responses.map((r) => r.headers.get("x-ratelimit-remaining")), ["1", "0", "0"]);
+  assert.deepEqual(
+    responses.map((r) => r.headers.get("x-ratelimit-remaining")),
+    ["1", "0", "0"],
+  );
   assert.match(responses[0].headers.get("ratelimit"), /^"default";r=1;t=\d+$/);
   assert.equal(responses[0].headers.get("ratelimit-policy"), '"default";q=2;w=60');
   assert.equal(responses[0].headers.get("retry-after"), null);

@@ -1,7 +1,7 @@
 // The API on the memory store, with exact values at injected times.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { EdgelimitError, Ratelimit, atTime, memoryStore } from "./edgelimit.mjs";
+import { atTime, EdgelimitError, memoryStore, Ratelimit } from "./edgelimit.mjs";
 
 const T0 = 1_700_000_000_000;
 
@@ -11,7 +11,12 @@ test("fixed window: exact remaining, reset and retryAfter", () =>
     const results = [1, 2, 3, 4].map(() => rl.limitSync("k"));
     assert.deepEqual(
       results.map((r) => [r.success, r.remaining, r.retryAfter]),
-      [[true, 2, 0], [true, 1, 0], [true, 0, 0], [false, 0, 9_000]],
+      [
+        [true, 2, 0],
+        [true, 1, 0],
+        [true, 0, 0],
+        [false, 0, 9_000],
+      ],
     );
     assert.equal(results[3].limit, 3);
     assert.equal(results[3].reset, T0 + 10_000, "the window's end");

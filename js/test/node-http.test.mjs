@@ -6,8 +6,8 @@ import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { createServer as createHttpsServer } from "node:https";
 import { createServer } from "node:net";
-import { fileURLToPath } from "node:url";
 import { test } from "node:test";
+import { fileURLToPath } from "node:url";
 
 const skip = globalThis.Deno ? "the Deno entry posts with fetch" : false;
 const { nodePost } = skip ? {} : await import("../../pkg/node-http.js");
@@ -99,7 +99,9 @@ test("chunked replies, with extensions and trailers, and interim 1xx replies", {
   }
 });
 
-test("a large reply in many pieces; chunked wins over a length, and that connection is not reused", { skip }, async () => {
+test("a large reply in many pieces; chunked wins over a length, and that connection is not reused", {
+  skip,
+}, async () => {
   const big = JSON.stringify({ result: "é".repeat(100_000) });
   const replies = [
     async (socket) => {
@@ -109,7 +111,10 @@ test("a large reply in many pieces; chunked wins over a length, and that connect
         if (at % 50_000 === 0) await new Promise((resolve) => setTimeout(resolve, 1));
       }
     },
-    (socket) => socket.write('HTTP/1.1 200 OK\r\ncontent-length: 3\r\ntransfer-encoding: chunked\r\n\r\n4\r\n{"a"\r\n1\r\n}\r\n0\r\n\r\n'),
+    (socket) =>
+      socket.write(
+        'HTTP/1.1 200 OK\r\ncontent-length: 3\r\ntransfer-encoding: chunked\r\n\r\n4\r\n{"a"\r\n1\r\n}\r\n0\r\n\r\n',
+      ),
     (socket) => socket.write(ok('{"result":3}')),
   ];
   let next = 0;
@@ -124,11 +129,13 @@ test("a large reply in many pieces; chunked wins over a length, and that connect
   }
 });
 
-test("Connection: close, HTTP/1.0, a reply read until close and bytes past a reply each end their connection", { skip }, async () => {
+test("Connection: close, HTTP/1.0, a reply read until close and bytes past a reply each end their connection", {
+  skip,
+}, async () => {
   const replies = [
     (socket) => socket.write(ok('{"result":1}', "connection: close\r\n")),
     (socket) => socket.end('HTTP/1.0 200 OK\r\ncontent-type: application/json\r\n\r\n{"result":2}'),
-    (socket) => socket.write(ok('{"result":3}') + "HTTP/1.1 200 OK\r\n"),
+    (socket) => socket.write(`${ok('{"result":3}')}HTTP/1.1 200 OK\r\n`),
     (socket) => socket.write(ok('{"result":4}')),
   ];
   let next = 0;
@@ -206,10 +213,15 @@ test("an idle connection the server closes is dropped, not reused", { skip }, as
   }
 });
 
-test("https: the certificate is checked, the reply read over TLS", { skip: skip || (process.versions.bun && "spawns node") }, async () => {
+test("https: the certificate is checked, the reply read over TLS", {
+  skip: skip || (process.versions.bun && "spawns node"),
+}, async () => {
   const fixtures = new URL("./fixtures/", import.meta.url);
   const server = createHttpsServer(
-    { key: readFileSync(new URL("localhost-key.pem", fixtures)), cert: readFileSync(new URL("localhost-cert.pem", fixtures)) },
+    {
+      key: readFileSync(new URL("localhost-key.pem", fixtures)),
+      cert: readFileSync(new URL("localhost-cert.pem", fixtures)),
+    },
     (request, response) => {
       const chunks = [];
       request.on("data", (chunk) => chunks.push(chunk));

@@ -3,8 +3,8 @@
 // never denies. Memory store here, the Redis store through the real gateway.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { startGateway, startRedis } from "../../worker-example/lib/services.mjs";
-import { Ratelimit, memoryStore, redisStore } from "./edgelimit.mjs";
+import { startGateway, startRedis } from "../../tools/js/testkit.mjs";
+import { memoryStore, Ratelimit, redisStore } from "./edgelimit.mjs";
 import { readmeExample, runExample } from "./readme.mjs";
 
 let redis;
@@ -37,7 +37,13 @@ test("onDecision sees each decision; a dry run never denies", async () => {
     assert.equal(second.remaining, 0);
     assert.deepEqual(
       events.map(({ id, cost, prefix, algorithm, success, remaining, storeMs }) => ({
-        id, cost, prefix, algorithm, success, remaining, storeMs,
+        id,
+        cost,
+        prefix,
+        algorithm,
+        success,
+        remaining,
+        storeMs,
       })),
       [
         { id: "u", cost: 1, prefix: "obs:", algorithm: "fixedWindow", success: true, remaining: 0, storeMs: 0 },
@@ -66,7 +72,10 @@ test("onDecision reports the store's latency and failures; its own errors change
     onDecision: (event) => events.push(event),
   });
   // Refused (node:http tells) or unavailable (fetch does not say why).
-  const thrown = await down.limit("b").then(() => undefined, (error) => error);
+  const thrown = await down.limit("b").then(
+    () => undefined,
+    (error) => error,
+  );
   assert.match(thrown?.code ?? "", /^STORE_UNREACHABLE|STORE_UNAVAILABLE$/);
   assert.equal(events.at(-1).error, thrown);
   assert.equal(events.at(-1).success, undefined);

@@ -4,8 +4,8 @@
 // unspent units come back. A counting proxy sees every request.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { startCountingProxy, startGateway, startRedis } from "../../worker-example/lib/services.mjs";
-import { Ratelimit, memoryStore, redisStore } from "./edgelimit.mjs";
+import { startCountingProxy, startGateway, startRedis } from "../../tools/js/testkit.mjs";
+import { memoryStore, Ratelimit, redisStore } from "./edgelimit.mjs";
 
 let redis;
 let gateway;
@@ -63,7 +63,10 @@ test("a steady load makes one request per lease of units", async () => {
     });
     assert.equal(requests, Math.ceil(100 / units), `${units} units a lease`);
     // Units held here count as remaining: it goes down by one per call.
-    assert.deepEqual(result, Array.from({ length: 100 }, (_, i) => 999 - i));
+    assert.deepEqual(
+      result,
+      Array.from({ length: 100 }, (_, i) => 999 - i),
+    );
   }
 });
 

@@ -2,8 +2,8 @@
 import assert from "node:assert/strict";
 import { createServer } from "node:net";
 import { after, before, test } from "node:test";
-import { freePort, startGateway, startRedis } from "../../worker-example/lib/services.mjs";
-import { Concurrency, Ratelimit, atTime, memoryStore, redisStore } from "./edgelimit.mjs";
+import { freePort, startGateway, startRedis } from "../../tools/js/testkit.mjs";
+import { atTime, Concurrency, memoryStore, Ratelimit, redisStore } from "./edgelimit.mjs";
 
 let redis;
 let gateway;
@@ -30,7 +30,10 @@ const ALGORITHMS = {
 
 // A small deterministic generator, so a failure can be replayed.
 function random(seed) {
-  return () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  return () => {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31;
+    return seed / 2 ** 31;
+  };
 }
 
 for (const [name, make] of Object.entries(ALGORITHMS)) {
@@ -112,10 +115,9 @@ test("concurrency leases are shared through Redis", async () => {
 test("a refused token is STORE_UNAUTHORIZED", async () => {
   const bad = redisStore({ url: gateway.url, token: "wrong" });
   const rl = new Ratelimit({ limiter: Ratelimit.fixedWindow(3, "1 m"), store: bad, failure: "open" });
-  await assert.rejects(
-    new Ratelimit({ limiter: Ratelimit.fixedWindow(3, "1 m"), store: bad }).limit("k"),
-    { code: "STORE_UNAUTHORIZED" },
-  );
+  await assert.rejects(new Ratelimit({ limiter: Ratelimit.fixedWindow(3, "1 m"), store: bad }).limit("k"), {
+    code: "STORE_UNAUTHORIZED",
+  });
   const opened = await rl.limit("k");
   assert.equal(opened.success, true, "fail open on any store failure");
   assert.equal(opened.reason, "storeFailure");
@@ -145,7 +147,11 @@ test("a gateway that never answers is STORE_TIMEOUT after the timeout", async ()
   await new Promise((resolve) => silent.listen(0, "127.0.0.1", resolve));
   try {
     const url = `http://127.0.0.1:${silent.address().port}`;
-    const rl = new Ratelimit({ limiter: Ratelimit.fixedWindow(3, "1 m"), store: redisStore({ url, token: "t" }), timeout: 150 });
+    const rl = new Ratelimit({
+      limiter: Ratelimit.fixedWindow(3, "1 m"),
+      store: redisStore({ url, token: "t" }),
+      timeout: 150,
+    });
     const started = Date.now();
     await assert.rejects(rl.limit("k"), { code: "STORE_TIMEOUT" });
     const waited = Date.now() - started;

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { after, before, test } from "node:test";
-import { startGateway, startRedis } from "../../worker-example/lib/services.mjs";
+import { startGateway, startRedis } from "../../tools/js/testkit.mjs";
 import { Ratelimit, redisStore } from "./edgelimit.mjs";
 
 const README = new URL("../../tools/js/node_modules/@upstash/ratelimit/README.md", import.meta.url);
@@ -79,10 +79,7 @@ test("each @upstash/ratelimit option means the same here", { skip }, async () =>
   });
   // `rate` is the cost of a call.
   assert.equal((await rl.limit("u", { rate: 3 })).remaining, 2);
-  assert.deepEqual(
-    { ...(await rl.getRemaining("u")), reset: 0 },
-    { remaining: 2, reset: 0, limit: 5 },
-  );
+  assert.deepEqual({ ...(await rl.getRemaining("u")), reset: 0 }, { remaining: 2, reset: 0, limit: 5 });
   assert.equal((await rl.limit("u", { rate: 3 })).success, false);
   await rl.resetUsedTokens("u");
   assert.equal((await rl.limit("u")).remaining, 4);

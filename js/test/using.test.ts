@@ -3,6 +3,7 @@
 // the syntax yet, and its runner skips .ts files.
 import assert from "node:assert/strict";
 import { test } from "node:test";
+// biome-ignore lint/suspicious/noTsIgnore: whether this import errors depends on the checker (Deno infers the JS module's types), so @ts-expect-error would fail where it does not.
 // @ts-ignore: the helper module is untyped JavaScript.
 import { Concurrency } from "./edgelimit.mjs";
 

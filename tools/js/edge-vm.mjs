@@ -5,8 +5,8 @@
 //   node edge-vm.mjs APP_DIR   (APP_DIR has node_modules/edgelimit)
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { build } from "esbuild";
 import { EdgeRuntime } from "edge-runtime";
+import { build } from "esbuild";
 
 const app = process.argv[2];
 const smoke = new URL("./pkg-smoke.mjs", import.meta.url).pathname;
@@ -42,6 +42,8 @@ const inputs = Object.keys(bundled.metafile.inputs);
 if (!inputs.some((f) => f.endsWith("/edge-light.js"))) throw new Error(`edge-light.js not selected: ${inputs}`);
 
 const runtime = new EdgeRuntime();
-runtime.context.__edgelimit_wasm = new WebAssembly.Module(readFileSync(join(app, "node_modules/edgelimit/edgelimit_bg.wasm")));
+runtime.context.__edgelimit_wasm = new WebAssembly.Module(
+  readFileSync(join(app, "node_modules/edgelimit/edgelimit_bg.wasm")),
+);
 runtime.evaluate(bundled.outputFiles[0].text);
 console.log("edge-runtime ->", await runtime.evaluate("globalThis.__smoke"));

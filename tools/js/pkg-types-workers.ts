@@ -1,6 +1,6 @@
 // Type-checked in a plain Workers tsconfig (lib es2022 and
 // @cloudflare/workers-types, no skipLibCheck) by tools/check-pkg.sh.
-import { Concurrency, Ratelimit, redisStore, withRateLimit } from "edgelimit";
+import { type Concurrency, Ratelimit, redisStore, withRateLimit } from "edgelimit";
 
 interface Env {
   REDIS_URL: string;
@@ -15,15 +15,15 @@ const limiter = (env: Env) =>
 
 // Env from the handler's annotation, with no type argument.
 export const annotated = {
-  fetch: withRateLimit(async (request: Request, env: Env) => new Response(env.REDIS_URL), {
-    limiter: (request, env) => limiter(env),
+  fetch: withRateLimit(async (_request: Request, env: Env) => new Response(env.REDIS_URL), {
+    limiter: (_request, env) => limiter(env),
   }),
 } satisfies ExportedHandler<Env>;
 
 // Env from `satisfies ExportedHandler<Env>` alone.
 export default {
-  fetch: withRateLimit(async (request, env) => new Response(env.REDIS_URL), {
-    limiter: (request, env) => limiter(env),
+  fetch: withRateLimit(async (_request, env) => new Response(env.REDIS_URL), {
+    limiter: (_request, env) => limiter(env),
     key: (request) => request.headers.get("CF-Connecting-IP") ?? "anonymous",
   }),
 } satisfies ExportedHandler<Env>;

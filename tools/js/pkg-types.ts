@@ -3,11 +3,11 @@
 import {
   Concurrency,
   EdgelimitError,
-  Ratelimit,
+  type LimitResult,
   memoryStore,
+  Ratelimit,
   redisStore,
   withRateLimit,
-  type LimitResult,
 } from "edgelimit";
 import { rateLimit } from "edgelimit/hono";
 import { Hono } from "hono";
@@ -22,10 +22,14 @@ const shared = new Ratelimit({
 const leases = new Concurrency({ max: 2, leaseTtl: "30 s" });
 const handler = withRateLimit(async () => new Response("ok"), { limiter: shared });
 const code: string | undefined = result.success ? undefined : new EdgelimitError("UNSUPPORTED", "x").code;
-export { handler, leases, code };
+
+export { code, handler, leases };
+
 const app = new Hono();
 app.use("/api/*", rateLimit({ limiter: shared, key: (c) => c.req.header("x-client") ?? "anonymous" }));
+
 export { app };
+
 const migrated = new Ratelimit({
   redis: { url: "http://127.0.0.1:8079", token: "t" },
   limiter: Ratelimit.slidingWindow(10, "10 s"),

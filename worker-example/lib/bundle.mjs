@@ -1,7 +1,7 @@
 // Bundles the Worker with the pinned wrangler, exactly as `wrangler deploy`
 // would upload it: the script plus the .wasm module it imports, in `outDir`.
 import { execFile } from "node:child_process";
-import { copyFileSync, readFileSync, readdirSync, rmdirSync } from "node:fs";
+import { copyFileSync, readdirSync, readFileSync, rmdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
@@ -56,10 +56,20 @@ export async function bundle(outDir) {
  */
 export async function bundleWorker(entry, outDir) {
   const esbuild = join(exampleDir, "node_modules/.bin/esbuild");
-  await promisify(execFile)(esbuild, [
-    entry, "--bundle", "--format=esm", "--platform=neutral", "--log-level=warning",
-    "--conditions=workerd,worker,browser", "--external:*.wasm", `--outfile=${join(outDir, "index.js")}`,
-  ], { cwd: exampleDir });
+  await promisify(execFile)(
+    esbuild,
+    [
+      entry,
+      "--bundle",
+      "--format=esm",
+      "--platform=neutral",
+      "--log-level=warning",
+      "--conditions=workerd,worker,browser",
+      "--external:*.wasm",
+      `--outfile=${join(outDir, "index.js")}`,
+    ],
+    { cwd: exampleDir },
+  );
   copyFileSync(join(exampleDir, "node_modules/edgelimit/edgelimit_bg.wasm"), join(outDir, "edgelimit_bg.wasm"));
   return describeBundle(outDir);
 }

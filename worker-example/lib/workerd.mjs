@@ -3,6 +3,7 @@
 import { spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { stopOnExit } from "../../tools/js/testkit.mjs";
 import { exampleDir } from "./bundle.mjs";
 
 const workerdBin = join(exampleDir, "node_modules/.bin/workerd");
@@ -29,7 +30,10 @@ export async function startWorkerd(bundle, vars = {}) {
   child.stderr.on("data", (d) => (output += d));
   const exited = new Promise((resolve) => {
     child.once("exit", resolve);
-    child.once("error", (error) => resolve((output += `${error.message}\n`)));
+    child.once("error", (error) => {
+      output += `${error.message}\n`;
+      resolve();
+    });
   });
 
   const stop = async () => {
@@ -99,17 +103,4 @@ function listeningPort(control) {
 
 function timeout(ms, message) {
   return new Promise((_, reject) => setTimeout(() => reject(new Error(message)), ms).unref());
-}
-
-// A child must not outlive this process, whatever ends it.
-const children = new Set();
-export function stopOnExit(child) {
-  children.add(child);
-  child.once("exit", () => children.delete(child));
-}
-process.once("exit", () => {
-  for (const child of children) child.kill("SIGKILL");
-});
-for (const signal of ["SIGINT", "SIGTERM"]) {
-  process.once(signal, () => process.exit(128 + (signal === "SIGINT" ? 2 : 15)));
 }

@@ -3,7 +3,7 @@
 // State lives in this isolate's memory unless REDIS_URL and REDIS_TOKEN are
 // set (an Upstash database or an edgelimit-gateway): then every isolate, in
 // every region, shares the same counts.
-import { Ratelimit, memoryStore, redisStore, withRateLimit } from "edgelimit";
+import { memoryStore, Ratelimit, redisStore, withRateLimit } from "edgelimit";
 
 const algorithm = Ratelimit.slidingWindow(5, "10 s");
 
@@ -14,7 +14,7 @@ const inMemory = new Ratelimit({ limiter: algorithm, store: memoryStore() });
 const inRedis = new Map();
 const usesRedis = (env) => Boolean(env.REDIS_URL && env.REDIS_TOKEN);
 
-function limiter(request, env) {
+function limiter(_request, env) {
   if (!usesRedis(env)) return inMemory;
   // What to answer when Redis cannot be reached: "open" lets requests
   // through, "closed" denies them; either beats failing the whole request.
@@ -29,7 +29,7 @@ function limiter(request, env) {
   return shared;
 }
 
-async function handler(request, env) {
+async function handler(_request, env) {
   const store = usesRedis(env) ? "redis" : "memory";
   return Response.json({ message: "Hello from behind the rate limiter", store });
 }

@@ -34,7 +34,13 @@ export async function hit(worker, client) {
 /** `parameters('"default";q=5;w=10')` is `{q: 5, w: 10}`. */
 function parameters(field) {
   assert.match(field ?? "", /^"default"(;[a-z]+=\d+)+$/, `structured field ${field}`);
-  return Object.fromEntries(field.split(";").slice(1).map((p) => p.split("=")).map(([k, v]) => [k, Number(v)]));
+  return Object.fromEntries(
+    field
+      .split(";")
+      .slice(1)
+      .map((p) => p.split("="))
+      .map(([k, v]) => [k, Number(v)]),
+  );
 }
 
 /** The headers of any limited response, checked against each other and the limit. */

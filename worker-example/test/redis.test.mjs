@@ -2,7 +2,7 @@
 // behind the real edgelimit-gateway, reached over loopback HTTP.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { startGateway, startRedis } from "../lib/services.mjs";
+import { startGateway, startRedis } from "../../tools/js/testkit.mjs";
 import { startWorkerd } from "../lib/workerd.mjs";
 import { assertAdmitted, assertBurst, assertDenied, hit, newClient, workerBundle } from "./helpers.mjs";
 
@@ -66,10 +66,7 @@ describe("with the gateway stopped", () => {
   before(async () => {
     // A gateway of their own, so stopping it leaves the other tests theirs.
     down = await startGateway(redis.port);
-    [open, closed] = await Promise.all([
-      worker(down, { FAILURE: "open" }),
-      worker(down, { FAILURE: "closed" }),
-    ]);
+    [open, closed] = await Promise.all([worker(down, { FAILURE: "open" }), worker(down, { FAILURE: "closed" })]);
     // Both were using Redis before it went away.
     assertAdmitted(await hit(open, newClient()), 4, "redis");
     assertAdmitted(await hit(closed, newClient()), 4, "redis");
@@ -94,7 +91,7 @@ describe("with the gateway stopped", () => {
 
   test("both recover when the gateway is back", async () => {
     // On the same port: the Workers' REDIS_URL still points there.
-    down = await startGateway(redis.port, down.port);
+    down = await startGateway(redis.port, { port: down.port });
     assertAdmitted(await hit(open, newClient()), 4, "redis");
     assertAdmitted(await hit(closed, newClient()), 4, "redis");
     await down.stop();

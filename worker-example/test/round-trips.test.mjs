@@ -6,8 +6,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
+import { startCountingProxy, startGateway, startRedis } from "../../tools/js/testkit.mjs";
 import { bundleWorker, exampleDir } from "../lib/bundle.mjs";
-import { startCountingProxy, startGateway, startRedis } from "../lib/services.mjs";
 import { startWorkerd } from "../lib/workerd.mjs";
 import { assertAdmitted, assertDenied, hit, newClient, workerBundle } from "./helpers.mjs";
 
@@ -45,7 +45,14 @@ test("calls a Worker makes together share one command, decided in call order", a
   await ask("warm-up", 2);
   await ask("warm-up", 1);
   proxy.take();
-  assert.deepEqual(await ask("k", 6), [[true, 3], [true, 2], [true, 1], [true, 0], [false, 0], [false, 0]]);
+  assert.deepEqual(await ask("k", 6), [
+    [true, 3],
+    [true, 2],
+    [true, 1],
+    [true, 0],
+    [false, 0],
+    [false, 0],
+  ]);
   const seen = proxy.take();
   assert.equal(seen.length, 1, JSON.stringify(seen));
   // One command: a call of the batch script carrying the six.
@@ -77,7 +84,10 @@ test("a Worker's quota lease pays for calls without requests, and comes back", a
   proxy.take();
   const answers = [];
   for (let i = 0; i < 35; i++) answers.push(await (await get("/?id=user")).json());
-  assert.deepEqual(answers, Array.from({ length: 35 }, (_, i) => [true, 999 - i]));
+  assert.deepEqual(
+    answers,
+    Array.from({ length: 35 }, (_, i) => [true, 999 - i]),
+  );
   assert.equal(proxy.take().length, 4, "one request per 10 calls");
   await get("/return");
   assert.equal(proxy.take().length, 1);

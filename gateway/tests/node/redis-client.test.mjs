@@ -1,8 +1,9 @@
 // The unmodified @upstash/redis client against the gateway.
-import { after, before, describe, test } from "node:test";
+
 import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
 import { Redis } from "@upstash/redis";
-import { startStack } from "./harness.mjs";
+import { startStack } from "../../../tools/js/testkit.mjs";
 
 describe("@upstash/redis", () => {
   let stack;
@@ -70,7 +71,10 @@ describe("@upstash/redis", () => {
   test("auto-pipelining batches concurrent commands", async () => {
     const auto = new Redis({ url: stack.url, token: stack.token, enableAutoPipelining: true });
     const results = await Promise.all(Array.from({ length: 50 }, () => auto.incr("ap")));
-    assert.deepEqual([...results].sort((a, b) => a - b), Array.from({ length: 50 }, (_, i) => i + 1));
+    assert.deepEqual(
+      [...results].sort((a, b) => a - b),
+      Array.from({ length: 50 }, (_, i) => i + 1),
+    );
     const [a, b] = await Promise.all([auto.set("ap2", "v"), auto.get("ap")]);
     assert.equal(a, "OK");
     assert.equal(b, 50);

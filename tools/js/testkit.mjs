@@ -1,17 +1,25 @@
-// A throwaway redis-server and edgelimit-gateway on free 127.0.0.1 ports,
-// for the Redis store tests: the real programs, not mocks.
+// The project's test kit: a throwaway redis-server and edgelimit-gateway on
+// free 127.0.0.1 ports (the real programs, not mocks), a proxy counting the
+// requests a store makes, and child processes that never outlive the test
+// process. Node built-ins only, so that any npm project of the repository
+// (js/test, worker-example, gateway/tests/node...) imports it by relative
+// path; it runs under Node, Deno and Bun.
 import { execFile, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer as createHttpServer } from "node:http";
-import { createServer } from "node:net";
+import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { repoDir } from "./bundle.mjs";
-import { stopOnExit } from "./workerd.mjs";
 
-export const GATEWAY_TOKEN = "worker-test-token";
+/** The repository's root directory. */
+export const repoDir = join(dirname(fileURLToPath(import.meta.url)), "../..");
 
+/** The token of the gateways `startGateway` starts, unless told another. */
+export const GATEWAY_TOKEN = "edgelimit-test-token";
+
+/** A 127.0.0.1 port nothing listens on (the OS picks it). */
 export function freePort() {
   return new Promise((resolve, reject) => {
     const server = createServer().listen(0, "127.0.0.1", () => {
@@ -22,31 +30,107 @@ export function freePort() {
   });
 }
 
+/** Resolves once something accepts connections on 127.0.0.1:`port`. */
+export async function waitForPort(port, ms = 10_000) {
+  const accepts = () =>
+    new Promise((resolve) => {
+      const socket = connect(port, "127.0.0.1");
+      socket.once("connect", () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once("error", () => resolve(false));
+    });
+  const deadline = Date.now() + ms;
+  while (!(await accepts())) {
+    if (Date.now() > deadline) throw new Error(`nothing listened on port ${port} within ${ms} ms`);
+    await sleep(25);
+  }
+}
+
+// A child must not outlive this process, whatever ends it.
+const children = new Set();
+/** Kills `child` (SIGKILL) when this process exits, if it still runs then. */
+export function stopOnExit(child) {
+  children.add(child);
+  child.once("exit", () => children.delete(child));
+}
+process.once("exit", () => {
+  for (const child of children) child.kill("SIGKILL");
+});
+for (const signal of ["SIGINT", "SIGTERM"]) {
+  process.once(signal, () => process.exit(128 + (signal === "SIGINT" ? 2 : 15)));
+}
+
+/** A redis-server on a free port, in a scratch directory, without persistence. */
 export async function startRedis() {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), "edgelimit-redis-"));
   process.once("exit", () => rmSync(dir, { recursive: true, force: true }));
   const server = start("redis-server", [
-    "--port", String(port), "--bind", "127.0.0.1", "--dir", dir,
-    "--save", "", "--appendonly", "no",
+    "--port",
+    String(port),
+    "--bind",
+    "127.0.0.1",
+    "--dir",
+    dir,
+    "--save",
+    "",
+    "--appendonly",
+    "no",
   ]);
   await waitFor(server, () => redisCommand(port, "PING").then((reply) => reply === "PONG"));
+  /** `command(...args)`: one redis-cli command, its reply trimmed. */
   return { ...server, port, command: (...args) => redisCommand(port, ...args) };
 }
 
-/** A gateway over the Redis at `redisPort`, on `port` (default: a free one). */
-export async function startGateway(redisPort, port) {
-  const bin = process.env.EDGELIMIT_GATEWAY_BIN ?? join(repoDir, "gateway/target/debug/edgelimit-gateway");
+/**
+ * The gateway binary: EDGELIMIT_GATEWAY_BIN, else GATEWAY_BIN, else the
+ * debug build `make test-deps` makes.
+ */
+export function gatewayBin() {
+  const bin =
+    process.env.EDGELIMIT_GATEWAY_BIN ??
+    process.env.GATEWAY_BIN ??
+    join(repoDir, "gateway/target/debug/edgelimit-gateway");
   if (!existsSync(bin)) throw new Error(`${bin} is missing: \`make test-deps\` builds it`);
+  return bin;
+}
+
+/**
+ * A gateway over the Redis at `redisPort`, on `port` (default: a free one),
+ * accepting `token` (default: GATEWAY_TOKEN).
+ */
+export async function startGateway(redisPort, { port, token = GATEWAY_TOKEN } = {}) {
+  const bin = gatewayBin();
   port ??= await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const gateway = start(bin, [
-    "--listen", `127.0.0.1:${port}`,
-    "--redis-url", `redis://127.0.0.1:${redisPort}`,
-    "--token", GATEWAY_TOKEN,
-  ], { EDGELIMIT_GATEWAY_LOG: "warn" });
+  const gateway = start(
+    bin,
+    ["--listen", `127.0.0.1:${port}`, "--redis-url", `redis://127.0.0.1:${redisPort}`, "--token", token],
+    { EDGELIMIT_GATEWAY_LOG: "warn" },
+  );
   await waitFor(gateway, () => fetch(`${url}/healthz`).then((r) => r.ok));
-  return { ...gateway, port, url, token: GATEWAY_TOKEN };
+  return { ...gateway, port, url, token };
+}
+
+/**
+ * A redis-server and a gateway in front of it: `{ redis, gateway, url,
+ * token, stop }`; stop() ends both (the gateway first).
+ */
+export async function startStack(options = {}) {
+  const redis = await startRedis();
+  try {
+    const gateway = await startGateway(redis.port, options);
+    const stop = async () => {
+      await gateway.stop();
+      await redis.stop();
+    };
+    return { redis, gateway, url: gateway.url, token: gateway.token, stop };
+  } catch (error) {
+    await redis.stop();
+    throw error;
+  }
 }
 
 /**
@@ -117,17 +201,25 @@ async function startCountingProxyDeno(target) {
   };
 }
 
+/** `command` as a child stopped on exit; its stderr kept for error messages. */
 function start(command, args, env = {}) {
   const child = spawn(command, args, { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, ...env } });
   stopOnExit(child);
   let stderr = "";
   let running = true;
-  child.stderr.on("data", (d) => (stderr += d));
+  child.stderr.on("data", (d) => {
+    stderr += d;
+  });
   // "error" instead of "exit" when it could not be started at all.
   const exited = new Promise((resolve) => {
     child.once("exit", resolve);
-    child.once("error", (error) => resolve((stderr += `${error.message}\n`)));
-  }).then(() => (running = false));
+    child.once("error", (error) => {
+      stderr += `${error.message}\n`;
+      resolve();
+    });
+  }).then(() => {
+    running = false;
+  });
   return {
     name: command,
     running: () => running,
@@ -139,7 +231,8 @@ function start(command, args, env = {}) {
   };
 }
 
-async function waitFor(service, ready, ms = 10000) {
+/** Polls `ready` until it resolves to true; fails early when `service` exits. */
+async function waitFor(service, ready, ms = 10_000) {
   const deadline = Date.now() + ms;
   for (;;) {
     if (!service.running()) {
@@ -150,9 +243,11 @@ async function waitFor(service, ready, ms = 10000) {
       await service.stop();
       throw new Error(`${service.name} was not ready within ${ms} ms: ${service.stderr()}`);
     }
-    await new Promise((r) => setTimeout(r, 25));
+    await sleep(25);
   }
 }
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 // redis-cli comes with redis-server (tools/ensure-redis.sh installs both).
 async function redisCommand(port, ...args) {
