@@ -1,11 +1,11 @@
 // Concurrency: a semaphore of expiring leases per id, so a crashed holder
 // cannot keep a slot forever.
 
-import { CoreConcurrency, CoreLeaseOp } from "./edgelimit.js";
 import * as slot from "./boundary.js";
+import { CoreConcurrency, CoreLeaseOp } from "./edgelimit.js";
 import { checkId, checkNumber, invalid } from "./errors.js";
 import { DEFAULT_PREFIX } from "./ratelimit.js";
-import { CORE, TRANSPORT, checkStore, failureCode, memoryStore } from "./stores.js";
+import { CORE, checkStore, failureCode, memoryStore, TRANSPORT } from "./stores.js";
 import { run } from "./transport.js";
 
 const ACQUIRE = CoreLeaseOp.Acquire;
@@ -111,7 +111,10 @@ export class Concurrency {
 
   #queue(id) {
     let queue = this.#waiters.get(id);
-    if (queue === undefined) this.#waiters.set(id, (queue = new Queue()));
+    if (queue === undefined) {
+      queue = new Queue();
+      this.#waiters.set(id, queue);
+    }
     return queue;
   }
 
@@ -174,7 +177,7 @@ export class Concurrency {
   #wakeAll(id) {
     const queue = this.#waiters.get(id);
     this.#waiters.delete(id);
-    for (let place; (place = queue?.shift()) !== undefined; ) {
+    for (let place = queue?.shift(); place !== undefined; place = queue.shift()) {
       place.woken = true;
       place.wake?.();
     }

@@ -3,8 +3,9 @@
 // compiling WebAssembly from bytes is not allowed, so the module is imported
 // with `?module`, which their bundlers (webpack, Turbopack) turn into a
 // compiled WebAssembly.Module.
-import wasmModule from "./edgelimit_bg.wasm?module";
+
 import { initSync } from "./edgelimit.js";
+import wasmModule from "./edgelimit_bg.wasm?module";
 
 initSync({ module: wasmModule });
 

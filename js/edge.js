@@ -26,11 +26,7 @@ export function rateLimitHeaders(algorithm, result, now = Date.now()) {
 /** The client's address as Cloudflare or a proxy reports it. */
 function clientAddress(request) {
   const headers = request.headers;
-  return (
-    headers.get("CF-Connecting-IP") ??
-    headers.get("X-Forwarded-For")?.split(",")[0].trim() ??
-    "anonymous"
-  );
+  return headers.get("CF-Connecting-IP") ?? headers.get("X-Forwarded-For")?.split(",")[0].trim() ?? "anonymous";
 }
 
 function tooManyRequests() {

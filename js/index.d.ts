@@ -63,13 +63,15 @@ export interface RedisStoreOptions {
    * CROSSSLOT), or one EVALSHA each in a `/pipeline`. Each call keeps its own
    * result, error and retries. `false`: one request per call.
    */
-  batch?: boolean | {
-    /** Most calls in one request. Default 128. */
-    maxCalls?: number;
-    /** Most requests in flight; calls made meanwhile wait for the next. Default `Infinity`. */
-    maxInFlight?: number;
-    grouping?: "script" | "pipeline";
-  };
+  batch?:
+    | boolean
+    | {
+        /** Most calls in one request. Default 128. */
+        maxCalls?: number;
+        /** Most requests in flight; calls made meanwhile wait for the next. Default `Infinity`. */
+        maxInFlight?: number;
+        grouping?: "script" | "pipeline";
+      };
   /**
    * Ids whose denial is remembered (default 10000; `0` or `false`: none). A
    * denied id's further calls are answered without a request for as long as

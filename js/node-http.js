@@ -257,7 +257,10 @@ class Reply {
       const colon = lines[i].indexOf(":");
       if (colon < 0) continue;
       const name = lines[i].slice(0, colon).trim().toLowerCase();
-      const value = lines[i].slice(colon + 1).trim().toLowerCase();
+      const value = lines[i]
+        .slice(colon + 1)
+        .trim()
+        .toLowerCase();
       if (name === "content-length") {
         const length = Number(value);
         if (!/^\d+$/.test(value) || !Number.isSafeInteger(length)) throw new Error("bad content-length");

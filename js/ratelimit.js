@@ -1,9 +1,9 @@
 // Ratelimit: the @upstash/ratelimit-shaped API over the core's rate limiter.
 
-import { CoreAlgorithm, CoreRateLimiter } from "./edgelimit.js";
 import * as slot from "./boundary.js";
-import { EdgelimitError, checkId, checkNumber, invalid } from "./errors.js";
-import { CORE, TRANSPORT, checkStore, failureCode, memoryStore } from "./stores.js";
+import { CoreAlgorithm, CoreRateLimiter } from "./edgelimit.js";
+import { checkId, checkNumber, EdgelimitError, invalid } from "./errors.js";
+import { CORE, checkStore, failureCode, memoryStore, TRANSPORT } from "./stores.js";
 import { run } from "./transport.js";
 import { checkUpstashFlags, storeFromRedis } from "./upstash.js";
 import { backoff, sleep } from "./wait.js";
@@ -77,7 +77,7 @@ export class Ratelimit {
     enableTelemetry,
   } = {}) {
     if (limiter?.[CORE] === undefined) {
-      throw invalid("limiter must come from a factory such as Ratelimit.slidingWindow(10, \"10 s\")");
+      throw invalid('limiter must come from a factory such as Ratelimit.slidingWindow(10, "10 s")');
     }
     if (typeof prefix !== "string") throw invalid("prefix must be a string");
     const policy = failureCode(failure);
@@ -111,8 +111,15 @@ export class Ratelimit {
    */
   #decided(id, cost, result, startedAt) {
     if (this.#onDecision !== undefined) {
-      this.#report({ ...this.#event(id, cost, startedAt), success: result.success, limit: result.limit,
-        remaining: result.remaining, reset: result.reset, retryAfter: result.retryAfter, reason: result.reason });
+      this.#report({
+        ...this.#event(id, cost, startedAt),
+        success: result.success,
+        limit: result.limit,
+        remaining: result.remaining,
+        reset: result.reset,
+        retryAfter: result.retryAfter,
+        reason: result.reason,
+      });
     }
     if (this.#dryRun && !result.success) return { ...result, success: true, reason: "dryRun" };
     return result;
@@ -251,7 +258,13 @@ export class Ratelimit {
   async returnLeases() {
     if (this.#inMemory) return;
     const calls = [];
-    for (let call; (call = this.#core.restReturnQuota(Date.now())) !== undefined; ) calls.push(call);
+    for (
+      let call = this.#core.restReturnQuota(Date.now());
+      call !== undefined;
+      call = this.#core.restReturnQuota(Date.now())
+    ) {
+      calls.push(call);
+    }
     await Promise.all(calls.map((call) => run(call, this.#transport)));
   }
 

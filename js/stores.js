@@ -20,10 +20,13 @@ function batching(batch) {
   if (batch === false) return { ...defaults, maxCalls: 1, grouping: "pipeline" };
   if (batch === true) return defaults;
   if (typeof batch !== "object" || batch === null) {
-    throw invalid('batch must be true, false or { maxCalls, maxInFlight, grouping }');
+    throw invalid("batch must be true, false or { maxCalls, maxInFlight, grouping }");
   }
   const { maxCalls = 128, maxInFlight = Infinity, grouping = "script" } = batch;
-  for (const [name, value] of [["maxCalls", maxCalls], ["maxInFlight", maxInFlight]]) {
+  for (const [name, value] of [
+    ["maxCalls", maxCalls],
+    ["maxInFlight", maxInFlight],
+  ]) {
     if (!(checkNumber(name, value) >= 1) || !(Number.isInteger(value) || value === Infinity)) {
       throw invalid(`batch.${name} must be a whole number of at least 1`);
     }

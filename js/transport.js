@@ -5,8 +5,8 @@
 // retry and the failure policy; this file only moves bytes, groups calls
 // and enforces the timeout.
 
-import { CoreFetchFailure, CoreRestBatch, CoreStatus, takeError } from "./edgelimit.js";
 import { ALLOWED, output } from "./boundary.js";
+import { CoreFetchFailure, CoreRestBatch, CoreStatus, takeError } from "./edgelimit.js";
 import { sleep } from "./wait.js";
 
 // Statuses of CoreRestCall.receiveFrom besides admitted, denied and failed.
@@ -27,8 +27,7 @@ function describe(error) {
 function kind(error, timedOut) {
   if (timedOut) return TIMED_OUT;
   // Node (undici) names the cause; Deno and workerd say it in the message.
-  const refused =
-    error?.cause?.code === "ECONNREFUSED" || /ECONNREFUSED|connection refused/i.test(describe(error));
+  const refused = error?.cause?.code === "ECONNREFUSED" || /ECONNREFUSED|connection refused/i.test(describe(error));
   return refused ? REFUSED : OTHER;
 }
 
@@ -142,7 +141,7 @@ export class Transport {
       if (reply.kind === undefined) batch.receive(reply.status, reply.text);
       else batch.fail(reply.kind, reply.message, timeoutMs);
       if (batch.regroup) this.#grouped = false;
-      entries.forEach(({ call, settle }, index) => settle(settled(call.receiveFrom(batch, index))));
+      for (const [index, { call, settle }] of entries.entries()) settle(settled(call.receiveFrom(batch, index)));
     } catch (error) {
       // Only a defect gets here; no caller is left waiting.
       for (const { settle } of entries) settle({ status: CoreStatus.Failed, error });

@@ -1,8 +1,9 @@
 // Cloudflare Workers (workerd, wrangler): a `.wasm` import is already a
 // compiled WebAssembly.Module (Workers cannot compile wasm from bytes at run
 // time), so instantiating it synchronously at import is cheap and allowed.
-import wasmModule from "./edgelimit_bg.wasm";
+
 import { initSync } from "./edgelimit.js";
+import wasmModule from "./edgelimit_bg.wasm";
 
 initSync({ module: wasmModule });
 
