@@ -255,6 +255,8 @@ impl Parser<'_> {
         Some(Json::Int(value))
     }
 
+    /// Any other JSON number (a fraction, an exponent, beyond i64), kept
+    /// as its text.
     fn other_number(&mut self) -> Option<Json> {
         let start = self.at;
         while matches!(
@@ -264,13 +266,8 @@ impl Parser<'_> {
             self.at += 1;
         }
         let text = std::str::from_utf8(&self.bytes[start..self.at]).ok()?;
-        if !is_number(text) {
-            return None;
-        }
-        Some(match text.parse::<i64>() {
-            Ok(n) => Json::Int(n),
-            Err(_) => Json::OtherNumber(text.to_owned()),
-        })
+        // Every integer in i64 range was read by `integer`.
+        is_number(text).then(|| Json::OtherNumber(text.to_owned()))
     }
 
     fn string(&mut self) -> Option<String> {
