@@ -36,7 +36,7 @@ export async function startRedis() {
 
 /** A gateway over the Redis at `redisPort`, on `port` (default: a free one). */
 export async function startGateway(redisPort, port) {
-  const bin = process.env.EDGELIMIT_GATEWAY_BIN ?? join(repoDir, "gateway/target/debug/edgelimit-gateway");
+  const bin = process.env.EDGELIMIT_GATEWAY_BIN ?? join(repoDir, "target/debug/edgelimit-gateway");
   if (!existsSync(bin)) throw new Error(`${bin} is missing: \`make test-deps\` builds it`);
   port ??= await freePort();
   const url = `http://127.0.0.1:${port}`;
