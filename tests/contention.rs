@@ -14,11 +14,6 @@
 //! - A holder killed with SIGKILL keeps its slot until its lease expires,
 //!   not a millisecond less.
 
-#[path = "common/gateway.rs"]
-mod gateway;
-#[path = "common/resp.rs"]
-mod resp;
-
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, Command, Stdio};
@@ -34,7 +29,8 @@ use edgelimit::{
     Acquire, Concurrency, ConcurrencyLimiter, Decision, Error, FixedWindow, Gcra, Limiter,
     ManualClock, MemoryStore, SlidingWindow, Store, StoreError, SystemClock, TokenBucket,
 };
-use gateway::{Gateway, TOKEN};
+use testkit::gateway::{Gateway, TOKEN};
+use testkit::redis::Redis;
 
 // ---------------------------------------------------------------------------
 // Shared set-up.
@@ -518,12 +514,12 @@ fn child_holder() {
 struct Backend {
     gateway: Gateway,
     // Dropped after the gateway.
-    _redis: resp::Server,
+    _redis: Redis,
 }
 
 impl Backend {
     fn start() -> Self {
-        let redis = resp::Server::start();
+        let redis = Redis::start();
         let gateway = Gateway::start(redis.port);
         Self {
             gateway,
@@ -991,7 +987,7 @@ fn lease_worker(url: &str, thread: u64, stop: &AtomicBool) -> Tally {
 #[test]
 fn leases_survive_a_redis_restart() {
     let _heavy = one_at_a_time();
-    let mut redis = resp::PersistentServer::start();
+    let mut redis = Redis::start_persistent();
     let gateway = Gateway::start(redis.port);
     let url = gateway.url();
     let config = Concurrency::new(RESTART_MAX, "30 s").unwrap();
@@ -1020,7 +1016,7 @@ fn leases_survive_a_redis_restart() {
         std::thread::sleep(Duration::from_millis(800));
 
         // A crash: SIGKILL, nothing but the append-only file survives.
-        redis.kill();
+        redis.stop();
         std::thread::sleep(Duration::from_millis(300));
         let started = Instant::now();
         let during = op(LeaseOp::Acquire { id: 99, ttl_ms: 0 });

@@ -2,11 +2,6 @@
 //! the Rust API unchanged, the same decisions as the in-memory store, the
 //! EVALSHA/NOSCRIPT/EVAL path, typed failures and retries.
 
-#[path = "common/gateway.rs"]
-mod gateway;
-#[path = "common/resp.rs"]
-mod resp;
-
 use std::net::TcpListener;
 use std::time::Duration;
 
@@ -16,19 +11,21 @@ use edgelimit::{
     Acquire, Concurrency, ConcurrencyLimiter, Error, FixedWindow, Gcra, Limiter, ManualClock,
     MemoryStore, SlidingLog, SlidingWindow, StoreError, TokenBucket,
 };
-use gateway::{Gateway, TOKEN};
 use proptest::prelude::*;
+use testkit::gateway::{Gateway, TOKEN};
+use testkit::redis::Redis;
+use testkit::resp;
 
 const T0: u64 = 1_700_000_000_000;
 
 struct Backend {
-    redis: resp::Server,
+    redis: Redis,
     gateway: Gateway,
 }
 
 impl Backend {
     fn start() -> Self {
-        let redis = resp::Server::start();
+        let redis = Redis::start();
         let gateway = Gateway::start(redis.port);
         Self { redis, gateway }
     }
@@ -212,7 +209,7 @@ fn wrong_token_is_unauthorized() {
 
 #[test]
 fn nothing_listening_is_unreachable() {
-    let port = gateway::free_port();
+    let port = testkit::port::free_port();
     let options = RestOptions {
         retries: 1,
         backoff_base: Duration::from_millis(1),
@@ -250,7 +247,7 @@ fn a_silent_backend_times_out() {
 #[test]
 fn failure_policy_answers_for_a_failed_store() {
     use edgelimit::{FailurePolicy, Reason, FAIL_CLOSED_RETRY_MS};
-    let port = gateway::free_port(); // nothing listens there
+    let port = testkit::port::free_port(); // nothing listens there
     let options = RestOptions {
         retries: 0,
         ..RestOptions::default()
