@@ -11,6 +11,7 @@ use edgelimit::{
     Clock, FixedWindow, Gcra, Limiter, ManualClock, SlidingLog, SlidingWindow, TokenBucket,
 };
 use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
 use testkit::gateway::{Gateway, TOKEN};
 use testkit::redis::Redis;
 use testkit::tap::Tap;
@@ -192,6 +193,8 @@ proptest! {
     // PROPTEST_CASES (`make test-long`).
     #![proptest_config(ProptestConfig {
         cases: std::env::var("PROPTEST_CASES").ok().and_then(|n| n.parse().ok()).map_or(6, |n: u32| n / 20),
+        // Failures are kept in tests/<file>.proptest-regressions, committed.
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("proptest-regressions"))),
         ..ProptestConfig::default()
     })]
 

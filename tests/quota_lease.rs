@@ -16,7 +16,7 @@ use edgelimit::{
     SlidingWindow, TokenBucket,
 };
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError, TestRunner};
 use testkit::gateway::{Gateway, TOKEN};
 use testkit::redis::Redis;
 use testkit::resp;
@@ -33,7 +33,11 @@ fn runner() -> TestRunner {
         .unwrap_or(64);
     TestRunner::new(Config {
         cases,
-        failure_persistence: None,
+        // Failures are kept in tests/<file>.proptest-regressions, committed.
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource(
+            "proptest-regressions",
+        ))),
+        source_file: Some(file!()),
         ..Config::default()
     })
 }
@@ -241,7 +245,10 @@ impl Admitted {
 }
 
 proptest! {
-    #![proptest_config(Config { failure_persistence: None, ..Config::default() })]
+    #![proptest_config(Config {
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("proptest-regressions"))),
+        ..Config::default()
+    })]
 
     /// Fixed window: no window ever admits more than the limit, and a call
     /// is denied only when the window's admissions plus what the other

@@ -12,6 +12,7 @@ use edgelimit::{
     MemoryStore, SlidingLog, SlidingWindow, StoreError, TokenBucket,
 };
 use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
 use testkit::gateway::{Gateway, TOKEN};
 use testkit::redis::Redis;
 use testkit::resp;
@@ -87,6 +88,8 @@ proptest! {
     // PROPTEST_CASES (`make test-long`).
     #![proptest_config(ProptestConfig {
         cases: std::env::var("PROPTEST_CASES").ok().and_then(|n| n.parse().ok()).map_or(12, |n: u32| n / 20),
+        // Failures are kept in tests/<file>.proptest-regressions, committed.
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("proptest-regressions"))),
         ..ProptestConfig::default()
     })]
 

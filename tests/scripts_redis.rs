@@ -18,7 +18,7 @@ use edgelimit::{
     Decision, Error, FixedWindow, Gcra, Limiter, SlidingLog, SlidingWindow, TokenBucket,
 };
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError, TestRunner};
 use testkit::redis::Redis;
 use testkit::resp::{Conn, Reply};
 
@@ -36,7 +36,11 @@ fn cases() -> u32 {
 fn runner() -> TestRunner {
     TestRunner::new(Config {
         cases: cases(),
-        failure_persistence: None,
+        // Failures are kept in tests/<file>.proptest-regressions, committed.
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource(
+            "proptest-regressions",
+        ))),
+        source_file: Some(file!()),
         ..Config::default()
     })
 }
