@@ -3,7 +3,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all demo demo-rust test-next test-worker test test-rust test-gateway test-deps test-long lint wasm-check pkg pkg-check test-js bench bench-redis bench-pkg bench-cluster clean test-wasm test-browser
+.PHONY: all demo demo-rust test-next test-worker test test-rust test-gateway test-deps test-long lint wasm-check pkg pkg-check test-js bench bench-redis bench-gateway bench-pkg bench-cluster clean test-wasm test-browser
 
 all: test
 
@@ -90,13 +90,17 @@ lint:
 bench:
 	$(CARGO) bench --bench decisions
 	$(MAKE) bench-redis
-	bash bench/gateway/run.sh
+	$(MAKE) bench-gateway
 	$(MAKE) bench-cluster
 	$(MAKE) bench-pkg
 
 ## The Redis REST store next to @upstash/ratelimit, through the gateway.
 bench-redis:
 	bash bench/redis-store/run.sh
+
+## EVALSHA through the gateway next to direct Redis and webdis.
+bench-gateway:
+	bash bench/gateway/run.sh
 
 ## The gateway in front of one Redis and of a three-master cluster.
 bench-cluster:
@@ -108,5 +112,11 @@ bench-pkg:
 	$(MAKE) pkg
 	bash bench/pkg/run.sh
 
+## Everything the build and the test scripts make or install inside the
+## repository (nothing outside it): target/, pkg/, .cache/ (wasm-bindgen),
+## npm's node_modules/ and wrangler's .wrangler/ folders.
 clean:
 	$(CARGO) clean
+	rm -rf pkg .cache
+	find . -name node_modules -type d -prune -exec rm -rf {} +
+	find . -name .wrangler -type d -prune -exec rm -rf {} +
