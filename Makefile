@@ -114,9 +114,10 @@ bench-pkg:
 
 ## Everything the build and the test scripts make or install inside the
 ## repository (nothing outside it): target/, pkg/, .cache/ (wasm-bindgen),
-## npm's node_modules/ and wrangler's .wrangler/ folders.
+## the Next.js builds and bench/pkg/out/, npm's node_modules/ and
+## wrangler's .wrangler/ folders.
 clean:
 	$(CARGO) clean
-	rm -rf pkg .cache
+	rm -rf pkg .cache next-test/.next* next-test/next-env.d.ts bench/pkg/out
 	find . -name node_modules -type d -prune -exec rm -rf {} +
 	find . -name .wrangler -type d -prune -exec rm -rf {} +
