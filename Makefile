@@ -3,7 +3,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all demo demo-rust test-next test-worker test test-rust test-gateway test-deps test-long lint wasm-check pkg pkg-check test-js bench bench-redis bench-pkg bench-cluster clean test-wasm test-browser
+.PHONY: all demo demo-rust test-next test-worker test test-rust test-gateway test-deps test-long lint wasm-check pkg pkg-check test-js bench bench-redis bench-gateway bench-pkg bench-cluster clean test-wasm test-browser
 
 all: test
 
@@ -16,7 +16,7 @@ demo: pkg
 demo-rust:
 	$(CARGO) run --quiet --release --example demo
 
-GATEWAY_TARGET := $(CURDIR)/gateway/target
+GATEWAY_TARGET := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 GATEWAY_BIN := $(GATEWAY_TARGET)/debug/edgelimit-gateway
 
 ## Formatting, lints, then every test: Rust, the gateway, the npm package in
@@ -28,20 +28,22 @@ test: lint wasm-check test-rust test-gateway pkg-check test-js test-worker test-
 test-rust: test-deps
 	EDGELIMIT_GATEWAY_BIN=$(GATEWAY_BIN) $(CARGO) test --workspace --all-features
 
-## The gateway's own tests, with the real @upstash clients.
+## The gateway's Node tests, with the real @upstash clients (its Rust
+## tests run in test-rust, with the rest of the workspace).
 test-gateway: test-deps
 	bash gateway/run-tests.sh
 
 ## What the tests run against: a real redis-server and the real gateway.
 test-deps:
 	bash tools/ensure-redis.sh
-	CARGO_TARGET_DIR=$(GATEWAY_TARGET) $(CARGO) build --quiet --manifest-path gateway/Cargo.toml --bin edgelimit-gateway
+	$(CARGO) build --quiet -p edgelimit-gateway --bin edgelimit-gateway
 
-## The core must keep compiling to WebAssembly, as lint-clean as natively
-## (its code paths differ: cfg(target_arch = "wasm32")).
+## The core and its wasm tests (tests/wasm/) must keep compiling to
+## WebAssembly, as lint-clean as natively (their code paths differ:
+## cfg(target_arch = "wasm32")).
 wasm-check:
 	rustup target add wasm32-unknown-unknown >/dev/null 2>&1 || rustup target add wasm32-unknown-unknown
-	$(CARGO) clippy --quiet --lib --target wasm32-unknown-unknown -- -D warnings
+	$(CARGO) clippy --quiet --lib --test wasm --target wasm32-unknown-unknown -- -D warnings
 
 ## The npm package in pkg/: the core as WebAssembly plus the JS entries.
 pkg:
@@ -89,13 +91,17 @@ lint:
 bench:
 	$(CARGO) bench --bench decisions
 	$(MAKE) bench-redis
-	bash bench/gateway/run.sh
+	$(MAKE) bench-gateway
 	$(MAKE) bench-cluster
 	$(MAKE) bench-pkg
 
 ## The Redis REST store next to @upstash/ratelimit, through the gateway.
 bench-redis:
 	bash bench/redis-store/run.sh
+
+## EVALSHA through the gateway next to direct Redis and webdis.
+bench-gateway:
+	bash bench/gateway/run.sh
 
 ## The gateway in front of one Redis and of a three-master cluster.
 bench-cluster:
@@ -107,5 +113,12 @@ bench-pkg:
 	$(MAKE) pkg
 	bash bench/pkg/run.sh
 
+## Everything the build and the test scripts make or install inside the
+## repository (nothing outside it): target/, pkg/, .cache/ (wasm-bindgen),
+## the Next.js builds and bench/pkg/out/, npm's node_modules/ and
+## wrangler's .wrangler/ folders.
 clean:
 	$(CARGO) clean
+	rm -rf pkg .cache next-test/.next* next-test/next-env.d.ts bench/pkg/out
+	find . -name node_modules -type d -prune -exec rm -rf {} +
+	find . -name .wrangler -type d -prune -exec rm -rf {} +

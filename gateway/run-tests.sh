@@ -1,19 +1,19 @@
 #!/usr/bin/env bash
-# Runs every gateway test: Rust unit and integration tests (real
-# redis-server, real gateway binary) and the Node tests driving the
-# unmodified @upstash/redis and @upstash/ratelimit clients.
+# Runs the gateway's Node tests, driving the unmodified @upstash/redis and
+# @upstash/ratelimit clients against the real gateway binary and a real
+# redis-server. Its Rust tests are workspace tests: `cargo test --workspace`
+# (`make test-rust`) runs them.
 # Installs what is missing (redis-server, npm packages) first.
 # Exits non-zero on any failure.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$here/target}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$here/../target}"
 
 bash "$here/../tools/ensure-redis.sh"
 
-cd "$here"
-cargo build --locked --bin edgelimit-gateway
-cargo test --locked
+cd "$here/.."
+cargo build --locked -p edgelimit-gateway --bin edgelimit-gateway
 
 cd "$here/tests/node"
 # shellcheck source=../tools/lib.sh

@@ -4,13 +4,6 @@
 //! batch, call order), and the blocking store refusing to run inside a
 //! runtime instead of panicking.
 
-#[path = "common/gateway.rs"]
-mod gateway;
-#[path = "common/resp.rs"]
-mod resp;
-#[path = "common/tap.rs"]
-mod tap;
-
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
@@ -26,17 +19,18 @@ use edgelimit::{
     Acquire, Concurrency, ConcurrencyLimiter, Decision, Error, FailurePolicy, FixedWindow, Gcra,
     Limiter, StoreError, SystemClock, TokenBucket,
 };
-use gateway::{Gateway, TOKEN};
-use tap::Tap;
+use testkit::gateway::{Gateway, TOKEN};
+use testkit::redis::Redis;
+use testkit::tap::Tap;
 
 struct Backend {
-    redis: resp::Server,
+    redis: Redis,
     gateway: Gateway,
 }
 
 impl Backend {
     fn start() -> Self {
-        let redis = resp::Server::start();
+        let redis = Redis::start();
         let gateway = Gateway::start(redis.port);
         Self { redis, gateway }
     }

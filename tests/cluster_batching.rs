@@ -3,67 +3,15 @@
 //! script with CROSSSLOT; the store sends those calls again as a pipeline,
 //! keeps doing so, and every decision is what it would have been.
 
-#[path = "common/gateway.rs"]
-mod gateway;
-#[path = "common/resp.rs"]
-mod resp;
-#[path = "common/tap.rs"]
-mod tap;
-
-use std::net::TcpListener;
-use std::process::Command;
-use std::time::{Duration, Instant};
-
 use edgelimit::store::{AsyncRedisRestStore, Batching, RedisRestStore};
 use edgelimit::{FixedWindow, Limiter};
-use gateway::{Gateway, TOKEN};
-use tap::Tap;
-
-/// A free port whose cluster bus port (+10000) is free too.
-fn cluster_port() -> u16 {
-    (0..200)
-        .map(|_| gateway::free_port())
-        .find(|&p| p < 55000 && TcpListener::bind(("127.0.0.1", p + 10000)).is_ok())
-        .expect("a free port pair for a cluster node")
-}
+use testkit::gateway::{Gateway, TOKEN};
+use testkit::redis::Redis;
+use testkit::tap::Tap;
 
 /// Three masters sharing the slots.
-fn cluster() -> Vec<resp::Server> {
-    let options = ["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"];
-    let nodes: Vec<resp::Server> = (0..3)
-        .map(|_| resp::Server::start_on(cluster_port(), &options))
-        .collect();
-    let created = Command::new("redis-cli")
-        .args([
-            "--cluster",
-            "create",
-            "--cluster-replicas",
-            "0",
-            "--cluster-yes",
-        ])
-        .args(nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)))
-        .output()
-        .expect("redis-cli --cluster create");
-    assert!(
-        created.status.success(),
-        "{}",
-        String::from_utf8_lossy(&created.stdout)
-    );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    for node in &nodes {
-        loop {
-            let info = node.conn().call(&["CLUSTER", "INFO"]).unwrap();
-            if info.text().is_some_and(|t| t.contains("cluster_state:ok")) {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the cluster did not become ready"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-    nodes
+fn cluster() -> Vec<Redis> {
+    testkit::cluster::start(3, 0, 2000)
 }
 
 // One thread: the spawned calls all queue before the first batch leaves.

@@ -6,14 +6,7 @@
 //! ever admitted over its limit, a pipeline spanning the dead and a live
 //! master keeps the live master's results, and `/healthz` follows.
 
-#[path = "common/gateway.rs"]
-mod gateway;
-#[path = "common/resp.rs"]
-mod resp;
-
 use std::collections::HashMap;
-use std::net::TcpListener;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -21,19 +14,13 @@ use std::time::{Duration, Instant};
 
 use edgelimit::store::{RedisRestStore, RestOptions};
 use edgelimit::{FixedWindow, Limiter};
-use gateway::{Gateway, TOKEN};
+use testkit::gateway::{Gateway, TOKEN};
+use testkit::redis::Redis;
+use testkit::resp;
 
 const LIMIT: u64 = 3;
 
-/// A free port whose cluster bus port (+10000) is free too.
-fn cluster_port() -> u16 {
-    (0..200)
-        .map(|_| gateway::free_port())
-        .find(|&p| p < 55000 && TcpListener::bind(("127.0.0.1", p + 10000)).is_ok())
-        .expect("a free port pair for a cluster node")
-}
-
-fn cli(node: &resp::Server, args: &[&str]) -> String {
+fn cli(node: &Redis, args: &[&str]) -> String {
     match node.conn().call(args) {
         Ok(resp::Reply::Int(n)) => n.to_string(),
         Ok(reply) => reply.text().unwrap_or_else(|| format!("{reply:?}")),
@@ -51,27 +38,8 @@ fn wait_for(what: &str, within: Duration, mut done: impl FnMut() -> bool) -> Ins
 }
 
 /// Three masters, each with a replica in sync.
-fn cluster() -> Vec<resp::Server> {
-    let options = ["--cluster-enabled", "yes", "--cluster-node-timeout", "1000"];
-    let nodes: Vec<resp::Server> = (0..6)
-        .map(|_| resp::Server::start_on(cluster_port(), &options))
-        .collect();
-    let created = Command::new("redis-cli")
-        .args([
-            "--cluster",
-            "create",
-            "--cluster-replicas",
-            "1",
-            "--cluster-yes",
-        ])
-        .args(nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)))
-        .output()
-        .expect("redis-cli --cluster create");
-    assert!(
-        created.status.success(),
-        "{}",
-        String::from_utf8_lossy(&created.stdout)
-    );
+fn cluster() -> Vec<Redis> {
+    let nodes = testkit::cluster::start(6, 1, 1000);
     wait_for("the cluster ready", Duration::from_secs(30), || {
         nodes.iter().all(|n| {
             let info = cli(n, &["CLUSTER", "INFO"]);
@@ -85,7 +53,7 @@ fn cluster() -> Vec<resp::Server> {
 }
 
 /// The node serving `key` and the replica of it, as indexes into `nodes`.
-fn master_and_replica(nodes: &[resp::Server], key: &str) -> (usize, usize) {
+fn master_and_replica(nodes: &[Redis], key: &str) -> (usize, usize) {
     let slot: u16 = cli(&nodes[0], &["CLUSTER", "KEYSLOT", key])
         .parse()
         .unwrap();
@@ -129,7 +97,7 @@ fn decisions_survive_a_master_failover() {
     let mut nodes = cluster();
     // A first seed nobody listens on: the gateway learns the cluster from
     // the next one.
-    let dead_seed = gateway::free_port();
+    let dead_seed = testkit::port::free_port();
     let seed = format!("redis://127.0.0.1:{}", nodes[1].port);
     let gateway = Gateway::start_with(dead_seed, &["--cluster", "--cluster-seed", &seed]);
 
@@ -197,7 +165,7 @@ fn decisions_survive_a_master_failover() {
         .map(|(id, _)| id.clone())
         .unwrap();
     let body = format!(r#"[["SET","p:{on_dead}","1"],["SET","p:{on_live}","2"]]"#);
-    let (status, reply) = gateway.request("POST", "/pipeline", &body);
+    let (status, reply) = gateway.call("POST", "/pipeline", &body);
     assert_eq!(status, 200, "{reply}");
     // [{"error": …}, {"result": "OK"}], as the Upstash protocol answers.
     let (dead, live) = reply.split_once("},{").expect("two replies");
@@ -211,7 +179,7 @@ fn decisions_survive_a_master_failover() {
     );
 
     // Health is not ok until the replica serves the slots.
-    let (status, health) = gateway.request("GET", "/healthz", "");
+    let (status, health) = gateway.call("GET", "/healthz", "");
     assert_eq!(status, 503, "{health}");
     assert!(health.contains("\"degraded\"") || health.contains("\"unavailable\""));
 
@@ -222,7 +190,7 @@ fn decisions_survive_a_master_failover() {
     let healthy_at = wait_for(
         "/healthz 200 after promotion",
         Duration::from_secs(10),
-        || gateway.request("GET", "/healthz", "").0 == 200,
+        || gateway.call("GET", "/healthz", "").0 == 200,
     );
     thread::sleep(Duration::from_secs(3));
     stop.store(true, Ordering::Relaxed);

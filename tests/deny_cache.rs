@@ -3,13 +3,6 @@
 //! call could be admitted, and replayed sequences decide exactly as
 //! without the cache.
 
-#[path = "common/gateway.rs"]
-mod gateway;
-#[path = "common/resp.rs"]
-mod resp;
-#[path = "common/tap.rs"]
-mod tap;
-
 use std::time::{Duration, Instant};
 
 use edgelimit::algorithm::Algorithm;
@@ -17,19 +10,21 @@ use edgelimit::store::{AsyncRedisRestStore, Batching, RedisRestStore, RestOption
 use edgelimit::{
     Clock, FixedWindow, Gcra, Limiter, ManualClock, SlidingLog, SlidingWindow, TokenBucket,
 };
-use gateway::{Gateway, TOKEN};
 use proptest::prelude::*;
-use tap::Tap;
+use proptest::test_runner::FileFailurePersistence;
+use testkit::gateway::{Gateway, TOKEN};
+use testkit::redis::Redis;
+use testkit::tap::Tap;
 
 struct Backend {
-    _redis: resp::Server,
+    _redis: Redis,
     gateway: Gateway,
     tap: Tap,
 }
 
 impl Backend {
     fn start() -> Self {
-        let redis = resp::Server::start();
+        let redis = Redis::start();
         let gateway = Gateway::start(redis.port);
         let tap = Tap::start(gateway.url());
         Self {
@@ -198,6 +193,8 @@ proptest! {
     // PROPTEST_CASES (`make test-long`).
     #![proptest_config(ProptestConfig {
         cases: std::env::var("PROPTEST_CASES").ok().and_then(|n| n.parse().ok()).map_or(6, |n: u32| n / 20),
+        // Failures are kept in tests/<file>.proptest-regressions, committed.
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("proptest-regressions"))),
         ..ProptestConfig::default()
     })]
 

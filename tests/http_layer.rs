@@ -2,11 +2,6 @@
 //! served on 127.0.0.1 (memory store and the async Redis store through the
 //! real gateway), and a bare service called with the peer's address.
 
-#[path = "common/gateway.rs"]
-mod gateway;
-#[path = "common/resp.rs"]
-mod resp;
-
 use std::convert::Infallible;
 use std::future::poll_fn;
 use std::net::SocketAddr;
@@ -18,7 +13,8 @@ use axum::Router;
 use edgelimit::http::RateLimitLayer;
 use edgelimit::store::AsyncRedisRestStore;
 use edgelimit::{FixedWindow, Limiter};
-use gateway::{Gateway, TOKEN};
+use testkit::gateway::{Gateway, TOKEN};
+use testkit::redis::Redis;
 use tower_service::Service;
 
 /// Serves `app` on a free loopback port; the server stops with the runtime.
@@ -100,7 +96,7 @@ async fn axum_app_on_the_memory_store() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn axum_app_on_the_async_redis_store() {
-    let redis = resp::Server::start();
+    let redis = Redis::start();
     let gateway = Gateway::start(redis.port);
     let store = AsyncRedisRestStore::new(gateway.url(), TOKEN).unwrap();
     let limiter = Limiter::new(FixedWindow::new(3, "1 m").unwrap()).with_store(store);

@@ -15,6 +15,7 @@ use edgelimit::algorithm::{
 };
 use edgelimit::{Decision, Error};
 use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
 
 /// One call: move the clock by `step_ms` (may be negative), then ask `cost`.
 #[derive(Debug, Clone, Copy)]
@@ -207,6 +208,12 @@ fn limit_and_window() -> impl Strategy<Value = (u64, u64)> {
 }
 
 proptest! {
+    // Failures are kept in tests/properties.proptest-regressions, committed.
+    #![proptest_config(ProptestConfig {
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("proptest-regressions"))),
+        ..ProptestConfig::default()
+    })]
+
     #[test]
     fn fixed_window_contract((limit, window) in limit_and_window(), calls in calls(5_000, 20, false)) {
         let alg = FixedWindow::new(limit, format!("{window}ms")).unwrap();

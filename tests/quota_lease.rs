@@ -3,13 +3,6 @@
 //! limit and under-admit no more than documented, and through the real
 //! gateway a steady load costs one request per lease.
 
-#[path = "common/gateway.rs"]
-mod gateway;
-#[path = "common/resp.rs"]
-mod resp;
-#[path = "common/tap.rs"]
-mod tap;
-
 use std::cell::RefCell;
 
 use edgelimit::algorithm::{Algorithm, QuotaRefund, StateKind};
@@ -22,10 +15,12 @@ use edgelimit::{
     ConfigError, Error, FixedWindow, Gcra, Limiter, ManualClock, MemoryStore, SlidingLog,
     SlidingWindow, TokenBucket,
 };
-use gateway::{Gateway, TOKEN};
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestCaseError, TestRunner};
-use tap::Tap;
+use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError, TestRunner};
+use testkit::gateway::{Gateway, TOKEN};
+use testkit::redis::Redis;
+use testkit::resp;
+use testkit::tap::Tap;
 
 fn ms(ms: u64) -> std::time::Duration {
     std::time::Duration::from_millis(ms)
@@ -38,7 +33,11 @@ fn runner() -> TestRunner {
         .unwrap_or(64);
     TestRunner::new(Config {
         cases,
-        failure_persistence: None,
+        // Failures are kept in tests/<file>.proptest-regressions, committed.
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource(
+            "proptest-regressions",
+        ))),
+        source_file: Some(file!()),
         ..Config::default()
     })
 }
@@ -184,7 +183,7 @@ fn windowed() -> impl Strategy<Value = (Windowed, u64, u64)> {
 
 #[test]
 fn leased_calls_in_lua_decide_as_the_core() {
-    let server = resp::Server::start();
+    let server = Redis::start();
     let conn = RefCell::new(server.conn());
     for script in [&scripts::FIXED_WINDOW, &scripts::SLIDING_WINDOW] {
         let loaded = conn.borrow_mut().call(&["SCRIPT", "LOAD", script.code()]);
@@ -246,7 +245,10 @@ impl Admitted {
 }
 
 proptest! {
-    #![proptest_config(Config { failure_persistence: None, ..Config::default() })]
+    #![proptest_config(Config {
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("proptest-regressions"))),
+        ..Config::default()
+    })]
 
     /// Fixed window: no window ever admits more than the limit, and a call
     /// is denied only when the window's admissions plus what the other
@@ -403,14 +405,14 @@ fn a_lease_is_spent_locally_and_given_back() {
 // Through the real gateway.
 
 struct Backend {
-    _redis: resp::Server,
+    _redis: Redis,
     _gateway: Gateway,
     tap: Tap,
 }
 
 impl Backend {
     fn start() -> Self {
-        let redis = resp::Server::start();
+        let redis = Redis::start();
         let gateway = Gateway::start(redis.port);
         let tap = Tap::start(gateway.url());
         Self {

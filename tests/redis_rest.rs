@@ -2,11 +2,6 @@
 //! the Rust API unchanged, the same decisions as the in-memory store, the
 //! EVALSHA/NOSCRIPT/EVAL path, typed failures and retries.
 
-#[path = "common/gateway.rs"]
-mod gateway;
-#[path = "common/resp.rs"]
-mod resp;
-
 use std::net::TcpListener;
 use std::time::Duration;
 
@@ -16,19 +11,22 @@ use edgelimit::{
     Acquire, Concurrency, ConcurrencyLimiter, Error, FixedWindow, Gcra, Limiter, ManualClock,
     MemoryStore, SlidingLog, SlidingWindow, StoreError, TokenBucket,
 };
-use gateway::{Gateway, TOKEN};
 use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
+use testkit::gateway::{Gateway, TOKEN};
+use testkit::redis::Redis;
+use testkit::resp;
 
 const T0: u64 = 1_700_000_000_000;
 
 struct Backend {
-    redis: resp::Server,
+    redis: Redis,
     gateway: Gateway,
 }
 
 impl Backend {
     fn start() -> Self {
-        let redis = resp::Server::start();
+        let redis = Redis::start();
         let gateway = Gateway::start(redis.port);
         Self { redis, gateway }
     }
@@ -90,6 +88,8 @@ proptest! {
     // PROPTEST_CASES (`make test-long`).
     #![proptest_config(ProptestConfig {
         cases: std::env::var("PROPTEST_CASES").ok().and_then(|n| n.parse().ok()).map_or(12, |n: u32| n / 20),
+        // Failures are kept in tests/<file>.proptest-regressions, committed.
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("proptest-regressions"))),
         ..ProptestConfig::default()
     })]
 
@@ -212,7 +212,7 @@ fn wrong_token_is_unauthorized() {
 
 #[test]
 fn nothing_listening_is_unreachable() {
-    let port = gateway::free_port();
+    let port = testkit::port::free_port();
     let options = RestOptions {
         retries: 1,
         backoff_base: Duration::from_millis(1),
@@ -250,7 +250,7 @@ fn a_silent_backend_times_out() {
 #[test]
 fn failure_policy_answers_for_a_failed_store() {
     use edgelimit::{FailurePolicy, Reason, FAIL_CLOSED_RETRY_MS};
-    let port = gateway::free_port(); // nothing listens there
+    let port = testkit::port::free_port(); // nothing listens there
     let options = RestOptions {
         retries: 0,
         ..RestOptions::default()

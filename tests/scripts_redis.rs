@@ -4,9 +4,6 @@
 //! `redis-server` must be on PATH (`bash tools/ensure-redis.sh`, run by
 //! `make test`). `PROPTEST_CASES` sets the number of random cases (default 64).
 
-#[path = "common/resp.rs"]
-mod resp;
-
 use std::cell::RefCell;
 use std::collections::HashMap;
 
@@ -21,8 +18,9 @@ use edgelimit::{
     Decision, Error, FixedWindow, Gcra, Limiter, SlidingLog, SlidingWindow, TokenBucket,
 };
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestCaseError, TestRunner};
-use resp::{Conn, Reply, Server};
+use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError, TestRunner};
+use testkit::redis::Redis;
+use testkit::resp::{Conn, Reply};
 
 fn ms(ms: u64) -> std::time::Duration {
     std::time::Duration::from_millis(ms)
@@ -38,7 +36,11 @@ fn cases() -> u32 {
 fn runner() -> TestRunner {
     TestRunner::new(Config {
         cases: cases(),
-        failure_persistence: None,
+        // Failures are kept in tests/<file>.proptest-regressions, committed.
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource(
+            "proptest-regressions",
+        ))),
+        source_file: Some(file!()),
         ..Config::default()
     })
 }
@@ -105,7 +107,7 @@ impl RateScript {
 
 #[test]
 fn script_load_returns_each_sha1() {
-    let server = Server::start();
+    let server = Redis::start();
     let mut conn = server.conn();
     load_all(&mut conn);
     let names: Vec<_> = scripts::ALL.iter().map(|s| s.name()).collect();
@@ -403,7 +405,7 @@ fn log_too_long(state: Option<&AnyState>) -> bool {
 
 #[test]
 fn rate_scripts_decide_as_the_rust_core() {
-    let server = Server::start();
+    let server = Redis::start();
     let conn = RefCell::new(server.conn());
     load_all(&mut conn.borrow_mut());
     let counter = RefCell::new(0u64);
@@ -470,7 +472,7 @@ fn lease_case() -> impl Strategy<Value = LeaseCase> {
 
 #[test]
 fn concurrency_script_applies_as_the_rust_core() {
-    let server = Server::start();
+    let server = Redis::start();
     let mut conn = server.conn();
     load_all(&mut conn);
     let conn = RefCell::new(conn);
@@ -553,7 +555,7 @@ fn system_ms() -> u64 {
 
 #[test]
 fn an_empty_time_uses_the_server_clock() {
-    let server = Server::start();
+    let server = Redis::start();
     let mut conn = server.conn();
     load_all(&mut conn);
     let alg = TokenBucket::new(5, 1, "1 s").unwrap();
@@ -597,7 +599,7 @@ fn an_empty_time_uses_the_server_clock() {
 /// TTL as it was).
 #[test]
 fn a_key_expires_with_its_state() {
-    let server = Server::start();
+    let server = Redis::start();
     let mut conn = server.conn();
     load_all(&mut conn);
     let windows: [(&dyn Fn() -> RateScript, &str); 2] = [
@@ -658,7 +660,7 @@ fn snapshot(conn: &mut Conn, key: &str) -> (Vec<(String, String)>, Reply) {
 
 #[test]
 fn peek_writes_nothing_and_decides_as_a_read() {
-    let server = Server::start();
+    let server = Redis::start();
     let mut conn = server.conn();
     load_all(&mut conn);
     let algorithms = [
@@ -711,7 +713,7 @@ fn peek_writes_nothing_and_decides_as_a_read() {
 fn times_beyond_the_clamp_are_clamped_as_in_rust() {
     // The algorithm clamps time to MAX_TIME_MS (2^52); expiry (in the store and in Lua)
     // compares the times as given, which Lua rounds to a double.
-    let server = Server::start();
+    let server = Redis::start();
     let mut conn = server.conn();
     load_all(&mut conn);
     let alg = FixedWindow::new(3, "1 s").unwrap();
@@ -741,7 +743,7 @@ fn times_beyond_the_clamp_are_clamped_as_in_rust() {
 
 #[test]
 fn a_sliding_log_expires_thousands_of_entries_at_once() {
-    let server = Server::start();
+    let server = Redis::start();
     let mut conn = server.conn();
     load_all(&mut conn);
     let alg = SlidingLog::new(100_000, "10 s").unwrap();
@@ -765,7 +767,7 @@ fn a_sliding_log_expires_thousands_of_entries_at_once() {
 
 #[test]
 fn a_denial_sends_a_sliding_log_back_only_while_it_is_short() {
-    let server = Server::start();
+    let server = Redis::start();
     let mut conn = server.conn();
     load_all(&mut conn);
     let max = MAX_LOG_ENTRIES_IN_REPLY as u64;
@@ -885,7 +887,7 @@ fn batch_command(calls: &[Call], prefix: &str) -> Vec<String> {
 
 #[test]
 fn a_batch_script_call_answers_as_each_script_on_its_own() {
-    let server = Server::start();
+    let server = Redis::start();
     let conn = RefCell::new(server.conn());
     load_all(&mut conn.borrow_mut());
     let counter = RefCell::new(0u64);
@@ -914,7 +916,7 @@ fn a_batch_script_call_answers_as_each_script_on_its_own() {
 
 #[test]
 fn a_failed_call_in_a_batch_fails_alone() {
-    let server = Server::start();
+    let server = Redis::start();
     let mut conn = server.conn();
     load_all(&mut conn);
     conn.call(&["SET", "{broken}", "x"]).unwrap();

@@ -13,8 +13,7 @@
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-gw_dir="$root/gateway"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$gw_dir/target}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
 DURATION="${DURATION:-5}"
 ROUNDS="${ROUNDS:-3}"
 CONCURRENCY="${CONCURRENCY:-1 10 100}"
@@ -25,7 +24,7 @@ started=$(date +%s)
 # shellcheck source=../lib.sh
 source "$root/bench/lib.sh"
 bash "$root/tools/ensure-redis.sh" >/dev/null
-(cd "$gw_dir" && cargo build --locked --release --bin edgelimit-gateway --example loadgen 2>&1 | tail -1)
+(cd "$root" && cargo build --locked --release -p edgelimit-gateway --bin edgelimit-gateway --example loadgen 2>&1 | tail -1)
 gateway="$CARGO_TARGET_DIR/release/edgelimit-gateway"
 loadgen="$CARGO_TARGET_DIR/release/examples/loadgen"
 

@@ -43,9 +43,8 @@ set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 here="$root/bench/redis-store"
-# The gateway is its own cargo workspace; both builds follow CARGO_TARGET_DIR
-# when it is set, and each workspace's default otherwise.
-gw_target="${CARGO_TARGET_DIR:-$root/gateway/target}"
+# One cargo workspace: both builds follow CARGO_TARGET_DIR when it is set.
+gw_target="${CARGO_TARGET_DIR:-$root/target}"
 bench_target="${CARGO_TARGET_DIR:-$root/target}"
 DURATION="${DURATION:-3}"
 ROUNDS="${ROUNDS:-3}"
@@ -64,8 +63,8 @@ done
 started=$SECONDS
 
 bash "$root/tools/ensure-redis.sh" >/dev/null
-(cd "$root/gateway" && CARGO_TARGET_DIR="$gw_target" \
-  cargo build --locked --release --bin edgelimit-gateway 2>&1 | tail -1)
+(cd "$root" && CARGO_TARGET_DIR="$gw_target" \
+  cargo build --locked --release -p edgelimit-gateway --bin edgelimit-gateway 2>&1 | tail -1)
 (cd "$root" && CARGO_TARGET_DIR="$bench_target" \
   cargo build --locked --release --example rest_bench 2>&1 | tail -1)
 [[ -f "$root/pkg/node.js" ]] || (cd "$root" && make --quiet pkg >/dev/null)

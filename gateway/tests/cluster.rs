@@ -1,66 +1,18 @@
 //! Redis Cluster mode against a real three-master cluster on loopback.
 
-mod common;
-
-use std::net::TcpListener;
-use std::process::Command;
-use std::thread::sleep;
-use std::time::{Duration, Instant};
-
-use common::*;
+use serde_json::json;
+use testkit::gateway::Gateway;
+use testkit::redis::Redis;
 
 struct Cluster {
     nodes: Vec<Redis>,
 }
 
-/// A free port whose cluster bus port (+10000) is free too.
-fn cluster_port() -> u16 {
-    for _ in 0..200 {
-        let p = free_port();
-        if p < 55000 && TcpListener::bind(("127.0.0.1", p + 10000)).is_ok() {
-            return p;
-        }
-    }
-    panic!("no free port pair for a cluster node");
-}
-
 impl Cluster {
     fn start() -> Cluster {
-        let nodes: Vec<Redis> = (0..3)
-            .map(|_| {
-                Redis::start_with(
-                    cluster_port(),
-                    &["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"],
-                )
-            })
-            .collect();
-        let addrs: Vec<String> = nodes
-            .iter()
-            .map(|n| format!("127.0.0.1:{}", n.port))
-            .collect();
-        let out = Command::new("redis-cli")
-            .arg("--cluster")
-            .arg("create")
-            .args(&addrs)
-            .args(["--cluster-replicas", "0", "--cluster-yes"])
-            .output()
-            .expect("redis-cli --cluster create");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stdout)
-        );
-        let c = Cluster { nodes };
-        let end = Instant::now() + Duration::from_secs(20);
-        while !c
-            .nodes
-            .iter()
-            .all(|n| n.cli(&["CLUSTER", "INFO"]).contains("cluster_state:ok"))
-        {
-            assert!(Instant::now() < end, "cluster did not become ready");
-            sleep(Duration::from_millis(100));
+        Cluster {
+            nodes: testkit::cluster::start(3, 0, 2000),
         }
-        c
     }
 
     fn node_of(&self, key: &str) -> &Redis {
@@ -89,7 +41,7 @@ impl Cluster {
 }
 
 fn gateway(c: &Cluster) -> Gateway {
-    Gateway::start(&c.nodes[0].url(), &["--cluster"])
+    Gateway::with_tokens(&c.nodes[0].url(), &["--cluster"])
 }
 
 #[test]

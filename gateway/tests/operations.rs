@@ -1,13 +1,16 @@
 //! Outages, timeouts, shutdown and configuration of the real binary.
 
-mod common;
-
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::*;
+use serde_json::json;
+use testkit::gateway::{auth, gateway_command, Gateway, FULL_TOKEN as TOKEN};
+use testkit::http::http;
+use testkit::port::free_port;
+use testkit::process::signal;
+use testkit::redis::Redis;
 
 /// A Lua busy loop holding Redis for `ms` milliseconds.
 fn busy_script(ms: u32) -> String {
@@ -20,7 +23,10 @@ fn busy_script(ms: u32) -> String {
 #[test]
 fn redis_restart_mid_traffic() {
     let mut r = Redis::start();
-    let g = Arc::new(Gateway::start(&r.url(), &["--request-timeout-ms", "2000"]));
+    let g = Arc::new(Gateway::with_tokens(
+        &r.url(),
+        &["--request-timeout-ms", "2000"],
+    ));
     let stop = Arc::new(AtomicBool::new(false));
     let (ok, unavailable, other) = (
         Arc::new(AtomicUsize::new(0)),
@@ -92,7 +98,7 @@ fn redis_restart_mid_traffic() {
 #[test]
 fn redis_down_gives_503_fast() {
     let port = free_port();
-    let g = Gateway::start(&format!("redis://127.0.0.1:{port}"), &[]);
+    let g = Gateway::with_tokens(&format!("redis://127.0.0.1:{port}"), &[]);
     let t = Instant::now();
     let res = g.post("/", r#"["GET","a"]"#);
     assert_eq!(res.status, 503);
@@ -107,7 +113,7 @@ fn redis_down_gives_503_fast() {
 #[test]
 fn stalled_redis_hits_the_request_timeout() {
     let r = Redis::start();
-    let g = Gateway::start(&r.url(), &["--request-timeout-ms", "500"]);
+    let g = Gateway::with_tokens(&r.url(), &["--request-timeout-ms", "500"]);
     assert_eq!(g.post("/", r#"["SET","a","1"]"#).status, 200);
     signal(r.pid(), "STOP");
     let t = Instant::now();
@@ -124,7 +130,7 @@ fn stalled_redis_hits_the_request_timeout() {
 #[test]
 fn sigterm_finishes_in_flight_requests() {
     let r = Redis::start();
-    let mut g = Gateway::start(&r.url(), &[]);
+    let mut g = Gateway::with_tokens(&r.url(), &[]);
     let port = g.port;
     let slow =
         thread::spawn(move || http(port, "POST", "/", &[auth()], busy_script(600).as_bytes()));
@@ -212,7 +218,7 @@ fn logs_never_contain_tokens() {
 #[test]
 fn single_threaded_runtime_without_timeout() {
     let r = Redis::start();
-    let g = Gateway::start(&r.url(), &["--threads", "1", "--request-timeout-ms", "0"]);
+    let g = Gateway::with_tokens(&r.url(), &["--threads", "1", "--request-timeout-ms", "0"]);
     assert_eq!(g.post("/", r#"["INCR","n"]"#).json(), json!({"result": 1}));
     let v = g.post("/pipeline", r#"[["INCR","n"],["GET","n"]]"#).json();
     assert_eq!(v, json!([{"result": 2}, {"result": "2"}]));

@@ -1,14 +1,15 @@
 //! The Upstash REST protocol against a real redis-server.
 
-mod common;
-
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use common::*;
+use serde_json::json;
+use testkit::gateway::{auth, Gateway, FULL_TOKEN as TOKEN, RO_TOKEN};
+use testkit::http::http;
+use testkit::redis::Redis;
 
 fn setup() -> (Redis, Gateway) {
     let r = Redis::start();
-    let g = Gateway::start(&r.url(), &["--max-body-bytes", "65536"]);
+    let g = Gateway::with_tokens(&r.url(), &["--max-body-bytes", "65536"]);
     (r, g)
 }
 
@@ -368,7 +369,7 @@ fn unsupported_commands_are_refused() {
 #[test]
 fn allow_list_limits_commands() {
     let r = Redis::start();
-    let g = Gateway::start(&r.url(), &["--allow-command", "get,evalsha,script|load"]);
+    let g = Gateway::with_tokens(&r.url(), &["--allow-command", "get,evalsha,script|load"]);
     assert_eq!(g.post("/", r#"["GET","a"]"#).status, 200);
     assert_eq!(g.post("/", r#"["SCRIPT","LOAD","return 1"]"#).status, 200);
     for body in [
@@ -386,7 +387,7 @@ fn allow_list_limits_commands() {
 #[test]
 fn healthz_reports_redis_state() {
     let mut r = Redis::start();
-    let g = Gateway::start(&r.url(), &[]);
+    let g = Gateway::with_tokens(&r.url(), &[]);
     let res = g.request("GET", "/healthz", &[], b"");
     assert_eq!((res.status, res.json()), (200, json!({"status": "ok"})));
     r.stop();

@@ -1,10 +1,10 @@
 //! Lua scripts with Upstash-only shebang flags, addressed by the SHA-1 of
 //! their original text, across script-cache loss.
 
-mod common;
-
-use common::*;
+use serde_json::json;
 use sha1::{Digest, Sha1};
+use testkit::gateway::Gateway;
+use testkit::redis::Redis;
 
 const SCRIPT: &str = "#!lua flags=allow-key-locking\nreturn redis.call('INCRBY', KEYS[1], ARGV[1])";
 
@@ -22,7 +22,7 @@ fn body(args: &[&str]) -> String {
 #[test]
 fn plain_redis_rejects_the_flag_but_the_gateway_runs_it() {
     let r = Redis::start();
-    let g = Gateway::start(&r.url(), &[]);
+    let g = Gateway::with_tokens(&r.url(), &[]);
     assert!(r
         .cli(&["EVAL", SCRIPT, "1", "k", "1"])
         .contains("Unexpected flag"));
@@ -44,7 +44,7 @@ fn plain_redis_rejects_the_flag_but_the_gateway_runs_it() {
 #[test]
 fn script_load_and_evalsha_use_the_original_sha() {
     let r = Redis::start();
-    let g = Gateway::start(&r.url(), &[]);
+    let g = Gateway::with_tokens(&r.url(), &[]);
     let orig = sha(SCRIPT);
     let res = g.post("/", &body(&["SCRIPT", "LOAD", SCRIPT]));
     assert_eq!(res.json(), json!({"result": orig}));
@@ -80,7 +80,7 @@ fn script_load_and_evalsha_use_the_original_sha() {
 #[test]
 fn evalsha_survives_script_cache_loss() {
     let mut r = Redis::start();
-    let g = Gateway::start(&r.url(), &[]);
+    let g = Gateway::with_tokens(&r.url(), &[]);
     let orig = sha(SCRIPT);
     assert_eq!(g.post("/", &body(&["SCRIPT", "LOAD", SCRIPT])).status, 200);
 
@@ -109,7 +109,7 @@ fn evalsha_survives_script_cache_loss() {
 #[test]
 fn unknown_sha_is_noscript_and_flush_forgets() {
     let r = Redis::start();
-    let g = Gateway::start(&r.url(), &[]);
+    let g = Gateway::with_tokens(&r.url(), &[]);
     let res = g.post("/", &body(&["EVALSHA", &sha("return 1"), "0"]));
     assert_eq!(res.status, 400);
     assert!(res.json()["error"]

@@ -92,7 +92,7 @@ export function gatewayBin() {
   const bin =
     process.env.EDGELIMIT_GATEWAY_BIN ??
     process.env.GATEWAY_BIN ??
-    join(repoDir, "gateway/target/debug/edgelimit-gateway");
+    join(repoDir, "target/debug/edgelimit-gateway");
   if (!existsSync(bin)) throw new Error(`${bin} is missing: \`make test-deps\` builds it`);
   return bin;
 }

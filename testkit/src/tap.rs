@@ -3,9 +3,6 @@
 //! requests a store makes and see what each carried. Runs on a runtime of
 //! its own, so blocking and async tests alike can use it.
 
-// Shared by several test crates, each using a part.
-#![allow(dead_code)]
-
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
