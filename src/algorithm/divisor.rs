@@ -103,8 +103,17 @@ mod tests {
 mod properties {
     use super::Divisor;
     use proptest::prelude::*;
+    use proptest::test_runner::FileFailurePersistence;
 
     proptest! {
+        // Failures are kept beside this file, as the tests/ ones are.
+        #![proptest_config(ProptestConfig {
+            failure_persistence: Some(Box::new(FileFailurePersistence::WithSource(
+                "proptest-regressions",
+            ))),
+            ..ProptestConfig::default()
+        })]
+
         #[test]
         fn matches_hardware_division(n: u64, d in 1..=u64::MAX, small in 1..=100_000u64) {
             prop_assert_eq!(Divisor::new(d).div_rem(n), (n / d, n % d));

@@ -90,9 +90,7 @@ export async function startRedis() {
  */
 export function gatewayBin() {
   const bin =
-    process.env.EDGELIMIT_GATEWAY_BIN ??
-    process.env.GATEWAY_BIN ??
-    join(repoDir, "target/debug/edgelimit-gateway");
+    process.env.EDGELIMIT_GATEWAY_BIN ?? process.env.GATEWAY_BIN ?? join(repoDir, "target/debug/edgelimit-gateway");
   if (!existsSync(bin)) throw new Error(`${bin} is missing: \`make test-deps\` builds it`);
   return bin;
 }
