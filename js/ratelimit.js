@@ -214,13 +214,21 @@ export class Ratelimit {
     const cost = costOf(options);
     checkId(id);
     const startedAt = this.#onDecision === undefined ? 0 : performance.now();
-    let outcome;
+    let decided;
     try {
-      outcome = await run(this.#core.restCall(slot.encodeId(id), cost, Date.now(), false), this.#transport);
+      const call = this.#core.restCall(slot.encodeId(id), cost, Date.now(), false);
+      if (call === undefined) {
+        // Answered at once (a denial the deny cache proves, or units of a
+        // quota lease): the numbers are in the output slots, read now.
+        const slots = slot.output();
+        decided = result(slots[slot.ALLOWED] === 1, slots);
+      } else {
+        const outcome = await run(call, this.#transport);
+        decided = result(outcome.allowed, outcome.slots);
+      }
     } catch (error) {
       throw this.#failed(id, cost, error, startedAt);
     }
-    const decided = result(outcome.allowed, outcome.slots);
     return this.#onDecision === undefined && !this.#dryRun ? decided : this.#decided(id, cost, decided, startedAt);
   }
 
