@@ -14,5 +14,18 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+
+# Rounds of a benchmark: in the caller's associative array `best`, keeps
+# under KEY the result "rps p50 p99" with the most requests per second (on a
+# shared machine, background load only ever lowers a result).
+keep_best() {
+  local key="$1" result="$2" prev="${best[$1]:-}"
+  if [ -z "$prev" ] || [ "${result%% *}" -gt "${prev%% *}" ] 2>/dev/null; then
+    best[$key]="$result"
+  fi
+}
+
+# A / B to two decimals, or n/a when B is 0.
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 trap 'exit 130' INT
 trap 'exit 143' TERM

@@ -102,15 +102,11 @@ for round in $(seq 1 "$ROUNDS"); do
       [ "$who" = cluster ] && port="$cluster_gw"
       r="$(measure "$port" "$c")"
       echo "round $round c=$c $who: $r" >&2
-      prev="${best[$who,$c]:-0 0 0}"
-      if [ "${r%% *}" -gt "${prev%% *}" ] 2>/dev/null || [ "$prev" = "0 0 0" ]; then
-        best[$who,$c]="$r"
-      fi
+      keep_best "$who,$c" "$r"
     done
   done
 done
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 table="| conc | one redis: req/s | p50 / p99 ms | 3-master cluster: req/s | p50 / p99 ms | cluster / one |
 |---:|---:|---:|---:|---:|---:|"
 for c in $CONCURRENCY; do

@@ -102,15 +102,11 @@ for round in $(seq 1 "$ROUNDS"); do
     for who in redis webdis gateway; do
       r="$("run_$who" "$c")"
       echo "round $round c=$c $who: $r" >&2
-      prev="${best[$who,$c]:-0 0 0}"
-      if [ "${r%% *}" -gt "${prev%% *}" ] 2>/dev/null || [ "$prev" = "0 0 0" ]; then
-        best[$who,$c]="$r"
-      fi
+      keep_best "$who,$c" "$r"
     done
   done
 done
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 rows=()
 for c in $CONCURRENCY; do
   read -r r_rps r_p50 r_p99 <<<"${best[redis,$c]}"

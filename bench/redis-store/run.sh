@@ -153,10 +153,7 @@ for round in $(seq 1 "$ROUNDS"); do
           allowed_total[$workload]=$((${allowed_total[$workload]:-0} + a))
           decisions_total[$workload]=$((${decisions_total[$workload]:-0} + d))
           errors_total[$workload]=$((${errors_total[$workload]:-0} + e))
-          prev="${best[$client,$workload,$algo,$c]:-}"
-          if [ -z "$prev" ] || [ "$rps" -gt "${prev%% *}" ]; then
-            best[$client,$workload,$algo,$c]="$rps $p50 $p99"
-          fi
+          keep_best "$client,$workload,$algo,$c" "$rps $p50 $p99"
         done
       done
     done
@@ -208,7 +205,6 @@ for workload in $WORKLOADS; do
   done
 done
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 pct() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f%%", 100 * a / b; else print "n/a" }'; }
 name() { case "$1" in token-bucket) echo "token bucket" ;; *) echo "sliding window" ;; esac; }
 # The peer a client is compared with: upstash with the same cache setting.
