@@ -25,6 +25,20 @@ keep_best() {
   fi
 }
 
+# Rounds of a benchmark, for medians: in the caller's associative array
+# `rounds`, appends under KEY one round's result ("rps p50 p99").
+keep_round() { rounds[$1]="${rounds[$1]:+${rounds[$1]};}$2"; }
+
+# The median of the numbers given as arguments (the lower middle one of an
+# even count), or n/a when there is none.
+median() {
+  [ "$#" -gt 0 ] || { echo n/a; return; }
+  printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
+}
+
+# Field N (1: rps, 2: p50, 3: p99) of every round kept under KEY, one per line.
+round_field() { tr ';' '\n' <<<"${rounds[$1]}" | awk -v n="$2" 'NF { print $n }'; }
+
 # A / B to two decimals, or n/a when B is 0.
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 trap 'exit 130' INT

@@ -39,8 +39,14 @@ export function result(allowed, slots) {
   };
 }
 
+// The options of a call made without any: no object built or taken apart.
+const NO_OPTIONS = Object.freeze({});
+
 /** A call's cost: `cost`, or @upstash/ratelimit's `rate` (default 1). */
-function costOf({ cost, rate } = {}) {
+function costOf(options) {
+  if (options === NO_OPTIONS) return 1;
+  if (options === null || typeof options !== "object") throw invalid("options must be an object");
+  const { cost, rate } = options;
   if (cost !== undefined && rate !== undefined && cost !== rate) throw invalid("give cost or rate, not both");
   return checkNumber("cost", cost ?? rate ?? 1);
 }
@@ -183,7 +189,7 @@ export class Ratelimit {
     return algorithm("gcra", CoreAlgorithm.gcra(rate, duration("period", period), optional("burst", burst)));
   }
 
-  limitSync(id, options = {}) {
+  limitSync(id, options = NO_OPTIONS) {
     const cost = costOf(options);
     checkId(id);
     let allowed;
@@ -196,7 +202,7 @@ export class Ratelimit {
     return this.#onDecision === undefined && !this.#dryRun ? decided : this.#decided(id, cost, decided, 0);
   }
 
-  limit(id, options = {}) {
+  limit(id, options = NO_OPTIONS) {
     // In memory the decision is made at once: no async function (whose
     // machinery costs more than the decision), but still a promise, and a
     // rejected one on error, never a throw.

@@ -1,11 +1,12 @@
 // In-memory decisions per second in Node: edgelimit's default memory store
 // next to rate-limiter-flexible and limiter, same key patterns, same run.
 // Each cell runs in a fresh process (child-decide.mjs); ROUNDS rounds with
-// the cells interleaved, best round kept: on a shared machine background
-// load only ever lowers a figure, so the best is the least disturbed.
-import { child, log, ratio } from "./lib.mjs";
+// the cells interleaved. A figure is the median of its rounds, a ratio the
+// median of the rounds' own ratios (both sides measured seconds apart), so
+// one disturbed round moves neither.
+import { child, log, median } from "./lib.mjs";
 
-const ROUNDS = Number(process.env.ROUNDS ?? 3);
+const ROUNDS = Number(process.env.ROUNDS ?? 5);
 const DURATION_MS = Number(process.env.DURATION_MS ?? 1000);
 const WARMUP_MS = Number(process.env.WARMUP_MS ?? 300);
 
@@ -34,7 +35,7 @@ const pairs = [
   ["edgelimit gcra limitSync", "limiter TokenBucket tryRemoveTokens", "GCRA vs token bucket, sync"],
 ];
 
-const best = {};
+const rounds = {};
 const admittedShare = {};
 for (let round = 1; round <= ROUNDS; round++) {
   // Alternate the order so neither side always runs first.
@@ -43,7 +44,7 @@ for (let round = 1; round <= ROUNDS; round++) {
     for (const impl of order) {
       const r = child("child-decide.mjs", impl, pattern, verdict, String(WARMUP_MS), String(DURATION_MS));
       const key = `${impl}|${pattern}|${verdict}`;
-      best[key] = Math.max(best[key] ?? 0, r.opsPerSec);
+      (rounds[key] ??= []).push(r.opsPerSec);
       admittedShare[key] = r.admitted / r.calls;
       if (verdict === "allowed" && r.admitted !== r.calls) {
         log(`decisions: warning: ${impl} ${pattern}: only ${r.admitted} of ${r.calls} admitted`);
@@ -54,6 +55,12 @@ for (let round = 1; round <= ROUNDS; round++) {
 }
 
 const fmt = (x) => Math.round(x).toLocaleString("en-US");
+const figure = (key) => median(rounds[key]);
+// The median of the per-round ratios a / b, with the lowest and highest.
+const pairedRatio = (a, b) => {
+  const ratios = rounds[a].map((x, i) => x / rounds[b][i]);
+  return `${median(ratios).toFixed(2)} (${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)})`;
+};
 const cellHead = cells.map(([p, v]) => `${p === "hot" ? "1 hot key" : "10k keys"}, ${v}`);
 const leastDenied = Math.min(
   ...Object.entries(admittedShare)
@@ -61,20 +68,20 @@ const leastDenied = Math.min(
     .map(([, share]) => 1 - share),
 );
 
-console.log(`### In-memory decisions per second (Node, best of ${ROUNDS} rounds of ${DURATION_MS} ms after ${WARMUP_MS} ms warm-up, fresh process per cell)
+console.log(`### In-memory decisions per second (Node, medians of ${ROUNDS} rounds of ${DURATION_MS} ms after ${WARMUP_MS} ms warm-up, fresh process per cell)
 
 | implementation | ${cellHead.join(" | ")} |
 |---|${cells.map(() => "---:").join("|")}|
-${impls.map((i) => `| ${i} | ${cells.map(([p, v]) => fmt(best[`${i}|${p}|${v}`])).join(" | ")} |`).join("\n")}
+${impls.map((i) => `| ${i} | ${cells.map(([p, v]) => fmt(figure(`${i}|${p}|${v}`))).join(" | ")} |`).join("\n")}
 
-Ratios (above 1: edgelimit is faster):
+Ratios (above 1: edgelimit is faster; median of the rounds' ratios, lowest–highest round in brackets):
 
 | ours / peer | ${cellHead.join(" | ")} |
 |---|${cells.map(() => "---:").join("|")}|
 ${pairs
   .map(
     ([a, b, what]) =>
-      `| ${a} / ${b} (${what}) | ${cells.map(([p, v]) => ratio(best[`${a}|${p}|${v}`], best[`${b}|${p}|${v}`])).join(" | ")} |`,
+      `| ${a} / ${b} (${what}) | ${cells.map(([p, v]) => pairedRatio(`${a}|${p}|${v}`, `${b}|${p}|${v}`)).join(" | ")} |`,
   )
   .join("\n")}
 

@@ -61,6 +61,7 @@ for v in DURATION ROUNDS CONCURRENCY WORKLOADS WARMUP COUNT_SECS RESULTS INFLIGH
   if printenv "$v" >/dev/null; then command_line="$v=\"${!v}\" $command_line"; fi
 done
 started=$SECONDS
+load_start="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 bash "$root/tools/ensure-redis.sh" >/dev/null
 (cd "$root" && CARGO_TARGET_DIR="$gw_target" \
@@ -131,11 +132,12 @@ run() {
   esac
 }
 
-# Timed runs: best of ROUNDS rounds (by decisions/s), clients interleaved
-# cell by cell, their order reversed every other round: on a shared 2-core
-# machine background load only ever lowers a result, so the best round is
-# the least disturbed one.
-declare -A best allowed_total decisions_total errors_total
+# Timed runs: ROUNDS rounds, clients interleaved cell by cell, their order
+# reversed every other round. Each figure is the median of its rounds, and
+# each ratio the median of the rounds' own ratios (ours and theirs measured
+# seconds apart in the same round), so that one disturbed round moves
+# neither.
+declare -A rounds allowed_total decisions_total errors_total
 for round in $(seq 1 "$ROUNDS"); do
   for workload in $WORKLOADS; do
     order=$(clients_of "$workload")
@@ -153,7 +155,7 @@ for round in $(seq 1 "$ROUNDS"); do
           allowed_total[$workload]=$((${allowed_total[$workload]:-0} + a))
           decisions_total[$workload]=$((${decisions_total[$workload]:-0} + d))
           errors_total[$workload]=$((${errors_total[$workload]:-0} + e))
-          keep_best "$client,$workload,$algo,$c" "$rps $p50 $p99"
+          keep_round "$client,$workload,$algo,$c" "$rps $p50 $p99"
         done
       done
     done
@@ -215,16 +217,26 @@ for workload in $WORKLOADS; do
     for c in $CONCURRENCY; do
       for client in $(clients_of "$workload"); do
         runs "$client" "$algo" || continue
-        read -r rps p50 p99 <<<"${best[$client,$workload,$algo,$c]}"
+        key="$client,$workload,$algo,$c"
+        rps=$(median $(round_field "$key" 1))
+        p50=$(median $(round_field "$key" 2))
+        p99=$(median $(round_field "$key" 3))
         # Ratios only like for like: JS clients in the same Node. The
         # native clients run Rust, and have no Rust peer here.
         vs_rps="–" vs_p99="–"
-        if [ "${client#native}" = "$client" ]; then
-          peer=$(peer_of "$client")
-          read -r p_rps _ p_p99 <<<"${best[$peer,$workload,$algo,$c]}"
-          vs_rps=$(ratio "$rps" "$p_rps") vs_p99=$(ratio "$p99" "$p_p99")
+        if [ "$client" = "$(peer_of "$client")" ]; then
+          vs_rps="1.00" vs_p99="1.00"
+        elif [ "${client#native}" = "$client" ]; then
+          peer="$(peer_of "$client"),$workload,$algo,$c"
+          rps_ratios=($(paste -d' ' <(round_field "$key" 1) <(round_field "$peer" 1) |
+            while read -r a b; do ratio "$a" "$b"; echo; done))
+          p99_ratios=($(paste -d' ' <(round_field "$key" 3) <(round_field "$peer" 3) |
+            while read -r a b; do ratio "$a" "$b"; echo; done))
+          read -r lo hi <<<"$(printf '%s\n' "${rps_ratios[@]}" | sort -g | sed -n '1p;$p' | tr '\n' ' ')"
+          vs_rps="$(median "${rps_ratios[@]}") (${lo}–${hi:-$lo})"
+          vs_p99=$(median "${p99_ratios[@]}")
         fi
-        rows+=("| $workload | $(name "$algo") | $c | $client | $rps | $p50 / $p99 | ${per_decision[$client,$workload,$algo,$c]} | $vs_rps | $vs_p99 |")
+        rows+=("| $workload | $(name "$algo") | $c | $client | $rps | $p50 / $p99 | ${per_decision[$key]} | $vs_rps | $vs_p99 |")
       done
     done
   done
@@ -241,12 +253,13 @@ inflight_table="$(
 )"
 runtime=$((SECONDS - started))
 table="$(
-  echo "| workload | algorithm | conc | client | dec/s | p50 / p99 ms | HTTP req/dec | dec/s vs upstash | p99 vs upstash |"
+  echo "| workload | algorithm | conc | client | dec/s | p50 / p99 ms | HTTP req/dec | dec/s vs upstash (rounds) | p99 vs upstash |"
   echo "|---|---|---:|---|---:|---:|---:|---:|---:|"
   printf '%s\n' "${rows[@]}"
 )"
 summary="$(
-  echo "Best of $ROUNDS interleaved rounds of ${DURATION}s per cell (after ${WARMUP}s unrecorded warm-up), $(nproc) cores, redis $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/'), node $(node --version), @upstash/ratelimit $(node -p 'require("'"$here"'/node_modules/@upstash/ratelimit/package.json").version') + @upstash/redis $(node -p 'require("'"$here"'/node_modules/@upstash/redis/package.json").version')."
+  echo "Load average $load_start at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end."
+  echo "Medians of $ROUNDS interleaved rounds of ${DURATION}s per cell (after ${WARMUP}s unrecorded warm-up), $(nproc) cores, redis $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/'), node $(node --version), @upstash/ratelimit $(node -p 'require("'"$here"'/node_modules/@upstash/ratelimit/package.json").version') + @upstash/redis $(node -p 'require("'"$here"'/node_modules/@upstash/redis/package.json").version')."
   for workload in $WORKLOADS; do
     echo "$workload: allowed $(pct "${allowed_total[$workload]}" "${decisions_total[$workload]}") of ${decisions_total[$workload]} decisions, ${errors_total[$workload]} failed calls."
   done
@@ -304,7 +317,10 @@ $inflight_table
   already cached).
 - Ratios: the npm package against upstash in the same Node, with the same
   cache setting (npm-nocache against upstash-nocache); dec/s above 1 and p99
-  below 1 mean edgelimit is ahead. The native rows have no ratio: they run
+  below 1 mean edgelimit is ahead. Each ratio is the median of the rounds'
+  ratios (each round measures both clients seconds apart), with the lowest
+  and highest round in brackets; dec/s and latencies are medians of the
+  rounds. The native rows have no ratio: they run
   Rust, and a Rust client would be their peer; they show what the same
   gateway and Redis serve without Node.
 EOF

@@ -135,6 +135,8 @@ test("bad input is a typed error and changes nothing", () => {
     [() => rl.limitSync("k", { cost: -1 }), "INVALID_ARGUMENT"],
     [() => rl.limitSync("k", { cost: NaN }), "INVALID_ARGUMENT"],
     [() => rl.limitSync("k", { cost: 4 }), "COST_EXCEEDS_LIMIT"],
+    [() => rl.limitSync("k", null), "INVALID_ARGUMENT"],
+    [() => rl.limitSync("k", 3), "INVALID_ARGUMENT"],
   ];
   for (const [call, code] of cases) {
     assert.throws(call, (error) => {
@@ -156,6 +158,7 @@ test("async forms reject instead of throwing", async () => {
   await assert.rejects(rl.limit("k", { cost: 9 }), { code: "COST_EXCEEDS_LIMIT" });
   await assert.rejects(rl.limit(7), { code: "INVALID_ARGUMENT" });
   await assert.rejects(rl.limit("k", { cost: -1 }), { code: "INVALID_ARGUMENT" });
+  await assert.rejects(rl.limit("k", null), { code: "INVALID_ARGUMENT" });
   await assert.rejects(rl.getRemaining(7), { code: "INVALID_ARGUMENT" });
   assert.equal((await rl.limit("k")).remaining, 2, "nothing was consumed by the failed calls");
 });
