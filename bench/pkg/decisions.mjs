@@ -44,7 +44,7 @@ for (let round = 1; round <= ROUNDS; round++) {
     for (const impl of order) {
       const r = child("child-decide.mjs", impl, pattern, verdict, String(WARMUP_MS), String(DURATION_MS));
       const key = `${impl}|${pattern}|${verdict}`;
-      (rounds[key] ??= []).push(r.opsPerSec);
+      rounds[key] = [...(rounds[key] ?? []), r.opsPerSec];
       admittedShare[key] = r.admitted / r.calls;
       if (verdict === "allowed" && r.admitted !== r.calls) {
         log(`decisions: warning: ${impl} ${pattern}: only ${r.admitted} of ${r.calls} admitted`);
