@@ -4,6 +4,7 @@
 export { Concurrency } from "./concurrency.js";
 export { rateLimitHeaders, withRateLimit } from "./edge.js";
 export { EdgelimitError } from "./errors.js";
+export { clientIp } from "./identity.js";
 export { Ratelimit } from "./ratelimit.js";
 export { memoryStore, redisStore } from "./stores.js";
 export { throttle } from "./throttle.js";

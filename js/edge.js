@@ -2,7 +2,8 @@
 // with Retry-After and the IETF RateLimit fields (draft-ietf-httpapi-
 // ratelimit-headers) plus the legacy X-RateLimit-* trio on every response.
 
-import { invalid } from "./errors.js";
+import { EdgelimitError, invalid } from "./errors.js";
+import { runtimeClient } from "./identity.js";
 
 const seconds = (ms) => Math.ceil(Math.max(0, ms) / 1000);
 
@@ -23,10 +24,23 @@ export function rateLimitHeaders(algorithm, result, now = Date.now()) {
   return headers;
 }
 
-/** The client's address as Cloudflare or a proxy reports it. */
-function clientAddress(request) {
-  const headers = request.headers;
-  return headers.get("CF-Connecting-IP") ?? headers.get("X-Forwarded-For")?.split(",")[0].trim() ?? "anonymous";
+/** Why a key is needed where the runtime gives no trustworthy address. */
+export const NO_DEFAULT_KEY =
+  "needs a key function here: only Cloudflare Workers (CF-Connecting-IP) and Deno (the connection's " +
+  "address) tell who the client is in a way no client can forge. Behind your own proxies pass " +
+  "key: (request) => clientIp(request, { trustedProxies }); or key by an API key or user id";
+
+/** The answer to a request no key identifies: refused, never a shared quota. */
+function unidentified() {
+  return new Response("Bad Request: the client cannot be identified\n", {
+    status: 400,
+    headers: { "Content-Type": "text/plain; charset=utf-8" },
+  });
+}
+
+/** Whether a key function's answer identifies no one. */
+export function anonymous(id) {
+  return id === undefined || id === null || id === "";
 }
 
 function tooManyRequests() {
@@ -48,12 +62,19 @@ function decorate(response, headers) {
   }
 }
 
-export function withRateLimit(handler, { limiter, key = clientAddress, cost, onLimited } = {}) {
+export function withRateLimit(
+  handler,
+  { limiter, key = runtimeClient(), cost, onLimited, onUnidentified = unidentified } = {},
+) {
   if (typeof handler !== "function") throw invalid("withRateLimit needs a fetch handler");
   if (limiter === undefined) throw invalid("withRateLimit needs a limiter");
+  if (key === undefined) throw new EdgelimitError("INVALID_CONFIG", `withRateLimit ${NO_DEFAULT_KEY}`);
+  if (typeof key !== "function") throw invalid("key must be a function of the request");
+  if (typeof onUnidentified !== "function") throw invalid("onUnidentified must be a function of the request");
   return async (request, env, ctx) => {
-    const chosen = typeof limiter === "function" ? limiter(request, env, ctx) : limiter;
     const id = await key(request, env, ctx);
+    if (anonymous(id)) return onUnidentified(request, env, ctx);
+    const chosen = typeof limiter === "function" ? limiter(request, env, ctx) : limiter;
     const result = await chosen.limit(id, { cost: cost ? cost(request, env, ctx) : 1 });
     const response = result.success
       ? await handler(request, env, ctx)

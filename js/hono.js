@@ -6,26 +6,37 @@
 // Imports nothing from Hono and no WebAssembly: the limiter comes from the
 // package's main entry, already instantiated for the runtime.
 
-import { rateLimitHeaders } from "./edge.js";
-import { invalid } from "./errors.js";
+import { anonymous, NO_DEFAULT_KEY, rateLimitHeaders } from "./edge.js";
+import { EdgelimitError, invalid } from "./errors.js";
+import { runtimeClient } from "./identity.js";
 
 /**
- * The caller's id: Cloudflare's `CF-Connecting-IP`, which a client cannot
- * set. Elsewhere no header can be trusted, so every request shares one
- * limit (a limit that holds) until `key` says who the caller is.
+ * The caller's id where the runtime knows it: Cloudflare's
+ * `CF-Connecting-IP` (which a client cannot set), or on Deno the
+ * connection's address (Hono's `c.env` there is `Deno.serve`'s info).
+ * Elsewhere no header can be trusted: `key` is required.
  */
-function cloudflareClient(c) {
-  return c.req.header("CF-Connecting-IP") ?? "unidentified";
+function runtimeKey() {
+  const client = runtimeClient();
+  return client && ((c) => client(c.req.raw, c.env));
 }
 
-export function rateLimit({ limiter, key = cloudflareClient, cost, onLimited } = {}) {
+export function rateLimit({ limiter, key = runtimeKey(), cost, onLimited, onUnidentified } = {}) {
   if (limiter === undefined || (typeof limiter !== "function" && typeof limiter.limit !== "function")) {
     throw invalid("rateLimit needs a limiter: a Ratelimit, or a function of the context choosing one");
   }
+  if (key === undefined) throw new EdgelimitError("INVALID_CONFIG", `rateLimit ${NO_DEFAULT_KEY}`);
   if (typeof key !== "function") throw invalid("key must be a function of the context");
+  if (onUnidentified !== undefined && typeof onUnidentified !== "function") {
+    throw invalid("onUnidentified must be a function of the context");
+  }
   return async (c, next) => {
-    const chosen = typeof limiter === "function" ? limiter(c) : limiter;
     const id = await key(c);
+    // No identity, no shared quota: refused unless the caller says otherwise.
+    if (anonymous(id)) {
+      return onUnidentified ? onUnidentified(c, next) : c.text("Bad Request: the client cannot be identified\n", 400);
+    }
+    const chosen = typeof limiter === "function" ? limiter(c) : limiter;
     const result = await chosen.limit(id, { cost: cost ? await cost(c) : 1 });
     const headers = rateLimitHeaders(chosen.algorithm, result);
     if (!result.success) {

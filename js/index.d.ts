@@ -324,13 +324,42 @@ export type RateLimitedHandler<Env = unknown, Ctx = unknown> = (
 export interface WithRateLimitOptions<Env = unknown, Ctx = unknown> {
   /** The limiter, or a function choosing it per request (e.g. from `env`). */
   limiter: Ratelimit | ((request: Request, env: Env, ctx: Ctx) => Ratelimit);
-  /** Whose usage a request counts against. Default: `CF-Connecting-IP`, else the first `X-Forwarded-For` address, else `"anonymous"`. */
-  key?: (request: Request, env: Env, ctx: Ctx) => string | Promise<string>;
+  /**
+   * Whose usage a request counts against. Default, only where the runtime
+   * knows the client: on Cloudflare Workers `CF-Connecting-IP`, on Deno the
+   * connection's address (IPv6 grouped by /64). Elsewhere it is required
+   * (`INVALID_CONFIG` without it): forwarded headers can be forged; behind
+   * your own proxies use {@link clientIp}. An answer of `undefined`, `null`
+   * or `""` identifies no one: see `onUnidentified`.
+   */
+  key?: (request: Request, env: Env, ctx: Ctx) => string | undefined | Promise<string | undefined>;
   /** Units a request costs. Default 1. */
   cost?: (request: Request, env: Env, ctx: Ctx) => number;
   /** The response to a denied request. Default: 429 with a short text body. Headers are added to it. */
   onLimited?: (request: Request, result: LimitResult) => Response | Promise<Response>;
+  /**
+   * The response to a request `key` cannot identify (no shared quota for
+   * them all). Default: 400 with a short text body, no limiter called.
+   */
+  onUnidentified?: (request: Request, env: Env, ctx: Ctx) => Response | Promise<Response>;
 }
+
+export interface ClientIpOptions {
+  /** Your own proxies: addresses and CIDR ranges, IPv4 or IPv6. Default none. */
+  trustedProxies?: readonly string[];
+  /** The connection's peer address, when the runtime gives it (e.g. Node's `socket.remoteAddress`). */
+  remoteAddress?: string;
+  /** Bits of an IPv6 address that name one client. Default 64. */
+  ipv6Prefix?: number;
+}
+
+/**
+ * The client's address behind proxies you run: the right-most
+ * `X-Forwarded-For` address that is not a trusted proxy (an untrusted
+ * `remoteAddress` is itself the client). IPv4 as `203.0.113.7`, IPv6 as its
+ * network (`2001:db8:1:2::/64`). `undefined` when nothing qualifies.
+ */
+export declare function clientIp(request: Request, options?: ClientIpOptions): string | undefined;
 
 /**
  * Wraps a `fetch` handler: a denied request gets 429 with `Retry-After`; every

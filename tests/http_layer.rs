@@ -143,9 +143,9 @@ impl Service<http::Request<()>> for Ok200 {
     }
 }
 
-/// The default key is the peer address a server puts in the extensions;
-/// a forged `X-Forwarded-For` changes nothing, and requests with no
-/// address share one limit.
+/// The default key is the peer address a server puts in the extensions
+/// (IPv6 by its /64); a forged `X-Forwarded-For` changes nothing, and a
+/// request with no address is refused, sharing no quota with others.
 #[tokio::test]
 async fn the_default_key_trusts_no_header() {
     use tower_layer::Layer;
@@ -158,6 +158,10 @@ async fn the_default_key_trusts_no_header() {
         (Some("192.0.2.2:5000"), "10.0.0.1"),
         (None, "10.0.0.3"),
         (None, "10.0.0.4"),
+        (Some("[2001:db8:1:2::1]:443"), "10.0.0.1"),
+        (Some("[2001:db8:1:2:ffff::9]:443"), "10.0.0.2"),
+        (Some("[::ffff:192.0.2.3]:443"), "10.0.0.1"),
+        (Some("192.0.2.3:1"), "10.0.0.1"),
     ] {
         let mut request = http::Request::builder()
             .header("x-forwarded-for", forwarded)
@@ -171,7 +175,7 @@ async fn the_default_key_trusts_no_header() {
         poll_fn(|cx| service.poll_ready(cx)).await.unwrap();
         statuses.push(service.call(request).await.unwrap().status().as_u16());
     }
-    // The same address on another port is the same client; no address at
-    // all shares one limit.
-    assert_eq!(statuses, [200, 429, 200, 200, 429]);
+    // The same address on another port is the same client, as is the same
+    // IPv6 /64 and an IPv4 address mapped into IPv6; no address: 400.
+    assert_eq!(statuses, [200, 429, 200, 400, 400, 200, 429, 200, 429]);
 }

@@ -1,14 +1,16 @@
 // The edge glue and the waiting forms, on the memory store.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { Concurrency, Ratelimit, rateLimitHeaders, throttle, withRateLimit } from "./edgelimit.mjs";
+import { Concurrency, clientIp, Ratelimit, rateLimitHeaders, throttle, withRateLimit } from "./edgelimit.mjs";
 
 const request = (ip, headers = {}) =>
   new Request("https://example.com/", { headers: { "x-forwarded-for": ip, ...headers } });
 
 test("withRateLimit: 200s then 429 with Retry-After and the RateLimit fields", async () => {
   const limiter = new Ratelimit({ limiter: Ratelimit.fixedWindow(2, "1 m") });
-  const handler = withRateLimit(() => new Response("hello"), { limiter });
+  // Behind a proxy of ours at 10.0.0.0/8, which appends the address it saw.
+  const key = (request) => clientIp(request, { trustedProxies: ["10.0.0.0/8"] });
+  const handler = withRateLimit(() => new Response("hello"), { limiter, key });
   const responses = [];
   for (let i = 0; i < 3; i++) responses.push(await handler(request("203.0.113.7, 10.0.0.1")));
   assert.deepEqual(
@@ -28,9 +30,10 @@ test("withRateLimit: 200s then 429 with Retry-After and the RateLimit fields", a
   assert.ok(t >= 1 && t <= 60);
   const reset = Number(denied.headers.get("X-RateLimit-Reset"));
   assert.ok(Math.abs(reset - (Date.now() / 1000 + t)) <= 2, "epoch seconds");
-  // Another address has its own quota; the proxy's own address is ignored.
+  // Another address has its own quota; a request only our proxy vouches
+  // for identifies no client, and shares no quota.
   assert.equal((await handler(request("198.51.100.1"))).status, 200);
-  assert.equal((await handler(request("10.0.0.1", { "cf-connecting-ip": "192.0.2.9" }))).status, 200);
+  assert.equal((await handler(request("10.0.0.1", { "cf-connecting-ip": "192.0.2.9" }))).status, 400);
 });
 
 test("withRateLimit: custom key, cost, 429 body, per-request limiter; immutable responses are copied", async () => {

@@ -6,6 +6,7 @@ const edgelimit = await import(entry);
 export const {
   Concurrency,
   EdgelimitError,
+  clientIp,
   Ratelimit,
   memoryStore,
   rateLimitHeaders,
@@ -38,5 +39,24 @@ export function callAt(clock, fn) {
     return fn();
   } finally {
     Date.now = real;
+  }
+}
+
+/**
+ * Runs `fn` as if in Cloudflare Workers, which the package recognises by
+ * `navigator.userAgent` (the real thing runs in workerd: worker-example/).
+ */
+export async function asCloudflareWorkers(fn) {
+  const original = Object.getOwnPropertyDescriptor(globalThis, "navigator");
+  Object.defineProperty(globalThis, "navigator", {
+    value: { userAgent: "Cloudflare-Workers" },
+    configurable: true,
+    writable: true,
+  });
+  try {
+    return await fn();
+  } finally {
+    if (original) Object.defineProperty(globalThis, "navigator", original);
+    else delete globalThis.navigator;
   }
 }

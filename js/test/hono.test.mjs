@@ -5,16 +5,19 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { rateLimit } from "../../pkg/hono.js";
 import { Hono } from "../../tools/js/node_modules/hono/dist/index.js";
-import { Ratelimit } from "./edgelimit.mjs";
+import { asCloudflareWorkers, Ratelimit } from "./edgelimit.mjs";
 import { readmeExample, runExample } from "./readme.mjs";
 
-function app() {
+async function app() {
   const api = new Ratelimit({ limiter: Ratelimit.fixedWindow(2, "1 m"), prefix: "hono-api:" });
   const strict = new Ratelimit({ limiter: Ratelimit.fixedWindow(1, "1 m"), prefix: "hono-strict:" });
   const hono = new Hono();
   hono.use("/api/*", rateLimit({ limiter: api, key: (c) => c.req.header("x-client") ?? "none" }));
   hono.use("/api/strict/*", rateLimit({ limiter: strict, key: (c) => c.req.header("x-client") ?? "none" }));
-  hono.use("/default/*", rateLimit({ limiter: new Ratelimit({ limiter: Ratelimit.fixedWindow(1, "1 m") }) }));
+  const byDefault = await asCloudflareWorkers(() =>
+    rateLimit({ limiter: new Ratelimit({ limiter: Ratelimit.fixedWindow(1, "1 m") }) }),
+  );
+  hono.use("/default/*", byDefault);
   hono.get("/api/a", (c) => c.text("a"));
   hono.get("/api/strict/b", (c) => c.text("b"));
   hono.get("/default/c", (c) => c.text("c"));
@@ -23,7 +26,7 @@ function app() {
 }
 
 test("429 with Retry-After past the limit; RateLimit headers on every response", async () => {
-  const hono = app();
+  const hono = await app();
   const responses = [];
   for (let i = 0; i < 3; i++) responses.push(await hono.request("/api/a", { headers: { "x-client": "ann" } }));
   assert.deepEqual(
@@ -47,7 +50,7 @@ test("429 with Retry-After past the limit; RateLimit headers on every response",
 });
 
 test("per-route limits stack, each charged in turn", async () => {
-  const hono = app();
+  const hono = await app();
   const headers = { "x-client": "cat" };
   // /api/strict/* is under both: the API's limit of 2, then its own of 1.
   const first = await hono.request("/api/strict/b", { headers });
@@ -63,13 +66,19 @@ test("per-route limits stack, each charged in turn", async () => {
 });
 
 test("the default key trusts only CF-Connecting-IP", async () => {
-  const hono = app();
-  // Forged forwarded headers do not buy a fresh limit: without Cloudflare's
-  // header every request shares one.
-  assert.equal((await hono.request("/default/c", { headers: { "x-forwarded-for": "10.0.0.1" } })).status, 200);
-  assert.equal((await hono.request("/default/c", { headers: { "x-forwarded-for": "10.0.0.2" } })).status, 429);
+  const hono = await app();
+  // Forged forwarded headers identify no one: refused, with no quota shared
+  // by all the unidentified.
+  assert.equal((await hono.request("/default/c", { headers: { "x-forwarded-for": "10.0.0.1" } })).status, 400);
+  assert.equal((await hono.request("/default/c", { headers: { "x-forwarded-for": "10.0.0.2" } })).status, 400);
   assert.equal((await hono.request("/default/c", { headers: { "cf-connecting-ip": "203.0.113.9" } })).status, 200);
   assert.equal((await hono.request("/default/c", { headers: { "cf-connecting-ip": "203.0.113.9" } })).status, 429);
+});
+
+test("rateLimit needs a key where the runtime vouches for no address", () => {
+  const limiter = new Ratelimit({ limiter: Ratelimit.fixedWindow(1, "1 m") });
+  if (globalThis.Deno) rateLimit({ limiter });
+  else assert.throws(() => rateLimit({ limiter }), { code: "INVALID_CONFIG" });
 });
 
 test("rateLimit is checked", () => {
@@ -80,7 +89,7 @@ test("rateLimit is checked", () => {
 });
 
 test("the README's Hono example runs as written", async () => {
-  const { app } = await runExample(readmeExample("edgelimit/hono"), "export { app };");
+  const { app } = await asCloudflareWorkers(() => runExample(readmeExample("edgelimit/hono"), "export { app };"));
   const login = { headers: { "CF-Connecting-IP": "198.51.100.7" } };
   const statuses = [];
   for (let i = 0; i < 6; i++) statuses.push((await app.request("/api/login", login)).status);

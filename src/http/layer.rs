@@ -2,7 +2,7 @@
 //! before the service sees it.
 
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -20,22 +20,26 @@ use crate::store::AsyncStore;
 use crate::Limiter;
 
 /// Who a request counts against, from its head; `None`: nobody
-/// identifiable, and such requests share one limit (one that holds).
+/// identifiable, and such a request is refused with `400 Bad Request`
+/// (no quota shared by all the unidentified, which one client could use up
+/// for everyone).
 pub type KeyFn = Arc<dyn Fn(&Parts) -> Option<String> + Send + Sync>;
 
-/// The id of requests no key identifies: they share its limit.
-const UNIDENTIFIED: &str = "unidentified";
-
 /// The default key: the peer's IP address from a [`SocketAddr`] in the
-/// request's extensions, which a server inserts per connection. Never a
-/// header: `X-Forwarded-For` and the like can be forged by any client.
-/// Behind a proxy you trust, or with axum's `ConnectInfo`, set your own
-/// with [`RateLimitLayer::with_key`].
+/// request's extensions, which a server inserts per connection (an IPv6
+/// peer by its /64, which one host commonly holds whole). Never a header:
+/// `X-Forwarded-For` and the like can be forged by any client. Behind a
+/// proxy you trust, or with axum's `ConnectInfo`, set your own with
+/// [`RateLimitLayer::with_key`].
 fn peer_ip(parts: &Parts) -> Option<String> {
-    parts
-        .extensions
-        .get::<SocketAddr>()
-        .map(|addr| addr.ip().to_string())
+    let ip = parts.extensions.get::<SocketAddr>()?.ip().to_canonical();
+    Some(match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => {
+            let network = u128::from(v6) & !(u128::MAX >> 64);
+            format!("{}/64", Ipv6Addr::from(network))
+        }
+    })
 }
 
 /// Rate limits every request of the services it wraps: a denied request gets
@@ -166,7 +170,9 @@ where
         let shared = self.shared.clone();
         Box::pin(async move {
             let (parts, body) = request.into_parts();
-            let id = (shared.key)(&parts).unwrap_or_else(|| UNIDENTIFIED.to_owned());
+            let Some(id) = (shared.key)(&parts) else {
+                return Ok(status(StatusCode::BAD_REQUEST));
+            };
             let limiter = &shared.limiter;
             let decision = match limiter.limit_async(&id).await {
                 Ok(decision) => decision,

@@ -22,11 +22,16 @@ test("clients do not share usage", async () => {
   assertAdmitted(await hit(worker, second), 3, "memory");
 });
 
-test("without CF-Connecting-IP, X-Forwarded-For's first address is the client", async () => {
-  const headers = { "X-Forwarded-For": "192.0.2.50, 10.0.0.1" };
-  const first = await fetch(worker.url, { headers });
-  await first.arrayBuffer();
-  assert.equal(first.headers.get("X-RateLimit-Remaining"), "4");
-  // The same client seen through CF-Connecting-IP has used one already.
-  assertAdmitted(await hit(worker, "192.0.2.50"), 3, "memory");
+test("without CF-Connecting-IP a request is refused; X-Forwarded-For buys nothing", async () => {
+  const client = newClient();
+  await assertBurst(worker, client, "memory");
+  for (const forwarded of ["192.0.2.50", client, `${client}, 10.0.0.1`]) {
+    const response = await fetch(worker.url, { headers: { "X-Forwarded-For": forwarded } });
+    assert.equal(response.status, 400, forwarded);
+    assert.match(await response.text(), /cannot be identified/);
+  }
+  // Rotating the header next to Cloudflare's changes nothing either.
+  const rotated = await fetch(worker.url, { headers: { "CF-Connecting-IP": client, "X-Forwarded-For": "192.0.2.51" } });
+  await rotated.arrayBuffer();
+  assert.equal(rotated.status, 429);
 });
