@@ -4,6 +4,7 @@
 
 import { EdgelimitError, invalid } from "./errors.js";
 import { runtimeClient } from "./identity.js";
+import { options } from "./options.js";
 
 const seconds = (ms) => Math.ceil(Math.max(0, ms) / 1000);
 
@@ -62,10 +63,14 @@ function decorate(response, headers) {
   }
 }
 
-export function withRateLimit(
-  handler,
-  { limiter, key = runtimeClient(), cost, onLimited, onUnidentified = unidentified } = {},
-) {
+export function withRateLimit(handler, config) {
+  const {
+    limiter,
+    key = runtimeClient(),
+    cost,
+    onLimited,
+    onUnidentified = unidentified,
+  } = options("withRateLimit", config, ["limiter", "key", "cost", "onLimited", "onUnidentified"]);
   if (typeof handler !== "function") throw invalid("withRateLimit needs a fetch handler");
   if (limiter === undefined) throw invalid("withRateLimit needs a limiter");
   if (key === undefined) throw new EdgelimitError("INVALID_CONFIG", `withRateLimit ${NO_DEFAULT_KEY}`);

@@ -9,6 +9,7 @@
 import { anonymous, NO_DEFAULT_KEY, rateLimitHeaders } from "./edge.js";
 import { EdgelimitError, invalid } from "./errors.js";
 import { runtimeClient } from "./identity.js";
+import { options } from "./options.js";
 
 /**
  * The caller's id where the runtime knows it: Cloudflare's
@@ -21,7 +22,14 @@ function runtimeKey() {
   return client && ((c) => client(c.req.raw, c.env));
 }
 
-export function rateLimit({ limiter, key = runtimeKey(), cost, onLimited, onUnidentified } = {}) {
+export function rateLimit(config) {
+  const {
+    limiter,
+    key = runtimeKey(),
+    cost,
+    onLimited,
+    onUnidentified,
+  } = options("rateLimit", config, ["limiter", "key", "cost", "onLimited", "onUnidentified"]);
   if (limiter === undefined || (typeof limiter !== "function" && typeof limiter.limit !== "function")) {
     throw invalid("rateLimit needs a limiter: a Ratelimit, or a function of the context choosing one");
   }

@@ -3,6 +3,7 @@
 // limit: rotating the header buys a fresh quota on every request.
 
 import { EdgelimitError, invalid } from "./errors.js";
+import { options } from "./options.js";
 
 const DEFAULT_IPV6_PREFIX = 64;
 
@@ -178,7 +179,12 @@ function checkPrefix(ipv6Prefix) {
  * grouped by `ipv6Prefix` bits (default 64). Undefined when no address
  * qualifies: such a request has no identity, never a shared one.
  */
-export function clientIp(request, { trustedProxies = [], remoteAddress, ipv6Prefix = DEFAULT_IPV6_PREFIX } = {}) {
+export function clientIp(request, config) {
+  const {
+    trustedProxies = [],
+    remoteAddress,
+    ipv6Prefix = DEFAULT_IPV6_PREFIX,
+  } = options("clientIp", config, ["trustedProxies", "remoteAddress", "ipv6Prefix"]);
   const list = ranges(trustedProxies);
   checkPrefix(ipv6Prefix);
   if (remoteAddress !== undefined) {

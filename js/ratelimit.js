@@ -3,6 +3,7 @@
 import * as slot from "./boundary.js";
 import { CoreAlgorithm, CoreRateLimiter } from "./edgelimit.js";
 import { checkId, checkNumber, EdgelimitError, invalid } from "./errors.js";
+import { options as checkOptions } from "./options.js";
 import { CORE, checkStore, failureCode, memoryStore, TRANSPORT } from "./stores.js";
 import { run } from "./transport.js";
 import { checkUpstashFlags, storeFromRedis } from "./upstash.js";
@@ -41,12 +42,35 @@ export function result(allowed, slots) {
 
 // The options of a call made without any: no object built or taken apart.
 const NO_OPTIONS = Object.freeze({});
+const CALL_OPTIONS = ["cost", "rate"];
+
+// What new Ratelimit takes, and @upstash/ratelimit's names it does not.
+const OPTIONS = [
+  "limiter",
+  "store",
+  "redis",
+  "prefix",
+  "timeout",
+  "failure",
+  "lease",
+  "onDecision",
+  "dryRun",
+  "ephemeralCache",
+  "analytics",
+  "enableTelemetry",
+];
+const NOT_YET = "an @upstash/ratelimit option edgelimit has no equivalent of yet";
+const UPSTASH_HINTS = {
+  enableProtection: NOT_YET,
+  denyListThreshold: NOT_YET,
+  dynamicLimits: NOT_YET,
+  ctx: "give Cloudflare's ctx.waitUntil the promise of returnLeases() instead",
+};
 
 /** A call's cost: `cost`, or @upstash/ratelimit's `rate` (default 1). */
 function costOf(options) {
   if (options === NO_OPTIONS) return 1;
-  if (options === null || typeof options !== "object") throw invalid("options must be an object");
-  const { cost, rate } = options;
+  const { cost, rate } = checkOptions("limit", options, CALL_OPTIONS);
   if (cost !== undefined && rate !== undefined && cost !== rate) throw invalid("give cost or rate, not both");
   return checkNumber("cost", cost ?? rate ?? 1);
 }
@@ -55,6 +79,7 @@ function costOf(options) {
 function leaseUnits(lease, inMemory) {
   if (lease === undefined) return undefined;
   if (lease === null || typeof lease !== "object") throw invalid("lease must be { units: n }");
+  checkOptions("lease", lease, ["units"]);
   if (inMemory) {
     throw new EdgelimitError("INVALID_CONFIG", "lease needs a Redis store: in memory every call is already local");
   }
@@ -68,20 +93,21 @@ export class Ratelimit {
   #onDecision;
   #dryRun;
 
-  constructor({
-    limiter,
-    store,
-    redis,
-    prefix = DEFAULT_PREFIX,
-    timeout,
-    failure = "error",
-    lease,
-    onDecision,
-    dryRun = false,
-    ephemeralCache,
-    analytics,
-    enableTelemetry,
-  } = {}) {
+  constructor(config) {
+    const {
+      limiter,
+      store: given,
+      redis,
+      prefix = DEFAULT_PREFIX,
+      timeout,
+      failure = "error",
+      lease,
+      onDecision,
+      dryRun = false,
+      ephemeralCache,
+      analytics,
+      enableTelemetry,
+    } = checkOptions("new Ratelimit", config, OPTIONS, UPSTASH_HINTS);
     if (limiter?.[CORE] === undefined) {
       throw invalid('limiter must come from a factory such as Ratelimit.slidingWindow(10, "10 s")');
     }
@@ -89,6 +115,7 @@ export class Ratelimit {
     const policy = failureCode(failure);
     // @upstash/ratelimit's names (see upstash.js): `redis` makes the store.
     checkUpstashFlags({ analytics, enableTelemetry });
+    let store = given;
     if (redis !== undefined) {
       if (store !== undefined) throw invalid("give either store or redis, not both");
       store = storeFromRedis({ redis, ephemeralCache });
@@ -172,7 +199,8 @@ export class Ratelimit {
     return algorithm("slidingLog", CoreAlgorithm.slidingLog(limit, duration("window", window)));
   }
 
-  static tokenBucket(refillRate, interval, maxTokens, { initialTokens } = {}) {
+  static tokenBucket(refillRate, interval, maxTokens, config) {
+    const { initialTokens } = checkOptions("tokenBucket", config, ["initialTokens"]);
     checkNumber("refillRate", refillRate);
     checkNumber("maxTokens", maxTokens);
     const core = CoreAlgorithm.tokenBucket(
@@ -184,7 +212,8 @@ export class Ratelimit {
     return algorithm("tokenBucket", core);
   }
 
-  static gcra(rate, period, { burst } = {}) {
+  static gcra(rate, period, config) {
+    const { burst } = checkOptions("gcra", config, ["burst"]);
     checkNumber("rate", rate);
     return algorithm("gcra", CoreAlgorithm.gcra(rate, duration("period", period), optional("burst", burst)));
   }
@@ -238,8 +267,9 @@ export class Ratelimit {
     return this.#onDecision === undefined && !this.#dryRun ? decided : this.#decided(id, cost, decided, startedAt);
   }
 
-  async blockUntilReady(id, timeout, { signal, ...options } = {}) {
-    const cost = costOf(options);
+  async blockUntilReady(id, timeout, config) {
+    const { signal, cost: given, rate } = checkOptions("blockUntilReady", config, ["signal", ...CALL_OPTIONS]);
+    const cost = costOf({ cost: given, rate });
     checkNumber("timeout", timeout);
     const deadline = Date.now() + Math.max(0, timeout);
     for (;;) {

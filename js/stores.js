@@ -2,6 +2,7 @@
 
 import { CoreFailure, CoreMemoryStore, CoreRestStore } from "./edgelimit.js";
 import { checkNumber, invalid } from "./errors.js";
+import { describe, options } from "./options.js";
 import { Transport } from "./transport.js";
 
 /** The core object behind a store or algorithm. */
@@ -9,7 +10,8 @@ export const CORE = Symbol("edgelimit.core");
 /** Where a Redis store's requests go. */
 export const TRANSPORT = Symbol("edgelimit.transport");
 
-export function memoryStore({ maxKeys } = {}) {
+export function memoryStore(config) {
+  const { maxKeys } = options("memoryStore", config, ["maxKeys"]);
   if (maxKeys !== undefined) checkNumber("maxKeys", maxKeys);
   return Object.freeze({ kind: "memory", [CORE]: new CoreMemoryStore(maxKeys) });
 }
@@ -22,7 +24,11 @@ function batching(batch) {
   if (typeof batch !== "object" || batch === null) {
     throw invalid("batch must be true, false or { maxCalls, maxInFlight, grouping }");
   }
-  const { maxCalls = 128, maxInFlight = Infinity, grouping = "script" } = batch;
+  const {
+    maxCalls = 128,
+    maxInFlight = Infinity,
+    grouping = "script",
+  } = options("batch", batch, ["maxCalls", "maxInFlight", "grouping"]);
   for (const [name, value] of [
     ["maxCalls", maxCalls],
     ["maxInFlight", maxInFlight],
@@ -37,17 +43,27 @@ function batching(batch) {
   return { maxCalls, maxInFlight, grouping };
 }
 
-export function redisStore({
-  url,
-  token,
-  timeout = 2000,
-  retries = 2,
-  time = "redis",
-  batch = true,
-  denyCache = 10_000,
-} = {}) {
+// @upstash/redis's own client options, which mean nothing to a store.
+const CLIENT_OPTIONS = "an @upstash/redis client option; give the client itself as new Ratelimit({ redis })";
+const REDIS_HINTS = {
+  automaticDeserialization: CLIENT_OPTIONS,
+  responseEncoding: CLIENT_OPTIONS,
+  retry: "retries: n sets how often a failed request is tried again",
+  readYourWrites: CLIENT_OPTIONS,
+};
+
+export function redisStore(config) {
+  const {
+    url,
+    token,
+    timeout = 2000,
+    retries = 2,
+    time = "redis",
+    batch = true,
+    denyCache = 10_000,
+  } = options("redisStore", config, ["url", "token", "timeout", "retries", "time", "batch", "denyCache"], REDIS_HINTS);
   if (typeof url !== "string" || !/^https?:\/\//.test(url)) {
-    throw invalid(`redisStore needs an http(s) url, got ${JSON.stringify(url)}`);
+    throw invalid(`redisStore needs an http(s) url, got ${describe(url)}`);
   }
   if (typeof token !== "string" || token === "") throw invalid("redisStore needs a token");
   if (time !== "redis" && time !== "caller") throw invalid(`time must be "redis" or "caller"`);
@@ -68,7 +84,7 @@ const FAILURES = new Map([
 /** The failure policy as the core numbers it. */
 export function failureCode(failure) {
   const code = FAILURES.get(failure);
-  if (code === undefined) throw invalid(`failure must be "error", "open" or "closed", got ${JSON.stringify(failure)}`);
+  if (code === undefined) throw invalid(`failure must be "error", "open" or "closed", got ${describe(failure)}`);
   return code;
 }
 
@@ -89,13 +105,19 @@ function environment() {
  * and UPSTASH_REDIS_REST_TOKEN, else Vercel KV's KV_REST_API_URL and
  * KV_REST_API_TOKEN), read from `env` (a Worker's `env`) or the process.
  */
-function fromEnv(env = environment(), options = {}) {
+function fromEnv(env = environment(), config = {}) {
+  if (env === null || typeof env !== "object")
+    throw invalid("redisStore.fromEnv takes an env object, e.g. a Worker's env");
   const url = env.UPSTASH_REDIS_REST_URL ?? env.KV_REST_API_URL;
   const token = env.UPSTASH_REDIS_REST_TOKEN ?? env.KV_REST_API_TOKEN;
   if (url === undefined || token === undefined) {
     throw invalid("redisStore.fromEnv needs UPSTASH_REDIS_REST_URL and UPSTASH_REDIS_REST_TOKEN");
   }
-  return redisStore({ ...options, url, token });
+  return redisStore({
+    ...options("redisStore.fromEnv", config, ["timeout", "retries", "time", "batch", "denyCache"]),
+    url,
+    token,
+  });
 }
 
 redisStore.fromEnv = fromEnv;

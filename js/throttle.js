@@ -2,9 +2,11 @@
 // order they were made (a browser's API client, a crawler's fetches).
 
 import { invalid } from "./errors.js";
+import { options } from "./options.js";
 import { sleep } from "./wait.js";
 
-export function throttle(fn, limiter, { key = "throttle", cost = 1, signal } = {}) {
+export function throttle(fn, limiter, config) {
+  const { key = "throttle", cost = 1, signal } = options("throttle", config, ["key", "cost", "signal"]);
   if (typeof fn !== "function") throw invalid("throttle needs a function");
   if (typeof limiter?.limit !== "function") throw invalid("throttle needs a Ratelimit");
   let queue = Promise.resolve();

@@ -1,7 +1,7 @@
 // The API on the memory store, with exact values at injected times.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { atTime, EdgelimitError, memoryStore, Ratelimit } from "./edgelimit.mjs";
+import { atTime, EdgelimitError, memoryStore, Ratelimit, redisStore, throttle, withRateLimit } from "./edgelimit.mjs";
 
 const T0 = 1_700_000_000_000;
 
@@ -161,4 +161,60 @@ test("async forms reject instead of throwing", async () => {
   await assert.rejects(rl.limit("k", null), { code: "INVALID_ARGUMENT" });
   await assert.rejects(rl.getRemaining(7), { code: "INVALID_ARGUMENT" });
   assert.equal((await rl.limit("k")).remaining, 2, "nothing was consumed by the failed calls");
+});
+
+test("options are checked by name: a typo is an error, never a silent default", async () => {
+  const limiter = Ratelimit.fixedWindow(5, "1 m");
+  const rl = new Ratelimit({ limiter });
+  const unknown = (name) => (error) => {
+    assert.ok(error instanceof EdgelimitError, `${error}`);
+    assert.equal(error.code, "INVALID_CONFIG");
+    assert.ok(error.message.includes(`"${name}"`), error.message);
+    return true;
+  };
+  assert.throws(() => new Ratelimit({ limiter, limt: 5 }), unknown("limt"));
+  assert.throws(
+    () => new Ratelimit({ limiter, enableProtection: true }),
+    (error) => {
+      assert.match(error.message, /@upstash\/ratelimit/);
+      return unknown("enableProtection")(error);
+    },
+  );
+  assert.throws(() => memoryStore({ max: 3 }), unknown("max"));
+  assert.throws(
+    () => redisStore({ url: "http://127.0.0.1:1", token: "t", automaticDeserialization: false }),
+    (e) => unknown("automaticDeserialization")(e),
+  );
+  assert.throws(() => redisStore({ url: "http://127.0.0.1:1", token: "t", batch: { maxCall: 5 } }), unknown("maxCall"));
+  assert.throws(() => Ratelimit.gcra(10, "1 s", { bursts: 2 }), unknown("bursts"));
+  assert.throws(() => Ratelimit.tokenBucket(1, "1 s", 5, { initial: 1 }), unknown("initial"));
+  assert.throws(() => rl.limitSync("k", { weight: 2 }), unknown("weight"));
+  await assert.rejects(rl.limit("k", { weight: 2 }), unknown("weight"));
+  await assert.rejects(rl.blockUntilReady("k", 10, { costs: 2 }), unknown("costs"));
+  assert.throws(() => throttle(() => 1, rl, { keys: "x" }), unknown("keys"));
+  assert.throws(
+    () => withRateLimit(() => new Response(""), { limiter: rl, key: () => "k", keyFn: 1 }),
+    unknown("keyFn"),
+  );
+  assert.throws(
+    () => new Ratelimit({ limiter, lease: { unit: 2 } }),
+    (error) => error instanceof EdgelimitError,
+  );
+  // Not objects at all: typed errors, not TypeErrors.
+  for (const call of [
+    () => new Ratelimit(null),
+    () => new Ratelimit(5),
+    () => memoryStore(null),
+    () => redisStore(null),
+    () => throttle(() => 1, rl, null),
+    () => withRateLimit(() => new Response(""), null),
+    () => new Ratelimit({ limiter, failure: 10n }),
+    () => new Ratelimit({ limiter, failure: Symbol("open") }),
+    () => rl.limitSync("k", []),
+  ]) {
+    assert.throws(call, (error) => error instanceof EdgelimitError && error.code === "INVALID_ARGUMENT");
+  }
+  // @upstash/ratelimit's `rate` is the cost of the call.
+  assert.equal(rl.limitSync("k", { rate: 3 }).remaining, 2);
+  assert.equal(rl.limitSync("k").remaining, 1, "nothing else was consumed by the failed calls");
 });

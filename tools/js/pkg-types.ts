@@ -2,6 +2,7 @@
 // (tools/check-pkg.sh): a wrong `types` path or a broken declaration fails here.
 import {
   Concurrency,
+  clientIp,
   EdgelimitError,
   type LimitResult,
   memoryStore,
@@ -42,3 +43,16 @@ export async function migrate() {
   await migrated.resetUsedTokens("id");
   return fromEnv;
 }
+
+// Unknown options are rejected by the types as by the code.
+// @ts-expect-error: no option "limt"
+export const typo = new Ratelimit({ limiter: Ratelimit.gcra(10, "1 s"), limt: 5 });
+// @ts-expect-error: no option "weight"
+export const typoCall = limiter.limitSync("id", { weight: 2 });
+// @ts-expect-error: no option "max"
+export const typoStore = memoryStore({ max: 3 });
+export const behindProxies = withRateLimit(async () => new Response("ok"), {
+  limiter: shared,
+  key: (request) => clientIp(request, { trustedProxies: ["10.0.0.0/8", "fd00::/8"], ipv6Prefix: 56 }),
+  onUnidentified: () => new Response("who are you?", { status: 400 }),
+});
