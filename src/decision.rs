@@ -41,4 +41,9 @@ impl Decision {
     pub fn retry_at_ms(&self, now_ms: u64) -> u64 {
         now_ms.saturating_add(self.retry_after_ms)
     }
+
+    /// Units in use right now: `limit - remaining`.
+    pub fn used(&self) -> u64 {
+        self.limit.saturating_sub(self.remaining)
+    }
 }

@@ -121,6 +121,61 @@ fn eviction_takes_the_keys_closest_to_expiry_first() {
     }
 }
 
+/// The issue this guards against: one id calling `FixedWindow(10, 1 h)`
+/// 1 000 times, interleaved with 1 000 fresh ids, was admitted 660 times
+/// when eviction went by expiry alone (every key of the window ties).
+#[test]
+fn a_flood_of_fresh_ids_never_frees_a_limited_one() {
+    fn flood<A: Algorithm>(name: &str, alg: A, limit: u64, fresh: u64) {
+        let store = MemoryStore::with_max_keys(10_000);
+        let clock = ManualClock::new(T0);
+        let limiter = limiter(alg, &store, &clock);
+        let mut admitted = 0;
+        for i in 0..fresh {
+            if i % 100 == 0 {
+                admitted += u64::from(limiter.limit("hot").unwrap().allowed);
+            }
+            limiter.limit(&format!("fresh-{i}")).unwrap();
+            if i % 1_000 == 0 {
+                clock.advance(1); // time moves, well within every window
+            }
+        }
+        assert!(store.len() <= store.max_keys());
+        assert_eq!(
+            admitted, limit,
+            "{name}: the hot id admitted over its limit"
+        );
+    }
+    // A million fresh ids against a bound of 10 000 keys; fewer for the
+    // other algorithms, still 20 times the bound.
+    flood(
+        "fixed window",
+        FixedWindow::new(10, "1 h").unwrap(),
+        10,
+        1_000_000,
+    );
+    flood(
+        "sliding window",
+        SlidingWindow::new(10, "1 h").unwrap(),
+        10,
+        200_000,
+    );
+    flood(
+        "sliding log",
+        SlidingLog::new(10, "1 h").unwrap(),
+        10,
+        200_000,
+    );
+    flood(
+        "token bucket",
+        TokenBucket::new(10, 1, "1 h").unwrap(),
+        10,
+        200_000,
+    );
+    let gcra = Gcra::new(1, "1 h").and_then(|g| g.with_burst(10)).unwrap();
+    flood("gcra", gcra, 10, 200_000);
+}
+
 #[test]
 fn limiters_sharing_a_store_keep_separate_counts_by_prefix() {
     let store = MemoryStore::new();
@@ -240,4 +295,66 @@ fn long_and_short_keys_and_prefix_splits_are_distinct() {
     assert_eq!(ab.remaining(&longer).unwrap().remaining, 5);
     ab.reset(&long).unwrap();
     assert_eq!(ab.remaining(&long).unwrap().remaining, 5);
+}
+
+/// A client held at its limit, then a flood of keys (each holding fewer
+/// units) at a store far smaller than the flood, all at one instant: the
+/// client stays refused throughout, as in an unbounded store.
+fn outlives_flood<A: Algorithm>(alg: A, limit: u64, flood: &[(u64, bool)], max_keys: usize) {
+    let store = MemoryStore::with_max_keys(max_keys);
+    let clock = ManualClock::new(T0);
+    let limiter = limiter(alg, &store, &clock);
+    assert!(limiter.limit_with_cost("hot", limit).unwrap().allowed);
+    for (i, &(cost, call_hot)) in flood.iter().enumerate() {
+        let cost = cost.clamp(1, limit - 1);
+        limiter
+            .limit_with_cost(&format!("fresh-{i}"), cost)
+            .unwrap();
+        if call_hot {
+            let decision = limiter.limit("hot").unwrap();
+            assert!(
+                !decision.allowed,
+                "freed after {i} fresh keys: {decision:?}"
+            );
+        }
+    }
+    assert_eq!(limiter.remaining("hot").unwrap().remaining, 0);
+    assert!(store.len() <= store.max_keys());
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig {
+        cases: 48,
+        failure_persistence: Some(Box::new(
+            proptest::test_runner::FileFailurePersistence::WithSource("proptest-regressions"),
+        )),
+        ..proptest::prelude::ProptestConfig::default()
+    })]
+
+    #[test]
+    fn a_client_at_its_limit_outlives_any_flood(
+        kind in 0..5u8,
+        limit in 2..=30u64,
+        window_ms in 1_000..=3_600_000u64,
+        flood in proptest::collection::vec((1..40u64, proptest::prelude::any::<bool>()), 1..1_500),
+        max_keys in proptest::prop_oneof![
+            proptest::strategy::Just(8usize),
+            proptest::strategy::Just(64),
+            proptest::strategy::Just(300)
+        ],
+    ) {
+        let window_ms = std::time::Duration::from_millis(window_ms);
+        match kind {
+            0 => outlives_flood(FixedWindow::new(limit, window_ms).unwrap(), limit, &flood, max_keys),
+            1 => outlives_flood(SlidingWindow::new(limit, window_ms).unwrap(), limit, &flood, max_keys),
+            2 => outlives_flood(SlidingLog::new(limit, window_ms).unwrap(), limit, &flood, max_keys),
+            3 => outlives_flood(TokenBucket::new(limit, 1, window_ms).unwrap(), limit, &flood, max_keys),
+            _ => outlives_flood(
+                Gcra::new(1, window_ms).and_then(|g| g.with_burst(limit)).unwrap(),
+                limit,
+                &flood,
+                max_keys,
+            ),
+        }
+    }
 }

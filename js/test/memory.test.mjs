@@ -218,3 +218,20 @@ test("options are checked by name: a typo is an error, never a silent default", 
   assert.equal(rl.limitSync("k", { rate: 3 }).remaining, 2);
   assert.equal(rl.limitSync("k").remaining, 1, "nothing else was consumed by the failed calls");
 });
+
+test("a flood of fresh ids never frees a limited one", () => {
+  for (const [name, algorithm] of [
+    ["fixed window", Ratelimit.fixedWindow(10, "1 h")],
+    ["sliding window", Ratelimit.slidingWindow(10, "1 h")],
+    ["token bucket", Ratelimit.tokenBucket(1, "1 h", 10)],
+  ]) {
+    const rl = new Ratelimit({ limiter: algorithm, store: memoryStore({ maxKeys: 10_000 }) });
+    const fresh = name === "fixed window" ? 1_000_000 : 200_000;
+    let admitted = 0;
+    for (let i = 0; i < fresh; i++) {
+      if (i % 100 === 0 && rl.limitSync("hot").success) admitted++;
+      rl.limitSync(`fresh-${i}`);
+    }
+    assert.equal(admitted, 10, `${name}: the hot id admitted over its limit`);
+  }
+});

@@ -34,6 +34,12 @@ pub trait Transition {
         now_ms: u64,
     ) -> Result<(Self::Output, u64), Error>;
 
+    /// Units the key's state holds after the step, read from its answer:
+    /// how many more admissions forgetting the state would grant. A
+    /// bounded store evicts the states holding the fewest first, so a flood
+    /// of new keys cannot free a client held at its limit.
+    fn held(&self, output: &Self::Output) -> u64;
+
     /// The same step as a call of its Lua twin, for stores that run it
     /// remotely. Fails without a round trip when the step can never succeed.
     fn remote(&self) -> Result<Remote, Error>;
@@ -128,6 +134,11 @@ impl<A: Algorithm> Transition for Consume<'_, A> {
     fn apply(&self, state: &mut Option<A::State>, now_ms: u64) -> Result<(Decision, u64), Error> {
         let outcome = self.algorithm.decide(state, now_ms, self.cost)?;
         Ok((outcome.decision, outcome.ttl_ms))
+    }
+
+    #[inline]
+    fn held(&self, decision: &Decision) -> u64 {
+        decision.used()
     }
 
     fn remote(&self) -> Result<Remote, Error> {
@@ -232,6 +243,10 @@ impl<A: Algorithm> Transition for ConsumeQuota<'_, A> {
         Ok((answer, outcome.ttl_ms))
     }
 
+    fn held(&self, answer: &QuotaDecision) -> u64 {
+        answer.decision.used()
+    }
+
     fn remote(&self) -> Result<Remote, Error> {
         let mut remote = self.plain().remote()?;
         let refund = self.refund.unwrap_or(QuotaRefund {
@@ -307,6 +322,10 @@ impl<A: Algorithm> Transition for Peek<'_, A> {
         Ok((outcome.decision, outcome.ttl_ms))
     }
 
+    fn held(&self, decision: &Decision) -> u64 {
+        decision.used()
+    }
+
     fn remote(&self) -> Result<Remote, Error> {
         let mut args = vec!["0".to_owned(), "1".to_owned()];
         args.extend(self.algorithm.config_args().iter().map(u64::to_string));
@@ -348,6 +367,10 @@ impl Transition for LeaseStep<'_> {
     ) -> Result<(LeaseOutcome, u64), Error> {
         let outcome = self.config.apply(state, now_ms, self.op);
         Ok((outcome, outcome.ttl_ms))
+    }
+
+    fn held(&self, outcome: &LeaseOutcome) -> u64 {
+        outcome.decision.used()
     }
 
     fn remote(&self) -> Result<Remote, Error> {

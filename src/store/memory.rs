@@ -27,9 +27,11 @@ const SWEEP_INTERVAL_MS: u64 = 1_000;
 ///   memory is reclaimed by a sweep that runs at most once a second per
 ///   shard, when new keys arrive.
 /// - **Bound**: at most `max_keys` keys. A new key arriving at a full shard
-///   first clears expired keys, then evicts the keys closest to expiry: those
-///   whose state is closest to a fresh key's, so eviction loses the least.
-///   A flood of distinct keys therefore cannot grow memory without limit.
+///   first clears expired keys, then evicts the keys whose state held the
+///   fewest units at its last step (the fewest admissions forgetting it can
+///   grant), the soonest to expire among equals. A flood of distinct keys
+///   therefore cannot grow memory without limit, nor free a client held at
+///   its limit while the flood's keys hold less.
 /// - **Concurrency**: keys are spread over shards, each behind its own
 ///   mutex held only for one decision; no global lock.
 #[derive(Clone)]
@@ -58,6 +60,9 @@ struct Entry {
     key: KeyText,
     /// Where `prefix` ends in `key`.
     prefix_len: u32,
+    /// Units the state held after its last step (saturated): what evicting
+    /// it would give back.
+    held: u32,
     expires_at_ms: u64,
     /// Taken out while a transition runs on it.
     state: Option<AnyState>,
@@ -122,6 +127,7 @@ impl Entry {
         &mut self,
         now_ms: u64,
         step: impl FnOnce(&mut Option<S>) -> Result<(R, u64), Error>,
+        held: impl FnOnce(&R) -> u64,
     ) -> Result<R, Error> {
         let live = self.expires_at_ms > now_ms;
         let mut state = if live {
@@ -132,6 +138,7 @@ impl Entry {
         match step(&mut state) {
             Ok((output, ttl_ms)) => {
                 self.state = state.map(StateKind::into_any);
+                self.held = saturate(held(&output));
                 self.expires_at_ms = match ttl_ms {
                     0 => 0,
                     ttl_ms => now_ms.saturating_add(ttl_ms),
@@ -245,6 +252,10 @@ impl MemoryStore {
     }
 }
 
+fn saturate(units: u64) -> u32 {
+    u32::try_from(units).unwrap_or(u32::MAX)
+}
+
 fn default_shard_count() -> usize {
     #[cfg(target_arch = "wasm32")]
     {
@@ -269,11 +280,13 @@ impl Shard {
 impl Table {
     /// Adds `key`, which is not held, making room first. Not generic: every
     /// kind of step shares this code (the WebAssembly module stays small).
+    #[allow(clippy::too_many_arguments)]
     fn insert(
         &mut self,
         hash: u64,
         key: Key<'_>,
         expires_at_ms: u64,
+        held: u64,
         state: AnyState,
         now_ms: u64,
         capacity: usize,
@@ -283,6 +296,7 @@ impl Table {
             hash,
             key: KeyText::new(key),
             prefix_len: key.prefix.len() as u32,
+            held: saturate(held),
             expires_at_ms,
             state: Some(state),
         };
@@ -303,21 +317,23 @@ impl Table {
             return;
         }
         // Evict an eighth at once so a flood pays for this scan rarely, and
-        // exactly an eighth: keys of one fixed window all expire together,
-        // and evicting every tie would empty the shard.
+        // exactly an eighth: keys of one fixed window all hold the same and
+        // expire together, and evicting every tie would empty the shard.
+        // First the states holding the fewest units, whose loss grants the
+        // fewest admissions; among equals the soonest to expire.
         let evict = (capacity / 8).max(1);
-        let mut expiries: Vec<u64> = self.entries.iter().map(|e| e.expires_at_ms).collect();
-        let (sooner, &mut threshold, _) = expiries.select_nth_unstable(evict - 1);
-        let mut ties_to_evict = evict - sooner.iter().filter(|&&e| e < threshold).count();
-        self.entries
-            .retain(|e| match e.expires_at_ms.cmp(&threshold) {
-                std::cmp::Ordering::Less => false,
-                std::cmp::Ordering::Equal if ties_to_evict > 0 => {
-                    ties_to_evict -= 1;
-                    false
-                }
-                _ => true,
-            });
+        let rank = |e: &Entry| (e.held, e.expires_at_ms);
+        let mut ranks: Vec<(u32, u64)> = self.entries.iter().map(rank).collect();
+        let (lower, &mut threshold, _) = ranks.select_nth_unstable(evict - 1);
+        let mut ties_to_evict = evict - lower.iter().filter(|&&r| r < threshold).count();
+        self.entries.retain(|e| match rank(e).cmp(&threshold) {
+            std::cmp::Ordering::Less => false,
+            std::cmp::Ordering::Equal if ties_to_evict > 0 => {
+                ties_to_evict -= 1;
+                false
+            }
+            _ => true,
+        });
     }
 }
 
@@ -336,17 +352,20 @@ impl MemoryStore {
     /// Runs `step` atomically on `key`'s state at `now_ms`: the state (or
     /// `None`) in, the answer and the state's TTL out, as
     /// [`Transition::apply`] does. On error the state is left as it was.
+    /// `held` reads from the answer the units the state holds (see
+    /// [`Transition::held`]).
     #[inline]
     pub(crate) fn update<S: StateKind, R>(
         &self,
         key: Key<'_>,
         now_ms: u64,
         step: impl FnOnce(&mut Option<S>) -> Result<(R, u64), Error>,
+        held: impl FnOnce(&R) -> u64,
     ) -> Result<R, Error> {
         let hash = self.hash(key);
         let mut table = self.shard(hash).lock();
         if let Some(entry) = table.entries.find_mut(hash, |e| e.is(hash, key)) {
-            return entry.run(now_ms, step);
+            return entry.run(now_ms, step, held);
         }
         let mut state = None;
         let (output, ttl_ms) = step(&mut state)?;
@@ -356,6 +375,7 @@ impl MemoryStore {
                 hash,
                 key,
                 expires_at_ms,
+                held(&output),
                 state.into_any(),
                 now_ms,
                 self.shared.shard_capacity,
@@ -373,7 +393,12 @@ impl Store for MemoryStore {
         now_ms: u64,
         transition: &T,
     ) -> Result<T::Output, Error> {
-        self.update(key, now_ms, |state| transition.apply(state, now_ms))
+        self.update(
+            key,
+            now_ms,
+            |state| transition.apply(state, now_ms),
+            |output| transition.held(output),
+        )
     }
 
     fn remove(&self, key: Key<'_>) -> Result<(), Error> {

@@ -112,6 +112,10 @@ impl<T: Transition> Transition for Timed<T> {
         Ok(((output, now_ms), ttl))
     }
 
+    fn held(&self, (output, _): &(T::Output, u64)) -> u64 {
+        self.0.held(output)
+    }
+
     fn remote(&self) -> Result<Remote, Error> {
         self.0.remote()
     }

@@ -102,9 +102,15 @@ impl DenyCache {
         let (state, keep_ms) = state.map_or((None, 0), |(s, keep)| (Some(s), keep));
         let mut state = Some(state);
         // Neither storing nor dropping can fail.
-        let _ = self.states.update(key, at, |held: &mut Option<AnyState>| {
-            *held = state.take().flatten();
-            Ok(((), keep_ms))
-        });
+        // A cache: what it evicts first only costs a request, so by expiry.
+        let _ = self.states.update(
+            key,
+            at,
+            |held: &mut Option<AnyState>| {
+                *held = state.take().flatten();
+                Ok(((), keep_ms))
+            },
+            |_| 0,
+        );
     }
 }
