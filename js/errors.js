@@ -18,8 +18,17 @@ export function invalid(message) {
   return new EdgelimitError("INVALID_ARGUMENT", message);
 }
 
-export function checkId(id) {
+/** The longest id (UTF-8 bytes) a limiter takes unless told otherwise. */
+export const DEFAULT_MAX_ID_BYTES = 1024;
+
+export function checkId(id, maxBytes = DEFAULT_MAX_ID_BYTES) {
   if (typeof id !== "string") throw invalid(`an id must be a string, got ${typeof id}`);
+  // Each UTF-16 unit is at least one UTF-8 byte: longer is surely too long,
+  // and is refused before it is copied into the module (the core checks
+  // the exact byte length of what passes).
+  if (id.length > maxBytes) {
+    throw invalid(`the id is ${id.length} characters long, above the maximum of ${maxBytes} bytes`);
+  }
 }
 
 export function checkNumber(name, value) {

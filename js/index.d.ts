@@ -38,8 +38,17 @@ export interface Store {
 }
 
 export interface MemoryStoreOptions {
-  /** At most this many keys are kept; the soonest-expiring are evicted first. Default 100000. */
+  /**
+   * At most this many keys are kept (1 to 2^31 - 1). Default 100000. When
+   * full, the keys whose state holds the fewest units go first (a client
+   * held at its limit is kept), the soonest to expire among equals.
+   */
   maxKeys?: number;
+  /**
+   * About this many bytes of state are kept, whichever bound comes first:
+   * each key's entry, a long id, a sliding log's records. Default 33554432 (32 MiB).
+   */
+  maxBytes?: number;
 }
 
 /** State in this isolate's memory: fast, synchronous, not shared between isolates. */
@@ -152,6 +161,8 @@ export interface RatelimitOptions {
    * the decision's real numbers. For rolling out a new limit.
    */
   dryRun?: boolean;
+  /** The longest id accepted, in UTF-8 bytes; longer is `INVALID_ARGUMENT`. Default 1024. */
+  maxIdBytes?: number;
 }
 
 /** What `onDecision` receives. */

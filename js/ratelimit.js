@@ -2,7 +2,7 @@
 
 import * as slot from "./boundary.js";
 import { CoreAlgorithm, CoreRateLimiter } from "./edgelimit.js";
-import { checkId, checkNumber, EdgelimitError, invalid } from "./errors.js";
+import { checkId, checkNumber, DEFAULT_MAX_ID_BYTES, EdgelimitError, invalid } from "./errors.js";
 import { options as checkOptions } from "./options.js";
 import { CORE, checkStore, failureCode, memoryStore, TRANSPORT } from "./stores.js";
 import { run } from "./transport.js";
@@ -55,6 +55,7 @@ const OPTIONS = [
   "lease",
   "onDecision",
   "dryRun",
+  "maxIdBytes",
   "ephemeralCache",
   "analytics",
   "enableTelemetry",
@@ -92,6 +93,7 @@ export class Ratelimit {
   #transport;
   #onDecision;
   #dryRun;
+  #maxIdBytes;
 
   constructor(config) {
     const {
@@ -104,6 +106,7 @@ export class Ratelimit {
       lease,
       onDecision,
       dryRun = false,
+      maxIdBytes = DEFAULT_MAX_ID_BYTES,
       ephemeralCache,
       analytics,
       enableTelemetry,
@@ -129,6 +132,8 @@ export class Ratelimit {
     this.#core = this.#inMemory
       ? CoreRateLimiter.withMemory(limiter[CORE], store[CORE], prefix)
       : CoreRateLimiter.withRest(limiter[CORE], store[CORE], prefix, policy, optional("timeout", timeout), units);
+    this.#core.limitIds(checkNumber("maxIdBytes", maxIdBytes));
+    this.#maxIdBytes = maxIdBytes;
     if (onDecision !== undefined && typeof onDecision !== "function") throw invalid("onDecision must be a function");
     if (typeof dryRun !== "boolean") throw invalid("dryRun must be true or false");
     this.#onDecision = onDecision;
@@ -220,7 +225,7 @@ export class Ratelimit {
 
   limitSync(id, options = NO_OPTIONS) {
     const cost = costOf(options);
-    checkId(id);
+    checkId(id, this.#maxIdBytes);
     let allowed;
     try {
       allowed = slot.check(this.#core.decide(slot.encodeId(id), cost, Date.now(), false));
@@ -247,7 +252,7 @@ export class Ratelimit {
 
   async #limitRemote(id, options) {
     const cost = costOf(options);
-    checkId(id);
+    checkId(id, this.#maxIdBytes);
     const startedAt = this.#onDecision === undefined ? 0 : performance.now();
     let decided;
     try {
@@ -283,7 +288,7 @@ export class Ratelimit {
   }
 
   async getRemaining(id) {
-    checkId(id);
+    checkId(id, this.#maxIdBytes);
     let slots;
     if (this.#inMemory) {
       slot.check(this.#core.decide(slot.encodeId(id), 0, Date.now(), true));
@@ -318,7 +323,7 @@ export class Ratelimit {
   }
 
   async reset(id) {
-    checkId(id);
+    checkId(id, this.#maxIdBytes);
     if (this.#inMemory) slot.check(this.#core.remove(slot.encodeId(id)));
     else await run(this.#core.restRemove(id), this.#transport);
   }

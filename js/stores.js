@@ -11,9 +11,10 @@ export const CORE = Symbol("edgelimit.core");
 export const TRANSPORT = Symbol("edgelimit.transport");
 
 export function memoryStore(config) {
-  const { maxKeys } = options("memoryStore", config, ["maxKeys"]);
+  const { maxKeys, maxBytes } = options("memoryStore", config, ["maxKeys", "maxBytes"]);
   if (maxKeys !== undefined) checkNumber("maxKeys", maxKeys);
-  return Object.freeze({ kind: "memory", [CORE]: new CoreMemoryStore(maxKeys) });
+  if (maxBytes !== undefined) checkNumber("maxBytes", maxBytes);
+  return Object.freeze({ kind: "memory", [CORE]: new CoreMemoryStore(maxKeys, maxBytes) });
 }
 
 /** Calls per request, requests in flight and grouping, from the `batch` option. */

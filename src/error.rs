@@ -92,9 +92,33 @@ pub enum Error {
         /// The most the limiter can ever admit at once.
         limit: u64,
     },
+    /// The id is longer than the limiter accepts (see
+    /// [`Limiter::with_max_id_bytes`](crate::Limiter::with_max_id_bytes)):
+    /// nothing was stored or sent.
+    #[error("the id is {len} bytes long, above the maximum of {max}")]
+    IdTooLong {
+        /// The id's length in bytes (UTF-8).
+        len: usize,
+        /// The most the limiter accepts.
+        max: usize,
+    },
     /// The storage backend failed.
     #[error("store error: {0}")]
     Store(#[from] StoreError),
+}
+
+/// The longest id (in UTF-8 bytes) a limiter accepts unless told otherwise:
+/// room for any IP address, user id or API key, and a bound on what one
+/// call can make a store keep or send.
+pub const DEFAULT_MAX_ID_BYTES: usize = 1024;
+
+/// `Ok` when `id` is at most `max` bytes long.
+#[inline]
+pub(crate) fn check_id(id: &str, max: usize) -> Result<(), Error> {
+    match id.len() <= max {
+        true => Ok(()),
+        false => Err(Error::IdTooLong { len: id.len(), max }),
+    }
 }
 
 /// A storage backend failure. Each kind says whether the operation may

@@ -66,7 +66,7 @@ pub use algorithm::{
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use decision::{Decision, Reason};
 pub use duration::{parse_millis, IntoMillis};
-pub use error::{ConfigError, DurationError, Error, StoreError};
+pub use error::{ConfigError, DurationError, Error, StoreError, DEFAULT_MAX_ID_BYTES};
 pub use limiter::{
     Acquire, ConcurrencyLimiter, FailurePolicy, Limiter, Metrics, Permit, WaitOutcome,
     DEFAULT_PREFIX, FAIL_CLOSED_RETRY_MS,

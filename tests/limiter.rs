@@ -8,8 +8,9 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
 use edgelimit::{
-    Acquire, Clock, Concurrency, ConcurrencyLimiter, Error, Gcra, Limiter, ManualClock,
-    MemoryStore, SlidingWindow, SystemClock, TokenBucket, WaitOutcome,
+    Acquire, Clock, Concurrency, ConcurrencyLimiter, Error, FixedWindow, Gcra, Limiter,
+    ManualClock, MemoryStore, SlidingWindow, SystemClock, TokenBucket, WaitOutcome,
+    DEFAULT_MAX_ID_BYTES,
 };
 
 const T0: u64 = 1_700_000_000_000;
@@ -315,4 +316,40 @@ fn metrics_count_decisions_across_clones() {
     assert!(open.limit("x").unwrap().allowed);
     let counted: Metrics = open.metrics().unwrap();
     assert_eq!((counted.admitted, counted.store_failures), (1, 1));
+}
+
+#[test]
+fn ids_longer_than_the_bound_are_typed_errors_that_change_nothing() {
+    let limiter = Limiter::new(FixedWindow::new(2, "1 m").unwrap());
+    let long = "x".repeat(DEFAULT_MAX_ID_BYTES + 1);
+    let error = limiter.limit(&long).unwrap_err();
+    assert_eq!(
+        error,
+        Error::IdTooLong {
+            len: DEFAULT_MAX_ID_BYTES + 1,
+            max: DEFAULT_MAX_ID_BYTES
+        }
+    );
+    assert!(limiter.remaining(&long).is_err());
+    assert!(limiter.reset(&long).is_err());
+    assert!(limiter.store().is_empty(), "nothing was stored");
+    // The bound is in bytes: 400 three-byte characters are 1200 bytes.
+    assert!(limiter.limit(&"€".repeat(400)).is_err());
+    assert!(
+        limiter
+            .limit(&"x".repeat(DEFAULT_MAX_ID_BYTES))
+            .unwrap()
+            .allowed
+    );
+    // In a batch, a bad id fails alone.
+    let answers = limiter.limit_many(&[("a", 1), (long.as_str(), 1), ("a", 1)]);
+    assert!(answers[0].as_ref().unwrap().allowed);
+    assert!(matches!(answers[1], Err(Error::IdTooLong { .. })));
+    assert_eq!(answers[2].as_ref().unwrap().remaining, 0);
+    // A failure policy never turns a bad id into a decision.
+    let open = Limiter::new(FixedWindow::new(2, "1 m").unwrap())
+        .with_failure_policy(edgelimit::FailurePolicy::Open)
+        .with_max_id_bytes(4);
+    assert!(open.limit("12345").is_err());
+    assert!(open.limit("1234").unwrap().allowed);
 }

@@ -358,3 +358,52 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn the_store_is_bounded_in_bytes() {
+    let store = MemoryStore::with_bounds(100_000, 1 << 20).unwrap();
+    assert!(store.max_bytes() <= 1 << 20);
+    let clock = ManualClock::new(T0);
+    let fw = limiter(FixedWindow::new(5, "1 h").unwrap(), &store, &clock);
+    // Ids of 1000 bytes live outside the entry: about a thousand fit.
+    for i in 0..20_000 {
+        fw.limit(&format!("{i:01000}")).unwrap();
+        assert!(
+            store.bytes() <= store.max_bytes(),
+            "{} bytes",
+            store.bytes()
+        );
+    }
+    assert!(
+        store.len() > 500 && store.len() < 1_100,
+        "{} keys",
+        store.len()
+    );
+    // A sliding log grows with what it admits, and counts.
+    let log = limiter(SlidingLog::new(100_000, "1 h").unwrap(), &store, &clock);
+    for _ in 0..3_000 {
+        log.limit("log").unwrap();
+        clock.advance(1);
+        assert!(
+            store.bytes() <= store.max_bytes(),
+            "{} bytes",
+            store.bytes()
+        );
+    }
+    assert_eq!(
+        log.remaining("log").unwrap().remaining,
+        97_000,
+        "the log itself was kept"
+    );
+    let with_log = store.bytes();
+    log.reset("log").unwrap();
+    assert!(
+        with_log - store.bytes() >= 3_000 * 16,
+        "the log's records count"
+    );
+    // Everything forgotten, everything given back.
+    store.purge_expired(u64::MAX);
+    assert_eq!((store.len(), store.bytes()), (0, 0));
+    assert!(MemoryStore::with_bounds(0, 1).is_err());
+    assert!(MemoryStore::with_bounds(1, 0).is_err());
+}

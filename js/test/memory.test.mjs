@@ -96,15 +96,75 @@ test("ids of any length and script; prefixes and stores keep limiters apart", ()
   const store = memoryStore();
   const a = new Ratelimit({ limiter: Ratelimit.fixedWindow(1, "1 m"), store, prefix: "a:" });
   const b = new Ratelimit({ limiter: Ratelimit.fixedWindow(1, "1 m"), store, prefix: "b:" });
-  for (const id of ["", "x", "ünï©ødé ✓", "🦀".repeat(300), "k".repeat(100_000)]) {
+  for (const id of ["", "x", "ünï©ødé ✓", "🦀".repeat(256), "k".repeat(1024)]) {
     assert.ok(a.limitSync(id).success, `first call for a ${id.length}-char id`);
     assert.equal(a.limitSync(id).success, false);
     assert.ok(b.limitSync(id).success, "another prefix counts apart");
   }
   // Two ids that differ only after a long common part stay apart.
-  const long = "p".repeat(5_000);
+  const long = "p".repeat(1_000);
   assert.ok(a.limitSync(`${long}1`).success);
   assert.ok(a.limitSync(`${long}2`).success);
+  // Longer than 1024 bytes: refused, unless the limiter says otherwise.
+  for (const id of ["🦀".repeat(257), "k".repeat(1025), "é".repeat(513)]) {
+    assert.throws(() => a.limitSync(id), { code: "INVALID_ARGUMENT" });
+  }
+  const roomy = new Ratelimit({ limiter: Ratelimit.fixedWindow(1, "1 m"), store, maxIdBytes: 100_000 });
+  assert.ok(roomy.limitSync("k".repeat(100_000)).success);
+  assert.equal(roomy.limitSync("k".repeat(100_000)).success, false);
+  assert.throws(() => new Ratelimit({ limiter: Ratelimit.fixedWindow(1, "1 m"), maxIdBytes: 0 }), {
+    code: "INVALID_CONFIG",
+  });
+});
+
+test("no input traps the module; after any error every limiter keeps working", async () => {
+  const store = memoryStore({ maxKeys: 1_000, maxBytes: 1 << 20 });
+  const limiters = [
+    new Ratelimit({ limiter: Ratelimit.fixedWindow(5, "1 m"), store, prefix: "fw:" }),
+    new Ratelimit({ limiter: Ratelimit.slidingLog(1_000, "1 m"), store, prefix: "log:" }),
+    new Ratelimit({ limiter: Ratelimit.tokenBucket(1, "1 s", 5), store, prefix: "tb:" }),
+  ];
+  const huge = "x".repeat(10_000_000);
+  const hostile = [
+    huge,
+    `${huge}é`,
+    "\ud800",
+    "a\u0000b",
+    "\udfff\ud800".repeat(200),
+    42,
+    null,
+    undefined,
+    {},
+    Symbol("id"),
+    10n,
+  ];
+  const costs = [-1, 0.5, Number.NaN, Number.POSITIVE_INFINITY, 2 ** 53, 1e308, -0, "1", null, 10n, 6];
+  let seed = 7;
+  const random = () => {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31;
+    return seed;
+  };
+  for (let i = 0; i < 3_000; i++) {
+    const rl = limiters[i % limiters.length];
+    const id = i % 3 === 0 ? hostile[random() % hostile.length] : `id-${random() % 5_000}`.repeat(1 + (random() % 60));
+    const options = i % 4 === 0 ? { cost: costs[random() % costs.length] } : undefined;
+    try {
+      rl.limitSync(id, options);
+    } catch (error) {
+      assert.ok(error instanceof EdgelimitError, `${error}`);
+      assert.notEqual(error.name, "RuntimeError");
+    }
+    await rl.getRemaining(id).catch((error) => assert.ok(error instanceof EdgelimitError, `${error}`));
+  }
+  for (const [i, rl] of limiters.entries()) {
+    assert.ok(rl.limitSync(`after-${i}`).success, "normal decisions still work");
+    assert.equal(rl.limitSync(`after-${i}`, { cost: 2 }).remaining, i === 1 ? 997 : 2);
+  }
+  // maxKeys past what 32-bit WebAssembly addresses: refused, not wrapped to nothing.
+  assert.throws(() => memoryStore({ maxKeys: 2 ** 32 }), { code: "INVALID_CONFIG" });
+  assert.throws(() => memoryStore({ maxKeys: 0 }), { code: "INVALID_CONFIG" });
+  assert.throws(() => memoryStore({ maxBytes: 0 }), { code: "INVALID_CONFIG" });
+  assert.throws(() => memoryStore({ maxBytes: -1 }), { code: "INVALID_ARGUMENT" });
 });
 
 test("maxKeys bounds memory: no more keys are remembered than allowed", async () => {

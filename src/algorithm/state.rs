@@ -2,8 +2,8 @@
 //! limiters of different algorithms.
 
 use super::{
-    ConcurrencyState, FixedWindowState, GcraState, SlidingLogState, SlidingWindowState,
-    TokenBucketState,
+    ConcurrencyState, FixedWindowState, GcraState, Lease, LogEntry, SlidingLogState,
+    SlidingWindowState, TokenBucketState,
 };
 
 /// The state of any algorithm, as a store keeps it.
@@ -22,6 +22,19 @@ pub enum AnyState {
     Gcra(GcraState),
     /// [`Concurrency`](super::Concurrency) state.
     Concurrency(ConcurrencyState),
+}
+
+impl AnyState {
+    /// Bytes the state keeps outside itself (a sliding log's records, a
+    /// semaphore's leases): what a store bounded in bytes counts besides
+    /// the state's own size.
+    pub fn heap_bytes(&self) -> usize {
+        match self {
+            Self::SlidingLog(log) => log.entries.capacity() * size_of::<LogEntry>(),
+            Self::Concurrency(semaphore) => semaphore.leases.capacity() * size_of::<Lease>(),
+            _ => 0,
+        }
+    }
 }
 
 /// A state type that can be kept as an [`AnyState`].

@@ -10,8 +10,9 @@ use super::quota_book::{QuotaBook, Spend};
 use super::wait::{backoff, deadline_ms, run_blocking, WaitOutcome};
 use crate::algorithm::{Algorithm, QuotaRefund};
 use crate::clock::{Clock, SystemClock};
+use crate::error::check_id;
 use crate::store::{AsyncStore, Consume, ConsumeQuota, Key, MemoryStore, Peek, Store};
-use crate::{ConfigError, Decision, Error};
+use crate::{ConfigError, Decision, Error, DEFAULT_MAX_ID_BYTES};
 
 /// The prefix of keys of limiters that do not set one.
 pub const DEFAULT_PREFIX: &str = "edgelimit:";
@@ -34,6 +35,8 @@ pub struct Limiter<A, S = MemoryStore, C = SystemClock> {
     store: S,
     clock: C,
     prefix: Box<str>,
+    /// The longest id accepted, in bytes.
+    max_id_bytes: usize,
     failure: FailurePolicy,
     /// Quota leases, when asked for: shared by clones.
     quota: Option<Arc<QuotaBook>>,
@@ -49,6 +52,7 @@ impl<A: Algorithm> Limiter<A> {
             store: MemoryStore::new(),
             clock: SystemClock,
             prefix: DEFAULT_PREFIX.into(),
+            max_id_bytes: DEFAULT_MAX_ID_BYTES,
             failure: FailurePolicy::Error,
             quota: None,
             counters: None,
@@ -64,6 +68,7 @@ impl<A, S, C> Limiter<A, S, C> {
             store,
             clock: self.clock,
             prefix: self.prefix,
+            max_id_bytes: self.max_id_bytes,
             failure: self.failure,
             quota: self.quota,
             counters: self.counters,
@@ -77,6 +82,7 @@ impl<A, S, C> Limiter<A, S, C> {
             store: self.store,
             clock,
             prefix: self.prefix,
+            max_id_bytes: self.max_id_bytes,
             failure: self.failure,
             quota: self.quota,
             counters: self.counters,
@@ -88,6 +94,19 @@ impl<A, S, C> Limiter<A, S, C> {
     pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = prefix.into().into_boxed_str();
         self
+    }
+
+    /// Accepts ids of up to `max` bytes (UTF-8; at least 1, default
+    /// [`DEFAULT_MAX_ID_BYTES`]); a longer id is [`Error::IdTooLong`],
+    /// before anything is stored or sent.
+    pub fn with_max_id_bytes(mut self, max: usize) -> Self {
+        self.max_id_bytes = max.max(1);
+        self
+    }
+
+    /// The longest id accepted, in bytes.
+    pub fn max_id_bytes(&self) -> usize {
+        self.max_id_bytes
     }
 
     /// Answers with a marked decision instead of an error when the store
@@ -315,6 +334,9 @@ impl<A: Algorithm, S: Store, C: Clock> Limiter<A, S, C> {
     /// Decides a call at an explicit time `now_ms` instead of the clock's.
     #[inline]
     pub fn limit_at(&self, key: &str, cost: u64, now_ms: u64) -> Result<Decision, Error> {
+        if let Err(error) = check_id(key, self.max_id_bytes) {
+            return self.decided(Err(error), now_ms);
+        }
         let answer = match self.quota.as_deref() {
             None => {
                 let step = Consume {
@@ -340,6 +362,16 @@ impl<A: Algorithm, S: Store, C: Clock> Limiter<A, S, C> {
     /// the failure policy.
     pub fn limit_many(&self, calls: &[(&str, u64)]) -> Vec<Result<Decision, Error>> {
         let now_ms = self.clock.now_ms();
+        if calls
+            .iter()
+            .any(|(key, _)| check_id(key, self.max_id_bytes).is_err())
+        {
+            // Rare: each call on its own, so a bad id fails alone.
+            return calls
+                .iter()
+                .map(|&(key, cost)| self.limit_at(key, cost, now_ms))
+                .collect();
+        }
         if let Some(book) = self.quota.as_deref() {
             return self.limit_many_leased(book, calls, now_ms);
         }
@@ -401,6 +433,7 @@ impl<A: Algorithm, S: Store, C: Clock> Limiter<A, S, C> {
     /// `remaining` and `reset_ms` of a cost-0 decision (with quota leases,
     /// this limiter's unspent units count as left).
     pub fn remaining(&self, key: &str) -> Result<Decision, Error> {
+        check_id(key, self.max_id_bytes)?;
         let now_ms = self.clock.now_ms();
         let peek = Peek {
             algorithm: &self.algorithm,
@@ -412,6 +445,7 @@ impl<A: Algorithm, S: Store, C: Clock> Limiter<A, S, C> {
 
     /// Forgets `key`'s state: its next call is treated as its first.
     pub fn reset(&self, key: &str) -> Result<(), Error> {
+        check_id(key, self.max_id_bytes)?;
         if let Some(book) = self.quota.as_deref() {
             book.forget(key);
         }
@@ -480,6 +514,9 @@ impl<A: Algorithm + Sync, S: AsyncStore, C: Clock> Limiter<A, S, C> {
         cost: u64,
         now_ms: u64,
     ) -> Result<Decision, Error> {
+        if let Err(error) = check_id(key, self.max_id_bytes) {
+            return self.decided(Err(error), now_ms);
+        }
         let answer = match self.quota.as_deref() {
             None => {
                 let step = Consume {
@@ -507,6 +544,7 @@ impl<A: Algorithm + Sync, S: AsyncStore, C: Clock> Limiter<A, S, C> {
     /// What `key` has left, without consuming or writing anything (see
     /// [`remaining`](Self::remaining)).
     pub async fn remaining_async(&self, key: &str) -> Result<Decision, Error> {
+        check_id(key, self.max_id_bytes)?;
         let now_ms = self.clock.now_ms();
         let peek = Peek {
             algorithm: &self.algorithm,
@@ -521,6 +559,7 @@ impl<A: Algorithm + Sync, S: AsyncStore, C: Clock> Limiter<A, S, C> {
 
     /// Forgets `key`'s state: its next call is treated as its first.
     pub async fn reset_async(&self, key: &str) -> Result<(), Error> {
+        check_id(key, self.max_id_bytes)?;
         if let Some(book) = self.quota.as_deref() {
             book.forget(key);
         }

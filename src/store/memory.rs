@@ -8,10 +8,15 @@ use hashbrown::hash_table::HashTable;
 
 use super::contract::{Key, Store, Transition};
 use crate::algorithm::{AnyState, StateKind};
-use crate::Error;
+use crate::{ConfigError, Error};
 
 /// Keys kept by [`MemoryStore::new`].
 pub const DEFAULT_MAX_KEYS: usize = 100_000;
+
+/// Bytes of state kept by [`MemoryStore::new`]: the default number of keys
+/// fits about three times over, and an isolate's memory (128 MB on Workers)
+/// keeps room for everything else.
+pub const DEFAULT_MAX_BYTES: usize = 32 << 20;
 
 /// A shard is never made smaller than this, so the bound stays meaningful
 /// when keys hash unevenly.
@@ -26,7 +31,9 @@ const SWEEP_INTERVAL_MS: u64 = 1_000;
 ///   algorithm reports), and an expired key reads as absent at once. Its
 ///   memory is reclaimed by a sweep that runs at most once a second per
 ///   shard, when new keys arrive.
-/// - **Bound**: at most `max_keys` keys. A new key arriving at a full shard
+/// - **Bound**: at most `max_keys` keys and about `max_bytes` bytes (each
+///   key's entry, a long id, a sliding log's records and a semaphore's
+///   leases all count). A new key arriving at a full shard
 ///   first clears expired keys, then evicts the keys whose state held the
 ///   fewest units at its last step (the fewest admissions forgetting it can
 ///   grant), the soonest to expire among equals. A flood of distinct keys
@@ -43,6 +50,8 @@ struct Shared {
     shards: Box<[Shard]>,
     shard_bits: u32,
     shard_capacity: usize,
+    /// Bytes each shard may keep.
+    shard_budget: usize,
     hasher: foldhash::fast::FixedState,
 }
 
@@ -52,6 +61,8 @@ struct Shard(Mutex<Table>);
 
 struct Table {
     entries: HashTable<Entry>,
+    /// What the entries cost, as [`Entry::bytes`] counts.
+    bytes: usize,
     next_sweep_ms: u64,
 }
 
@@ -107,6 +118,18 @@ impl KeyText {
 }
 
 impl Entry {
+    /// What keeping this entry costs: itself, a key too long to live inside
+    /// it, and what its state keeps on the heap.
+    #[inline]
+    fn bytes(&self) -> usize {
+        let key = match &self.key {
+            KeyText::Inline { .. } => 0,
+            KeyText::Heap(bytes) => bytes.len(),
+        };
+        // One more byte: the table's control byte per entry.
+        size_of::<Entry>() + 1 + key + self.state.as_ref().map_or(0, AnyState::heap_bytes)
+    }
+
     #[inline]
     fn is(&self, hash: u64, key: Key<'_>) -> bool {
         let bytes = self.key.as_bytes();
@@ -168,6 +191,7 @@ impl std::fmt::Debug for MemoryStore {
         f.debug_struct("MemoryStore")
             .field("shards", &self.shared.shards.len())
             .field("max_keys", &self.max_keys())
+            .field("max_bytes", &self.max_bytes())
             .finish()
     }
 }
@@ -178,9 +202,25 @@ impl MemoryStore {
         Self::with_max_keys(DEFAULT_MAX_KEYS)
     }
 
-    /// A store keeping at most `max_keys` keys (at least 1).
+    /// A store keeping at most `max_keys` keys (at least 1) and
+    /// [`DEFAULT_MAX_BYTES`].
     pub fn with_max_keys(max_keys: usize) -> Self {
-        let max_keys = max_keys.max(1);
+        Self::build(max_keys.max(1), DEFAULT_MAX_BYTES)
+    }
+
+    /// A store keeping at most `max_keys` keys and about `max_bytes` bytes
+    /// of state, whichever bound comes first. Both must be at least 1.
+    pub fn with_bounds(max_keys: usize, max_bytes: usize) -> Result<Self, ConfigError> {
+        if max_keys == 0 {
+            return Err(ConfigError::Zero { what: "max_keys" });
+        }
+        if max_bytes == 0 {
+            return Err(ConfigError::Zero { what: "max_bytes" });
+        }
+        Ok(Self::build(max_keys, max_bytes))
+    }
+
+    fn build(max_keys: usize, max_bytes: usize) -> Self {
         let mut shard_bits = default_shard_count().trailing_zeros();
         while shard_bits > 0 && max_keys >> shard_bits < MIN_KEYS_PER_SHARD {
             shard_bits -= 1;
@@ -189,6 +229,7 @@ impl MemoryStore {
             .map(|_| {
                 Shard(Mutex::new(Table {
                     entries: HashTable::new(),
+                    bytes: 0,
                     next_sweep_ms: 0,
                 }))
             })
@@ -199,6 +240,7 @@ impl MemoryStore {
                 shard_bits,
                 // Rounding down keeps the total at or below max_keys.
                 shard_capacity: max_keys >> shard_bits,
+                shard_budget: (max_bytes >> shard_bits).max(1),
                 // A seed of the crate's generator: from the OS's randomness
                 // natively, from the host's in WebAssembly (which has none of
                 // its own: foldhash's default seed there comes from addresses,
@@ -211,6 +253,17 @@ impl MemoryStore {
     /// The most keys this store keeps.
     pub fn max_keys(&self) -> usize {
         self.shared.shard_capacity << self.shared.shard_bits
+    }
+
+    /// The bytes of state this store keeps at most (about: a single state
+    /// larger than a shard's share is kept alone).
+    pub fn max_bytes(&self) -> usize {
+        self.shared.shard_budget << self.shared.shard_bits
+    }
+
+    /// Bytes of state held now, as the bound counts them.
+    pub fn bytes(&self) -> usize {
+        self.shared.shards.iter().map(|s| s.lock().bytes).sum()
     }
 
     /// Keys held in memory, including expired ones not yet swept.
@@ -277,6 +330,13 @@ impl Shard {
     }
 }
 
+/// How much a shard may keep.
+#[derive(Clone, Copy)]
+struct Bounds {
+    keys: usize,
+    bytes: usize,
+}
+
 impl Table {
     /// Adds `key`, which is not held, making room first. Not generic: every
     /// kind of step shares this code (the WebAssembly module stays small).
@@ -289,9 +349,8 @@ impl Table {
         held: u64,
         state: AnyState,
         now_ms: u64,
-        capacity: usize,
+        bounds: Bounds,
     ) {
-        self.make_room(now_ms, capacity);
         let entry = Entry {
             hash,
             key: KeyText::new(key),
@@ -300,40 +359,69 @@ impl Table {
             expires_at_ms,
             state: Some(state),
         };
+        let bytes = entry.bytes();
+        self.make_room(now_ms, bounds, 1, bytes);
+        self.bytes += bytes;
         self.entries.insert_unique(hash, entry, |e| e.hash);
     }
 
     fn sweep(&mut self, now_ms: u64) {
-        self.entries.retain(|e| e.expires_at_ms > now_ms);
+        let mut freed = 0;
+        self.entries.retain(|e| {
+            let keep = e.expires_at_ms > now_ms;
+            if !keep {
+                freed += e.bytes();
+            }
+            keep
+        });
+        self.bytes -= freed;
         self.next_sweep_ms = now_ms.saturating_add(SWEEP_INTERVAL_MS);
     }
 
-    /// Makes space for one more key under `capacity`.
-    fn make_room(&mut self, now_ms: u64, capacity: usize) {
-        if now_ms >= self.next_sweep_ms || self.entries.len() >= capacity {
+    /// Makes space for `keys` more keys costing `bytes` within `bounds`
+    /// (none and nothing: back within them after a state grew).
+    fn make_room(&mut self, now_ms: u64, bounds: Bounds, keys: usize, bytes: usize) {
+        let over =
+            |t: &Self| t.entries.len() + keys > bounds.keys || t.bytes + bytes > bounds.bytes;
+        if now_ms >= self.next_sweep_ms || over(self) {
             self.sweep(now_ms);
         }
-        if self.entries.len() < capacity {
-            return;
+        // Each round evicts at least one key. A shard keeps any one key,
+        // however large (a state is bounded by its algorithm's limits): a
+        // new key goes into an emptied shard, a grown one stays alone.
+        let floor = usize::from(keys == 0);
+        while over(self) && self.entries.len() > floor {
+            self.evict();
         }
-        // Evict an eighth at once so a flood pays for this scan rarely, and
-        // exactly an eighth: keys of one fixed window all hold the same and
-        // expire together, and evicting every tie would empty the shard.
-        // First the states holding the fewest units, whose loss grants the
-        // fewest admissions; among equals the soonest to expire.
-        let evict = (capacity / 8).max(1);
+    }
+
+    /// Evicts an eighth of the keys at once, so a flood pays for this scan
+    /// rarely, and exactly an eighth: keys of one fixed window all hold the
+    /// same and expire together, and evicting every tie would empty the
+    /// shard. First the states holding the fewest units, whose loss grants
+    /// the fewest admissions; among equals the soonest to expire.
+    fn evict(&mut self) {
+        let evict = (self.entries.len() / 8).max(1);
         let rank = |e: &Entry| (e.held, e.expires_at_ms);
         let mut ranks: Vec<(u32, u64)> = self.entries.iter().map(rank).collect();
         let (lower, &mut threshold, _) = ranks.select_nth_unstable(evict - 1);
         let mut ties_to_evict = evict - lower.iter().filter(|&&r| r < threshold).count();
-        self.entries.retain(|e| match rank(e).cmp(&threshold) {
-            std::cmp::Ordering::Less => false,
-            std::cmp::Ordering::Equal if ties_to_evict > 0 => {
-                ties_to_evict -= 1;
-                false
+        let mut freed = 0;
+        self.entries.retain(|e| {
+            let keep = match rank(e).cmp(&threshold) {
+                std::cmp::Ordering::Less => false,
+                std::cmp::Ordering::Equal if ties_to_evict > 0 => {
+                    ties_to_evict -= 1;
+                    false
+                }
+                _ => true,
+            };
+            if !keep {
+                freed += e.bytes();
             }
-            _ => true,
+            keep
         });
+        self.bytes -= freed;
     }
 }
 
@@ -364,8 +452,22 @@ impl MemoryStore {
     ) -> Result<R, Error> {
         let hash = self.hash(key);
         let mut table = self.shard(hash).lock();
+        let bounds = Bounds {
+            keys: self.shared.shard_capacity,
+            bytes: self.shared.shard_budget,
+        };
         if let Some(entry) = table.entries.find_mut(hash, |e| e.is(hash, key)) {
-            return entry.run(now_ms, step, held);
+            let before = entry.bytes();
+            let answer = entry.run(now_ms, step, held);
+            let after = entry.bytes();
+            if after != before {
+                // A sliding log's or a semaphore's state grew or shrank.
+                table.bytes = table.bytes + after - before;
+                if after > before {
+                    table.make_room(now_ms, bounds, 0, 0);
+                }
+            }
+            return answer;
         }
         let mut state = None;
         let (output, ttl_ms) = step(&mut state)?;
@@ -378,7 +480,7 @@ impl MemoryStore {
                 held(&output),
                 state.into_any(),
                 now_ms,
-                self.shared.shard_capacity,
+                bounds,
             );
         }
         Ok(output)
@@ -405,7 +507,8 @@ impl Store for MemoryStore {
         let hash = self.hash(key);
         let mut table = self.shard(hash).lock();
         if let Ok(found) = table.entries.find_entry(hash, |e| e.is(hash, key)) {
-            found.remove();
+            let (entry, _) = found.remove();
+            table.bytes -= entry.bytes();
         }
         Ok(())
     }

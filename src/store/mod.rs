@@ -9,7 +9,7 @@ pub use async_contract::AsyncStore;
 pub use contract::{
     Answer, Consume, ConsumeQuota, Key, LeaseStep, Peek, QuotaDecision, Remote, Store, Transition,
 };
-pub use memory::MemoryStore;
+pub use memory::{MemoryStore, DEFAULT_MAX_BYTES, DEFAULT_MAX_KEYS};
 #[cfg(not(target_arch = "wasm32"))]
 pub use redis_rest::{AsyncRedisRestStore, RedisRestStore};
 pub use redis_rest::{Batching, Grouping, RestOptions, TimeSource, DEFAULT_DENY_CACHE};

@@ -61,6 +61,7 @@ impl Coded for Error {
     fn code(&self) -> &'static str {
         match self {
             Self::CostExceedsLimit { .. } => "COST_EXCEEDS_LIMIT",
+            Self::IdTooLong { .. } => "INVALID_ARGUMENT",
             Self::Store(error) => error.code(),
         }
     }

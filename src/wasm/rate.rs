@@ -5,7 +5,7 @@ use wasm_bindgen::prelude::*;
 
 use super::algorithm::{AnyAlgorithm, WasmAlgorithm};
 use super::convert::count;
-use super::error::Coded;
+use super::error::{js_error, Coded};
 use super::io;
 use super::rest::{Ask, WasmRestCall};
 use super::stores::{now_ms, Place, WasmMemoryStore, WasmRestStore};
@@ -57,6 +57,19 @@ impl WasmRateLimiter {
         })
     }
 
+    /// Accepts ids of up to `max_bytes` bytes (default 1024).
+    #[wasm_bindgen(js_name = limitIds)]
+    pub fn limit_ids(&mut self, max_bytes: f64) -> Result<(), JsValue> {
+        match count("maxIdBytes", max_bytes)? {
+            0 => Err(js_error("INVALID_CONFIG", "maxIdBytes must be at least 1")),
+            max => {
+                self.place
+                    .limit_ids(usize::try_from(max).unwrap_or(usize::MAX));
+                Ok(())
+            }
+        }
+    }
+
     /// The call giving one unspent quota lease back (REST store), or
     /// `undefined` when none is left.
     #[wasm_bindgen(js_name = restReturnQuota)]
@@ -83,7 +96,7 @@ impl WasmRateLimiter {
         let cost = count("cost", cost)?;
         let algorithm = &self.algorithm;
         let decided = io::with_id(len, |id| {
-            let key = self.place.key(id);
+            let key = self.place.checked_key(id)?;
             if peek {
                 store.transact(key, now, &Peek { algorithm })
             } else {

@@ -10,10 +10,13 @@ use super::codes::Failure;
 use super::convert::count;
 use super::error::{js_error, Coded};
 use super::rest::{Ask, QuotaAsk, Target, WasmRestCall};
+use crate::error::check_id;
 use crate::limiter::quota_book::QuotaBook;
 use crate::store::redis_rest::DenyCache;
-use crate::store::{Key, MemoryStore, RestOptions, Store, TimeSource};
-use crate::FailurePolicy;
+use crate::store::{
+    Key, MemoryStore, RestOptions, Store, TimeSource, DEFAULT_MAX_BYTES, DEFAULT_MAX_KEYS,
+};
+use crate::{Error, FailurePolicy, DEFAULT_MAX_ID_BYTES};
 
 /// State in this isolate's memory.
 #[wasm_bindgen(js_name = CoreMemoryStore)]
@@ -24,14 +27,20 @@ pub struct WasmMemoryStore {
 
 #[wasm_bindgen(js_class = CoreMemoryStore)]
 impl WasmMemoryStore {
-    /// Keeps at most `max_keys` keys (default 100 000).
+    /// Keeps at most `max_keys` keys (default 100 000) and about
+    /// `max_bytes` bytes of state (default 32 MiB).
     #[wasm_bindgen(constructor)]
-    pub fn new(max_keys: Option<f64>) -> Result<WasmMemoryStore, JsValue> {
-        let inner = match max_keys {
-            Some(max) => MemoryStore::with_max_keys(count("maxKeys", max)? as usize),
-            None => MemoryStore::new(),
-        };
+    pub fn new(max_keys: Option<f64>, max_bytes: Option<f64>) -> Result<WasmMemoryStore, JsValue> {
+        let max_keys = bound("maxKeys", max_keys, DEFAULT_MAX_KEYS)?;
+        let max_bytes = bound("maxBytes", max_bytes, DEFAULT_MAX_BYTES)?;
+        let inner = MemoryStore::with_bounds(max_keys, max_bytes).map_err(|error| error.to_js())?;
         Ok(Self { inner })
+    }
+
+    /// Bytes of state held, as the bound counts them.
+    #[wasm_bindgen(getter)]
+    pub fn bytes(&self) -> f64 {
+        self.inner.bytes() as f64
     }
 
     /// Keys held, expired ones included until swept.
@@ -39,6 +48,25 @@ impl WasmMemoryStore {
     pub fn size(&self) -> f64 {
         self.inner.len() as f64
     }
+}
+
+/// A memory store bound: `default` when not given; a count the module's
+/// memory can address otherwise (`INVALID_CONFIG` past it: 2^32 keys would
+/// silently wrap to 0 in 32-bit WebAssembly).
+fn bound(what: &str, value: Option<f64>, default: usize) -> Result<usize, JsValue> {
+    let Some(value) = value else {
+        return Ok(default);
+    };
+    let n = count(what, value)?;
+    usize::try_from(n)
+        .ok()
+        .filter(|&n| n <= u32::MAX as usize >> 1)
+        .ok_or_else(|| {
+            js_error(
+                "INVALID_CONFIG",
+                &format!("{what} must be at most 2^31 - 1 in WebAssembly"),
+            )
+        })
 }
 
 /// How requests to Redis over REST are made: the JavaScript side holds the
@@ -99,6 +127,8 @@ enum Backend {
 /// a `Place`.
 pub(crate) struct Place {
     prefix: String,
+    /// The longest id accepted, in bytes.
+    max_id_bytes: usize,
     backend: Backend,
     failure: FailurePolicy,
     /// Quota leases of a rate limiter on Redis, when asked for.
@@ -110,6 +140,7 @@ impl Place {
     pub(crate) fn memory(store: &WasmMemoryStore, prefix: String) -> Self {
         Self {
             prefix,
+            max_id_bytes: DEFAULT_MAX_ID_BYTES,
             backend: Backend::Memory(store.inner.clone()),
             failure: FailurePolicy::Error,
             quota: None,
@@ -131,6 +162,7 @@ impl Place {
         let failure = Failure::policy(failure);
         Ok(Self {
             prefix,
+            max_id_bytes: DEFAULT_MAX_ID_BYTES,
             backend: Backend::Rest(store),
             failure,
             quota: None,
@@ -162,12 +194,23 @@ impl Place {
         self.rest_call(&id, ask, now)
     }
 
+    /// Accepts ids of up to `max` bytes (at least 1).
+    pub(crate) fn limit_ids(&mut self, max: usize) {
+        self.max_id_bytes = max.max(1);
+    }
+
     /// The stored key of `id`.
     pub(crate) fn key<'a>(&'a self, id: &'a str) -> Key<'a> {
         Key {
             prefix: &self.prefix,
             id,
         }
+    }
+
+    /// The stored key of `id`, or [`Error::IdTooLong`].
+    pub(crate) fn checked_key<'a>(&'a self, id: &'a str) -> Result<Key<'a>, Error> {
+        check_id(id, self.max_id_bytes)?;
+        Ok(self.key(id))
     }
 
     /// The memory store, for the synchronous calls.
@@ -184,7 +227,8 @@ impl Place {
     /// Forgets `id`'s state in memory.
     pub(crate) fn remove_in_memory(&self, id: &str) -> Result<bool, JsValue> {
         let store = self.memory_store()?;
-        store.remove(self.key(id)).map_err(|error| error.to_js())?;
+        let key = self.checked_key(id).map_err(|error| error.to_js())?;
+        store.remove(key).map_err(|error| error.to_js())?;
         Ok(true)
     }
 
@@ -199,6 +243,7 @@ impl Place {
         let Backend::Rest(store) = &self.backend else {
             return Err(js_error("UNSUPPORTED", "this limiter's store is in memory"));
         };
+        check_id(id, self.max_id_bytes).map_err(|error| error.to_js())?;
         let target = Target {
             prefix: self.prefix.clone(),
             id: id.to_owned(),

@@ -96,10 +96,21 @@ fn numbers_that_are_not_whole_counts_are_invalid_argument() {
 #[wasm_bindgen_test]
 fn stores_and_concurrency_validate_too() {
     assert_eq!(
-        error_code(WasmMemoryStore::new(Some(1.5))),
+        error_code(WasmMemoryStore::new(Some(1.5), None)),
         "INVALID_ARGUMENT"
     );
-    assert_eq!(WasmMemoryStore::new(None).unwrap().size(), 0.0);
+    assert_eq!(WasmMemoryStore::new(None, None).unwrap().size(), 0.0);
+    // 2^32 keys would wrap to 0 in 32-bit WebAssembly.
+    for (keys, bytes) in [
+        (Some(4_294_967_296.0), None),
+        (Some(0.0), None),
+        (None, Some(0.0)),
+    ] {
+        assert_eq!(
+            error_code(WasmMemoryStore::new(keys, bytes)),
+            "INVALID_CONFIG"
+        );
+    }
     assert_eq!(
         error_code(WasmRestStore::new(-1.0, 2.0, false, 0.0)),
         "INVALID_ARGUMENT"
@@ -108,7 +119,7 @@ fn stores_and_concurrency_validate_too() {
         error_code(WasmRestStore::new(1.0, 2.0, false, -5.0)),
         "INVALID_ARGUMENT"
     );
-    let store = WasmMemoryStore::new(None).unwrap();
+    let store = WasmMemoryStore::new(None, None).unwrap();
     let concurrency = |max: f64, lease: &str| {
         WasmConcurrency::with_memory(max, s(lease), &store, "c:".into()).map(drop)
     };

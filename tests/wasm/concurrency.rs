@@ -20,7 +20,7 @@ fn apply(c: &WasmConcurrency, op: u8, lease: &str, ttl: JsValue, now: f64) -> (i
 
 #[wasm_bindgen_test]
 fn leases_are_granted_up_to_max_and_freed() {
-    let store = WasmMemoryStore::new(None).unwrap();
+    let store = WasmMemoryStore::new(None, None).unwrap();
     let c = WasmConcurrency::with_memory(2.0, "10 s".into(), &store, "c:".into()).unwrap();
     let none = || JsValue::UNDEFINED;
     // Slots: max, free, all expired at, retry after, store failure, expiry.
@@ -69,7 +69,7 @@ fn leases_are_granted_up_to_max_and_freed() {
 
 #[wasm_bindgen_test]
 fn remove_drops_every_lease() {
-    let store = WasmMemoryStore::new(None).unwrap();
+    let store = WasmMemoryStore::new(None, None).unwrap();
     let c = WasmConcurrency::with_memory(1.0, "1 m".into(), &store, "r:".into()).unwrap();
     assert_eq!(c.apply("job", ACQUIRE, "1", JsValue::UNDEFINED, 0.0), 1);
     assert_eq!(c.apply("job", ACQUIRE, "2", JsValue::UNDEFINED, 0.0), 0);
@@ -79,7 +79,7 @@ fn remove_drops_every_lease() {
 
 #[wasm_bindgen_test]
 fn bad_lease_arguments_fail_with_codes() {
-    let store = WasmMemoryStore::new(None).unwrap();
+    let store = WasmMemoryStore::new(None, None).unwrap();
     let c = WasmConcurrency::with_memory(2.0, "10 s".into(), &store, "b:".into()).unwrap();
     let cases = [
         (ACQUIRE, "x", JsValue::UNDEFINED, "INVALID_ARGUMENT"),

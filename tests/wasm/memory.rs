@@ -19,7 +19,7 @@ fn fixed(limit: f64, window: &str) -> WasmAlgorithm {
 
 #[wasm_bindgen_test]
 fn fixed_window_decisions_are_exact() {
-    let store = WasmMemoryStore::new(None).unwrap();
+    let store = WasmMemoryStore::new(None, None).unwrap();
     let rl = limiter(&fixed(3.0, "1 s"), &store, "fw:");
     // Slots: limit, remaining, reset, retry after, store failure, expiry.
     assert_eq!(
@@ -53,7 +53,7 @@ fn fixed_window_decisions_are_exact() {
 
 #[wasm_bindgen_test]
 fn gcra_spaces_calls_by_its_interval() {
-    let store = WasmMemoryStore::new(None).unwrap();
+    let store = WasmMemoryStore::new(None, None).unwrap();
     // 10 per second, bursts of 2: one call every 100 ms.
     let gcra = WasmAlgorithm::gcra(10.0, JsValue::from_str("1 s"), Some(2.0)).unwrap();
     let rl = limiter(&gcra, &store, "g:");
@@ -86,7 +86,7 @@ fn gcra_spaces_calls_by_its_interval() {
 
 #[wasm_bindgen_test]
 fn peek_writes_nothing() {
-    let store = WasmMemoryStore::new(None).unwrap();
+    let store = WasmMemoryStore::new(None, None).unwrap();
     let rl = limiter(&fixed(3.0, "1 s"), &store, "p:");
     assert_eq!(
         decide(&rl, "k", 0.0, 1_500.0, true),
@@ -129,7 +129,7 @@ fn peek_writes_nothing() {
 
 #[wasm_bindgen_test]
 fn remove_forgets_an_id() {
-    let store = WasmMemoryStore::new(None).unwrap();
+    let store = WasmMemoryStore::new(None, None).unwrap();
     let rl = limiter(&fixed(2.0, "1 m"), &store, "r:");
     decide(&rl, "k", 2.0, 0.0, false);
     assert_eq!(decide(&rl, "k", 1.0, 1.0, false).0, 0);
@@ -147,7 +147,7 @@ fn remove_forgets_an_id() {
 
 #[wasm_bindgen_test]
 fn impossible_costs_fail_and_change_nothing() {
-    let store = WasmMemoryStore::new(None).unwrap();
+    let store = WasmMemoryStore::new(None, None).unwrap();
     let rl = limiter(&fixed(3.0, "1 s"), &store, "c:");
     decide(&rl, "k", 1.0, 1_500.0, false);
     let before = slots();
@@ -163,7 +163,7 @@ fn impossible_costs_fail_and_change_nothing() {
 
 #[wasm_bindgen_test]
 fn key_buffer_grows_and_ids_are_utf8() {
-    let store = WasmMemoryStore::new(None).unwrap();
+    let store = WasmMemoryStore::new(None, None).unwrap();
     let rl = limiter(&fixed(3.0, "1 s"), &store, "u:");
     // Multi-byte ids are distinct keys, byte for byte.
     assert_eq!(decide(&rl, "zoë", 1.0, 0.0, false).1[1], 2.0);

@@ -253,7 +253,7 @@ fn stores_refuse_the_other_kind_of_call() {
     assert_eq!(rest.remove(0), -1);
     assert_eq!(taken_code(), "UNSUPPORTED");
     let algorithm = WasmAlgorithm::fixed_window(3.0, "1 s".into()).unwrap();
-    let memory = WasmMemoryStore::new(None).unwrap();
+    let memory = WasmMemoryStore::new(None, None).unwrap();
     rest = WasmRateLimiter::with_memory(&algorithm, &memory, "m:".into());
     assert_eq!(
         error_code(rest.rest_call(write_id(b"k"), 1.0, 0.0, false)),
