@@ -407,3 +407,87 @@ fn the_store_is_bounded_in_bytes() {
     assert!(MemoryStore::with_bounds(0, 1).is_err());
     assert!(MemoryStore::with_bounds(1, 0).is_err());
 }
+
+/// Waiting never makes things worse: a call denied at `t` with
+/// `retry_after_ms` is admitted at `t + retry_after_ms` when nothing else
+/// happens meanwhile, through a store that forgets states at their TTL.
+fn retry_after_holds<A: Algorithm>(alg: A, calls: &[(u64, u64)]) {
+    let store = MemoryStore::new();
+    let clock = ManualClock::new(T0);
+    let limiter = limiter(alg, &store, &clock);
+    let limit = limiter.algorithm().limit();
+    for &(step_ms, cost) in calls {
+        clock.advance(step_ms);
+        let cost = cost.clamp(1, limit);
+        let decision = limiter.limit_with_cost("k", cost).unwrap();
+        if !decision.allowed {
+            clock.advance(decision.retry_after_ms);
+            let retried = limiter.limit_with_cost("k", cost).unwrap();
+            assert!(
+                retried.allowed,
+                "denied at +{}: {decision:?} then {retried:?}",
+                decision.retry_after_ms
+            );
+        }
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig {
+        failure_persistence: Some(Box::new(
+            proptest::test_runner::FileFailurePersistence::WithSource("proptest-regressions"),
+        )),
+        ..proptest::prelude::ProptestConfig::default()
+    })]
+
+    #[test]
+    fn a_call_at_its_retry_time_is_admitted(
+        kind in 0..5u8,
+        limit in 1..=20u64,
+        refill in 1..=20u64,
+        initial in 0..=20u64,
+        interval_ms in 1..=200_000u64,
+        calls in proptest::collection::vec((0..400_000u64, 1..=20u64), 1..60),
+    ) {
+        let span = std::time::Duration::from_millis(interval_ms);
+        match kind {
+            0 => retry_after_holds(FixedWindow::new(limit, span).unwrap(), &calls),
+            1 => retry_after_holds(SlidingWindow::new(limit, span).unwrap(), &calls),
+            2 => retry_after_holds(SlidingLog::new(limit, span).unwrap(), &calls),
+            3 => {
+                let bucket = TokenBucket::new(limit, refill.min(limit), span)
+                    .and_then(|b| b.with_initial(initial.min(limit)))
+                    .unwrap();
+                retry_after_holds(bucket, &calls)
+            }
+            _ => retry_after_holds(
+                Gcra::new(refill, span).and_then(|g| g.with_burst(limit)).unwrap(),
+                &calls,
+            ),
+        }
+    }
+}
+
+/// The case the rule is for: `tokenBucket(5, "60 s", 10, { initialTokens: 0 })`
+/// called once every 2 minutes was denied forever, each time told to retry
+/// in 60 s, because the bucket was forgotten the moment it was full.
+#[test]
+fn a_slow_caller_of_a_cold_bucket_is_admitted() {
+    let store = MemoryStore::new();
+    let clock = ManualClock::new(T0);
+    let bucket = TokenBucket::new(10, 5, "60 s")
+        .and_then(|b| b.with_initial(0))
+        .unwrap();
+    let limiter = limiter(bucket, &store, &clock);
+    let first = limiter.limit("k").unwrap();
+    assert!(!first.allowed);
+    assert_eq!(first.retry_after_ms, 60_000);
+    for _ in 0..10 {
+        clock.advance(120_000);
+        assert!(limiter.limit("k").unwrap().allowed);
+    }
+    // Idle for longer than the warm-up once full (2 intervals to fill from
+    // 0, then 2 more): a new key again.
+    clock.advance(60_000 + 240_000 + 1);
+    assert!(!limiter.limit("k").unwrap().allowed);
+}

@@ -295,3 +295,17 @@ test("a flood of fresh ids never frees a limited one", () => {
     assert.equal(admitted, 10, `${name}: the hot id admitted over its limit`);
   }
 });
+
+test("token bucket: a slow caller of a cold bucket is admitted, as retryAfter says", async () => {
+  const clock = { now: 1_700_000_000_000 };
+  const rl = new Ratelimit({ limiter: Ratelimit.tokenBucket(5, "60 s", 10, { initialTokens: 0 }) });
+  await atTime(clock, async () => {
+    const first = rl.limitSync("slow");
+    assert.equal(first.success, false);
+    assert.equal(first.retryAfter, 60_000);
+    for (let i = 0; i < 5; i++) {
+      clock.now += 120_000;
+      assert.ok(rl.limitSync("slow").success, `call ${i + 2}, 2 minutes after the last`);
+    }
+  });
+});

@@ -13,9 +13,12 @@ use crate::{ConfigError, Decision, Error, IntoMillis};
 /// `initial` tokens (default: `capacity`), its interval counted from its
 /// first call.
 ///
-/// A full bucket is exactly a new key, so its state is dropped (TTL 0). With
-/// `initial < capacity` a key forgotten that way starts again at `initial`:
-/// a warm-up after idle, never more permissive than remembering it.
+/// With `initial == capacity` a full bucket is exactly a new key, so its
+/// state is dropped (TTL 0). With `initial < capacity` it is not: waiting
+/// must never make things worse, so a bucket is remembered, whatever it was
+/// asked (a denial included: its retry time must hold), until it has been
+/// full for as long as a new key takes to fill from `initial` (its warm-up).
+/// Only a key idle longer than that starts over at `initial`, as a new one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TokenBucket {
     capacity: u64,
@@ -84,6 +87,17 @@ impl TokenBucket {
         self.refill.div_ceil(tokens)
     }
 
+    /// When `s` is full, if nothing is drawn from it.
+    fn full_at(&self, s: TokenBucketState) -> u64 {
+        s.refilled_at_ms + self.intervals_for(self.capacity - s.tokens) * self.interval.get()
+    }
+
+    /// How long a full bucket is remembered: what a new key takes to fill
+    /// from `initial` (0 when it starts full).
+    fn warm_up_ms(&self) -> u64 {
+        self.intervals_for(self.capacity - self.initial) * self.interval.get()
+    }
+
     /// The bucket as of `now_ms`, with every refill due by then applied.
     fn refilled(&self, state: Option<TokenBucketState>, now_ms: u64) -> TokenBucketState {
         let Some(mut s) = state else {
@@ -135,6 +149,9 @@ impl Algorithm for TokenBucket {
     ) -> Result<Outcome, Error> {
         check_cost(cost, self.capacity)?;
         let now_ms = clamp_time(now_ms);
+        // A stored bucket is never full (only a draw is stored): when it
+        // fills, if nothing is drawn meanwhile.
+        let stored_full_at = state.map(|s| self.full_at(s));
         let mut s = self.refilled(*state, now_ms);
 
         let allowed = s.tokens >= cost;
@@ -151,15 +168,22 @@ impl Algorithm for TokenBucket {
         // read, so a copy of the state decides later calls exactly. But a
         // fresh key whose `initial` is below capacity must be remembered
         // whatever it was asked, or its refills never start.
-        if (allowed && cost > 0) || (state.is_none() && s.tokens < self.capacity) {
+        let drawn = allowed && cost > 0;
+        if drawn || (state.is_none() && s.tokens < self.capacity) {
             *state = Some(s);
         }
         let full_at = if s.tokens == self.capacity {
             now_ms
         } else {
-            let wait = self.intervals_for(self.capacity - s.tokens) * self.interval.get();
-            (s.refilled_at_ms + wait).max(now_ms)
+            self.full_at(s).max(now_ms)
         };
+        // Kept until full for the warm-up span: counted from when a stored
+        // bucket filled (a read does not move it), else from `full_at`.
+        let filled_at = match stored_full_at {
+            Some(at) if !drawn && s.tokens == self.capacity => at.min(now_ms),
+            _ => full_at,
+        };
+        let keep_until = filled_at.saturating_add(self.warm_up_ms());
         let decision = Decision {
             allowed,
             limit: self.capacity,
@@ -170,7 +194,7 @@ impl Algorithm for TokenBucket {
         };
         Ok(Outcome {
             decision,
-            ttl_ms: full_at - now_ms,
+            ttl_ms: keep_until.saturating_sub(now_ms),
         })
     }
 }

@@ -1,5 +1,5 @@
 -- token_bucket.lua: mirrors src/algorithm/token_bucket.rs
--- (TokenBucket::intervals_for, refilled and decide).
+-- (TokenBucket::intervals_for, full_at, warm_up_ms, refilled and decide).
 --
 -- KEYS[1]: state hash {tokens, at = refilled_at_ms, exp}.
 -- ARGV: now_ms or "", cost, peek ("1": read only), capacity, refill,
@@ -29,10 +29,14 @@ local loaded = el_load(key, raw_now, readonly, 'tokens', 'at')
 
 -- refilled: the bucket as of now, with every refill due by then applied.
 local tokens, refilled_at
+-- full_at of the stored bucket (never full when stored): when it fills if
+-- nothing is drawn meanwhile.
+local stored_full_at = nil
 if loaded == nil then
   tokens, refilled_at = initial, now
 else
   tokens, refilled_at = loaded[1], loaded[2]
+  stored_full_at = refilled_at + el_div_ceil(capacity - tokens, refill) * interval
   -- A clock behind refilled_at adds nothing.
   local steps = el_idiv(el_max(now - refilled_at, 0), interval)
   if steps >= el_div_ceil(capacity - tokens, refill) then
@@ -58,7 +62,8 @@ end
 -- read; but a fresh key whose initial is below capacity must be remembered
 -- whatever it was asked, or its refills never start.
 local has_state = loaded ~= nil
-local wrote = (allowed and cost > 0) or (loaded == nil and tokens < capacity)
+local drawn = allowed and cost > 0
+local wrote = drawn or (loaded == nil and tokens < capacity)
 local writes = nil
 if wrote then
   -- Between refills only the tokens change: only they are written.
@@ -74,7 +79,14 @@ if tokens ~= capacity then
   local wait = el_div_ceil(capacity - tokens, refill) * interval
   full_at = el_max(refilled_at + wait, now)
 end
-el_finish(key, has_state, full_at - now, raw_now, caller_clock, readonly, writes)
+-- Kept until full for the warm-up span (what a new key takes to fill from
+-- initial): counted from when a stored bucket filled, else from full_at.
+local filled_at = full_at
+if stored_full_at ~= nil and not drawn and tokens == capacity then
+  filled_at = el_min(stored_full_at, now)
+end
+local keep_until = filled_at + el_div_ceil(capacity - initial, refill) * interval
+el_finish(key, has_state, el_max(keep_until - now, 0), raw_now, caller_clock, readonly, writes)
 -- The bucket as stored, sent with a denial only (a denial writes only a
 -- fresh bucket).
 local kept = nil
