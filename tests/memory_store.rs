@@ -43,19 +43,42 @@ fn idle_keys_expire_and_are_reclaimed() {
 }
 
 #[test]
-fn sweep_reclaims_expired_keys_as_new_keys_arrive() {
-    let store = MemoryStore::with_max_keys(10_000);
+fn expired_keys_make_room_first() {
+    let store = MemoryStore::with_max_keys(1_000);
     let clock = ManualClock::new(T0);
     let gcra = limiter(Gcra::new(10, "1 s").unwrap(), &store, &clock);
-    for i in 0..1_000 {
+    let daily = limiter(FixedWindow::new(1_000, "1d").unwrap(), &store, &clock).with_prefix("d:");
+    for i in 0..100 {
+        daily.limit(&format!("kept-{i}")).unwrap();
+    }
+    for i in 0..900 {
         gcra.limit(&format!("old-{i}")).unwrap();
     }
-    assert_eq!(store.len(), 1_000);
     clock.advance(5_000); // every old key is full again, hence expired
-    for i in 0..1_000 {
+    for i in 0..900 {
         gcra.limit(&format!("new-{i}")).unwrap();
     }
-    assert_eq!(store.len(), 1_000, "the old keys were swept");
+    assert!(store.len() <= 1_000);
+    for i in 0..100 {
+        let left = daily.remaining(&format!("kept-{i}")).unwrap().remaining;
+        assert_eq!(left, 999, "a live key outlived the expired ones");
+    }
+}
+
+/// The case: after the clock steps back past a state's TTL, an
+/// unrelated new key must not drop a state the Redis twin keeps.
+#[test]
+fn a_clock_stepping_back_finds_what_redis_finds() {
+    let store = MemoryStore::new();
+    let clock = ManualClock::new(T0 + 100_000);
+    let gcra = limiter(Gcra::new(1, "10 s").unwrap(), &store, &clock);
+    assert!(gcra.limit("a").unwrap().allowed);
+    clock.set(T0 + 200_000);
+    assert!(gcra.limit("b").unwrap().allowed);
+    clock.set(T0);
+    let again = gcra.limit("a").unwrap();
+    assert!(!again.allowed, "{again:?}");
+    assert_eq!(again.retry_after_ms, 110_000);
 }
 
 #[test]

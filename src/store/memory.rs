@@ -22,15 +22,15 @@ pub const DEFAULT_MAX_BYTES: usize = 32 << 20;
 /// when keys hash unevenly.
 const MIN_KEYS_PER_SHARD: usize = 64;
 
-/// How often a shard drops its expired keys while new keys arrive.
-const SWEEP_INTERVAL_MS: u64 = 1_000;
-
 /// State in memory, shared by every limiter (and thread) holding a clone.
 ///
 /// - **Expiry**: each key expires when its state stops mattering (the TTL the
 ///   algorithm reports), and an expired key reads as absent at once. Its
-///   memory is reclaimed by a sweep that runs at most once a second per
-///   shard, when new keys arrive.
+///   memory is reclaimed when its shard needs room, or by
+///   [`purge_expired`](Self::purge_expired). Not on a timer of the calls'
+///   own time: after a clock steps back, an expired state is live again for
+///   the earlier time, exactly as the Redis twin keeps it (Redis deletes
+///   keys on its own clock, not the callers').
 /// - **Bound**: at most `max_keys` keys and about `max_bytes` bytes (each
 ///   key's entry, a long id, a sliding log's records and a semaphore's
 ///   leases all count). A new key arriving at a full shard
@@ -63,7 +63,6 @@ struct Table {
     entries: HashTable<Entry>,
     /// What the entries cost, as [`Entry::bytes`] counts.
     bytes: usize,
-    next_sweep_ms: u64,
 }
 
 struct Entry {
@@ -144,7 +143,7 @@ impl Entry {
     /// Runs `step` on this entry's state. A TTL of 0 marks the entry dead
     /// (at every time, as Redis deletes such a key) rather than removing
     /// it: the key is likely to come back (a permit released, a bucket full
-    /// again), and the sweep reclaims it if not.
+    /// again), and eviction reclaims it first if not.
     #[inline]
     fn run<S: StateKind, R>(
         &mut self,
@@ -230,7 +229,6 @@ impl MemoryStore {
                 Shard(Mutex::new(Table {
                     entries: HashTable::new(),
                     bytes: 0,
-                    next_sweep_ms: 0,
                 }))
             })
             .collect();
@@ -280,7 +278,8 @@ impl MemoryStore {
         self.len() == 0
     }
 
-    /// Drops every key expired at `now_ms` now, rather than at the next sweep.
+    /// Drops every key expired at `now_ms` now, rather than when room is
+    /// needed.
     pub fn purge_expired(&self, now_ms: u64) {
         for shard in self.shared.shards.iter() {
             shard.lock().sweep(now_ms);
@@ -375,7 +374,6 @@ impl Table {
             keep
         });
         self.bytes -= freed;
-        self.next_sweep_ms = now_ms.saturating_add(SWEEP_INTERVAL_MS);
     }
 
     /// Makes space for `keys` more keys costing `bytes` within `bounds`
@@ -383,7 +381,7 @@ impl Table {
     fn make_room(&mut self, now_ms: u64, bounds: Bounds, keys: usize, bytes: usize) {
         let over =
             |t: &Self| t.entries.len() + keys > bounds.keys || t.bytes + bytes > bounds.bytes;
-        if now_ms >= self.next_sweep_ms || over(self) {
+        if over(self) {
             self.sweep(now_ms);
         }
         // Each round evicts at least one key. A shard keeps any one key,
