@@ -31,6 +31,15 @@ export function checkId(id, maxBytes = DEFAULT_MAX_ID_BYTES) {
   }
 }
 
+/** A key prefix: a string without braces (the id is the Redis hash tag). */
+export function checkPrefix(prefix) {
+  if (typeof prefix !== "string") throw invalid("prefix must be a string");
+  if (/[{}]/.test(prefix)) {
+    throw new EdgelimitError("INVALID_CONFIG", "prefix must not contain { or }: the id is the key's Redis hash tag");
+  }
+  return prefix;
+}
+
 export function checkNumber(name, value) {
   if (typeof value !== "number") throw invalid(`${name} must be a number, got ${typeof value}`);
   return value;

@@ -126,7 +126,12 @@ export interface RatelimitOptions {
   analytics?: boolean;
   /** Accepted for @upstash/ratelimit code; edgelimit sends no telemetry. */
   enableTelemetry?: boolean;
-  /** Namespace of this limiter's keys. Default `"edgelimit"`. */
+  /**
+   * Namespace of this limiter's keys. Default `"edgelimit:"`. A key is the
+   * prefix, a `:` unless it ends with one, the algorithm and its time base,
+   * and the id as a Redis hash tag: `edgelimit:sw:10000:{203.0.113.7}`.
+   * Limiters of different algorithms or windows never share state; no `{` or `}`.
+   */
   prefix?: string;
   /** Per-request store timeout in milliseconds, overriding the store's. */
   timeout?: number;
@@ -266,6 +271,7 @@ export interface ConcurrencyOptions {
   /** How long a lease lasts unless released or extended (so a crashed holder cannot leak it). */
   leaseTtl: Duration;
   store?: Store;
+  /** Namespace of this limiter's keys (`edgelimit:sem:{id}` by default). */
   prefix?: string;
   timeout?: number;
   failure?: "error" | "open" | "closed";

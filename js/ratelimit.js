@@ -2,7 +2,7 @@
 
 import * as slot from "./boundary.js";
 import { CoreAlgorithm, CoreRateLimiter } from "./edgelimit.js";
-import { checkId, checkNumber, DEFAULT_MAX_ID_BYTES, EdgelimitError, invalid } from "./errors.js";
+import { checkId, checkNumber, checkPrefix, DEFAULT_MAX_ID_BYTES, EdgelimitError, invalid } from "./errors.js";
 import { options as checkOptions } from "./options.js";
 import { CORE, checkStore, failureCode, memoryStore, TRANSPORT } from "./stores.js";
 import { run } from "./transport.js";
@@ -114,7 +114,7 @@ export class Ratelimit {
     if (limiter?.[CORE] === undefined) {
       throw invalid('limiter must come from a factory such as Ratelimit.slidingWindow(10, "10 s")');
     }
-    if (typeof prefix !== "string") throw invalid("prefix must be a string");
+    checkPrefix(prefix);
     const policy = failureCode(failure);
     // @upstash/ratelimit's names (see upstash.js): `redis` makes the store.
     checkUpstashFlags({ analytics, enableTelemetry });

@@ -195,7 +195,8 @@ async fn one_batch_carries_successes_and_errors_each_to_its_caller() {
     warm_up(&limiter).await;
     // A key of the wrong type: its script fails with a Redis error.
     let mut conn = backend.redis.conn();
-    conn.call(&["SET", "{edgelimit:broken}", "x"]).unwrap();
+    conn.call(&["SET", "edgelimit:tb:1000:{broken}", "x"])
+        .unwrap();
     tap.take();
 
     let calls = ["a", "broken", "b"]

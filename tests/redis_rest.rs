@@ -123,9 +123,10 @@ fn the_rust_api_works_unchanged_over_redis() {
         .wait_with_cost("k", 2, Duration::from_secs(5))
         .unwrap();
     assert!(waited.is_admitted());
-    // The state lives in Redis, under a hash-tagged key.
+    // The state lives in Redis under the prefix, the algorithm and its
+    // time base, and the id as a hash tag.
     let keys = backend.redis.conn().call(&["KEYS", "*"]).unwrap();
-    let tagged = resp::Reply::Bulk(Some(b"{edgelimit:k}".to_vec()));
+    let tagged = resp::Reply::Bulk(Some(b"edgelimit:tb:1000:{k}".to_vec()));
     assert_eq!(keys, resp::Reply::Array(Some(vec![tagged])));
     limiter.reset("k").unwrap();
     assert_eq!(limiter.remaining("k").unwrap().remaining, 2);
@@ -337,4 +338,65 @@ fn remaining_is_a_read_only_peek_in_redis_too() {
     limiter.limit_with_cost("k", 0).unwrap();
     clock.advance(2_000);
     assert_eq!(limiter.remaining("k").unwrap().remaining, 2);
+}
+
+/// Limiters of different kinds on one store, one prefix and one id never
+/// share state (each enforces its own limit), in memory and in Redis alike;
+/// two of the same algorithm and window share it by design.
+#[test]
+fn limiters_of_different_kinds_on_one_id_keep_apart() {
+    let backend = Backend::start();
+    let in_memory = kinds_on_one_id(MemoryStore::new());
+    assert_eq!(
+        in_memory,
+        ([3, 5, 2], 6, true, false),
+        "each kept its own limit"
+    );
+    let in_redis = kinds_on_one_id(backend.store(TimeSource::Caller));
+    assert_eq!(in_redis, in_memory, "Redis decides as memory");
+}
+
+/// Admissions of 20 calls each to a fixed window of 3, a bucket of 5 and a
+/// GCRA burst of 2 on id "user"; then what a fixed window of 10 over the
+/// same hour has left, and two acquires of a 1-slot semaphore.
+fn kinds_on_one_id<S>(store: S) -> ([u32; 3], u64, bool, bool)
+where
+    S: edgelimit::store::Store + edgelimit::store::AsyncStore + Clone + Send + Sync + 'static,
+{
+    let clock = ManualClock::new(T0);
+    let fixed = Limiter::new(FixedWindow::new(3, "1 h").unwrap())
+        .with_store(store.clone())
+        .with_clock(clock.clone());
+    let bucket = Limiter::new(TokenBucket::new(5, 1, "1 h").unwrap())
+        .with_store(store.clone())
+        .with_clock(clock.clone());
+    let gcra = Limiter::new(Gcra::new(2, "1 h").unwrap())
+        .with_store(store.clone())
+        .with_clock(clock.clone());
+    let mut admitted = [0u32; 3];
+    for _ in 0..20 {
+        let calls = [
+            fixed.limit("user"),
+            bucket.limit("user"),
+            gcra.limit("user"),
+        ];
+        for (n, d) in admitted.iter_mut().zip(calls) {
+            *n += u32::from(d.unwrap().allowed);
+        }
+    }
+    let twin = Limiter::new(FixedWindow::new(10, "1 h").unwrap())
+        .with_store(store.clone())
+        .with_clock(clock.clone());
+    let shared = twin.limit("user").unwrap().remaining;
+    let jobs = ConcurrencyLimiter::with_parts(
+        Concurrency::new(1, "1 h").unwrap(),
+        store.clone(),
+        clock.clone(),
+        edgelimit::DEFAULT_PREFIX,
+    );
+    // The first permit is held (not dropped) while the second is asked.
+    let first = jobs.acquire("user").unwrap();
+    let second = jobs.acquire("user").unwrap();
+    let granted = |a: &Acquire<S, ManualClock>| matches!(a, Acquire::Granted(_));
+    (admitted, shared, granted(&first), granted(&second))
 }

@@ -72,7 +72,7 @@ test("each call of a batch gets its own result or error", async () => {
   const rl = new Ratelimit({ limiter: Ratelimit.tokenBucket(1, "1 s", 3), store: store(), prefix: p });
   await warmUp(rl);
   // A key of the wrong type: its script fails with a Redis error.
-  await redis.command("SET", `{${p}broken}`, "x");
+  await redis.command("SET", `${p}tb:1000:{broken}`, "x");
   const { result, seen } = await requestsOf(() =>
     Promise.allSettled([rl.limit("a"), rl.limit("broken"), rl.limit("b")]),
   );

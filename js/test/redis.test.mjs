@@ -208,3 +208,43 @@ test("a kept-alive connection the server closed is not an outage", async () => {
     closing.closeAllConnections?.();
   }
 });
+
+test("limiters of different kinds on one id keep apart, in Redis as in memory", async () => {
+  const run = async (where) => {
+    const shared = where === "memory" ? memoryStore() : store();
+    const on = (limiter) => new Ratelimit({ limiter, store: shared, prefix: "kinds" });
+    const limiters = [
+      on(Ratelimit.fixedWindow(3, "1 h")),
+      on(Ratelimit.tokenBucket(1, "1 h", 5)),
+      on(Ratelimit.gcra(2, "1 h")),
+    ];
+    const admitted = [0, 0, 0];
+    for (let i = 0; i < 20; i++) {
+      for (const [k, rl] of limiters.entries()) if ((await rl.limit(`user-${where}`)).success) admitted[k]++;
+    }
+    // The same algorithm and window share state by design: a different limit.
+    const twin = await on(Ratelimit.fixedWindow(10, "1 h")).limit(`user-${where}`);
+    const jobs = new Concurrency({ max: 1, leaseTtl: "1 h", store: shared, prefix: "kinds" });
+    const held = await jobs.acquire(`user-${where}`);
+    return [admitted, twin.remaining, held.acquired];
+  };
+  const inMemory = await run("memory");
+  assert.deepEqual(inMemory, [[3, 5, 2], 6, true]);
+  assert.deepEqual(await run("redis"), inMemory);
+  // The key layout, as the README documents it.
+  const keys = (await redis.command("KEYS", "kinds:*")).split("\n").sort();
+  assert.deepEqual(keys, [
+    "kinds:fw:3600000:{user-redis}",
+    "kinds:gcra:3600000/2:{user-redis}",
+    "kinds:sem:{user-redis}",
+    "kinds:tb:3600000:{user-redis}",
+  ]);
+});
+
+test("a prefix is always followed by a separator; braces are refused", async () => {
+  const shared = memoryStore();
+  const fixed = (prefix) => new Ratelimit({ limiter: Ratelimit.fixedWindow(1, "1 h"), store: shared, prefix });
+  assert.ok(fixed("api").limitSync("2user1").success);
+  assert.ok(fixed("api2").limitSync("user1").success, "api + 2user1 is not api2 + user1");
+  assert.throws(() => fixed("a{b}"), { code: "INVALID_CONFIG" });
+});

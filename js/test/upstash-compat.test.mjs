@@ -63,7 +63,7 @@ test("@upstash/ratelimit's README examples run unchanged but for the import", { 
     }
   }
   // The limit went through Redis: the Basic Usage's key holds one call.
-  assert.equal(await redis.command("KEYS", "*@upstash/ratelimit*"), "{@upstash/ratelimitapi}");
+  assert.equal(await redis.command("KEYS", "*@upstash/ratelimit*"), "@upstash/ratelimit:sw:10000:{api}");
 });
 
 test("each @upstash/ratelimit option means the same here", { skip }, async () => {

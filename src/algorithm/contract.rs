@@ -44,6 +44,12 @@ pub trait Algorithm {
     /// (from its `ARGV[4]` on).
     fn config_args(&self) -> Vec<u64>;
 
+    /// The part of a state's key naming the algorithm and its time base,
+    /// e.g. `fw:60000`: limiters share a key's state only when they read
+    /// it alike (the same algorithm over the same window, interval or
+    /// emission interval), whatever their limits.
+    fn key_space(&self) -> String;
+
     /// Decides one call of `cost` units at `now_ms`.
     fn decide(
         &self,

@@ -51,6 +51,10 @@ impl Algorithm for FixedWindow {
         super::Kind::FixedWindow
     }
 
+    fn key_space(&self) -> String {
+        format!("{}:{}", self.kind().code(), self.window_ms())
+    }
+
     fn config_args(&self) -> Vec<u64> {
         vec![self.limit(), self.window_ms()]
     }

@@ -137,6 +137,16 @@ impl Algorithm for Gcra {
         super::Kind::Gcra
     }
 
+    fn key_space(&self) -> String {
+        // The state counts in 1 / rate ms: rate and period both matter.
+        format!(
+            "{}:{}/{}",
+            self.kind().code(),
+            self.period_ms(),
+            self.rate()
+        )
+    }
+
     fn config_args(&self) -> Vec<u64> {
         vec![self.rate(), self.period_ms(), self.burst()]
     }

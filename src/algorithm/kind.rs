@@ -16,3 +16,16 @@ pub enum Kind {
     /// [`Gcra`](super::Gcra).
     Gcra,
 }
+
+impl Kind {
+    /// Its short name in state keys: `fw`, `sw`, `sl`, `tb`, `gcra`.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::FixedWindow => "fw",
+            Self::SlidingWindow => "sw",
+            Self::SlidingLog => "sl",
+            Self::TokenBucket => "tb",
+            Self::Gcra => "gcra",
+        }
+    }
+}

@@ -132,6 +132,10 @@ impl Algorithm for TokenBucket {
         super::Kind::TokenBucket
     }
 
+    fn key_space(&self) -> String {
+        format!("{}:{}", self.kind().code(), self.interval_ms())
+    }
+
     fn config_args(&self) -> Vec<u64> {
         vec![
             self.capacity(),

@@ -11,14 +11,16 @@ use super::wait::{backoff, deadline_ms, run_blocking, WaitOutcome};
 use crate::algorithm::{Algorithm, QuotaRefund};
 use crate::clock::{Clock, SystemClock};
 use crate::error::check_id;
-use crate::store::{AsyncStore, Consume, ConsumeQuota, Key, MemoryStore, Peek, Store};
+use crate::store::{key_prefix, AsyncStore, Consume, ConsumeQuota, Key, MemoryStore, Peek, Store};
 use crate::{ConfigError, Decision, Error, DEFAULT_MAX_ID_BYTES};
 
 /// The prefix of keys of limiters that do not set one.
 pub const DEFAULT_PREFIX: &str = "edgelimit:";
 
 /// A rate limiter: decides calls per key with its algorithm, keeping state in
-/// its store under `prefix` + key.
+/// its store under `prefix`, the algorithm and its time base, and the key
+/// (`edgelimit:fw:60000:{user:42}` in Redis: see
+/// [`key_prefix`](crate::store::key_prefix)).
 ///
 /// ```
 /// use edgelimit::{Limiter, TokenBucket};
@@ -35,6 +37,8 @@ pub struct Limiter<A, S = MemoryStore, C = SystemClock> {
     store: S,
     clock: C,
     prefix: Box<str>,
+    /// `prefix`, the algorithm and its time base: what keys start with.
+    key_prefix: Box<str>,
     /// The longest id accepted, in bytes.
     max_id_bytes: usize,
     failure: FailurePolicy,
@@ -48,6 +52,7 @@ impl<A: Algorithm> Limiter<A> {
     /// A limiter with its own in-memory store and the system clock.
     pub fn new(algorithm: A) -> Self {
         Self {
+            key_prefix: key_prefix(DEFAULT_PREFIX, &algorithm.key_space()).into(),
             algorithm,
             store: MemoryStore::new(),
             clock: SystemClock,
@@ -68,6 +73,7 @@ impl<A, S, C> Limiter<A, S, C> {
             store,
             clock: self.clock,
             prefix: self.prefix,
+            key_prefix: self.key_prefix,
             max_id_bytes: self.max_id_bytes,
             failure: self.failure,
             quota: self.quota,
@@ -82,18 +88,12 @@ impl<A, S, C> Limiter<A, S, C> {
             store: self.store,
             clock,
             prefix: self.prefix,
+            key_prefix: self.key_prefix,
             max_id_bytes: self.max_id_bytes,
             failure: self.failure,
             quota: self.quota,
             counters: self.counters,
         }
-    }
-
-    /// Prefixes every key with `prefix` (default [`DEFAULT_PREFIX`]), so
-    /// limiters sharing a store keep separate counts.
-    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.prefix = prefix.into().into_boxed_str();
-        self
     }
 
     /// Accepts ids of up to `max` bytes (UTF-8; at least 1, default
@@ -159,13 +159,23 @@ impl<A, S, C> Limiter<A, S, C> {
 
     fn key<'k>(&'k self, id: &'k str) -> Key<'k> {
         Key {
-            prefix: &self.prefix,
+            prefix: &self.key_prefix,
             id,
         }
     }
 }
 
 impl<A: Algorithm, S, C> Limiter<A, S, C> {
+    /// Prefixes every key with `prefix` (default [`DEFAULT_PREFIX`]), so
+    /// limiters sharing a store keep separate counts. Limiters of different
+    /// algorithms or time bases never share state, whatever their prefix;
+    /// two with the same prefix, algorithm and time base share it by design.
+    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into().into_boxed_str();
+        self.key_prefix = key_prefix(&self.prefix, &self.algorithm.key_space()).into();
+        self
+    }
+
     /// Takes quota leases of `units`: an admitted call that goes to the
     /// store takes up to `units` units of its window in all (as many as are
     /// left), and further calls on that id spend them here without a

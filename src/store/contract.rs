@@ -8,8 +8,10 @@ use crate::algorithm::{
 use crate::scripts::{self, Script, Scripted};
 use crate::{Decision, Error, StoreError};
 
-/// A stored key: a limiter's prefix and the caller's id, kept apart so a
-/// lookup needs no allocation. Backends that need one string join them.
+/// A stored key: a limiter's namespace (see [`key_prefix`]) and the
+/// caller's id, kept apart so a lookup needs no allocation. Backends that
+/// need one string join them: Redis keys are `prefix{id}`, the id a hash
+/// tag, so all of one id's keys share a Redis Cluster slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Key<'a> {
     /// The limiter's namespace.
@@ -17,6 +19,22 @@ pub struct Key<'a> {
     /// The caller's identifier (user id, IP address, API key…).
     pub id: &'a str,
 }
+
+/// The namespace of a limiter's keys: the user's `prefix`, a separator
+/// unless it ends with one (so prefix `api` and id `2user1` never meet
+/// prefix `api2` and id `user1`), then `space`, the algorithm and its time
+/// base, and a separator: `edgelimit:fw:60000:`.
+pub fn key_prefix(prefix: &str, space: &str) -> String {
+    let separator = if prefix.is_empty() || prefix.ends_with(':') {
+        ""
+    } else {
+        ":"
+    };
+    format!("{prefix}{separator}{space}:")
+}
+
+/// The key space of a concurrency limiter's semaphores (see [`key_prefix`]).
+pub const SEMAPHORE: &str = "sem";
 
 /// One atomic step on a key's state: what a limiter asks a store to run.
 pub trait Transition {

@@ -7,7 +7,8 @@ pub(crate) mod redis_rest;
 
 pub use async_contract::AsyncStore;
 pub use contract::{
-    Answer, Consume, ConsumeQuota, Key, LeaseStep, Peek, QuotaDecision, Remote, Store, Transition,
+    key_prefix, Answer, Consume, ConsumeQuota, Key, LeaseStep, Peek, QuotaDecision, Remote, Store,
+    Transition, SEMAPHORE,
 };
 pub use memory::{MemoryStore, DEFAULT_MAX_BYTES, DEFAULT_MAX_KEYS};
 #[cfg(not(target_arch = "wasm32"))]

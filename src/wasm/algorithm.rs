@@ -49,6 +49,10 @@ impl Algorithm for AnyAlgorithm {
         with_algorithm!(self, |a| a.kind())
     }
 
+    fn key_space(&self) -> String {
+        with_algorithm!(self, |a| a.key_space())
+    }
+
     fn config_args(&self) -> Vec<u64> {
         with_algorithm!(self, |a| a.config_args())
     }

@@ -13,6 +13,7 @@ use super::rest::{Ask, WasmRestCall};
 use super::stores::{now_ms, Place, WasmMemoryStore, WasmRestStore};
 use crate::algorithm::LeaseOp;
 use crate::random;
+use crate::store::SEMAPHORE;
 use crate::store::{LeaseStep, Store};
 use crate::Concurrency;
 
@@ -68,7 +69,7 @@ impl WasmConcurrency {
         store: &WasmMemoryStore,
         prefix: String,
     ) -> Result<WasmConcurrency, JsValue> {
-        Self::build(max, &lease, Place::memory(store, prefix))
+        Self::build(max, &lease, Place::memory(store, &prefix, SEMAPHORE))
     }
 
     /// `max` leases of `lease` each, in Redis.
@@ -84,7 +85,7 @@ impl WasmConcurrency {
         Self::build(
             max,
             &lease,
-            Place::rest(store, prefix, failure, timeout_ms)?,
+            Place::rest(store, (&prefix, SEMAPHORE), failure, timeout_ms)?,
         )
     }
 

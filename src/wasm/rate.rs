@@ -9,6 +9,7 @@ use super::error::{js_error, Coded};
 use super::io;
 use super::rest::{Ask, WasmRestCall};
 use super::stores::{now_ms, Place, WasmMemoryStore, WasmRestStore};
+use crate::algorithm::Algorithm;
 use crate::limiter::rate::validate_quota_lease as lease_units_valid;
 use crate::store::{Consume, Peek, Store};
 
@@ -30,7 +31,7 @@ impl WasmRateLimiter {
     ) -> WasmRateLimiter {
         Self {
             algorithm: algorithm.inner,
-            place: Place::memory(store, prefix),
+            place: Place::memory(store, &prefix, &algorithm.inner.key_space()),
         }
     }
 
@@ -45,7 +46,8 @@ impl WasmRateLimiter {
         timeout_ms: Option<f64>,
         lease_units: Option<f64>,
     ) -> Result<WasmRateLimiter, JsValue> {
-        let mut place = Place::rest(store, prefix, failure, timeout_ms)?;
+        let space = algorithm.inner.key_space();
+        let mut place = Place::rest(store, (&prefix, &space), failure, timeout_ms)?;
         if let Some(units) = lease_units {
             let units = count("lease.units", units)?;
             lease_units_valid(&algorithm.inner, units).map_err(|error| error.to_js())?;

@@ -14,7 +14,8 @@ use crate::error::check_id;
 use crate::limiter::quota_book::QuotaBook;
 use crate::store::redis_rest::DenyCache;
 use crate::store::{
-    Key, MemoryStore, RestOptions, Store, TimeSource, DEFAULT_MAX_BYTES, DEFAULT_MAX_KEYS,
+    key_prefix, Key, MemoryStore, RestOptions, Store, TimeSource, DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_KEYS,
 };
 use crate::{Error, FailurePolicy, DEFAULT_MAX_ID_BYTES};
 
@@ -136,10 +137,11 @@ pub(crate) struct Place {
 }
 
 impl Place {
-    /// In `store`'s memory (which cannot fail).
-    pub(crate) fn memory(store: &WasmMemoryStore, prefix: String) -> Self {
+    /// In `store`'s memory (which cannot fail), keys under `prefix` and
+    /// `space` (see [`key_prefix`]).
+    pub(crate) fn memory(store: &WasmMemoryStore, prefix: &str, space: &str) -> Self {
         Self {
-            prefix,
+            prefix: key_prefix(prefix, space),
             max_id_bytes: DEFAULT_MAX_ID_BYTES,
             backend: Backend::Memory(store.inner.clone()),
             failure: FailurePolicy::Error,
@@ -151,7 +153,7 @@ impl Place {
     /// overridden when `timeout_ms` is given.
     pub(crate) fn rest(
         store: &WasmRestStore,
-        prefix: String,
+        (prefix, space): (&str, &str),
         failure: u8,
         timeout_ms: Option<f64>,
     ) -> Result<Self, JsValue> {
@@ -161,7 +163,7 @@ impl Place {
         }
         let failure = Failure::policy(failure);
         Ok(Self {
-            prefix,
+            prefix: key_prefix(prefix, space),
             max_id_bytes: DEFAULT_MAX_ID_BYTES,
             backend: Backend::Rest(store),
             failure,

@@ -7,7 +7,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use edgelimit::algorithm::{Algorithm, LeaseOp, LeaseOutcome};
 use edgelimit::store::{
-    Answer, Consume, Key, LeaseStep, RedisRestStore, Remote, RestOptions, TimeSource, Transition,
+    key_prefix, Answer, Consume, Key, LeaseStep, RedisRestStore, Remote, RestOptions, TimeSource,
+    Transition, SEMAPHORE,
 };
 use edgelimit::{
     Concurrency, Decision, Error, FixedWindow, Gcra, SlidingWindow, Store, StoreError, TokenBucket,
@@ -147,14 +148,16 @@ pub(crate) fn decide<A: Algorithm>(
     store.transact(key(prefix), 0, &Timed(consume))
 }
 
-/// One lease operation and Redis's time for it.
+/// One lease operation and Redis's time for it, on the key a
+/// `ConcurrencyLimiter` with `prefix` uses.
 pub(crate) fn lease_op(
     store: &RedisRestStore,
     prefix: &str,
     config: &Concurrency,
     op: LeaseOp,
 ) -> Result<(LeaseOutcome, u64), Error> {
-    store.transact(key(prefix), 0, &Timed(LeaseStep { config, op }))
+    let semaphore = key_prefix(prefix, SEMAPHORE);
+    store.transact(key(&semaphore), 0, &Timed(LeaseStep { config, op }))
 }
 
 /// A small xorshift generator: hold times and ids need no more.

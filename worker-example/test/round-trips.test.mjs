@@ -92,7 +92,7 @@ test("a Worker's quota lease pays for calls without requests, and comes back", a
   await get("/return");
   assert.equal(proxy.take().length, 1);
   // Given back: Redis counts the 35 calls made, not the 40 units leased.
-  assert.equal(String(await redis.command("HGET", "{workerd-lease:user}", "count")), "35");
+  assert.equal(String(await redis.command("HGET", "workerd-lease:fw:3600000:{user}", "count")), "35");
 });
 
 test("edgelimit/hono in a Hono app on workerd: 429 and the RateLimit headers", async () => {

@@ -12,7 +12,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::limiter::rate::DEFAULT_PREFIX;
 use crate::limiter::wait::{deadline_ms, run_blocking};
 use crate::random;
-use crate::store::{AsyncStore, Key, LeaseStep, MemoryStore, Store};
+use crate::store::{key_prefix, AsyncStore, Key, LeaseStep, MemoryStore, Store, SEMAPHORE};
 use crate::{Decision, Error};
 
 /// Limits how many holders of a key run at once.
@@ -95,14 +95,16 @@ impl ConcurrencyLimiter {
 }
 
 impl<S, C> ConcurrencyLimiter<S, C> {
-    /// A limiter over `store`, reading `clock`, keying under `prefix`.
+    /// A limiter over `store`, reading `clock`, keying under `prefix` and
+    /// `sem` (`edgelimit:sem:{tenant-7}` in Redis): never a rate limiter's
+    /// state, whatever its prefix.
     pub fn with_parts(config: Concurrency, store: S, clock: C, prefix: impl Into<String>) -> Self {
         Self {
             shared: Arc::new(Shared {
                 config,
                 store,
                 clock,
-                prefix: prefix.into().into_boxed_str(),
+                prefix: key_prefix(&prefix.into(), SEMAPHORE).into_boxed_str(),
                 waiters: Waiters::default(),
             }),
         }

@@ -124,8 +124,8 @@ pub(crate) fn redis_key(key: Key<'_>) -> String {
     // Not `format!`: this runs for every call, and the formatting
     // machinery costs more than the copies.
     let mut text = String::with_capacity(key.prefix.len() + key.id.len() + 2);
-    text.push('{');
     text.push_str(key.prefix);
+    text.push('{');
     text.push_str(key.id);
     text.push('}');
     text
@@ -152,7 +152,7 @@ mod tests {
         let sha = scripts::FIXED_WINDOW.sha1();
         assert_eq!(
             call.body(false),
-            format!(r#"["EVALSHA","{sha}","1","{{p:a\"b}}","1000","2","0","3","1000"]"#)
+            format!(r#"["EVALSHA","{sha}","1","p:{{a\"b}}","1000","2","0","3","1000"]"#)
         );
         assert!(call
             .body(true)
@@ -166,7 +166,7 @@ mod tests {
         call.push_into_batch(&mut keys, &mut args, false);
         redis_time.push_into_batch(&mut keys, &mut args, false);
         redis_time.push_into_batch(&mut keys, &mut args, true);
-        assert_eq!(keys, r#""{p:a\"b}","{p:a\"b}","{p:a\"b}""#);
+        assert_eq!(keys, r#""p:{a\"b}","p:{a\"b}","p:{a\"b}""#);
         assert_eq!(
             args,
             r#""1","5","1000","2","0","3","1000","1","5","","2","0","3","1000","0""#
