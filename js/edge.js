@@ -44,6 +44,57 @@ export function anonymous(id) {
   return id === undefined || id === null || id === "";
 }
 
+// Errors that mean the store is down or struggling, rather than that the
+// limiter is set up wrong (a refused token, a wrong URL: every request
+// would fail the same way until someone fixes it).
+const OUTAGES = new Set([
+  "STORE_TIMEOUT",
+  "STORE_UNREACHABLE",
+  "STORE_UNAVAILABLE",
+  "STORE_BUSY",
+  "STORE_MALFORMED_REPLY",
+  "STORE_COMMAND",
+  "STORE_SCRIPT_MISSING",
+]);
+
+const logged = new Set();
+
+/** Logs `error` once per code: one line to notice, not one per request. */
+function logOnce(error) {
+  const key = String(error?.code);
+  if (logged.has(key)) return;
+  logged.add(key);
+  console.error(`edgelimit: ${error?.code ?? "error"}: ${error?.message ?? error} (logged once)`);
+}
+
+/**
+ * The answer when deciding failed (with `failure: "error"`, the default; the
+ * other policies decide instead): 503 with `Retry-After: 1` while the store
+ * is down, 500 when the limiter is misconfigured (a refused token, a wrong
+ * URL: raised whatever the policy). Either way logged once, never thrown at
+ * the runtime.
+ */
+export function failedResponse(error) {
+  logOnce(error);
+  if (error?.code === "INVALID_ARGUMENT") {
+    // An id the key function made from the request (too long, not a string).
+    return new Response("Bad Request: the client id is not valid\n", {
+      status: 400,
+      headers: { "Content-Type": "text/plain; charset=utf-8" },
+    });
+  }
+  if (OUTAGES.has(error?.code)) {
+    return new Response("Service Unavailable: the rate limiter's store is down\n", {
+      status: 503,
+      headers: { "Content-Type": "text/plain; charset=utf-8", "Retry-After": "1" },
+    });
+  }
+  return new Response("Internal Server Error: the rate limiter is misconfigured\n", {
+    status: 500,
+    headers: { "Content-Type": "text/plain; charset=utf-8" },
+  });
+}
+
 function tooManyRequests() {
   return new Response("Too Many Requests\n", {
     status: 429,
@@ -80,7 +131,12 @@ export function withRateLimit(handler, config) {
     const id = await key(request, env, ctx);
     if (anonymous(id)) return onUnidentified(request, env, ctx);
     const chosen = typeof limiter === "function" ? limiter(request, env, ctx) : limiter;
-    const result = await chosen.limit(id, { cost: cost ? cost(request, env, ctx) : 1 });
+    let result;
+    try {
+      result = await chosen.limit(id, { cost: cost ? cost(request, env, ctx) : 1 });
+    } catch (error) {
+      return failedResponse(error);
+    }
     const response = result.success
       ? await handler(request, env, ctx)
       : await (onLimited ? onLimited(request, result) : tooManyRequests());

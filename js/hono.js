@@ -6,7 +6,7 @@
 // Imports nothing from Hono and no WebAssembly: the limiter comes from the
 // package's main entry, already instantiated for the runtime.
 
-import { anonymous, NO_DEFAULT_KEY, rateLimitHeaders } from "./edge.js";
+import { anonymous, failedResponse, NO_DEFAULT_KEY, rateLimitHeaders } from "./edge.js";
 import { EdgelimitError, invalid } from "./errors.js";
 import { runtimeClient } from "./identity.js";
 import { options } from "./options.js";
@@ -45,7 +45,12 @@ export function rateLimit(config) {
       return onUnidentified ? onUnidentified(c, next) : c.text("Bad Request: the client cannot be identified\n", 400);
     }
     const chosen = typeof limiter === "function" ? limiter(c) : limiter;
-    const result = await chosen.limit(id, { cost: cost ? await cost(c) : 1 });
+    let result;
+    try {
+      result = await chosen.limit(id, { cost: cost ? await cost(c) : 1 });
+    } catch (error) {
+      return failedResponse(error);
+    }
     const headers = rateLimitHeaders(chosen.algorithm, result);
     if (!result.success) {
       const denied = onLimited ? await onLimited(c, result) : c.text("Too Many Requests\n", 429);

@@ -17,6 +17,11 @@ const OTHER = CoreFetchFailure.Other;
 // Idle connections kept per origin; more are closed as they free up.
 const MAX_IDLE = 64;
 
+// The most a reply may carry (as transport.js's MAX_REPLY_BYTES): past it,
+// the connection is dropped instead of read on.
+const MAX_REPLY_BYTES = 2 << 20;
+const TOO_LARGE = `the reply is larger than ${MAX_REPLY_BYTES} bytes`;
+
 const CRLF = Buffer.from("\r\n");
 const HEAD_END = Buffer.from("\r\n\r\n");
 
@@ -231,6 +236,7 @@ class Reply {
     if (chunk.length > 0) {
       this.parts.push(chunk);
       this.received += chunk.length;
+      if (this.received > MAX_REPLY_BYTES) throw new Error(TOO_LARGE);
     }
     if (this.mode === "close" || this.received < this.length) return false;
     // Bytes past the reply: nothing was asked for them, and a connection
@@ -266,6 +272,7 @@ class Reply {
         if (!/^\d+$/.test(value) || !Number.isSafeInteger(length)) throw new Error("bad content-length");
         if (contentLength >= 0 && contentLength !== length) throw new Error("conflicting content-length");
         contentLength = length;
+        if (length > MAX_REPLY_BYTES) throw new Error(TOO_LARGE);
       } else if (name === "transfer-encoding") {
         chunked = value.split(",").pop().trim() === "chunked";
         if (!chunked) throw new Error(`unsupported transfer-encoding: ${value.slice(0, 40)}`);
@@ -297,6 +304,7 @@ class Reply {
       const digits = this.buffer.toString("latin1", 0, line).split(";")[0].trim();
       if (!/^[0-9a-f]{1,12}$/i.test(digits)) throw new Error("bad chunk size");
       const size = parseInt(digits, 16);
+      if (this.received + size > MAX_REPLY_BYTES) throw new Error(TOO_LARGE);
       if (size === 0) {
         // The last chunk; trailers, if any, end with an empty line.
         const end = this.buffer.indexOf(HEAD_END, line);
@@ -310,6 +318,8 @@ class Reply {
         throw new Error("a chunk longer than its size");
       }
       this.parts.push(this.buffer.subarray(line + 2, line + 2 + size));
+      this.received += size;
+      if (this.received > MAX_REPLY_BYTES) throw new Error(TOO_LARGE);
       this.buffer = this.buffer.subarray(line + 2 + size + 2);
     }
   }

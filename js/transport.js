@@ -31,7 +31,45 @@ function kind(error, timedOut) {
   return refused ? REFUSED : OTHER;
 }
 
-/** POSTs with the global `fetch`; resolves to `{status, text}` or `{kind, message}`. */
+/**
+ * The most a reply may carry: a batch of 128 decisions needs a few hundred
+ * kilobytes at most, so anything past this is not a store's reply (a proxy's
+ * page, a misrouted download), and is not read on.
+ */
+export const MAX_REPLY_BYTES = 2 << 20;
+
+const TOO_LARGE = `the reply is larger than ${MAX_REPLY_BYTES} bytes`;
+
+/** The body of `response` as text, or undefined once it passes MAX_REPLY_BYTES. */
+async function cappedText(response) {
+  if (Number(response.headers.get("content-length")) > MAX_REPLY_BYTES) return undefined;
+  if (response.body === null) return "";
+  const reader = response.body.getReader();
+  const parts = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > MAX_REPLY_BYTES) {
+      await reader.cancel().catch(() => {});
+      return undefined;
+    }
+    parts.push(value);
+  }
+  const body = new Uint8Array(size);
+  let at = 0;
+  for (const part of parts) {
+    body.set(part, at);
+    at += part.byteLength;
+  }
+  return new TextDecoder().decode(body);
+}
+
+/**
+ * POSTs with the global `fetch`; resolves to `{status, text}` or `{kind,
+ * message}`. The timeout covers the whole reply, body included.
+ */
 async function fetchPost(url, authorization, body, timeoutMs) {
   const controller = new AbortController();
   let timedOut = false;
@@ -46,7 +84,12 @@ async function fetchPost(url, authorization, body, timeoutMs) {
       body,
       signal: controller.signal,
     });
-    return { status: response.status, text: await response.text() };
+    const text = await cappedText(response);
+    if (text === undefined) {
+      controller.abort();
+      return { kind: OTHER, message: TOO_LARGE };
+    }
+    return { status: response.status, text };
   } catch (error) {
     return { kind: kind(error, timedOut), message: describe(error) };
   } finally {

@@ -129,6 +129,15 @@ pub enum StoreError {
     /// The backend refused the credentials (HTTP 401).
     #[error("unauthorized: the REST token was refused")]
     Unauthorized,
+    /// The backend refused the command for this token (HTTP 403: a
+    /// read-only token, or a gateway that allows only some commands).
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    /// The URL names no REST endpoint (HTTP 404), or the server knows no
+    /// such command (a REST URL with a wrong path sends the path as a
+    /// command): a wrong URL, or a server that cannot run edgelimit.
+    #[error("not found: {0}: check the REST URL")]
+    NotFound(String),
     /// The script was not in the backend's cache even after sending its code.
     #[error("script {sha1} is missing from the backend")]
     ScriptMissing {
@@ -177,14 +186,27 @@ impl StoreError {
     pub fn surely_not_applied(&self) -> bool {
         matches!(
             self,
-            Self::Unreachable(_) | Self::Busy(_) | Self::Unauthorized
+            Self::Unreachable(_)
+                | Self::Busy(_)
+                | Self::Unauthorized
+                | Self::Forbidden(_)
+                | Self::NotFound(_)
         )
     }
 
-    /// Whether the store is misused or misconfigured rather than failing:
-    /// a failure policy never turns such an error into a decision.
+    /// Whether the store is misused or misconfigured rather than failing (a
+    /// refused token, a forbidden command, a wrong URL, a blocking store in
+    /// an async task): a failure policy never turns such an error into a
+    /// decision, since admitting or denying everything would hide it.
     pub fn is_misuse(&self) -> bool {
-        matches!(self, Self::BlockingInAsyncRuntime | Self::NoAsyncRuntime)
+        matches!(
+            self,
+            Self::Unauthorized
+                | Self::Forbidden(_)
+                | Self::NotFound(_)
+                | Self::BlockingInAsyncRuntime
+                | Self::NoAsyncRuntime
+        )
     }
 
     /// Whether trying again later may succeed.

@@ -209,6 +209,35 @@ fn wrong_token_is_unauthorized() {
         limiter.limit("k"),
         Err(Error::Store(StoreError::Unauthorized))
     );
+    // A misconfiguration is raised whatever the failure policy: admitting
+    // (or denying) everything would hide it.
+    for policy in [
+        edgelimit::FailurePolicy::Open,
+        edgelimit::FailurePolicy::Closed,
+    ] {
+        let limiter = limiter.clone().with_failure_policy(policy);
+        assert_eq!(
+            limiter.limit("k"),
+            Err(Error::Store(StoreError::Unauthorized))
+        );
+    }
+    // A wrong path: 404, raised too.
+    let wrong_path =
+        RedisRestStore::new(format!("{}/nowhere/", backend.gateway.url()), TOKEN).map(|store| {
+            Limiter::new(FixedWindow::new(1, "1 s").unwrap())
+                .with_store(store)
+                .with_failure_policy(edgelimit::FailurePolicy::Open)
+        });
+    if let Ok(limiter) = wrong_path {
+        assert!(
+            matches!(
+                limiter.limit("k"),
+                Err(Error::Store(StoreError::NotFound(_)))
+            ),
+            "{:?}",
+            limiter.limit("k")
+        );
+    }
 }
 
 #[test]
@@ -246,6 +275,65 @@ fn a_silent_backend_times_out() {
         "a consuming call is not retried after a timeout"
     );
     assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+/// A server answering every request with 50 MB: cut off at the cap, well
+/// within the timeout, with a short message; blocking and async alike.
+#[test]
+fn a_huge_reply_is_cut_off_with_a_short_message() {
+    use std::io::{Read, Write};
+    let flood = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", flood.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in flood.incoming() {
+            let Ok(mut stream) = stream else { return };
+            std::thread::spawn(move || {
+                let mut request = [0; 4096];
+                let _ = stream.read(&mut request);
+                let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\r\n{\"error\":\"";
+                let _ = stream.write_all(head.as_bytes());
+                let block = vec![b'x'; 1 << 20];
+                for _ in 0..50 {
+                    if stream.write_all(&block).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let options = RestOptions {
+        timeout: Duration::from_millis(2_000),
+        retries: 0,
+        ..RestOptions::default()
+    };
+    let check = |answer: Result<edgelimit::Decision, Error>, elapsed: Duration| {
+        match answer {
+            Err(Error::Store(StoreError::Unavailable(message))) => {
+                assert!(message.contains("larger than"), "{message}");
+                assert!(message.len() < 200);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(elapsed < Duration::from_millis(1_500), "{elapsed:?}");
+    };
+    let store = RedisRestStore::with_options(url.clone(), TOKEN, options.clone()).unwrap();
+    let limiter = Limiter::new(FixedWindow::new(1, "1 s").unwrap()).with_store(store);
+    let started = std::time::Instant::now();
+    check(limiter.limit("k"), started.elapsed());
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let store = edgelimit::store::AsyncRedisRestStore::with_options(
+            url,
+            TOKEN,
+            options,
+            Default::default(),
+        )
+        .unwrap();
+        let limiter = Limiter::new(FixedWindow::new(1, "1 s").unwrap()).with_store(store);
+        let started = std::time::Instant::now();
+        check(limiter.limit_async("k").await, started.elapsed());
+    });
 }
 
 #[test]

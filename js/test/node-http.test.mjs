@@ -261,3 +261,29 @@ test("https: the certificate is checked, the reply read over TLS", {
     server.close();
   }
 });
+
+test("a reply past 2 MiB is dropped unread, however it is framed", { skip }, async () => {
+  const huge = `{"result":"${"x".repeat(3 << 20)}"}`;
+  const framings = {
+    length: (socket) => socket.end(ok(huge)),
+    declared: (socket) => socket.end("HTTP/1.1 200 OK\r\ncontent-length: 50000000\r\n\r\n{"),
+    chunked: (socket) => {
+      socket.write("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n");
+      for (let i = 0; i < 6; i++) socket.write(`100000\r\n${"x".repeat(0x100000)}\r\n`);
+      socket.end("0\r\n\r\n");
+    },
+    close: (socket) => socket.end(`HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n${huge}`),
+  };
+  for (const [name, answer] of Object.entries(framings)) {
+    const server = await rawServer((_request, socket) => answer(socket));
+    try {
+      const started = performance.now();
+      const reply = await nodePost(server.url, "Bearer t", "[]", 5_000);
+      assert.equal(reply.kind, OTHER, name);
+      assert.match(reply.message, /larger than 2097152 bytes/, name);
+      assert.ok(performance.now() - started < 2_000, name);
+    } finally {
+      await server.close();
+    }
+  }
+});

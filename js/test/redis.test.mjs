@@ -118,9 +118,9 @@ test("a refused token is STORE_UNAUTHORIZED", async () => {
   await assert.rejects(new Ratelimit({ limiter: Ratelimit.fixedWindow(3, "1 m"), store: bad }).limit("k"), {
     code: "STORE_UNAUTHORIZED",
   });
-  const opened = await rl.limit("k");
-  assert.equal(opened.success, true, "fail open on any store failure");
-  assert.equal(opened.reason, "storeFailure");
+  // A wrong token is a misconfiguration: failing open would silently admit
+  // everything, so it is raised whatever the policy.
+  await assert.rejects(rl.limit("k"), { code: "STORE_UNAUTHORIZED" });
 });
 
 test("no gateway: error, open or closed as configured", async () => {
@@ -247,4 +247,137 @@ test("a prefix is always followed by a separator; braces are refused", async () 
   assert.ok(fixed("api").limitSync("2user1").success);
   assert.ok(fixed("api2").limitSync("user1").success, "api + 2user1 is not api2 + user1");
   assert.throws(() => fixed("a{b}"), { code: "INVALID_CONFIG" });
+});
+
+test("outages follow the failure policy; misconfiguration is raised whatever it is", async () => {
+  // A server answering every request with `status` and `body`.
+  const answering = async (status, body) => {
+    const server = createServer((socket) => {
+      socket.once("data", () => {
+        socket.end(
+          `HTTP/1.1 ${status} X\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+        );
+      });
+    });
+    await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+    return { url: `http://127.0.0.1:${server.address().port}`, close: () => server.close() };
+  };
+  const limiter = (url, failure) =>
+    new Ratelimit({
+      limiter: Ratelimit.fixedWindow(3, "1 m"),
+      store: redisStore({ url, token: "t", retries: 0 }),
+      failure,
+    });
+  const cases = [
+    [401, '{"error":"Unauthorized"}', "STORE_UNAUTHORIZED", "raised"],
+    [403, '{"error":"ERR command not allowed"}', "STORE_FORBIDDEN", "raised"],
+    [404, "Not Found", "STORE_NOT_FOUND", "raised"],
+    [400, `{"error":"ERR unknown command 'nowhere'"}`, "STORE_NOT_FOUND", "raised"],
+    [503, "Service Unavailable", "STORE_UNAVAILABLE", "policy"],
+    [502, "<html>bad gateway</html>", "STORE_UNAVAILABLE", "policy"],
+  ];
+  for (const [status, body, code, kind] of cases) {
+    const server = await answering(status, body);
+    try {
+      await assert.rejects(limiter(server.url, "error").limit("k"), { code }, `${status}`);
+      for (const failure of ["open", "closed"]) {
+        const call = limiter(server.url, failure).limit("k");
+        if (kind === "raised") {
+          await assert.rejects(call, { code }, `${status} with failure ${failure}`);
+        } else {
+          const result = await call;
+          assert.equal(result.success, failure === "open", `${status} ${failure}`);
+          assert.equal(result.reason, "storeFailure");
+        }
+      }
+    } finally {
+      server.close();
+    }
+  }
+});
+
+test("a 50 MB reply is cut off within the timeout, with a short message", async () => {
+  const sockets = [];
+  const flood = createServer((socket) => {
+    sockets.push(socket);
+    socket.once("data", () => {
+      socket.write(`HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\r\n{"error":"`);
+      const block = "x".repeat(1 << 20);
+      let sent = 0;
+      const more = () => {
+        while (sent < 50 && socket.write(block)) sent++;
+        if (sent < 50 && !socket.destroyed) socket.once("drain", more);
+      };
+      socket.on("error", () => {});
+      more();
+    });
+  });
+  await new Promise((resolve) => flood.listen(0, "127.0.0.1", resolve));
+  try {
+    const url = `http://127.0.0.1:${flood.address().port}`;
+    const rl = new Ratelimit({
+      limiter: Ratelimit.fixedWindow(3, "1 m"),
+      store: redisStore({ url, token: "t", retries: 0 }),
+      timeout: 300,
+    });
+    const started = Date.now();
+    const error = await rl.limit("k").then(
+      () => assert.fail("admitted"),
+      (e) => e,
+    );
+    assert.ok(Date.now() - started < 1_000, `${Date.now() - started} ms`);
+    assert.ok(["STORE_UNAVAILABLE", "STORE_TIMEOUT"].includes(error.code), error.code);
+    assert.ok(error.message.length < 500, `${error.message.length} characters`);
+  } finally {
+    for (const socket of sockets) socket.destroy();
+    flood.close();
+  }
+});
+
+test("withRateLimit on an outage and on a misconfiguration: no unhandled error, logged once", async () => {
+  const { withRateLimit } = await import("./edgelimit.mjs");
+  const unauthorized = createServer((socket) =>
+    socket.once("data", () =>
+      socket.end('HTTP/1.1 401 X\r\ncontent-length: 24\r\nconnection: close\r\n\r\n{"error":"Unauthorized"}'),
+    ),
+  );
+  await new Promise((resolve) => unauthorized.listen(0, "127.0.0.1", resolve));
+  const down = await freePort(); // nothing listens there
+  const logs = [];
+  const realError = console.error;
+  console.error = (...args) => logs.push(args.join(" "));
+  try {
+    const handle = async (url, failure) => {
+      const limiter = new Ratelimit({
+        limiter: Ratelimit.fixedWindow(1, "1 h"),
+        store: url ? redisStore({ url, token: "t", retries: 0 }) : memoryStore(),
+        failure,
+      });
+      const handler = withRateLimit(() => new Response("hello"), { limiter, key: () => "client" });
+      const statuses = [];
+      for (let i = 0; i < 2; i++) {
+        const response = await handler(new Request("https://example.com/"));
+        statuses.push(
+          `${response.status}${response.headers.get("Retry-After") ? `/${response.headers.get("Retry-After")}` : ""}`,
+        );
+      }
+      return statuses.join(" ");
+    };
+    const outage = `http://127.0.0.1:${down}`;
+    assert.equal(await handle(outage, "error"), "503/1 503/1", "the default: try again soon");
+    assert.equal(await handle(outage, "open"), "200 200");
+    assert.equal(await handle(outage, "closed"), "429/1 429/1");
+    const wrongToken = `http://127.0.0.1:${unauthorized.address().port}`;
+    for (const failure of ["error", "open", "closed"]) {
+      assert.equal(await handle(wrongToken, failure), "500 500", `a refused token with failure ${failure}`);
+    }
+    for (const failure of ["error", "open", "closed"]) {
+      assert.match(await handle(undefined, failure), /^200 429\/\d+$/, "memory never fails");
+    }
+    assert.equal(logs.filter((line) => line.includes("STORE_UNAUTHORIZED")).length, 1, logs.join("\n"));
+    assert.equal(logs.filter((line) => line.includes("STORE_UNREACHABLE")).length, 1, logs.join("\n"));
+  } finally {
+    console.error = realError;
+    unauthorized.close();
+  }
 });

@@ -45,6 +45,8 @@ impl Coded for StoreError {
     fn code(&self) -> &'static str {
         match self {
             Self::Unauthorized => "STORE_UNAUTHORIZED",
+            Self::Forbidden(_) => "STORE_FORBIDDEN",
+            Self::NotFound(_) => "STORE_NOT_FOUND",
             Self::ScriptMissing { .. } => "STORE_SCRIPT_MISSING",
             Self::Command(_) => "STORE_COMMAND",
             Self::Timeout { .. } => "STORE_TIMEOUT",

@@ -244,7 +244,9 @@ impl WasmRestCall {
             _ => None,
         };
         match limit {
-            Some(limit) if self.target.failure != FailurePolicy::Error => {
+            // A refused token, a forbidden command or a wrong URL is raised
+            // whatever the policy: admitting or denying all would hide it.
+            Some(limit) if self.target.failure != FailurePolicy::Error && !error.is_misuse() => {
                 rate(self.target.failure.decide(limit, self.now_ms))
             }
             _ => io::status(Err(Error::Store(error).to_js())),

@@ -156,8 +156,23 @@ fn a_timeout_retries_reads_but_never_a_consuming_call() {
 fn store_errors_have_codes() {
     let cases = [
         (401, r#"{"error":"Unauthorized"}"#, "STORE_UNAUTHORIZED"),
-        (403, "forbidden", "STORE_UNAUTHORIZED"),
-        (400, r#"{"error":"ERR unknown command"}"#, "STORE_COMMAND"),
+        (403, "forbidden", "STORE_FORBIDDEN"),
+        (
+            403,
+            r#"{"error":"ERR command not allowed: FLUSHALL"}"#,
+            "STORE_FORBIDDEN",
+        ),
+        (404, "Not Found", "STORE_NOT_FOUND"),
+        (
+            400,
+            r#"{"error":"ERR wrong number of arguments"}"#,
+            "STORE_COMMAND",
+        ),
+        (
+            400,
+            r#"{"error":"ERR unknown command 'nowhere'"}"#,
+            "STORE_NOT_FOUND",
+        ),
         (200, r#"{"result":"OK"}"#, "STORE_MALFORMED_REPLY"),
         (
             200,
@@ -183,12 +198,44 @@ fn store_errors_have_codes() {
 fn failure_policies_decide_instead_of_failing() {
     // Open: admitted, flagged as a store failure, nothing known remains.
     let mut open = consume(1);
-    assert_eq!(receive(&mut open, 401, r#"{"error":"Unauthorized"}"#), 1);
+    assert_eq!(receive(&mut open, 503, "Service Unavailable"), 1);
     assert_eq!(slots(), [3.0, 0.0, 1_500.0, 0.0, 1.0, 0.0]);
     // Closed: denied, retry in a second.
     let mut closed = consume(2);
-    assert_eq!(receive(&mut closed, 401, r#"{"error":"Unauthorized"}"#), 0);
+    assert_eq!(receive(&mut closed, 503, "Service Unavailable"), 0);
     assert_eq!(slots(), [3.0, 0.0, 1_500.0, 1_000.0, 1.0, 0.0]);
+}
+
+#[wasm_bindgen_test]
+fn misconfiguration_is_raised_whatever_the_policy() {
+    for policy in [1, 2] {
+        for (status, text, code) in [
+            (401, r#"{"error":"Unauthorized"}"#, "STORE_UNAUTHORIZED"),
+            (
+                403,
+                r#"{"error":"ERR command not allowed"}"#,
+                "STORE_FORBIDDEN",
+            ),
+            (404, "Not Found", "STORE_NOT_FOUND"),
+        ] {
+            let mut call = consume(policy);
+            assert_eq!(receive(&mut call, status, text), -1, "{policy} {status}");
+            assert_eq!(taken_code(), code);
+        }
+    }
+}
+
+#[wasm_bindgen_test]
+fn a_huge_error_reply_makes_a_short_message() {
+    let mut call = consume(0);
+    let reply = format!(r#"{{"error":"ERR {}"}}"#, "x".repeat(1 << 20));
+    assert_eq!(receive(&mut call, 400, &reply), -1);
+    let error = edgelimit::wasm::take_error();
+    let message = js_sys::Reflect::get(&error, &"message".into())
+        .unwrap()
+        .as_string()
+        .unwrap();
+    assert!(message.len() < 400, "{} bytes", message.len());
 }
 
 #[wasm_bindgen_test]

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use super::batch::{Batch, GroupingState};
 use super::block::blocking;
+use super::body;
 use super::call::{conclude, redis_key, ScriptCall};
 use super::deny_cache::DenyCache;
 use super::exchange::{Exchange, Exchanges, Request, Step};
@@ -119,17 +120,43 @@ impl RedisRestStore {
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(body)
             .send()
+            .map_err(|error| self.transport_error(&error))
             .and_then(|response| {
                 let status = response.status().as_u16();
-                response.text().map(|text| (status, text))
+                if body::declared_too_large(response.content_length()) {
+                    return Err(body::too_large());
+                }
+                // The reply read up to one byte past the cap, within the
+                // client's timeout (which covers the body).
+                let mut bytes = Vec::new();
+                let limit = body::MAX_REPLY_BYTES as u64 + 1;
+                std::io::Read::read_to_end(&mut std::io::Read::take(response, limit), &mut bytes)
+                    .map_err(|error| self.read_error(&error))?;
+                if bytes.len() > body::MAX_REPLY_BYTES {
+                    return Err(body::too_large());
+                }
+                Ok((status, body::text(bytes)))
             })
-            .map_err(|error| self.transport_error(&error))
     }
 
     fn post(&self, body: String) -> Reply {
         match self.post_to("", body) {
             Ok((status, text)) => protocol::read_reply(status, &text),
             Err(error) => Reply::Failed(error),
+        }
+    }
+
+    /// A body that could not be read to its end.
+    fn read_error(&self, error: &std::io::Error) -> StoreError {
+        let inner = error
+            .get_ref()
+            .and_then(|e| e.downcast_ref::<reqwest::Error>());
+        match inner {
+            Some(error) => self.transport_error(error),
+            None if error.kind() == std::io::ErrorKind::TimedOut => StoreError::Timeout {
+                ms: self.inner.options.timeout.as_millis() as u64,
+            },
+            None => StoreError::Unavailable(error.to_string()),
         }
     }
 

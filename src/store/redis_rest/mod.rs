@@ -10,6 +10,8 @@ mod batcher;
 mod block;
 #[cfg(not(target_arch = "wasm32"))]
 mod blocking;
+#[cfg(not(target_arch = "wasm32"))]
+mod body;
 mod call;
 mod deny_cache;
 mod exchange;

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use super::batcher::{Batcher, Post};
+use super::body;
 use super::call::{conclude, redis_key, ScriptCall};
 use super::deny_cache::DenyCache;
 use super::exchange::{Exchange, Part, Request, Step};
@@ -148,13 +149,25 @@ impl Post for Transport {
             .body(body)
             .send()
             .await;
-        let response = sent.map_err(|e| self.transport_error(&e))?;
+        let mut response = sent.map_err(|e| self.transport_error(&e))?;
         let status = response.status().as_u16();
-        let text = response
-            .text()
+        if body::declared_too_large(response.content_length()) {
+            return Err(body::too_large());
+        }
+        // Read up to the cap, within the client's timeout (which covers
+        // the body).
+        let mut bytes = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
             .await
-            .map_err(|e| self.transport_error(&e))?;
-        Ok((status, text))
+            .map_err(|e| self.transport_error(&e))?
+        {
+            if bytes.len() + chunk.len() > body::MAX_REPLY_BYTES {
+                return Err(body::too_large());
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok((status, body::text(bytes)))
     }
 }
 

@@ -98,8 +98,11 @@ fn http(status: u16) -> String {
 
 /// The response's JSON, or why there is none.
 fn document(status: u16, body: &str) -> Result<Json, StoreError> {
-    if status == 401 || status == 403 {
-        return Err(StoreError::Unauthorized);
+    match status {
+        401 => return Err(StoreError::Unauthorized),
+        403 => return Err(StoreError::Forbidden(refusal(body))),
+        404 => return Err(StoreError::NotFound(http(status))),
+        _ => {}
     }
     json::parse(body).ok_or_else(|| {
         if status >= 500 {
@@ -136,13 +139,17 @@ pub(crate) fn error_reply(status: u16, message: &str) -> Reply {
     if message.starts_with("NOSCRIPT") {
         return Reply::NoScript;
     }
+    let message = excerpt(message);
     if REFUSED_FOR_NOW.iter().any(|code| message.starts_with(code)) {
-        return Reply::Failed(StoreError::Busy(message.to_owned()));
+        return Reply::Failed(StoreError::Busy(message));
+    }
+    if message.starts_with("ERR unknown command") {
+        return Reply::Failed(StoreError::NotFound(message));
     }
     Reply::Failed(if status >= 500 {
-        StoreError::Unavailable(message.to_owned())
+        StoreError::Unavailable(message)
     } else {
-        StoreError::Command(message.to_owned())
+        StoreError::Command(message)
     })
 }
 
@@ -166,8 +173,25 @@ pub(crate) fn integers(result: &Json) -> Result<Vec<i64>, StoreError> {
     }
 }
 
+/// At most 300 characters of `body`, for an error message: a reply of any
+/// size never makes a large one.
 fn excerpt(body: &str) -> String {
-    body.chars().take(120).collect()
+    let mut text: String = body.chars().take(300).collect();
+    if text.len() < body.len() {
+        text.push('…');
+    }
+    text
+}
+
+/// Why a 403 refused the command: the reply's `error`, else an excerpt.
+fn refusal(body: &str) -> String {
+    match json::parse(body) {
+        Some(document) => match document.field("error") {
+            Some(Json::Str(message)) => excerpt(message),
+            _ => excerpt(body),
+        },
+        None => excerpt(body),
+    }
 }
 
 /// Delay before retry `attempt` (0-based): exponential from `base_ms`,
