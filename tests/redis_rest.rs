@@ -316,7 +316,7 @@ fn a_huge_reply_is_cut_off_with_a_short_message() {
         }
         assert!(elapsed < Duration::from_millis(1_500), "{elapsed:?}");
     };
-    let store = RedisRestStore::with_options(url.clone(), TOKEN, options.clone()).unwrap();
+    let store = RedisRestStore::with_options(url.clone(), TOKEN, options).unwrap();
     let limiter = Limiter::new(FixedWindow::new(1, "1 s").unwrap()).with_store(store);
     let started = std::time::Instant::now();
     check(limiter.limit("k"), started.elapsed());

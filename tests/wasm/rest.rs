@@ -71,7 +71,7 @@ fn evalsha_then_eval_on_noscript_then_the_decision() {
     assert_eq!(first[0], "EVALSHA");
     assert_eq!(
         first[2..],
-        ["1", "{r:alice}", "1500", "1", "0", "3", "1000"]
+        ["1", "r:fw:1000:{alice}", "1500", "1", "0", "3", "1000"]
     );
     let sha = first[1].clone();
 
@@ -256,7 +256,7 @@ fn redis_time_leaves_the_time_argument_empty() {
     // now, cost, peek, rate, period, burst.
     assert_eq!(
         words(&body(&call))[3..],
-        ["{g:k}", "", "2", "0", "10", "1000", "2"]
+        ["g:gcra:1000/10:{k}", "", "2", "0", "10", "1000", "2"]
     );
     assert_eq!(
         error_code(rl.rest_call(write_id(b"k"), 3.0, 0.0, false)),
@@ -267,7 +267,7 @@ fn redis_time_leaves_the_time_argument_empty() {
 #[wasm_bindgen_test]
 fn remove_is_a_del() {
     let mut call = limiter(0).rest_remove("alice").unwrap().unwrap();
-    assert_eq!(words(&body(&call)), ["DEL", "{r:alice}"]);
+    assert_eq!(words(&body(&call)), ["DEL", "r:fw:1000:{alice}"]);
     assert_eq!(receive(&mut call, 200, r#"{"result":0}"#), 1);
 }
 
@@ -282,7 +282,7 @@ fn lease_calls_carry_the_operation_and_read_the_expiry() {
     // now, op, lease id, ttl (0: the configured one), max, lease.
     assert_eq!(
         words(&body(&call))[3..],
-        ["{c:job}", "1000", "acquire", "7", "0", "2", "10000"]
+        ["c:sem:{job}", "1000", "acquire", "7", "0", "2", "10000"]
     );
     // allowed, decision allowed, free, reset, retry after, now, expiry.
     assert_eq!(
@@ -329,7 +329,19 @@ fn calls_in_one_batch_share_one_script_call_and_each_reads_its_reply() {
     // `b`'s are `a`'s again, so only 0.
     assert_eq!(
         sent[2..],
-        ["2", "{r:a}", "{r:b}", "1", "5", "1500", "1", "0", "3", "1000", "0"]
+        [
+            "2",
+            "r:fw:1000:{a}",
+            "r:fw:1000:{b}",
+            "1",
+            "5",
+            "1500",
+            "1",
+            "0",
+            "3",
+            "1000",
+            "0"
+        ]
     );
     batch.receive(200, r#"{"result":[[1,2,2000,0,1500],"WRONGTYPE no"]}"#);
     assert!(!batch.regroup());
