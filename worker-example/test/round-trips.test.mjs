@@ -2,7 +2,7 @@
 // one request, and a blocked client is answered from the deny cache. A
 // counting proxy between the Workers and the real gateway counts requests.
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
@@ -107,4 +107,32 @@ test("edgelimit/hono in a Hono app on workerd: 429 and the RateLimit headers", a
   }
   assert.deepEqual(statuses, [200, 200, 429], hono.logs());
   assert.equal((await get("203.0.113.6")).status, 200, "another client");
+});
+
+test("the README's Worker example runs as written: one limiter per isolate, 429 after the burst", async () => {
+  const readme = readFileSync(join(exampleDir, "..", "README.md"), "utf8");
+  const blocks = [...readme.matchAll(/```js\n([\s\S]*?)```/g)].map((m) => m[1]);
+  const found = blocks.filter((code) => code.includes("export default { fetch: withRateLimit"));
+  assert.equal(found.length, 1, "one README Worker example");
+  // Inside worker-example, so that "edgelimit" resolves to the package.
+  const source = mkdtempSync(join(exampleDir, ".readme-"));
+  try {
+    writeFileSync(join(source, "worker.js"), found[0]);
+    const readmeWorker = await worker(await bundleWorker(join(source, "worker.js"), join(source, "out")));
+    const get = async (ip) => {
+      const response = await fetch(readmeWorker.url, { headers: { "CF-Connecting-IP": ip } });
+      await response.arrayBuffer();
+      return response.status;
+    };
+    const statuses = [];
+    for (let i = 0; i < 21; i++) statuses.push(await get("203.0.113.77"));
+    assert.deepEqual(statuses, [...Array(20).fill(200), 429], "a burst of 20, then 429");
+    assert.equal(await get("198.51.100.77"), 200, "another client has its own burst");
+    // The isolate's one limiter remembers the denial: no request to Redis.
+    proxy.take();
+    for (let i = 0; i < 10; i++) assert.equal(await get("203.0.113.77"), 429);
+    assert.deepEqual(proxy.take(), [], "denials answered by the isolate's deny cache");
+  } finally {
+    rmSync(source, { recursive: true, force: true });
+  }
 });

@@ -7,6 +7,7 @@ use super::block::blocking;
 use super::body;
 use super::call::{conclude, redis_key, ScriptCall};
 use super::deny_cache::DenyCache;
+use super::endpoint;
 use super::exchange::{Exchange, Exchanges, Request, Step};
 use super::json::Json;
 use super::options::{Grouping, RestOptions};
@@ -74,6 +75,14 @@ impl RedisRestStore {
         Self::with_options(url, token, RestOptions::default())
     }
 
+    /// A store at `UPSTASH_REDIS_REST_URL` with `UPSTASH_REDIS_REST_TOKEN`
+    /// (else Vercel KV's `KV_REST_API_URL` and `KV_REST_API_TOKEN`), as
+    /// Upstash's console and `vercel env pull` write them.
+    pub fn from_env() -> Result<Self, StoreError> {
+        let (url, token) = endpoint::from_env()?;
+        Self::new(url, token)
+    }
+
     /// Like [`new`](Self::new), with timeouts, retries, time source and
     /// deny cache.
     pub fn with_options(
@@ -87,7 +96,7 @@ impl RedisRestStore {
                 .build()
         })?
         .map_err(|e| StoreError::Unreachable(format!("HTTP client: {e}")))?;
-        let url = url.into().trim_end_matches('/').to_owned();
+        let url = endpoint::checked_url(url.into())?;
         Ok(Self {
             inner: Arc::new(Inner {
                 http: Some(http),

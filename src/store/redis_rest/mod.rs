@@ -14,6 +14,8 @@ mod blocking;
 mod body;
 mod call;
 mod deny_cache;
+#[cfg(not(target_arch = "wasm32"))]
+mod endpoint;
 mod exchange;
 mod json;
 #[cfg(not(target_arch = "wasm32"))]

@@ -7,6 +7,7 @@ use super::batcher::{Batcher, Post};
 use super::body;
 use super::call::{conclude, redis_key, ScriptCall};
 use super::deny_cache::DenyCache;
+use super::endpoint;
 use super::exchange::{Exchange, Part, Request, Step};
 use super::json::Json;
 use super::options::{Batching, RestOptions};
@@ -76,6 +77,14 @@ impl AsyncRedisRestStore {
         Self::with_options(url, token, RestOptions::default(), Batching::default())
     }
 
+    /// A store at `UPSTASH_REDIS_REST_URL` with `UPSTASH_REDIS_REST_TOKEN`
+    /// (else Vercel KV's `KV_REST_API_URL` and `KV_REST_API_TOKEN`), as
+    /// Upstash's console and `vercel env pull` write them.
+    pub fn from_env() -> Result<Self, StoreError> {
+        let (url, token) = endpoint::from_env()?;
+        Self::new(url, token)
+    }
+
     /// Like [`new`](Self::new), with timeouts, retries, time source, deny
     /// cache and batching ([`Batching::OFF`]: one request per call).
     pub fn with_options(
@@ -84,13 +93,14 @@ impl AsyncRedisRestStore {
         options: RestOptions,
         batching: Batching,
     ) -> Result<Self, StoreError> {
+        let url = endpoint::checked_url(url.into())?;
         let http = reqwest::Client::builder()
             .timeout(options.timeout)
             .build()
             .map_err(|e| StoreError::Unreachable(format!("HTTP client: {e}")))?;
         let transport = Transport {
             http,
-            url: url.into().trim_end_matches('/').to_owned(),
+            url,
             token: token.into(),
             timeout_ms: options.timeout.as_millis().try_into().unwrap_or(u64::MAX),
         };
