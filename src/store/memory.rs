@@ -61,8 +61,9 @@ struct Shard(Mutex<Table>);
 
 struct Table {
     entries: HashTable<Entry>,
-    /// What the entries cost, as [`Entry::bytes`] counts.
-    bytes: usize,
+    /// What the entries keep outside the table, as [`Entry::heap_bytes`]
+    /// counts.
+    heap: usize,
 }
 
 struct Entry {
@@ -117,16 +118,15 @@ impl KeyText {
 }
 
 impl Entry {
-    /// What keeping this entry costs: itself, a key too long to live inside
-    /// it, and what its state keeps on the heap.
+    /// What this entry keeps outside the table: a key too long to live
+    /// inside it, and what its state keeps on the heap.
     #[inline]
-    fn bytes(&self) -> usize {
+    fn heap_bytes(&self) -> usize {
         let key = match &self.key {
             KeyText::Inline { .. } => 0,
             KeyText::Heap(bytes) => bytes.len(),
         };
-        // One more byte: the table's control byte per entry.
-        size_of::<Entry>() + 1 + key + self.state.as_ref().map_or(0, AnyState::heap_bytes)
+        key + self.state.as_ref().map_or(0, AnyState::heap_bytes)
     }
 
     #[inline]
@@ -228,7 +228,7 @@ impl MemoryStore {
             .map(|_| {
                 Shard(Mutex::new(Table {
                     entries: HashTable::new(),
-                    bytes: 0,
+                    heap: 0,
                 }))
             })
             .collect();
@@ -261,7 +261,7 @@ impl MemoryStore {
 
     /// Bytes of state held now, as the bound counts them.
     pub fn bytes(&self) -> usize {
-        self.shared.shards.iter().map(|s| s.lock().bytes).sum()
+        self.shared.shards.iter().map(|s| s.lock().bytes(0)).sum()
     }
 
     /// Keys held in memory, including expired ones not yet swept.
@@ -282,7 +282,10 @@ impl MemoryStore {
     /// needed.
     pub fn purge_expired(&self, now_ms: u64) {
         for shard in self.shared.shards.iter() {
-            shard.lock().sweep(now_ms);
+            let mut table = shard.lock();
+            table.sweep(now_ms);
+            // Give the table's spare room back too.
+            table.entries.shrink_to_fit(|e| e.hash);
         }
     }
 
@@ -358,9 +361,9 @@ impl Table {
             expires_at_ms,
             state: Some(state),
         };
-        let bytes = entry.bytes();
-        self.make_room(now_ms, bounds, 1, bytes);
-        self.bytes += bytes;
+        let heap = entry.heap_bytes();
+        self.make_room(now_ms, bounds, 1, heap);
+        self.heap += heap;
         self.entries.insert_unique(hash, entry, |e| e.hash);
     }
 
@@ -369,18 +372,31 @@ impl Table {
         self.entries.retain(|e| {
             let keep = e.expires_at_ms > now_ms;
             if !keep {
-                freed += e.bytes();
+                freed += e.heap_bytes();
             }
             keep
         });
-        self.bytes -= freed;
+        self.heap -= freed;
     }
 
-    /// Makes space for `keys` more keys costing `bytes` within `bounds`
-    /// (none and nothing: back within them after a state grew).
-    fn make_room(&mut self, now_ms: u64, bounds: Bounds, keys: usize, bytes: usize) {
+    /// What the shard keeps with `keys` more keys: the table as allocated
+    /// (its buckets, doubled when it must grow for them) and the entries'
+    /// heap.
+    fn bytes(&self, keys: usize) -> usize {
+        let capacity = self.entries.capacity().max(self.entries.len() + keys);
+        let buckets = match capacity {
+            0 => 0,
+            capacity => (capacity * 8 / 7).next_power_of_two(),
+        };
+        // One control byte per bucket besides the entry.
+        buckets * (size_of::<Entry>() + 1) + self.heap
+    }
+
+    /// Makes space for `keys` more keys keeping `heap` more bytes within
+    /// `bounds` (none and nothing: back within them after a state grew).
+    fn make_room(&mut self, now_ms: u64, bounds: Bounds, keys: usize, heap: usize) {
         let over =
-            |t: &Self| t.entries.len() + keys > bounds.keys || t.bytes + bytes > bounds.bytes;
+            |t: &Self| t.entries.len() + keys > bounds.keys || t.bytes(keys) + heap > bounds.bytes;
         if over(self) {
             self.sweep(now_ms);
         }
@@ -415,11 +431,11 @@ impl Table {
                 _ => true,
             };
             if !keep {
-                freed += e.bytes();
+                freed += e.heap_bytes();
             }
             keep
         });
-        self.bytes -= freed;
+        self.heap -= freed;
     }
 }
 
@@ -455,12 +471,12 @@ impl MemoryStore {
             bytes: self.shared.shard_budget,
         };
         if let Some(entry) = table.entries.find_mut(hash, |e| e.is(hash, key)) {
-            let before = entry.bytes();
+            let before = entry.heap_bytes();
             let answer = entry.run(now_ms, step, held);
-            let after = entry.bytes();
+            let after = entry.heap_bytes();
             if after != before {
                 // A sliding log's or a semaphore's state grew or shrank.
-                table.bytes = table.bytes + after - before;
+                table.heap = table.heap + after - before;
                 if after > before {
                     table.make_room(now_ms, bounds, 0, 0);
                 }
@@ -506,7 +522,7 @@ impl Store for MemoryStore {
         let mut table = self.shard(hash).lock();
         if let Ok(found) = table.entries.find_entry(hash, |e| e.is(hash, key)) {
             let (entry, _) = found.remove();
-            table.bytes -= entry.bytes();
+            table.heap -= entry.heap_bytes();
         }
         Ok(())
     }
