@@ -19,7 +19,9 @@ const rss = () => process.memoryUsage().rss;
       if (error.code === "INVALID_ARGUMENT") refused++;
     }
   }
-  console.log(`10 MB ids: ${refused} of 1000 refused (INVALID_ARGUMENT); next call admitted: ${rl.limitSync("ok").success}`);
+  console.log(
+    `10 MB ids: ${refused} of 1000 refused (INVALID_ARGUMENT); next call admitted: ${rl.limitSync("ok").success}`,
+  );
 }
 
 // 2. 300 000 distinct ids of 16 KB, then of 1 KiB (the longest accepted), default bounds.
@@ -37,9 +39,7 @@ for (const size of [16_384, 1_000]) {
     }
   }
   globalThis.gc?.();
-  console.log(
-    `300000 ids of ${size} B: ${refused} refused; RSS +${mb(rss() - before)} (store bound ${mb(32 << 20)})`,
-  );
+  console.log(`300000 ids of ${size} B: ${refused} refused; RSS +${mb(rss() - before)} (store bound ${mb(32 << 20)})`);
 }
 
 // 3. One id at fixedWindow(10, "1 h")'s limit among 1000 fresh ids, and among a million.
