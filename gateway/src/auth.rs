@@ -25,6 +25,16 @@ impl Token {
             read_only,
         }
     }
+
+    /// Its length in bytes.
+    pub fn len(&self) -> usize {
+        self.secret.len()
+    }
+
+    /// Whether it is empty: such a token must never be accepted.
+    pub fn is_empty(&self) -> bool {
+        self.secret.is_empty()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,7 +65,8 @@ impl Tokens {
         let given = bearer(headers)
             .map(|t| t.as_bytes().to_vec())
             .or_else(|| query.and_then(query_token));
-        let Some(given) = given else {
+        // An empty token never matches, whatever was configured.
+        let Some(given) = given.filter(|g| !g.is_empty()) else {
             return Err(ApiError::Unauthorized);
         };
         // Compare against every token without early exit so the answer time
@@ -96,14 +107,16 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// Reads a token file: one token per line, `readonly:` prefix for read-only
-/// ones; blank lines and `#` comments are skipped.
-pub fn parse_token_file(text: &str) -> Vec<Token> {
+/// ones; blank lines and `#` comments are skipped. Each token comes with its
+/// line number (from 1).
+pub fn parse_token_file(text: &str) -> Vec<(usize, Token)> {
     text.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(|l| match l.strip_prefix("readonly:") {
-            Some(t) => Token::new(t.trim(), true),
-            None => Token::new(l, false),
+        .enumerate()
+        .map(|(i, l)| (i + 1, l.trim()))
+        .filter(|(_, l)| !l.is_empty() && !l.starts_with('#'))
+        .map(|(n, l)| match l.strip_prefix("readonly:") {
+            Some(t) => (n, Token::new(t.trim(), true)),
+            None => (n, Token::new(l, false)),
         })
         .collect()
 }
@@ -131,9 +144,13 @@ mod tests {
 
     #[test]
     fn token_file() {
-        let t = parse_token_file("# c\n\nabc\nreadonly: def\n");
-        assert_eq!(t.len(), 2);
-        assert!(!t[0].read_only && t[1].read_only);
-        assert_eq!(t[1].secret, b"def");
+        let t = parse_token_file("# c\n\nabc\nreadonly: def\nreadonly:\n");
+        assert_eq!(t.len(), 3);
+        assert!(!t[0].1.read_only && t[1].1.read_only);
+        assert_eq!((t[1].0, t[1].1.secret.as_slice()), (4, b"def".as_slice()));
+        assert!(
+            t[2].1.is_empty(),
+            "line 5 is an empty token, refused at start"
+        );
     }
 }

@@ -116,6 +116,33 @@ pub struct Config {
     )]
     pub request_timeout_ms: u64,
 
+    /// Time limit from a request's first byte to the end of its head: a
+    /// client trickling its headers (slowloris) is cut off.
+    #[arg(
+        long,
+        env = "EDGELIMIT_GATEWAY_HEADER_TIMEOUT_MS",
+        default_value_t = 10_000
+    )]
+    pub header_timeout_ms: u64,
+
+    /// How long a connection may wait with no request (kept alive after
+    /// one, or opened and silent) before it is closed.
+    #[arg(
+        long,
+        env = "EDGELIMIT_GATEWAY_IDLE_TIMEOUT_MS",
+        default_value_t = 60_000
+    )]
+    pub idle_timeout_ms: u64,
+
+    /// Open client connections at most; a new one closes the connection
+    /// idle the longest, and is refused only when every one is busy.
+    #[arg(
+        long,
+        env = "EDGELIMIT_GATEWAY_MAX_CONNECTIONS",
+        default_value_t = 1024
+    )]
+    pub max_connections: usize,
+
     /// Time limit for opening a connection to Redis.
     #[arg(
         long,

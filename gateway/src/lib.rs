@@ -16,13 +16,13 @@ pub mod policy;
 pub mod pool;
 pub mod resp;
 pub mod scripts;
+pub mod serve;
 pub mod target;
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
 use crate::auth::{parse_token_file, Token, Tokens};
@@ -39,6 +39,8 @@ use crate::pool::Pool;
 pub enum StartError {
     #[error("no token configured: pass --token or --token-file (or --insecure-no-auth)")]
     NoToken,
+    #[error("an empty token in {origin}: it would let in any request with an empty token (a trailing comma?)")]
+    EmptyToken { origin: String },
     #[error("cannot read token file {path}: {source}")]
     TokenFile {
         path: String,
@@ -55,14 +57,36 @@ pub enum StartError {
 
 /// Builds the shared state from the configuration.
 pub fn build_state(cfg: &Config) -> Result<Arc<AppState>, StartError> {
-    let mut tokens: Vec<Token> = cfg.tokens.iter().map(|t| Token::new(t, false)).collect();
-    tokens.extend(cfg.read_only_tokens.iter().map(|t| Token::new(t, true)));
+    // Each token with where it came from, for the messages below.
+    let mut given: Vec<(String, Token)> = Vec::new();
+    for t in &cfg.tokens {
+        given.push((
+            "--token (EDGELIMIT_GATEWAY_TOKEN)".into(),
+            Token::new(t, false),
+        ));
+    }
+    for t in &cfg.read_only_tokens {
+        let source = "--read-only-token (EDGELIMIT_GATEWAY_READ_ONLY_TOKEN)".into();
+        given.push((source, Token::new(t, true)));
+    }
     if let Some(path) = &cfg.token_file {
         let text = std::fs::read_to_string(path).map_err(|source| StartError::TokenFile {
             path: path.display().to_string(),
             source,
         })?;
-        tokens.extend(parse_token_file(&text));
+        for (line, token) in parse_token_file(&text) {
+            given.push((format!("{} line {line}", path.display()), token));
+        }
+    }
+    let mut tokens = Vec::with_capacity(given.len());
+    for (source, token) in given {
+        if token.is_empty() {
+            return Err(StartError::EmptyToken { origin: source });
+        }
+        if token.len() < 16 {
+            tracing::warn!(%source, "a token shorter than 16 bytes is easy to guess");
+        }
+        tokens.push(token);
     }
     let tokens = Tokens::new(tokens, cfg.insecure_no_auth);
     if tokens.is_empty() && !cfg.insecure_no_auth {
@@ -107,10 +131,6 @@ pub async fn run(
             source,
         })?;
     let addr = listener.local_addr().map_err(StartError::Serve)?;
-    // Responses are written whole; never hold them back for Nagle.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
     tracing::info!(
         %addr,
         redis = ?cfg.redis_url,
@@ -119,8 +139,12 @@ pub async fn run(
         allow_list = !cfg.allow_commands.is_empty(),
         "listening"
     );
-    axum::serve(listener, http::router(state))
-        .with_graceful_shutdown(shutdown)
+    let limits = serve::Limits {
+        header_timeout: Duration::from_millis(cfg.header_timeout_ms.max(1)),
+        idle_timeout: Duration::from_millis(cfg.idle_timeout_ms.max(1)),
+        max_connections: serve::connection_cap(cfg.max_connections, cfg.pool_size),
+    };
+    serve::serve(listener, http::router(state), limits, shutdown)
         .await
         .map_err(StartError::Serve)?;
     tracing::info!("stopped");

@@ -194,6 +194,38 @@ fn refuses_to_start_without_a_token() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no token configured"));
 }
 
+/// An empty token would let in any request carrying an empty one
+/// (`?_token=`): the gateway refuses to start, naming where it came from.
+#[test]
+fn refuses_to_start_with_an_empty_token() {
+    let r = Redis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tokens");
+    std::fs::write(&file, "a-long-enough-token-1\nreadonly:\n").unwrap();
+    let file = file.to_str().unwrap();
+    let cases: [(&[&str], &[(&str, &str)], &str); 4] = [
+        (&["--token", ""], &[], "--token"),
+        (&[], &[("EDGELIMIT_GATEWAY_TOKEN", "a-long-enough-token-1,")], "--token"),
+        (&["--read-only-token", ""], &[], "--read-only-token"),
+        (&["--token-file", file], &[], "line 2"),
+    ];
+    for (args, env, named) in cases {
+        let out = gateway_command(&r.url(), free_port(), args, env)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} {env:?} started");
+        assert!(stderr.contains("empty token") && stderr.contains(named), "{stderr}");
+    }
+    // A short token starts, with a warning.
+    let short = Gateway::start_raw(&r.url(), &["--token", "short"], &[]);
+    thread::sleep(Duration::from_millis(300));
+    let log = std::fs::read_to_string(&short.log).unwrap();
+    assert!(log.contains("shorter than 16 bytes"), "{log}");
+    assert!(!log.contains("short\""), "the token itself is never logged");
+}
+
 #[test]
 fn logs_never_contain_tokens() {
     let r = Redis::start();

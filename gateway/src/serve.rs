@@ -1,0 +1,339 @@
+//! Accepting and keeping HTTP connections, with bounds no client can get
+//! around: a request's head must arrive within `header_timeout` of its first
+//! byte (slowloris), a kept-alive connection may idle `idle_timeout`, and at
+//! most `max_connections` are open, idle ones closed first to make room.
+//! Without them a few hundred idle sockets lock every real client out.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::pin::{pin, Pin};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+
+/// How long connections may take and how many may be open.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// From a request's first byte to the end of its head.
+    pub header_timeout: Duration,
+    /// A kept-alive (or new) connection with no request.
+    pub idle_timeout: Duration,
+    /// Open connections at most.
+    pub max_connections: usize,
+}
+
+/// `configured`, lowered to fit the process's descriptor limit (when it can
+/// be read) with room for Redis connections and the rest: past the limit,
+/// accepting fails and silent sockets would hold every slot.
+pub fn connection_cap(configured: usize, pool_size: usize) -> usize {
+    let limit = std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|text| {
+            let line = text.lines().find(|l| l.starts_with("Max open files"))?;
+            line.split_whitespace().nth(3)?.parse::<usize>().ok()
+        });
+    let cap = match limit {
+        Some(limit) => configured.min(limit.saturating_sub(32 + 2 * pool_size)),
+        None => configured,
+    };
+    if cap < configured {
+        tracing::warn!(
+            configured,
+            cap,
+            "max connections lowered to the descriptor limit"
+        );
+    }
+    cap.max(1)
+}
+
+/// What the server knows of one connection.
+struct Conn {
+    /// Requests being answered.
+    in_flight: AtomicUsize,
+    /// When the last response was sent or the connection opened (ms since
+    /// the server started).
+    idle_since_ms: AtomicU64,
+    /// When the first byte of a request not yet answered arrived (0: none).
+    head_started_ms: AtomicU64,
+    /// Closes it.
+    close: CancellationToken,
+}
+
+impl Conn {
+    fn is_idle(&self) -> bool {
+        self.in_flight.load(Ordering::Acquire) == 0
+            && self.head_started_ms.load(Ordering::Acquire) == 0
+    }
+}
+
+/// Every open connection, by number.
+struct Registry {
+    started: Instant,
+    conns: Mutex<HashMap<u64, Arc<Conn>>>,
+    next: AtomicU64,
+    closing: AtomicBool,
+}
+
+impl Registry {
+    fn now_ms(&self) -> u64 {
+        // Never 0: 0 marks "no request started".
+        self.started.elapsed().as_millis() as u64 + 1
+    }
+
+    fn conns(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<Conn>>> {
+        self.conns.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Makes room for one more connection: closes the connection idle the
+    /// longest when at `max`. False when every one is busy.
+    fn admit(&self, max: usize) -> bool {
+        let conns = self.conns();
+        if conns.len() < max {
+            return true;
+        }
+        let oldest_idle = conns
+            .values()
+            .filter(|c| c.is_idle() && !c.close.is_cancelled())
+            .min_by_key(|c| c.idle_since_ms.load(Ordering::Acquire));
+        match oldest_idle {
+            Some(conn) => {
+                conn.close.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Closes what overstayed: heads too slow, idle connections too idle.
+    fn reap(&self, limits: &Limits) {
+        let now = self.now_ms();
+        let header_ms = limits.header_timeout.as_millis() as u64;
+        let idle_ms = limits.idle_timeout.as_millis() as u64;
+        for conn in self.conns().values() {
+            if conn.in_flight.load(Ordering::Acquire) > 0 {
+                continue;
+            }
+            let started = conn.head_started_ms.load(Ordering::Acquire);
+            let overdue = match started {
+                0 => now.saturating_sub(conn.idle_since_ms.load(Ordering::Acquire)) > idle_ms,
+                started => now.saturating_sub(started) > header_ms,
+            };
+            if overdue {
+                conn.close.cancel();
+            }
+        }
+    }
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves, then lets the
+/// requests in flight finish.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: Limits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    let registry = Arc::new(Registry {
+        started: Instant::now(),
+        conns: Mutex::new(HashMap::new()),
+        next: AtomicU64::new(0),
+        closing: AtomicBool::new(false),
+    });
+    let reaper = tokio::spawn({
+        let registry = registry.clone();
+        async move {
+            let tick = (limits.header_timeout.min(limits.idle_timeout) / 4)
+                .clamp(Duration::from_millis(10), Duration::from_millis(250));
+            let mut interval = tokio::time::interval(tick);
+            loop {
+                interval.tick().await;
+                registry.reap(&limits);
+            }
+        }
+    });
+    let mut shutdown = pin!(shutdown);
+    loop {
+        let (tcp, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                // Out of descriptors and the like: the connections still
+                // open will close; try again shortly.
+                Err(error) => {
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        if !registry.admit(limits.max_connections) {
+            tracing::warn!(
+                max = limits.max_connections,
+                "at the connection cap with every connection busy: refused one"
+            );
+            continue;
+        }
+        // Responses are written whole; never hold them back for Nagle.
+        let _ = tcp.set_nodelay(true);
+        spawn_connection(tcp, router.clone(), registry.clone());
+    }
+    reaper.abort();
+    // Idle connections close now, busy ones after their response.
+    registry.closing.store(true, Ordering::Release);
+    let open: Vec<Arc<Conn>> = registry.conns().values().cloned().collect();
+    for conn in &open {
+        conn.close.cancel();
+    }
+    while !registry.conns().is_empty() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Ok(())
+}
+
+fn spawn_connection(tcp: TcpStream, router: Router, registry: Arc<Registry>) {
+    let id = registry.next.fetch_add(1, Ordering::Relaxed);
+    let conn = Arc::new(Conn {
+        in_flight: AtomicUsize::new(0),
+        idle_since_ms: AtomicU64::new(registry.now_ms()),
+        head_started_ms: AtomicU64::new(0),
+        close: CancellationToken::new(),
+    });
+    registry.conns().insert(id, conn.clone());
+    tokio::spawn(async move {
+        let io = TokioIo::new(Watched {
+            inner: tcp,
+            conn: conn.clone(),
+            registry: registry.clone(),
+        });
+        let service = TowerToHyperService::new(Tracked {
+            inner: router,
+            conn: conn.clone(),
+            registry: registry.clone(),
+        });
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder.keep_alive(true);
+        let connection = builder.serve_connection(io, service);
+        let mut connection = pin!(connection);
+        tokio::select! {
+            _ = connection.as_mut() => {}
+            () = conn.close.cancelled() => {
+                if registry.closing.load(Ordering::Acquire) {
+                    // Shutting down: finish what is in flight.
+                    connection.as_mut().graceful_shutdown();
+                    let _ = connection.await;
+                }
+                // Otherwise it overstayed or was idle at the cap: dropped.
+            }
+        }
+        registry.conns().remove(&id);
+    });
+}
+
+/// The connection's socket, noting when a request starts to arrive.
+struct Watched {
+    inner: TcpStream,
+    conn: Arc<Conn>,
+    registry: Arc<Registry>,
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before && self.conn.in_flight.load(Ordering::Acquire) == 0 {
+            // Bytes with no request being answered: a head is on its way.
+            let now = self.registry.now_ms();
+            let _ = self.conn.head_started_ms.compare_exchange(
+                0,
+                now,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            );
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+/// The router, counting the connection's requests in flight.
+#[derive(Clone)]
+struct Tracked {
+    inner: Router,
+    conn: Arc<Conn>,
+    registry: Arc<Registry>,
+}
+
+impl<B> tower_service::Service<axum::http::Request<B>> for Tracked
+where
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    type Response = axum::response::Response;
+    type Error = std::convert::Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        tower_service::Service::<axum::http::Request<axum::body::Body>>::poll_ready(
+            &mut self.inner,
+            cx,
+        )
+    }
+
+    fn call(&mut self, request: axum::http::Request<B>) -> Self::Future {
+        let conn = self.conn.clone();
+        let registry = self.registry.clone();
+        conn.in_flight.fetch_add(1, Ordering::AcqRel);
+        conn.head_started_ms.store(0, Ordering::Release);
+        let response =
+            tower_service::Service::call(&mut self.inner, request.map(axum::body::Body::new));
+        Box::pin(async move {
+            let response = response.await;
+            conn.idle_since_ms
+                .store(registry.now_ms(), Ordering::Release);
+            conn.in_flight.fetch_sub(1, Ordering::AcqRel);
+            response
+        })
+    }
+}
