@@ -99,6 +99,30 @@ pub struct Config {
     )]
     pub allow_commands: Vec<String>,
 
+    /// Run edgelimit's own Lua scripts (and --script files) on keys under
+    /// --key-prefix, and delete keys under it; refuse everything else.
+    #[arg(long, env = "EDGELIMIT_GATEWAY_LIMITER_ONLY")]
+    pub limiter_only: bool,
+
+    /// Key prefix of the limiters served in --limiter-only mode
+    /// (repeatable, or comma-separated in the env var).
+    #[arg(
+        long = "key-prefix",
+        env = "EDGELIMIT_GATEWAY_KEY_PREFIXES",
+        value_delimiter = ',',
+        default_value = "edgelimit:"
+    )]
+    pub key_prefixes: Vec<String>,
+
+    /// A Lua script file that may also run in --limiter-only mode
+    /// (repeatable).
+    #[arg(
+        long = "script",
+        env = "EDGELIMIT_GATEWAY_SCRIPTS",
+        value_delimiter = ','
+    )]
+    pub scripts: Vec<PathBuf>,
+
     /// Multiplexed connections to Redis.
     #[arg(long, env = "EDGELIMIT_GATEWAY_POOL_SIZE", default_value_t = 4)]
     pub pool_size: usize,

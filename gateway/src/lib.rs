@@ -12,6 +12,7 @@ pub mod error;
 pub mod gateway;
 pub mod http;
 pub mod json;
+pub mod limiter_only;
 pub mod policy;
 pub mod pool;
 pub mod resp;
@@ -31,6 +32,7 @@ use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::gateway::Gateway;
 use crate::http::AppState;
+use crate::limiter_only::LimiterOnly;
 use crate::policy::Policy;
 use crate::pool::Pool;
 
@@ -43,6 +45,11 @@ pub enum StartError {
     EmptyToken { origin: String },
     #[error("cannot read token file {path}: {source}")]
     TokenFile {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot read script file {path}: {source}")]
+    ScriptFile {
         path: String,
         source: std::io::Error,
     },
@@ -110,8 +117,20 @@ pub fn build_state(cfg: &Config) -> Result<Arc<AppState>, StartError> {
     } else {
         Backend::Single(Pool::new(target, cfg.pool_size, connect_timeout))
     };
+    let mut policy = Policy::new(&cfg.allow_commands);
+    if cfg.limiter_only {
+        let mut scripts = Vec::new();
+        for path in &cfg.scripts {
+            let code = std::fs::read_to_string(path).map_err(|source| StartError::ScriptFile {
+                path: path.display().to_string(),
+                source,
+            })?;
+            scripts.push(code);
+        }
+        policy = policy.limiter_only(LimiterOnly::new(&scripts, &cfg.key_prefixes));
+    }
     Ok(Arc::new(AppState {
-        gateway: Gateway::new(backend, Policy::new(&cfg.allow_commands)),
+        gateway: Gateway::new(backend, policy),
         tokens,
         max_body: cfg.max_body_bytes,
         request_timeout: Duration::from_millis(cfg.request_timeout_ms),

@@ -10,6 +10,7 @@ use std::collections::{HashMap, HashSet};
 use bytes::Bytes;
 
 use crate::error::ApiError;
+use crate::limiter_only::LimiterOnly;
 use crate::resp::Value;
 
 /// Commands that change per-connection state or block the connection; on a
@@ -70,9 +71,17 @@ pub fn sub_name(name: &str, args: &[Bytes]) -> Option<String> {
 pub struct Policy {
     /// Lowercase `name` or `name|subcommand` entries; `None` allows all.
     pub allow: Option<HashSet<String>>,
+    /// `--limiter-only`: edgelimit's scripts and deletions under prefixes.
+    pub limiter_only: Option<LimiterOnly>,
 }
 
 impl Policy {
+    /// With `--limiter-only` besides the allow-list (both must pass).
+    pub fn limiter_only(mut self, only: LimiterOnly) -> Policy {
+        self.limiter_only = Some(only);
+        self
+    }
+
     pub fn new(allow: &[String]) -> Policy {
         let set: HashSet<String> = allow
             .iter()
@@ -81,6 +90,7 @@ impl Policy {
             .collect();
         Policy {
             allow: (!set.is_empty()).then_some(set),
+            limiter_only: None,
         }
     }
 
@@ -94,6 +104,9 @@ impl Policy {
             return Err(ApiError::BadRequest(format!(
                 "ERR command '{name}' is not supported over REST (it needs a dedicated connection)"
             )));
+        }
+        if let Some(only) = &self.limiter_only {
+            only.check(&name, args)?;
         }
         // Only the allow-list and read-only checks need `name|sub`.
         let sub = if self.allow.is_some() || readonly.is_some() {

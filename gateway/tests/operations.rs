@@ -203,9 +203,15 @@ fn refuses_to_start_with_an_empty_token() {
     let file = dir.path().join("tokens");
     std::fs::write(&file, "a-long-enough-token-1\nreadonly:\n").unwrap();
     let file = file.to_str().unwrap();
-    let cases: [(&[&str], &[(&str, &str)], &str); 4] = [
+    // Flags, environment, and the source the message must name.
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case; 4] = [
         (&["--token", ""], &[], "--token"),
-        (&[], &[("EDGELIMIT_GATEWAY_TOKEN", "a-long-enough-token-1,")], "--token"),
+        (
+            &[],
+            &[("EDGELIMIT_GATEWAY_TOKEN", "a-long-enough-token-1,")],
+            "--token",
+        ),
         (&["--read-only-token", ""], &[], "--read-only-token"),
         (&["--token-file", file], &[], "line 2"),
     ];
@@ -216,7 +222,10 @@ fn refuses_to_start_with_an_empty_token() {
             .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{args:?} {env:?} started");
-        assert!(stderr.contains("empty token") && stderr.contains(named), "{stderr}");
+        assert!(
+            stderr.contains("empty token") && stderr.contains(named),
+            "{stderr}"
+        );
     }
     // A short token starts, with a warning.
     let short = Gateway::start_raw(&r.url(), &["--token", "short"], &[]);
