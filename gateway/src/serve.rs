@@ -213,6 +213,7 @@ fn spawn_connection(tcp: TcpStream, router: Router, registry: Arc<Registry>) {
             inner: tcp,
             conn: conn.clone(),
             registry: registry.clone(),
+            pending: Vec::new(),
         });
         let service = TowerToHyperService::new(Tracked {
             inner: router,
@@ -238,11 +239,62 @@ fn spawn_connection(tcp: TcpStream, router: Router, registry: Arc<Registry>) {
     });
 }
 
-/// The connection's socket, noting when a request starts to arrive.
+/// The connection's socket, noting when a request starts to arrive, and
+/// giving the error replies hyper writes itself (a malformed request line,
+/// a URI or head too large, a bad length: before any request reached the
+/// router) the JSON body every other error has.
 struct Watched {
     inner: TcpStream,
     conn: Arc<Conn>,
     registry: Arc<Registry>,
+    /// A rewritten error reply not yet fully written.
+    pending: Vec<u8>,
+}
+
+impl Watched {
+    /// Writes what is pending; ready once nothing is.
+    fn drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while !self.pending.is_empty() {
+            match Pin::new(&mut self.inner).poll_write(cx, &self.pending) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(n)) => {
+                    self.pending.drain(..n);
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// An error reply with an empty body and no content type (hyper's own, for
+/// requests it could not read) as one with a JSON body, or `None` for any
+/// other write.
+fn json_error_reply(head: &[u8]) -> Option<Vec<u8>> {
+    if !head.starts_with(b"HTTP/1.1 4") && !head.starts_with(b"HTTP/1.1 5") {
+        return None;
+    }
+    let text = std::str::from_utf8(head).ok()?;
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let lower = head.to_ascii_lowercase();
+    if !body.is_empty()
+        || lower.contains("\r\ncontent-type:")
+        || !lower.contains("\r\ncontent-length: 0")
+    {
+        return None;
+    }
+    let status_line = head.strip_prefix("HTTP/1.1 ")?.lines().next()?;
+    let status: u16 = status_line.get(..3)?.parse().ok()?;
+    let reason = status_line.get(4..).unwrap_or("").trim();
+    let body = format!(r#"{{"error":"{status} {reason}: the request could not be read"}}"#);
+    Some(
+        format!(
+            "HTTP/1.1 {status_line}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes(),
+    )
 }
 
 impl AsyncRead for Watched {
@@ -273,27 +325,34 @@ impl AsyncWrite for Watched {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
+        if let Poll::Ready(Err(e)) = self.drain(cx) {
+            return Poll::Ready(Err(e));
+        }
+        if !self.pending.is_empty() {
+            return Poll::Pending;
+        }
+        // An error reply with an empty body and no type is hyper's own (or
+        // a router's bare 405): sent with a JSON body instead.
+        if let Some(reply) = json_error_reply(buf) {
+            self.pending = reply;
+            let _ = self.drain(cx);
+            return Poll::Ready(Ok(buf.len()));
+        }
         Pin::new(&mut self.inner).poll_write(cx, buf)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
+        match self.drain(cx) {
+            Poll::Ready(Ok(())) => Pin::new(&mut self.inner).poll_flush(cx),
+            other => other,
+        }
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
+        match self.drain(cx) {
+            Poll::Ready(Ok(())) => Pin::new(&mut self.inner).poll_shutdown(cx),
+            other => other,
+        }
     }
 }
 

@@ -139,3 +139,50 @@ fn a_descriptor_limit_below_the_attack_still_serves_real_clients() {
     };
     assert_eq!(served, vec![200; 10]);
 }
+
+/// The raw reply to `request`, read until the server closes or 2 s pass.
+fn raw(port: u16, request: &[u8]) -> String {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.write_all(request).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let mut reply = Vec::new();
+    let _ = stream.read_to_end(&mut reply);
+    String::from_utf8_lossy(&reply).into_owned()
+}
+
+/// Errors answered before a request reaches the handler (a malformed
+/// request line, a URI or head too large, a bad length) have a JSON body
+/// like every other error.
+#[test]
+fn errors_below_the_handler_are_json_too() {
+    let redis = Redis::start();
+    let g = Gateway::with_tokens(&redis.url(), &[]);
+    let long_uri = format!("GET /{} HTTP/1.1\r\nhost: x\r\n\r\n", "a".repeat(70_000));
+    let big_head = format!(
+        "POST / HTTP/1.1\r\nhost: x\r\nx-big: {}\r\n\r\n",
+        "a".repeat(500_000)
+    );
+    for (request, status) in [
+        ("GARBAGE\r\n\r\n".to_owned(), "400"),
+        (long_uri, "414"),
+        (big_head, "431"),
+        (
+            "POST / HTTP/1.1\r\nhost: x\r\ncontent-length: -5\r\n\r\n".to_owned(),
+            "400",
+        ),
+    ] {
+        let reply = raw(g.port, request.as_bytes());
+        assert!(
+            reply.starts_with(&format!("HTTP/1.1 {status}")),
+            "{reply:.80}"
+        );
+        let body = reply.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+        let json: serde_json::Value = serde_json::from_str(body).expect(&reply);
+        assert!(
+            json["error"].as_str().unwrap().starts_with(status),
+            "{json}"
+        );
+    }
+}

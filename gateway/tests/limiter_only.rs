@@ -23,7 +23,10 @@ fn post(g: &Gateway, path: &str, body: &str) -> testkit::http::Resp {
 #[test]
 fn limiters_work_and_nothing_else_gets_through() {
     let redis = Redis::start();
-    let g = Gateway::start_with(redis.port, &["--limiter-only", "--key-prefix", "edgelimit:,app:"]);
+    let g = Gateway::start_with(
+        redis.port,
+        &["--limiter-only", "--key-prefix", "edgelimit:,app:"],
+    );
     let mut conn = redis.conn();
     conn.call(&["SET", "precious", "data"]).unwrap();
 
