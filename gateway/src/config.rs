@@ -123,6 +123,16 @@ pub struct Config {
     )]
     pub scripts: Vec<PathBuf>,
 
+    /// Largest reply read from Redis, in bytes; a longer one is an error
+    /// for its request (and the Redis connection is replaced).
+    #[arg(long, env = "EDGELIMIT_GATEWAY_MAX_REPLY_BYTES", default_value_t = 16 << 20)]
+    pub max_reply_bytes: usize,
+
+    /// Bytes of rewritten Lua scripts remembered at most (scripts past it
+    /// still run, their original SHA not remembered).
+    #[arg(long, env = "EDGELIMIT_GATEWAY_MAX_SCRIPT_CACHE_BYTES", default_value_t = 16 << 20)]
+    pub max_script_cache_bytes: usize,
+
     /// Multiplexed connections to Redis.
     #[arg(long, env = "EDGELIMIT_GATEWAY_POOL_SIZE", default_value_t = 4)]
     pub pool_size: usize,

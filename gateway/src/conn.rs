@@ -23,6 +23,16 @@ use tokio_util::sync::CancellationToken;
 use crate::resp::{self, Value};
 use crate::target::Target;
 
+/// The largest reply read from Redis (`--max-reply-bytes`): a longer one
+/// (`EVAL "return string.rep('x', 1e8)"`) is not buffered; its request gets
+/// an error and the connection is replaced.
+static MAX_REPLY_BYTES: AtomicUsize = AtomicUsize::new(16 << 20);
+
+/// Sets the largest reply read from Redis, for every connection.
+pub fn set_max_reply_bytes(max: usize) {
+    MAX_REPLY_BYTES.store(max.max(1024), Ordering::Relaxed);
+}
+
 /// Bytes coalesced into one write at most; bounds latency added by batching.
 const MAX_BATCH: usize = 256 * 1024;
 /// Jobs queued per connection before callers wait (backpressure).
@@ -276,6 +286,27 @@ async fn read_loop(
                     let _ = p.done.send(vals);
                 }
             }
+        }
+        let max = MAX_REPLY_BYTES.load(Ordering::Relaxed);
+        if buf.len() > max {
+            // The reply in progress is past the cap: its request gets an
+            // error, and the stream (which cannot be resynchronised without
+            // reading the rest) is dropped.
+            let job = match current.take() {
+                Some(job) => Some(job),
+                None => pending.try_recv().ok().map(|p| (p, Vec::new())),
+            };
+            if let Some((p, mut vals)) = job {
+                let error = format!("ERR reply larger than {max} bytes (--max-reply-bytes)");
+                vals.resize(p.replies, Value::Error(error.into()));
+                inflight.fetch_sub(1, Ordering::Relaxed);
+                let _ = p.done.send(vals);
+            }
+            tracing::warn!(
+                max,
+                "a reply past --max-reply-bytes; dropping the redis connection"
+            );
+            break 'outer;
         }
         if buf.capacity() - buf.len() < 16 * 1024 {
             buf.reserve(64 * 1024);

@@ -39,6 +39,12 @@ impl Gateway {
         }
     }
 
+    /// Remembers at most `max_bytes` of rewritten script text.
+    pub fn with_script_cache_bytes(mut self, max_bytes: usize) -> Gateway {
+        self.scripts = Scripts::with_max_bytes(max_bytes);
+        self
+    }
+
     /// Key positions are needed to route commands in a cluster.
     async fn routing_table(&self) -> Result<Option<Arc<CommandTable>>, ConnError> {
         if self.backend.is_cluster() {

@@ -99,6 +99,7 @@ pub fn build_state(cfg: &Config) -> Result<Arc<AppState>, StartError> {
     if tokens.is_empty() && !cfg.insecure_no_auth {
         return Err(StartError::NoToken);
     }
+    conn::set_max_reply_bytes(cfg.max_reply_bytes);
     let connect_timeout = Duration::from_millis(cfg.connect_timeout_ms);
     let target = cfg.redis_url.clone();
     let backend = if cfg.cluster {
@@ -130,7 +131,7 @@ pub fn build_state(cfg: &Config) -> Result<Arc<AppState>, StartError> {
         policy = policy.limiter_only(LimiterOnly::new(&scripts, &cfg.key_prefixes));
     }
     Ok(Arc::new(AppState {
-        gateway: Gateway::new(backend, policy),
+        gateway: Gateway::new(backend, policy).with_script_cache_bytes(cfg.max_script_cache_bytes),
         tokens,
         max_body: cfg.max_body_bytes,
         request_timeout: Duration::from_millis(cfg.request_timeout_ms),

@@ -37,9 +37,21 @@ pub struct Rewritten {
     pub sha: Bytes,
 }
 
-#[derive(Default)]
+/// Bytes of remembered script text at most, unless configured
+/// (`--max-script-cache-bytes`).
+pub const DEFAULT_MAX_SCRIPT_BYTES: usize = 16 << 20;
+
 pub struct Scripts {
     by_original_sha: RwLock<HashMap<Bytes, Arc<Rewritten>>>,
+    /// Text remembered, in bytes, and the most that may be.
+    bytes: std::sync::atomic::AtomicUsize,
+    max_bytes: usize,
+}
+
+impl Default for Scripts {
+    fn default() -> Self {
+        Scripts::with_max_bytes(DEFAULT_MAX_SCRIPT_BYTES)
+    }
 }
 
 pub fn sha1_hex(data: &[u8]) -> Bytes {
@@ -97,6 +109,15 @@ pub fn rewrite(script: &[u8]) -> Option<Bytes> {
 }
 
 impl Scripts {
+    /// Remembers at most `max_bytes` of script text.
+    pub fn with_max_bytes(max_bytes: usize) -> Scripts {
+        Scripts {
+            by_original_sha: RwLock::default(),
+            bytes: Default::default(),
+            max_bytes,
+        }
+    }
+
     /// Rewrites `script` if needed and remembers it under its original SHA.
     pub fn prepare(&self, script: &[u8]) -> Option<Arc<Rewritten>> {
         let text = rewrite(script)?;
@@ -108,8 +129,12 @@ impl Scripts {
             .by_original_sha
             .write()
             .unwrap_or_else(|p| p.into_inner());
-        if map.len() < MAX_SCRIPTS {
-            map.insert(sha1_hex(script), r.clone());
+        let used = self.bytes.load(std::sync::atomic::Ordering::Relaxed);
+        if map.len() < MAX_SCRIPTS && used + r.text.len() <= self.max_bytes {
+            if map.insert(sha1_hex(script), r.clone()).is_none() {
+                self.bytes
+                    .fetch_add(r.text.len(), std::sync::atomic::Ordering::Relaxed);
+            }
         }
         Some(r)
     }
@@ -126,10 +151,12 @@ impl Scripts {
 
     /// SCRIPT FLUSH: forget everything, as Redis does.
     pub fn clear(&self) {
-        self.by_original_sha
+        let mut map = self
+            .by_original_sha
             .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
+            .unwrap_or_else(|p| p.into_inner());
+        map.clear();
+        self.bytes.store(0, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

@@ -186,3 +186,57 @@ fn errors_below_the_handler_are_json_too() {
         );
     }
 }
+
+/// The gateway's resident memory, from /proc.
+fn rss_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse::<u64>()
+        .unwrap()
+        * 1024
+}
+
+/// 100 MB replies and 100 scripts of 1 MB stay within the caps: JSON
+/// errors, memory bounded (uncapped, one such reply alone grew the debug
+/// build's RSS by about 420 MB, and each remembered script by its size),
+/// the gateway still serving.
+#[test]
+fn replies_and_the_script_cache_are_bounded() {
+    let redis = Redis::start();
+    let g = Gateway::with_tokens(
+        &redis.url(),
+        &[
+            "--max-reply-bytes",
+            "4194304",
+            "--max-script-cache-bytes",
+            "4194304",
+            "--max-body-bytes",
+            "2000000",
+        ],
+    );
+    assert_eq!(g.post("/", r#"["PING"]"#).status, 200);
+    let before = rss_bytes(g.pid());
+    for _ in 0..3 {
+        let res = g.post(
+            "/",
+            r#"["EVAL","return string.rep('x', 100*1024*1024)","0"]"#,
+        );
+        assert!(res.status >= 400, "{}", res.status);
+        let error = res.json()["error"].as_str().unwrap().to_owned();
+        assert!(error.contains("larger than"), "{error}");
+    }
+    for i in 0..100 {
+        // A shebang makes the gateway rewrite the script, and remember it.
+        let body = format!(
+            r##"["EVAL","#!lua flags=allow-key-locking\nreturn '{}{i}'","0"]"##,
+            "y".repeat(1_000_000)
+        );
+        assert_eq!(g.post("/", &body).status, 200);
+    }
+    assert_eq!(g.post("/", r#"["PING"]"#).status, 200, "still serving");
+    let grown = rss_bytes(g.pid()).saturating_sub(before);
+    assert!(grown < 80 << 20, "RSS grew by {} MB", grown >> 20);
+}
