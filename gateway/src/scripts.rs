@@ -130,11 +130,12 @@ impl Scripts {
             .write()
             .unwrap_or_else(|p| p.into_inner());
         let used = self.bytes.load(std::sync::atomic::Ordering::Relaxed);
-        if map.len() < MAX_SCRIPTS && used + r.text.len() <= self.max_bytes {
-            if map.insert(sha1_hex(script), r.clone()).is_none() {
-                self.bytes
-                    .fetch_add(r.text.len(), std::sync::atomic::Ordering::Relaxed);
-            }
+        if map.len() < MAX_SCRIPTS
+            && used + r.text.len() <= self.max_bytes
+            && map.insert(sha1_hex(script), r.clone()).is_none()
+        {
+            self.bytes
+                .fetch_add(r.text.len(), std::sync::atomic::Ordering::Relaxed);
         }
         Some(r)
     }
