@@ -58,6 +58,11 @@ impl Waiters {
         }
     }
 
+    /// How many callers wait for `key` here.
+    pub(super) fn len(&self, key: &str) -> usize {
+        lock(&self.queues).get(key).map_or(0, VecDeque::len)
+    }
+
     /// Wakes the first waiter of `key`, if any: a slot was released here.
     pub(super) fn wake_first(&self, key: &str) {
         let first = {
