@@ -12,6 +12,9 @@ const ACQUIRE = CoreLeaseOp.Acquire;
 const RELEASE = CoreLeaseOp.Release;
 const EXTEND = CoreLeaseOp.Extend;
 const PEEK = CoreLeaseOp.Peek;
+const ACQUIRE_UNFAIR = CoreLeaseOp.AcquireUnfair;
+const WAIT = CoreLeaseOp.Wait;
+const LEAVE = CoreLeaseOp.Leave;
 
 // Node 20.4+, Deno, workerd and current browsers define it; the registered
 // symbol is what `await using` looks up where a polyfill provides it.
@@ -24,12 +27,15 @@ export class Concurrency {
   #core;
   #failure;
   #transport;
-  /** Waiters by id, in arrival order: `{ woken, wake }`. */
+  #fair;
+  /** Waiters by id, in arrival order: `{ woken, wake, number }`. */
   #waiters = new Map();
 
-  constructor({ max, leaseTtl, store, prefix = DEFAULT_PREFIX, timeout, failure = "error" } = {}) {
+  constructor({ max, leaseTtl, store, prefix = DEFAULT_PREFIX, timeout, failure = "error", fair = true } = {}) {
     checkNumber("max", max);
     if (typeof prefix !== "string") throw invalid("prefix must be a string");
+    if (typeof fair !== "boolean") throw invalid("fair must be true or false");
+    this.#fair = fair;
     const policy = failureCode(failure);
     store = checkStore(store ?? memoryStore());
     if (timeout !== undefined) checkNumber("timeout", timeout);
@@ -52,12 +58,29 @@ export class Concurrency {
     // In the queue before the first try, so that no release between a
     // denial and the wait goes unseen.
     const place = this.#enqueue(id);
+    let granted = false;
     try {
       for (;;) {
         signal?.throwIfAborted();
-        const { allowed, slots } = await this.#acquireOnce(id, lease, leaseTtl);
+        // A waiter's try keeps its place in the store's queue (fair), so
+        // that waiters elsewhere are served in arrival order too; a single
+        // try takes a slot no waiter is owed (fair) or any free one.
+        const op = !this.#fair ? ACQUIRE_UNFAIR : timeout > 0 ? WAIT : ACQUIRE;
+        const waiters = this.#waiters.get(id)?.size ?? 1;
+        const { allowed, slots } = await this.#acquireOnce(id, lease, leaseTtl, op, place.number, waiters);
+        if (slots[slot.NUMBER] > 0) place.number = slots[slot.NUMBER];
         const now = Date.now();
-        if (allowed || now >= deadline) return new Permit(this.#lease(id, lease), allowed, slots);
+        if (allowed && signal?.aborted) {
+          // Granted as the caller gave up: the slot goes back.
+          await this.#lease(id, lease)
+            .release()
+            .catch(() => {});
+          signal.throwIfAborted();
+        }
+        if (allowed || now >= deadline) {
+          granted = allowed;
+          return new Permit(this.#lease(id, lease), allowed, slots);
+        }
         // Woken, but the slot went to a caller that did not wait: first in
         // line still.
         if (place.woken) this.#requeueFirst(id, place);
@@ -73,6 +96,11 @@ export class Concurrency {
         await this.#pause(place, wait, signal);
       }
     } finally {
+      // Leading the queue without a slot: the owner's place in the store's
+      // queue goes (the next waiter here, woken now, takes it again with
+      // its own number).
+      const head = place.woken || this.#waiters.get(id)?.first() === place;
+      if (!granted && head && place.number > 0) this.#apply(id, LEAVE, "", undefined).catch(() => {});
       this.#leave(id, place);
     }
   }
@@ -83,10 +111,10 @@ export class Concurrency {
    * to release it: it is released in the background (a release of a lease
    * not held changes nothing).
    */
-  async #acquireOnce(id, lease, leaseTtl) {
+  async #acquireOnce(id, lease, leaseTtl, op, number, waiters) {
     let outcome;
     try {
-      outcome = await this.#apply(id, ACQUIRE, lease, leaseTtl);
+      outcome = await this.#apply(id, op, lease, leaseTtl, number, waiters);
     } catch (error) {
       this.#releaseUnanswered(id, lease);
       throw error;
@@ -104,7 +132,7 @@ export class Concurrency {
 
   /** A place at the end of `id`'s queue. */
   #enqueue(id) {
-    const place = { woken: false, left: false, wake: undefined };
+    const place = { woken: false, left: false, wake: undefined, number: 0 };
     this.#queue(id).push(place);
     return place;
   }
@@ -132,6 +160,7 @@ export class Concurrency {
     const queue = this.#waiters.get(id);
     const first = queue?.first() === place;
     if (first) queue.shift();
+    else if (!place.woken) queue?.remove(place);
     place.left = true;
     if (queue?.first() === undefined) this.#waiters.delete(id);
     if (first || place.woken) this.#wake(id);
@@ -196,12 +225,12 @@ export class Concurrency {
     this.#wakeAll(id);
   }
 
-  /** One lease operation on either store. */
-  async #apply(id, op, lease, ttl) {
+  /** One lease operation on either store; `number` and `waiters` are a waiter's (WAIT). */
+  async #apply(id, op, lease, ttl, number = 0, waiters = 0) {
     if (this.#transport !== undefined) {
-      return run(this.#core.restCall(id, op, lease, ttl, Date.now()), this.#transport);
+      return run(this.#core.restCall(id, op, lease, ttl, Date.now(), number, waiters), this.#transport);
     }
-    const allowed = slot.check(this.#core.apply(id, op, lease, ttl, Date.now()));
+    const allowed = slot.check(this.#core.apply(id, op, lease, ttl, Date.now(), number, waiters));
     return { allowed, slots: slot.output().slice() };
   }
 
@@ -235,9 +264,19 @@ export class Concurrency {
 class Queue {
   #items = [];
   #head = 0;
+  /** How many wait: the places in the array, less those marked as left. */
+  size = 0;
 
   push(place) {
     this.#items.push(place);
+    this.size++;
+  }
+
+  /** Takes a waiter out from the middle: only marked, and skipped later. */
+  remove(place) {
+    if (place.left) return;
+    place.left = true;
+    this.size--;
   }
 
   /** The first waiter still in the queue, or undefined. */
@@ -248,7 +287,10 @@ class Queue {
 
   shift() {
     const place = this.first();
-    if (place !== undefined) this.#items[this.#head++] = undefined;
+    if (place !== undefined) {
+      this.#items[this.#head++] = undefined;
+      this.size--;
+    }
     // Drop the consumed slots once they are most of the array.
     if (this.#head > 1024 && this.#head * 2 > this.#items.length) {
       this.#items = this.#items.slice(this.#head);
@@ -258,6 +300,7 @@ class Queue {
   }
 
   unshift(place) {
+    this.size++;
     if (this.#head > 0) this.#items[--this.#head] = place;
     else this.#items.unshift(place);
   }
