@@ -20,6 +20,9 @@ const LEAVE = CoreLeaseOp.Leave;
 // symbol is what `await using` looks up where a polyfill provides it.
 const asyncDispose = Symbol.asyncDispose ?? Symbol.for("Symbol.asyncDispose");
 
+/** What a call that is no waiter's try sends for the waiter's place. */
+const NO_PLACE = { number: 0, oldest: 0, next: 0, waiters: 0 };
+
 /** How often a waiter on a Redis store asks again, at most (plus jitter up to as much). */
 const POLL_MS = 100;
 
@@ -66,9 +69,21 @@ export class Concurrency {
         // that waiters elsewhere are served in arrival order too; a single
         // try takes a slot no waiter is owed (fair) or any free one.
         const op = !this.#fair ? ACQUIRE_UNFAIR : timeout > 0 ? WAIT : ACQUIRE;
-        const waiters = this.#waiters.get(id)?.size ?? 1;
-        const { allowed, slots } = await this.#acquireOnce(id, lease, leaseTtl, op, place.number, waiters);
-        if (slots[slot.NUMBER] > 0) place.number = slots[slot.NUMBER];
+        const queue = this.#waiters.get(id);
+        const standing = {
+          number: place.number,
+          // Where this limiter stands in the store's queue: its waiters' lowest
+          // number; and its other waiters', for the store to keep once this one
+          // is granted.
+          oldest: queue?.numbers.lowest() ?? 0,
+          next: queue?.numbers.lowestBut(place.number) ?? 0,
+          waiters: queue?.size ?? 1,
+        };
+        const { allowed, slots } = await this.#acquireOnce(id, lease, leaseTtl, op, standing);
+        if (place.number === 0 && slots[slot.NUMBER] > 0) {
+          place.number = slots[slot.NUMBER];
+          this.#waiters.get(id)?.numbers.add(place.number);
+        }
         const now = Date.now();
         if (allowed && signal?.aborted) {
           // Granted as the caller gave up: the slot goes back.
@@ -111,10 +126,10 @@ export class Concurrency {
    * to release it: it is released in the background (a release of a lease
    * not held changes nothing).
    */
-  async #acquireOnce(id, lease, leaseTtl, op, number, waiters) {
+  async #acquireOnce(id, lease, leaseTtl, op, place) {
     let outcome;
     try {
-      outcome = await this.#apply(id, op, lease, leaseTtl, number, waiters);
+      outcome = await this.#apply(id, op, lease, leaseTtl, place);
     } catch (error) {
       this.#releaseUnanswered(id, lease);
       throw error;
@@ -158,6 +173,7 @@ export class Concurrency {
    */
   #leave(id, place) {
     const queue = this.#waiters.get(id);
+    if (place.number > 0) queue?.numbers.delete(place.number);
     const first = queue?.first() === place;
     if (first) queue.shift();
     else if (!place.woken) queue?.remove(place);
@@ -225,12 +241,13 @@ export class Concurrency {
     this.#wakeAll(id);
   }
 
-  /** One lease operation on either store; `number` and `waiters` are a waiter's (WAIT). */
-  async #apply(id, op, lease, ttl, number = 0, waiters = 0) {
+  /** One lease operation on either store; `place` is a waiter's (WAIT): `{ number, oldest, next, waiters }`. */
+  async #apply(id, op, lease, ttl, place = NO_PLACE) {
+    const { number, oldest, next, waiters } = place;
     if (this.#transport !== undefined) {
-      return run(this.#core.restCall(id, op, lease, ttl, Date.now(), number, waiters), this.#transport);
+      return run(this.#core.restCall(id, op, lease, ttl, Date.now(), number, oldest, next, waiters), this.#transport);
     }
-    const allowed = slot.check(this.#core.apply(id, op, lease, ttl, Date.now(), number, waiters));
+    const allowed = slot.check(this.#core.apply(id, op, lease, ttl, Date.now(), number, oldest, next, waiters));
     return { allowed, slots: slot.output().slice() };
   }
 
@@ -266,6 +283,8 @@ class Queue {
   #head = 0;
   /** How many wait: the places in the array, less those marked as left. */
   size = 0;
+  /** The waiters' numbers in the store's queue. */
+  numbers = new Numbers();
 
   push(place) {
     this.#items.push(place);
@@ -339,5 +358,65 @@ class Permit {
 
   [asyncDispose]() {
     return this.release();
+  }
+}
+
+/**
+ * A set of numbers with its lowest at hand: a binary heap, from which a
+ * number is deleted lazily (when it reaches the top). Numbers are unique.
+ */
+class Numbers {
+  #heap = [];
+  #gone = new Set();
+
+  add(n) {
+    const heap = this.#heap;
+    let i = heap.push(n) - 1;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (heap[parent] <= n) break;
+      heap[i] = heap[parent];
+      i = parent;
+    }
+    heap[i] = n;
+  }
+
+  delete(n) {
+    this.#gone.add(n);
+  }
+
+  /** The lowest number, or 0. */
+  lowest() {
+    while (this.#heap.length > 0 && this.#gone.has(this.#heap[0])) this.#gone.delete(this.#pop());
+    return this.#heap[0] ?? 0;
+  }
+
+  /** The lowest number other than `own`, or 0. */
+  lowestBut(own) {
+    const lowest = this.lowest();
+    if (lowest !== own || own === 0) return lowest;
+    this.#pop();
+    const next = this.lowest();
+    this.add(own);
+    return next;
+  }
+
+  #pop() {
+    const heap = this.#heap;
+    const top = heap[0];
+    const last = heap.pop();
+    if (heap.length > 0) {
+      let i = 0;
+      for (;;) {
+        let child = 2 * i + 1;
+        if (child >= heap.length) break;
+        if (child + 1 < heap.length && heap[child + 1] < heap[child]) child++;
+        if (heap[child] >= last) break;
+        heap[i] = heap[child];
+        i = child;
+      }
+      heap[i] = last;
+    }
+    return top;
   }
 }

@@ -441,6 +441,9 @@ struct LeaseCall {
     owner: u64,
     number_kind: u8,
     waiters: u64,
+    /// The owner's oldest number and its other waiters' (0: none).
+    oldest: u64,
+    next: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -452,7 +455,13 @@ struct LeaseCase {
 }
 
 fn lease_case() -> impl Strategy<Value = LeaseCase> {
-    let queue = (1..4u64, 0..3u8, prop_oneof![0..4u64, Just(u64::MAX)]);
+    let queue = (
+        1..4u64,
+        0..3u8,
+        prop_oneof![0..4u64, Just(u64::MAX)],
+        0..6u64,
+        0..6u64,
+    );
     let call = (
         0..2usize,
         0..9u8,
@@ -463,16 +472,20 @@ fn lease_case() -> impl Strategy<Value = LeaseCase> {
         queue,
     )
         .prop_map(
-            |(key, op, id, ttl_kind, ttl_x, step, (owner, number_kind, waiters))| LeaseCall {
-                key,
-                op,
-                id,
-                ttl_kind,
-                ttl_x,
-                step,
-                owner,
-                number_kind,
-                waiters,
+            |(key, op, id, ttl_kind, ttl_x, step, (owner, number_kind, waiters, oldest, next))| {
+                LeaseCall {
+                    key,
+                    op,
+                    id,
+                    ttl_kind,
+                    ttl_x,
+                    step,
+                    owner,
+                    number_kind,
+                    waiters,
+                    oldest,
+                    next,
+                }
             },
         );
     (
@@ -541,6 +554,8 @@ fn concurrency_script_applies_as_the_rust_core() {
                             ttl_ms,
                             owner: call.owner,
                             number,
+                            oldest: call.oldest,
+                            next: call.next,
                             waiters: call.waiters,
                         },
                         "wait",
@@ -577,7 +592,8 @@ fn concurrency_script_applies_as_the_rust_core() {
                     case.lease_ms.to_string(),
                 ];
                 if matches!(op, LeaseOp::Wait { .. } | LeaseOp::Leave { .. }) {
-                    args.extend([call.owner, number, call.waiters].map(|n| n.to_string()));
+                    let queue = [call.owner, number, call.oldest, call.next, call.waiters];
+                    args.extend(queue.map(|n| n.to_string()));
                 }
                 let reply = conn.call(&args).unwrap();
                 let ints = reply

@@ -84,11 +84,14 @@ pub enum LeaseOp {
         ttl_ms: u64,
     },
     /// A waiter's try: take a slot for `id` for `ttl_ms` if the tickets of
-    /// other owners ahead of `number` leave one free; else queue. Granted,
-    /// the owner's ticket is removed (its next waiter queues it again with
-    /// its own number). Denied, the caller gets a number if it has none
-    /// (`number` 0: it then stands behind every ticket, its owner's too),
-    /// and the owner's ticket is kept for [`TICKET_MS`] more with the
+    /// other owners ahead of its owner leave one free; else queue. The
+    /// owner stands at the lowest of `number`, `oldest` and its ticket's
+    /// number (any of its waiters may be the one trying: the first in its
+    /// own queue, which need not have the lowest number). Granted, the
+    /// owner's ticket moves to `next`, its other waiters' oldest number, or
+    /// goes when `next` is 0. Denied, the caller gets a number if it has
+    /// none (`number` 0: it then stands behind every ticket, its owner's
+    /// too), and the owner's ticket is kept for [`TICKET_MS`] more with the
     /// lowest of its numbers and `waiters`.
     Wait {
         /// The lease id.
@@ -99,6 +102,10 @@ pub enum LeaseOp {
         owner: u64,
         /// The waiter's number from an earlier try, or 0.
         number: u64,
+        /// The lowest number among the owner's waiters, or 0.
+        oldest: u64,
+        /// The lowest number among the owner's other waiters, or 0.
+        next: u64,
         /// How many callers of `owner` wait for the key.
         waiters: u64,
     },
@@ -229,18 +236,30 @@ impl Concurrency {
                 ttl_ms,
                 owner,
                 number: given,
+                oldest,
+                next,
                 waiters,
             } => {
-                let (claim, first) = ahead(owner, given);
+                let lowest = |a: u64, b: u64| match (a, b) {
+                    (0, b) => b,
+                    (a, 0) => a,
+                    (a, b) => a.min(b),
+                };
+                let mine = held.tickets.iter().position(|t| t.owner == owner);
+                let position = match (given, mine) {
+                    (0, _) => 0,
+                    (n, Some(i)) => lowest(lowest(n, oldest), held.tickets[i].number),
+                    (n, None) => lowest(n, oldest),
+                };
+                let (claim, first) = ahead(owner, position);
                 blocking_ticket = first;
                 let granted = acquire(held, id, ttl_ms, claim);
-                let mine = held.tickets.iter().position(|t| t.owner == owner);
-                match (granted.0, mine) {
-                    (true, Some(i)) => {
-                        held.tickets.swap_remove(i);
-                    }
-                    (true, None) => {}
-                    (false, mine) => {
+                let waiters = waiters.clamp(1, MAX_TICKET_WAITERS);
+                let expires_at_ms = at + TICKET_MS;
+                let ticket = match granted.0 {
+                    true if next == 0 => None,
+                    true => Some((next, (waiters - 1).max(1))),
+                    false => {
                         number = match given {
                             0 => {
                                 held.last_number += 1;
@@ -248,23 +267,29 @@ impl Concurrency {
                             }
                             n => n,
                         };
-                        let waiters = waiters.clamp(1, MAX_TICKET_WAITERS);
-                        let expires_at_ms = at + TICKET_MS;
-                        match mine {
-                            Some(i) => {
-                                let ticket = &mut held.tickets[i];
-                                ticket.number = ticket.number.min(number);
-                                ticket.waiters = waiters;
-                                ticket.expires_at_ms = expires_at_ms;
-                            }
-                            None => held.tickets.push(Ticket {
-                                owner,
-                                number,
-                                waiters,
-                                expires_at_ms,
-                            }),
-                        }
+                        let kept = mine.map_or(0, |i| held.tickets[i].number);
+                        Some((lowest(lowest(number, oldest), kept), waiters))
                     }
+                };
+                match (ticket, mine) {
+                    (None, Some(i)) => {
+                        held.tickets.swap_remove(i);
+                    }
+                    (None, None) => {}
+                    (Some((number, waiters)), Some(i)) => {
+                        held.tickets[i] = Ticket {
+                            owner,
+                            number,
+                            waiters,
+                            expires_at_ms,
+                        };
+                    }
+                    (Some((number, waiters)), None) => held.tickets.push(Ticket {
+                        owner,
+                        number,
+                        waiters,
+                        expires_at_ms,
+                    }),
                 }
                 granted
             }
@@ -423,6 +448,8 @@ mod tests {
             ttl_ms: 0,
             owner,
             number,
+            oldest: 0,
+            next: 0,
             waiters: 1,
         }
     }
@@ -507,6 +534,24 @@ mod tests {
             "the older number kept"
         );
         assert!(alg.apply(&mut s, 2, wait(1, 100, first.number)).allowed);
+    }
+
+    #[test]
+    fn an_owner_stands_where_its_oldest_waiter_stands() {
+        let alg = Concurrency::new(1, "10 s").unwrap();
+        let mut s = None;
+        alg.apply(&mut s, 0, acquire(9));
+        // Numbers: 1 for owner 100, 2 for owner 200, 3 for owner 100.
+        let a1 = alg.apply(&mut s, 0, wait(1, 100, 0)).number;
+        let b2 = alg.apply(&mut s, 0, wait(2, 200, 0)).number;
+        let a3 = alg.apply(&mut s, 0, wait(3, 100, 0)).number;
+        assert_eq!((a1, b2, a3), (1, 2, 3));
+        alg.apply(&mut s, 0, LeaseOp::Release { id: 9 });
+        // Owner 100's first waiter in its own queue holds number 3: it
+        // still goes before owner 200, whose oldest waiter came later than
+        // 100's; and 200's waiter waits (no two owners each behind the other).
+        assert!(!alg.apply(&mut s, 1, wait(2, 200, b2)).allowed);
+        assert!(alg.apply(&mut s, 1, wait(3, 100, a3)).allowed);
     }
 
     #[test]

@@ -9,7 +9,7 @@
 -- ARGV: now_ms or "", op ("acquire" | "acquire_unfair" | "wait" | "leave" |
 --       "release" | "extend" | "peek"), lease id, ttl_ms (0: the configured
 --       lease), max, lease_ms; for "wait" and "leave" then owner, number,
---       waiters.
+--       oldest, next, waiters.
 -- Reply: {allowed, decision_allowed, remaining, reset_ms, retry_after_ms,
 --         now_ms, expires_at_ms or -1, number}.
 
@@ -24,14 +24,26 @@ local is_acquire = op == 'acquire' or op == 'acquire_unfair' or op == 'wait'
 if not is_acquire and op ~= 'leave' and op ~= 'release' and op ~= 'extend' and op ~= 'peek' then
   return redis.error_reply('EDGELIMIT unknown lease operation')
 end
-local owner, given, waiters = '0', 0, 0
+local owner, given, oldest, next_number, waiters = '0', 0, 0, 0, 0
 if op == 'wait' or op == 'leave' then
   owner = ARGV[7]
   if type(owner) ~= 'string' or not string.match(owner, '^%d+$') then
     error('EDGELIMIT bad argument: owner')
   end
   given = el_num(ARGV[8], 'number')
-  waiters = el_min(el_max(el_num(ARGV[9], 'waiters'), 1), EL_MAX_TICKET_WAITERS)
+  oldest = el_num(ARGV[9], 'oldest')
+  next_number = el_num(ARGV[10], 'next')
+  waiters = el_min(el_max(el_num(ARGV[11], 'waiters'), 1), EL_MAX_TICKET_WAITERS)
+end
+
+-- The lower of two numbers, 0 meaning none.
+local function lowest(a, b)
+  if a == 0 then
+    return b
+  elseif b == 0 then
+    return a
+  end
+  return el_min(a, b)
 end
 
 local now = el_clamp(raw_now)
@@ -114,7 +126,14 @@ if is_acquire then
   if op == 'acquire' then
     claim, blocking_ticket = ahead(0)
   elseif op == 'wait' then
-    claim, blocking_ticket = ahead(given)
+    local position = 0
+    if given ~= 0 then
+      position = lowest(given, oldest)
+      if tickets[owner] ~= nil then
+        position = lowest(position, tickets[owner][1])
+      end
+    end
+    claim, blocking_ticket = ahead(position)
   end
   local until_ms = at + lease_ms(ttl_arg)
   if leases[id] ~= nil then
@@ -127,22 +146,25 @@ if is_acquire then
   end
   if op == 'wait' then
     local mine = tickets[owner]
-    if allowed then
+    if allowed and next_number == 0 then
       if mine ~= nil then
         tickets[owner] = nil
         removed = 't' .. owner
       end
+    elseif allowed then
+      tickets[owner] = { next_number, el_max(waiters - 1, 1), at + EL_TICKET_MS }
+      ticket_changed = true
     else
       number = given
       if number == 0 then
         last_number = last_number + 1
         number = last_number
       end
+      local kept = 0
       if mine ~= nil then
-        tickets[owner] = { el_min(mine[1], number), waiters, at + EL_TICKET_MS }
-      else
-        tickets[owner] = { number, waiters, at + EL_TICKET_MS }
+        kept = mine[1]
       end
+      tickets[owner] = { lowest(lowest(number, oldest), kept), waiters, at + EL_TICKET_MS }
       ticket_changed = true
     end
   end

@@ -26,11 +26,14 @@ pub struct WasmConcurrency {
     owner: u64,
 }
 
-/// A waiter's place: its number (0: none yet) and how many wait with it.
+/// A waiter's place: its number (0: none yet), the lowest number of its
+/// limiter's waiters and of the others (0: none), and how many wait.
 #[derive(Clone, Copy)]
 struct Queue {
     owner: u64,
     number: f64,
+    oldest: f64,
+    next: f64,
     waiters: f64,
 }
 
@@ -70,6 +73,8 @@ fn lease_op(op: u8, lease: &str, ttl: &JsValue, queue: Queue) -> Result<LeaseOp,
             ttl_ms: ttl_ms()?,
             owner: queue.owner,
             number: count("number", queue.number)?,
+            oldest: count("oldest", queue.oldest)?,
+            next: count("next", queue.next)?,
             waiters: count("waiters", queue.waiters)?,
         },
         LEAVE => LeaseOp::Leave { owner: queue.owner },
@@ -130,17 +135,20 @@ impl WasmConcurrency {
         (random::next_u64() | 1).to_string()
     }
 
-    fn queue(&self, number: f64, waiters: f64) -> Queue {
+    fn queue(&self, number: f64, oldest: f64, next: f64, waiters: f64) -> Queue {
         Queue {
             owner: self.owner,
             number,
+            oldest,
+            next,
             waiters,
         }
     }
 
     /// Applies a lease operation for `id` (memory store): 1 if the lease is
     /// held (or was granted), else 0, -1 on error; the numbers are in the
-    /// output buffer. `number` and `waiters` are a waiter's (`Wait`), else 0.
+    /// output buffer. `number`, `oldest`, `next` and `waiters` are a
+    /// waiter's (`Wait`), else 0.
     #[allow(clippy::too_many_arguments)]
     pub fn apply(
         &self,
@@ -150,13 +158,15 @@ impl WasmConcurrency {
         ttl: JsValue,
         now: f64,
         number: f64,
+        oldest: f64,
+        next: f64,
         waiters: f64,
     ) -> i32 {
         let applied = (|| {
             let store = self.place.memory_store()?;
             let step = LeaseStep {
                 config: &self.config,
-                op: lease_op(op, lease, &ttl, self.queue(number, waiters))?,
+                op: lease_op(op, lease, &ttl, self.queue(number, oldest, next, waiters))?,
             };
             let outcome = store
                 .transact(self.place.key(id), now_ms(now), &step)
@@ -182,11 +192,13 @@ impl WasmConcurrency {
         ttl: JsValue,
         now: f64,
         number: f64,
+        oldest: f64,
+        next: f64,
         waiters: f64,
     ) -> Result<Option<WasmRestCall>, JsValue> {
         let ask = Ask::Lease {
             config: self.config,
-            op: lease_op(op, lease, &ttl, self.queue(number, waiters))?,
+            op: lease_op(op, lease, &ttl, self.queue(number, oldest, next, waiters))?,
         };
         self.place.rest_call(id, ask, now)
     }

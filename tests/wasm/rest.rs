@@ -229,7 +229,17 @@ fn lease_calls_carry_the_operation_and_read_the_expiry() {
     let store = WasmRestStore::new(2_000.0, 2.0, true, 0.0).unwrap();
     let c = WasmConcurrency::with_rest(2.0, "10 s".into(), &store, "c:".into(), 0, None).unwrap();
     let mut call = c
-        .rest_call("job", 0, "7", JsValue::UNDEFINED, 1_000.0, 0.0, 0.0)
+        .rest_call(
+            "job",
+            0,
+            "7",
+            JsValue::UNDEFINED,
+            1_000.0,
+            0.0,
+            0.0,
+            0.0,
+            0.0,
+        )
         .unwrap()
         .unwrap();
     // now, op, lease id, ttl (0: the configured one), max, lease.

@@ -292,36 +292,54 @@ impl<S: AsyncStore, C: Clock + Send + Sync + 'static> ConcurrencyLimiter<S, C> {
             number: 0,
             head: false,
         };
+        // The last denial the store answered.
+        let mut answered: Option<Decision> = None;
         loop {
             let owner = self.shared.owner;
-            let (number, waiters) = (queued.number, self.shared.waiters.len(key) as u64);
+            let (number, oldest, next) = place.numbers();
+            let waiters = self.shared.waiters.len(key) as u64;
             let op = |id| match self.is_fair() {
                 true => LeaseOp::Wait {
                     id,
                     ttl_ms: 0,
                     owner,
                     number,
+                    oldest,
+                    next,
                     waiters,
                 },
                 false => LeaseOp::AcquireUnfair { id, ttl_ms: 0 },
             };
-            let decision = match self.try_once(key, op).await? {
-                (granted @ Acquire::Granted(_), _) => {
+            let (decision, failed) = match self.try_once(key, op).await {
+                Ok((granted @ Acquire::Granted(_), _)) => {
                     // The store dropped the owner's ticket with the grant.
                     queued.number = 0;
                     return Ok(granted);
                 }
-                (Acquire::Denied(decision), number) => {
+                Ok((Acquire::Denied(decision), number)) => {
                     if number != 0 {
                         queued.number = number;
+                        place.numbered(number);
                     }
-                    decision
+                    answered = Some(decision);
+                    (decision, None)
                 }
+                // Waiting through an outage (Redis restarting): a poll that
+                // failed is made again at the next, until the deadline; the
+                // place in the store's queue is kept by the number.
+                Err(Error::Store(error)) if error.is_transient() => match answered {
+                    Some(decision) => (decision, Some(error)),
+                    None => return Err(Error::Store(error)),
+                },
+                Err(error) => return Err(error),
             };
             let now = self.shared.clock.now_ms();
             let Some(mut duration) = poll_interval(&decision, now, deadline) else {
                 queued.head = place.polls();
-                return Ok(Acquire::Denied(decision));
+                return match failed {
+                    Some(error) => Err(Error::Store(error)),
+                    None => Ok(Acquire::Denied(decision)),
+                };
             };
             if place.woken() {
                 // Woken, but the slot went to a caller that did not wait:
