@@ -5,7 +5,7 @@
 // slot back.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { startGateway, startRedis } from "../../tools/js/testkit.mjs";
+import { startCountingProxy, startGateway, startRedis } from "../../tools/js/testkit.mjs";
 import { Concurrency, memoryStore, redisStore } from "./edgelimit.mjs";
 
 let redis;
@@ -19,11 +19,11 @@ after(async () => {
   await redis?.stop();
 });
 
-const isolate = (prefix, options = {}) =>
+const isolate = (prefix, options = {}, url = gateway.url) =>
   new Concurrency({
     max: 1,
     leaseTtl: "30 s",
-    store: redisStore({ url: gateway.url, token: gateway.token }),
+    store: redisStore({ url, token: gateway.token }),
     prefix,
     ...options,
   });
@@ -136,3 +136,51 @@ for (const [name, store] of [
     await next.release();
   });
 }
+
+test("redis: a dead holder's slot goes to a waiter elsewhere when its lease ends", async () => {
+  const prefix = `d${process.pid}:`;
+  // The holder takes a 1 s lease and dies: it never releases it.
+  const held = await isolate(prefix).acquire("t", { leaseTtl: "1 s" });
+  assert.equal(held.acquired, true);
+  const permit = await isolate(prefix).acquire("t", { timeout: 10_000 });
+  assert.equal(permit.acquired, true);
+  // Granted on Redis's clock at expiresAt - leaseTtl.
+  const grantedAt = permit.expiresAt - 30_000;
+  assert.ok(grantedAt >= held.expiresAt, `granted at ${grantedAt}, before ${held.expiresAt}`);
+  // The first waiter polls every 100-200 ms: a generous margin, far below the timeout.
+  assert.ok(grantedAt - held.expiresAt < 2_000, `granted ${grantedAt - held.expiresAt} ms late`);
+  await permit.release();
+});
+
+test("redis: waiting costs each isolate its first waiter's polls, however many wait", async () => {
+  const proxy = await startCountingProxy(gateway.url);
+  try {
+    const prefix = `c${process.pid}:`;
+    const isolates = [isolate(prefix, {}, proxy.url), isolate(prefix, {}, proxy.url)];
+    const held = await isolates[0].acquire("t");
+    const perIsolate = 50;
+    const waiters = Array.from({ length: 2 * perIsolate }, (_, n) =>
+      isolates[n % 2].acquire("t", { timeout: 60_000 }).then((permit) => {
+        assert.equal(permit.acquired, true);
+        return permit.release();
+      }),
+    );
+    await untilNumbered(`{${prefix}t}`, 2 * perIsolate);
+    proxy.take();
+    const started = Date.now();
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    const requests = proxy.take().length;
+    const perSecond = requests / ((Date.now() - started) / 1_000) / 2;
+    console.log(
+      `${perIsolate} waiters in each of 2 isolates: ${perSecond.toFixed(1)} Redis requests a second per isolate, ` +
+        `${(perSecond / perIsolate).toFixed(3)} per waiter`,
+    );
+    // One poll every 100-200 ms per isolate: at most 10 a second (a poll per
+    // waiter would be 500 a second per isolate).
+    assert.ok(perSecond <= 15, `${perSecond} requests a second per isolate`);
+    await held.release();
+    await Promise.all(waiters);
+  } finally {
+    await proxy.stop();
+  }
+});
