@@ -158,3 +158,36 @@ fn a_waiter_out_of_time_takes_its_place_out_of_the_queue() {
     held.release().unwrap();
     assert!(matches!(here.acquire("t").unwrap(), Acquire::Granted(_)));
 }
+
+#[test]
+fn a_release_wakes_a_waiter_at_once_on_redis() {
+    // The example: max 1, 30 s leases; released after 100 ms, a
+    // second acquire waiting up to 3 s gets the slot at the release, not
+    // when the lease would expire.
+    let backend = Backend::start();
+    let jobs = backend.process("example:");
+    let held = jobs.acquire("t").unwrap().permit().expect("free");
+    let releaser = thread::spawn(move || {
+        thread::sleep(Duration::from_millis(100));
+        let released_at = Instant::now();
+        held.release().unwrap();
+        released_at
+    });
+    let started = Instant::now();
+    let granted = jobs.acquire_wait("t", Duration::from_secs(3)).unwrap();
+    let (waited, got_at) = (started.elapsed(), Instant::now());
+    let released_at = releaser.join().unwrap();
+    assert!(matches!(granted, Acquire::Granted(_)), "{granted:?}");
+    assert!(
+        waited >= Duration::from_millis(90),
+        "granted before the release: {waited:?}"
+    );
+    let after = got_at.saturating_duration_since(released_at);
+    eprintln!("granted {after:?} after the release");
+    // Woken by the release, not by a poll (every 50-100 ms): a generous
+    // margin on a busy machine, far below the 30 s lease.
+    assert!(
+        after < Duration::from_secs(1),
+        "granted {after:?} after the release"
+    );
+}
