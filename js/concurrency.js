@@ -20,6 +20,9 @@ const LEAVE = CoreLeaseOp.Leave;
 // symbol is what `await using` looks up where a polyfill provides it.
 const asyncDispose = Symbol.asyncDispose ?? Symbol.for("Symbol.asyncDispose");
 
+/** Store errors a wait goes on through: trying again later may succeed. */
+const TRANSIENT = new Set(["STORE_TIMEOUT", "STORE_UNREACHABLE", "STORE_UNAVAILABLE", "STORE_BUSY"]);
+
 /** What a call that is no waiter's try sends for the waiter's place. */
 const NO_PLACE = { number: 0, oldest: 0, next: 0, waiters: 0 };
 
@@ -62,6 +65,9 @@ export class Concurrency {
     // denial and the wait goes unseen.
     const place = this.#enqueue(id);
     let granted = false;
+    // The last denial the store answered, and the error of the last try if it failed.
+    let answered;
+    let failed;
     try {
       for (;;) {
         signal?.throwIfAborted();
@@ -79,7 +85,21 @@ export class Concurrency {
           next: queue?.numbers.lowestBut(place.number) ?? 0,
           waiters: queue?.size ?? 1,
         };
-        const { allowed, slots } = await this.#acquireOnce(id, lease, leaseTtl, op, standing);
+        let outcome;
+        try {
+          outcome = await this.#acquireOnce(id, lease, leaseTtl, op, standing);
+          answered = outcome.slots;
+          failed = undefined;
+        } catch (error) {
+          // Waiting through an outage (Redis restarting): a poll that failed
+          // is made again at the next, until the deadline; the place in the
+          // store's queue is kept by the number.
+          if (answered === undefined || !TRANSIENT.has(error?.code)) throw error;
+          failed = error;
+          outcome = { allowed: false, slots: answered };
+        }
+        const { allowed, slots } = outcome;
+        if (Date.now() >= deadline && failed !== undefined) throw failed;
         if (place.number === 0 && slots[slot.NUMBER] > 0) {
           place.number = slots[slot.NUMBER];
           this.#waiters.get(id)?.numbers.add(place.number);

@@ -184,3 +184,32 @@ test("redis: waiting costs each isolate its first waiter's polls, however many w
     await proxy.stop();
   }
 });
+
+test("redis: a wait goes on through a store outage until its slot comes", async () => {
+  const prefix = `o${process.pid}:`;
+  const own = await startGateway(redis.port);
+  let again;
+  try {
+    const held = await isolate(prefix).acquire("t");
+    const waiter = new Concurrency({
+      max: 1,
+      leaseTtl: "30 s",
+      store: redisStore({ url: own.url, token: own.token, retries: 0, timeout: 500 }),
+      prefix,
+    });
+    const waiting = waiter.acquire("t", { timeout: 20_000 });
+    await untilNumbered(`{${prefix}t}`, 1);
+    // Its gateway goes down: the waiter's polls fail for a while (the
+    // outage's length is the point, not a synchronisation).
+    await own.stop();
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    await held.release();
+    again = await startGateway(redis.port, { port: own.port });
+    const permit = await waiting;
+    assert.equal(permit.acquired, true, "granted once the store is back");
+    await permit.release();
+  } finally {
+    await own.stop();
+    await again?.stop();
+  }
+});
