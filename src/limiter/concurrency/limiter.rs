@@ -162,7 +162,10 @@ impl<S: Store + AsyncStore, C: Clock + Send + Sync + 'static> ConcurrencyLimiter
     /// Blocks until a slot for `key` is free or `within` has passed. A
     /// release through this limiter (or a clone) hands the slot to the
     /// longest waiting caller at once; a release elsewhere, or an expiry, is
-    /// seen within 50 ms.
+    /// seen within 100 ms. Fair limiters serve waiters in arrival order
+    /// across processes sharing the store (see [`set_fair`](Self::set_fair)).
+    /// A store failure that may pass (a timeout, Redis restarting) ends the
+    /// wait only at the deadline, with that error.
     pub fn acquire_wait(&self, key: &str, within: Duration) -> Result<Acquire<S, C>, Error> {
         let blocking = Pause::<fn(Duration) -> std::future::Ready<()>>::Blocking;
         run_blocking(self.acquire_waiting(key, within, blocking))
