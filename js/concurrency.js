@@ -26,7 +26,7 @@ const TRANSIENT = new Set(["STORE_TIMEOUT", "STORE_UNREACHABLE", "STORE_UNAVAILA
 /** What a call that is no waiter's try sends for the waiter's place. */
 const NO_PLACE = { number: 0, oldest: 0, next: 0, waiters: 0 };
 
-/** How often a waiter on a Redis store asks again, at most (plus jitter up to as much). */
+/** How often the first waiter asks again, at most (plus jitter up to as much). */
 const POLL_MS = 100;
 
 export class Concurrency {
@@ -121,12 +121,12 @@ export class Concurrency {
         if (place.woken) this.#requeueFirst(id, place);
         // Only the first waiter polls: retryAfter is the soonest expiry (a
         // release may come first: one through this limiter wakes the first
-        // waiter at once; one elsewhere, on Redis, is seen at its next
-        // poll). The others sleep until their turn or their deadline.
+        // waiter at once; one elsewhere, on Redis or through another limiter
+        // on the same memory store, is seen at its next poll). The others
+        // sleep until their turn or their deadline.
         let wait = deadline - now;
         if (this.#waiters.get(id)?.first() === place) {
-          wait = Math.min(wait, Math.max(1, slots[slot.RETRY_AFTER]));
-          if (this.#transport !== undefined) wait = Math.min(wait, POLL_MS + Math.floor(Math.random() * POLL_MS));
+          wait = Math.min(wait, Math.max(1, slots[slot.RETRY_AFTER]), POLL_MS + Math.floor(Math.random() * POLL_MS));
         }
         await this.#pause(place, wait, signal);
       }

@@ -213,3 +213,30 @@ test("redis: a wait goes on through a store outage until its slot comes", async 
     await again?.stop();
   }
 });
+
+test("memory: limiters sharing a store queue fairly, and see each other's releases", async () => {
+  const store = memoryStore();
+  const [a, b] = [0, 1].map(() => new Concurrency({ max: 1, leaseTtl: "30 s", store }));
+  const held = await b.acquire("t");
+  const order = [];
+  // On the memory store a waiter's first try is made in the call: a's
+  // waiter is numbered first, b's second.
+  const first = a.acquire("t", { timeout: 10_000 }).then((permit) => {
+    order.push("a");
+    return permit;
+  });
+  const second = b.acquire("t", { timeout: 10_000 }).then((permit) => {
+    order.push("b");
+    return permit;
+  });
+  // Released through b, which wakes its own waiter at once: that one must
+  // let a's go first, which sees the release at its next poll, long before
+  // the lease would expire.
+  await held.release();
+  const p1 = await first;
+  assert.equal((await b.acquire("t")).acquired, false, "no slot taken past the queue");
+  await p1.release();
+  const p2 = await second;
+  assert.deepEqual(order, ["a", "b"]);
+  await p2.release();
+});

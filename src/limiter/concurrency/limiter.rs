@@ -278,6 +278,10 @@ impl<S: AsyncStore, C: Clock + Send + Sync + 'static> ConcurrencyLimiter<S, C> {
         F: Fn(Duration) -> Fut,
         Fut: Future<Output = ()>,
     {
+        if within.is_zero() {
+            // One try, which takes no place in the store's queue.
+            return self.acquire_for_async(key, Duration::ZERO).await;
+        }
         let deadline = deadline_ms(self.shared.clock.now_ms(), within);
         // The system clock sleeps in real time, as a condition variable
         // waits: a blocking waiter can then be woken early. Another clock
