@@ -12,6 +12,7 @@ export const RETRY_AFTER = CoreSlot.RetryAfter;
 export const STORE_FAILURE = CoreSlot.StoreFailure;
 export const EXPIRES_AT = CoreSlot.ExpiresAt;
 export const ALLOWED = CoreSlot.Allowed;
+export const NUMBER = CoreSlot.Number;
 
 const encoder = new TextEncoder();
 let memory;

@@ -12,24 +12,36 @@ const ACQUIRE = CoreLeaseOp.Acquire;
 const RELEASE = CoreLeaseOp.Release;
 const EXTEND = CoreLeaseOp.Extend;
 const PEEK = CoreLeaseOp.Peek;
+const ACQUIRE_UNFAIR = CoreLeaseOp.AcquireUnfair;
+const WAIT = CoreLeaseOp.Wait;
+const LEAVE = CoreLeaseOp.Leave;
 
 // Node 20.4+, Deno, workerd and current browsers define it; the registered
 // symbol is what `await using` looks up where a polyfill provides it.
 const asyncDispose = Symbol.asyncDispose ?? Symbol.for("Symbol.asyncDispose");
 
-/** How often a waiter on a Redis store asks again, at most (plus jitter up to as much). */
+/** Store errors a wait goes on through: trying again later may succeed. */
+const TRANSIENT = new Set(["STORE_TIMEOUT", "STORE_UNREACHABLE", "STORE_UNAVAILABLE", "STORE_BUSY"]);
+
+/** What a call that is no waiter's try sends for the waiter's place. */
+const NO_PLACE = { number: 0, oldest: 0, next: 0, waiters: 0 };
+
+/** How often the first waiter asks again, at most (plus jitter up to as much). */
 const POLL_MS = 100;
 
 export class Concurrency {
   #core;
   #failure;
   #transport;
-  /** Waiters by id, in arrival order: `{ woken, wake }`. */
+  #fair;
+  /** Waiters by id, in arrival order: `{ woken, wake, number }`. */
   #waiters = new Map();
 
-  constructor({ max, leaseTtl, store, prefix = DEFAULT_PREFIX, timeout, failure = "error" } = {}) {
+  constructor({ max, leaseTtl, store, prefix = DEFAULT_PREFIX, timeout, failure = "error", fair = true } = {}) {
     checkNumber("max", max);
     if (typeof prefix !== "string") throw invalid("prefix must be a string");
+    if (typeof fair !== "boolean") throw invalid("fair must be true or false");
+    this.#fair = fair;
     const policy = failureCode(failure);
     store = checkStore(store ?? memoryStore());
     if (timeout !== undefined) checkNumber("timeout", timeout);
@@ -52,27 +64,78 @@ export class Concurrency {
     // In the queue before the first try, so that no release between a
     // denial and the wait goes unseen.
     const place = this.#enqueue(id);
+    let granted = false;
+    // The last denial the store answered, and the error of the last try if it failed.
+    let answered;
+    let failed;
     try {
       for (;;) {
         signal?.throwIfAborted();
-        const { allowed, slots } = await this.#acquireOnce(id, lease, leaseTtl);
+        // A waiter's try keeps its place in the store's queue (fair), so
+        // that waiters elsewhere are served in arrival order too; a single
+        // try takes a slot no waiter is owed (fair) or any free one.
+        const op = !this.#fair ? ACQUIRE_UNFAIR : timeout > 0 ? WAIT : ACQUIRE;
+        const queue = this.#waiters.get(id);
+        const standing = {
+          number: place.number,
+          // Where this limiter stands in the store's queue: its waiters' lowest
+          // number; and its other waiters', for the store to keep once this one
+          // is granted.
+          oldest: queue?.numbers.lowest() ?? 0,
+          next: queue?.numbers.lowestBut(place.number) ?? 0,
+          waiters: queue?.size ?? 1,
+        };
+        let outcome;
+        try {
+          outcome = await this.#acquireOnce(id, lease, leaseTtl, op, standing);
+          answered = outcome.slots;
+          failed = undefined;
+        } catch (error) {
+          // Waiting through an outage (Redis restarting): a poll that failed
+          // is made again at the next, until the deadline; the place in the
+          // store's queue is kept by the number.
+          if (answered === undefined || !TRANSIENT.has(error?.code)) throw error;
+          failed = error;
+          outcome = { allowed: false, slots: answered };
+        }
+        const { allowed, slots } = outcome;
+        if (Date.now() >= deadline && failed !== undefined) throw failed;
+        if (place.number === 0 && slots[slot.NUMBER] > 0) {
+          place.number = slots[slot.NUMBER];
+          this.#waiters.get(id)?.numbers.add(place.number);
+        }
         const now = Date.now();
-        if (allowed || now >= deadline) return new Permit(this.#lease(id, lease), allowed, slots);
+        if (allowed && signal?.aborted) {
+          // Granted as the caller gave up: the slot goes back.
+          await this.#lease(id, lease)
+            .release()
+            .catch(() => {});
+          signal.throwIfAborted();
+        }
+        if (allowed || now >= deadline) {
+          granted = allowed;
+          return new Permit(this.#lease(id, lease), allowed, slots);
+        }
         // Woken, but the slot went to a caller that did not wait: first in
         // line still.
         if (place.woken) this.#requeueFirst(id, place);
         // Only the first waiter polls: retryAfter is the soonest expiry (a
         // release may come first: one through this limiter wakes the first
-        // waiter at once; one elsewhere, on Redis, is seen at its next
-        // poll). The others sleep until their turn or their deadline.
+        // waiter at once; one elsewhere, on Redis or through another limiter
+        // on the same memory store, is seen at its next poll). The others
+        // sleep until their turn or their deadline.
         let wait = deadline - now;
         if (this.#waiters.get(id)?.first() === place) {
-          wait = Math.min(wait, Math.max(1, slots[slot.RETRY_AFTER]));
-          if (this.#transport !== undefined) wait = Math.min(wait, POLL_MS + Math.floor(Math.random() * POLL_MS));
+          wait = Math.min(wait, Math.max(1, slots[slot.RETRY_AFTER]), POLL_MS + Math.floor(Math.random() * POLL_MS));
         }
         await this.#pause(place, wait, signal);
       }
     } finally {
+      // Leading the queue without a slot: the owner's place in the store's
+      // queue goes (the next waiter here, woken now, takes it again with
+      // its own number).
+      const head = place.woken || this.#waiters.get(id)?.first() === place;
+      if (!granted && head && place.number > 0) this.#apply(id, LEAVE, "", undefined).catch(() => {});
       this.#leave(id, place);
     }
   }
@@ -83,10 +146,10 @@ export class Concurrency {
    * to release it: it is released in the background (a release of a lease
    * not held changes nothing).
    */
-  async #acquireOnce(id, lease, leaseTtl) {
+  async #acquireOnce(id, lease, leaseTtl, op, place) {
     let outcome;
     try {
-      outcome = await this.#apply(id, ACQUIRE, lease, leaseTtl);
+      outcome = await this.#apply(id, op, lease, leaseTtl, place);
     } catch (error) {
       this.#releaseUnanswered(id, lease);
       throw error;
@@ -104,7 +167,7 @@ export class Concurrency {
 
   /** A place at the end of `id`'s queue. */
   #enqueue(id) {
-    const place = { woken: false, left: false, wake: undefined };
+    const place = { woken: false, left: false, wake: undefined, number: 0 };
     this.#queue(id).push(place);
     return place;
   }
@@ -130,8 +193,10 @@ export class Concurrency {
    */
   #leave(id, place) {
     const queue = this.#waiters.get(id);
+    if (place.number > 0) queue?.numbers.delete(place.number);
     const first = queue?.first() === place;
     if (first) queue.shift();
+    else if (!place.woken) queue?.remove(place);
     place.left = true;
     if (queue?.first() === undefined) this.#waiters.delete(id);
     if (first || place.woken) this.#wake(id);
@@ -196,12 +261,13 @@ export class Concurrency {
     this.#wakeAll(id);
   }
 
-  /** One lease operation on either store. */
-  async #apply(id, op, lease, ttl) {
+  /** One lease operation on either store; `place` is a waiter's (WAIT): `{ number, oldest, next, waiters }`. */
+  async #apply(id, op, lease, ttl, place = NO_PLACE) {
+    const { number, oldest, next, waiters } = place;
     if (this.#transport !== undefined) {
-      return run(this.#core.restCall(id, op, lease, ttl, Date.now()), this.#transport);
+      return run(this.#core.restCall(id, op, lease, ttl, Date.now(), number, oldest, next, waiters), this.#transport);
     }
-    const allowed = slot.check(this.#core.apply(id, op, lease, ttl, Date.now()));
+    const allowed = slot.check(this.#core.apply(id, op, lease, ttl, Date.now(), number, oldest, next, waiters));
     return { allowed, slots: slot.output().slice() };
   }
 
@@ -235,9 +301,21 @@ export class Concurrency {
 class Queue {
   #items = [];
   #head = 0;
+  /** How many wait: the places in the array, less those marked as left. */
+  size = 0;
+  /** The waiters' numbers in the store's queue. */
+  numbers = new Numbers();
 
   push(place) {
     this.#items.push(place);
+    this.size++;
+  }
+
+  /** Takes a waiter out from the middle: only marked, and skipped later. */
+  remove(place) {
+    if (place.left) return;
+    place.left = true;
+    this.size--;
   }
 
   /** The first waiter still in the queue, or undefined. */
@@ -248,7 +326,10 @@ class Queue {
 
   shift() {
     const place = this.first();
-    if (place !== undefined) this.#items[this.#head++] = undefined;
+    if (place !== undefined) {
+      this.#items[this.#head++] = undefined;
+      this.size--;
+    }
     // Drop the consumed slots once they are most of the array.
     if (this.#head > 1024 && this.#head * 2 > this.#items.length) {
       this.#items = this.#items.slice(this.#head);
@@ -258,6 +339,7 @@ class Queue {
   }
 
   unshift(place) {
+    this.size++;
     if (this.#head > 0) this.#items[--this.#head] = place;
     else this.#items.unshift(place);
   }
@@ -296,5 +378,65 @@ class Permit {
 
   [asyncDispose]() {
     return this.release();
+  }
+}
+
+/**
+ * A set of numbers with its lowest at hand: a binary heap, from which a
+ * number is deleted lazily (when it reaches the top). Numbers are unique.
+ */
+class Numbers {
+  #heap = [];
+  #gone = new Set();
+
+  add(n) {
+    const heap = this.#heap;
+    let i = heap.push(n) - 1;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (heap[parent] <= n) break;
+      heap[i] = heap[parent];
+      i = parent;
+    }
+    heap[i] = n;
+  }
+
+  delete(n) {
+    this.#gone.add(n);
+  }
+
+  /** The lowest number, or 0. */
+  lowest() {
+    while (this.#heap.length > 0 && this.#gone.has(this.#heap[0])) this.#gone.delete(this.#pop());
+    return this.#heap[0] ?? 0;
+  }
+
+  /** The lowest number other than `own`, or 0. */
+  lowestBut(own) {
+    const lowest = this.lowest();
+    if (lowest !== own || own === 0) return lowest;
+    this.#pop();
+    const next = this.lowest();
+    this.add(own);
+    return next;
+  }
+
+  #pop() {
+    const heap = this.#heap;
+    const top = heap[0];
+    const last = heap.pop();
+    if (heap.length > 0) {
+      let i = 0;
+      for (;;) {
+        let child = 2 * i + 1;
+        if (child >= heap.length) break;
+        if (child + 1 < heap.length && heap[child + 1] < heap[child]) child++;
+        if (heap[child] >= last) break;
+        heap[i] = heap[child];
+        i = child;
+      }
+      heap[i] = last;
+    }
+    return top;
   }
 }

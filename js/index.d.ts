@@ -277,6 +277,11 @@ export interface ConcurrencyOptions {
   prefix?: string;
   timeout?: number;
   failure?: "error" | "open" | "closed";
+  /**
+   * true (default): waiters acquire in arrival order, across isolates on a Redis store, and an
+   * acquire without a timeout takes only a slot no waiter is owed. false: any free slot is taken.
+   */
+  fair?: boolean;
 }
 
 export interface AcquireOptions {

@@ -385,6 +385,69 @@ proptest! {
         }
     }
 
+    /// Waiters of several owners (processes), each owner serving its own
+    /// queue in an order that need not be the order of their numbers (its
+    /// waiters' first tries raced to the store): whenever the slots free
+    /// up, some owner's first waiter is granted, every round of tries, and
+    /// the owners are served by their oldest waiting number.
+    #[test]
+    fn waiting_owners_never_block_each_other(
+        max in 1..=3u64,
+        arrivals in prop::collection::vec((1..=3u64, any::<u64>()), 1..40),
+    ) {
+        let alg = Concurrency::new(max, "1 m").unwrap();
+        let mut state: Option<ConcurrencyState> = None;
+        for id in 0..max {
+            let held = alg.apply(&mut state, 0, LeaseOp::Acquire { id: 1_000 + id, ttl_ms: 0 });
+            prop_assert!(held.allowed);
+        }
+        // Every waiter's first try, in arrival order: denied, numbered.
+        let mut queues: std::collections::BTreeMap<u64, Vec<(u64, u64)>> = Default::default();
+        for (n, &(owner, shuffle)) in arrivals.iter().enumerate() {
+            let waiters = queues.get(&owner).map_or(0, Vec::len) as u64 + 1;
+            let op = LeaseOp::Wait { id: n as u64, ttl_ms: 0, owner, number: 0, oldest: 0, next: 0, waiters };
+            let out = alg.apply(&mut state, 0, op);
+            prop_assert!(!out.allowed && out.number > 0);
+            // The owner's own queue order: a waiter may have joined it
+            // before one numbered earlier.
+            let queue = queues.entry(owner).or_default();
+            let at = (shuffle % (queue.len() as u64 + 1)) as usize;
+            queue.insert(at, (n as u64, out.number));
+        }
+        for id in 0..max {
+            alg.apply(&mut state, 0, LeaseOp::Release { id: 1_000 + id });
+        }
+        let mut served = 0;
+        while queues.values().any(|q| !q.is_empty()) {
+            // The owner whose oldest waiter came first is owed the slot.
+            let owed = queues
+                .iter()
+                .filter(|(_, q)| !q.is_empty())
+                .min_by_key(|(_, q)| q.iter().map(|w| w.1).min())
+                .map(|(&owner, _)| owner)
+                .unwrap();
+            let mut granted = Vec::new();
+            for (&owner, queue) in queues.iter_mut() {
+                let Some(&(id, number)) = queue.first() else { continue };
+                let waiters = queue.len() as u64;
+                let oldest = queue.iter().map(|w| w.1).min().unwrap_or(0);
+                let next = queue[1..].iter().map(|w| w.1).min().unwrap_or(0);
+                let op = LeaseOp::Wait { id, ttl_ms: 0, owner, number, oldest, next, waiters };
+                if alg.apply(&mut state, 0, op).allowed {
+                    queue.remove(0);
+                    granted.push((owner, id));
+                }
+            }
+            prop_assert!(!granted.is_empty(), "no owner's waiter got a free slot: {:?}", queues);
+            prop_assert!(granted.iter().any(|&(owner, _)| owner == owed), "{:?} before {}", granted, owed);
+            for (_, id) in granted {
+                served += 1;
+                alg.apply(&mut state, 0, LeaseOp::Release { id });
+            }
+        }
+        prop_assert_eq!(served, arrivals.len());
+    }
+
     /// Random acquire/release/extend from a few holders, clock going both
     /// ways: never more live leases than `max`, and every answer equals a
     /// model tracking each holder's expiry.
@@ -425,6 +488,7 @@ proptest! {
                     None => false,
                 },
                 LeaseOp::Peek => true,
+                other => unreachable!("not generated: {other:?}"),
             };
             prop_assert_eq!(out.allowed, expected, "{:?} at {}", op, now);
             prop_assert_eq!(out.expires_at_ms, if expected { model.get(&id).copied() } else { None });

@@ -461,6 +461,15 @@ struct LeaseCall {
     ttl_kind: u8,
     ttl_x: u64,
     step: RawOp,
+    /// For a waiter's try: its owner, which number it sends (0: none,
+    /// 1: the owner's last number on the key, else a made-up one) and how
+    /// many wait.
+    owner: u64,
+    number_kind: u8,
+    waiters: u64,
+    /// The owner's oldest number and its other waiters' (0: none).
+    oldest: u64,
+    next: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -472,16 +481,39 @@ struct LeaseCase {
 }
 
 fn lease_case() -> impl Strategy<Value = LeaseCase> {
-    let call = (0..2usize, 0..4u8, 0..5u64, 0..4u8, any::<u64>(), raw_op()).prop_map(
-        |(key, op, id, ttl_kind, ttl_x, step)| LeaseCall {
-            key,
-            op,
-            id,
-            ttl_kind,
-            ttl_x,
-            step,
-        },
+    let queue = (
+        1..4u64,
+        0..3u8,
+        prop_oneof![0..4u64, Just(u64::MAX)],
+        0..6u64,
+        0..6u64,
     );
+    let call = (
+        0..2usize,
+        0..9u8,
+        0..5u64,
+        0..4u8,
+        any::<u64>(),
+        raw_op(),
+        queue,
+    )
+        .prop_map(
+            |(key, op, id, ttl_kind, ttl_x, step, (owner, number_kind, waiters, oldest, next))| {
+                LeaseCall {
+                    key,
+                    op,
+                    id,
+                    ttl_kind,
+                    ttl_x,
+                    step,
+                    owner,
+                    number_kind,
+                    waiters,
+                    oldest,
+                    next,
+                }
+            },
+        );
     (
         prop_oneof![1..=4u64, Just(10_000u64)],
         span(),
@@ -510,6 +542,8 @@ fn concurrency_script_applies_as_the_rust_core() {
             let conn = &mut conn.borrow_mut();
             let config = Concurrency::new(case.max, ms(case.lease_ms)).unwrap();
             let mut reference = Reference::<ConcurrencyState>::new();
+            // The last number each (key, owner) was given.
+            let mut numbers = std::collections::HashMap::<(usize, u64), u64>::new();
             let mut now = case.start;
             for (i, call) in case.calls.iter().enumerate() {
                 let step = step_of(&call.step, case.lease_ms, false);
@@ -520,16 +554,41 @@ fn concurrency_script_applies_as_the_rust_core() {
                     2 => call.ttl_x % 10,
                     _ => call.ttl_x,
                 };
+                let number = match call.number_kind {
+                    0 => 0,
+                    1 => numbers.get(&(call.key, call.owner)).copied().unwrap_or(0),
+                    _ => 1 + call.ttl_x % 5,
+                };
                 let (op, name) = match call.op {
-                    0 => (
+                    0 | 1 => (
                         LeaseOp::Acquire {
                             id: call.id,
                             ttl_ms,
                         },
                         "acquire",
                     ),
-                    1 => (LeaseOp::Release { id: call.id }, "release"),
                     2 => (
+                        LeaseOp::AcquireUnfair {
+                            id: call.id,
+                            ttl_ms,
+                        },
+                        "acquire_unfair",
+                    ),
+                    3 | 4 => (
+                        LeaseOp::Wait {
+                            id: call.id,
+                            ttl_ms,
+                            owner: call.owner,
+                            number,
+                            oldest: call.oldest,
+                            next: call.next,
+                            waiters: call.waiters,
+                        },
+                        "wait",
+                    ),
+                    5 => (LeaseOp::Leave { owner: call.owner }, "leave"),
+                    6 => (LeaseOp::Release { id: call.id }, "release"),
+                    7 => (
                         LeaseOp::Extend {
                             id: call.id,
                             ttl_ms,
@@ -542,8 +601,11 @@ fn concurrency_script_applies_as_the_rust_core() {
                     let outcome = config.apply(state, now, op);
                     (outcome, Some(outcome.ttl_ms))
                 });
+                if expected.number != 0 {
+                    numbers.insert((call.key, call.owner), expected.number);
+                }
                 let key = format!("{{lease{n}:{}}}", call.key);
-                let args = [
+                let mut args = vec![
                     "EVALSHA".to_owned(),
                     scripts::CONCURRENCY.sha1().to_owned(),
                     "1".to_owned(),
@@ -555,6 +617,10 @@ fn concurrency_script_applies_as_the_rust_core() {
                     case.max.to_string(),
                     case.lease_ms.to_string(),
                 ];
+                if matches!(op, LeaseOp::Wait { .. } | LeaseOp::Leave { .. }) {
+                    let queue = [call.owner, number, call.oldest, call.next, call.waiters];
+                    args.extend(queue.map(|n| n.to_string()));
+                }
                 let reply = conn.call(&args).unwrap();
                 let ints = reply
                     .ints()
@@ -565,6 +631,7 @@ fn concurrency_script_applies_as_the_rust_core() {
                 prop_assert_eq!(got.allowed, expected.allowed, "{}", context);
                 prop_assert_eq!(got.decision, expected.decision, "{}", context);
                 prop_assert_eq!(got.expires_at_ms, expected.expires_at_ms, "{}", context);
+                prop_assert_eq!(got.number, expected.number, "{}", context);
                 prop_assert_eq!(used, now.min(MAX_TIME_MS), "{}", context);
             }
             Ok(())

@@ -14,7 +14,7 @@ mod state;
 mod token_bucket;
 mod twin;
 
-pub use concurrency::{Concurrency, ConcurrencyState, Lease, LeaseOp, LeaseOutcome};
+pub use concurrency::{Concurrency, ConcurrencyState, Lease, LeaseOp, LeaseOutcome, Ticket};
 pub(crate) use contract::check_cost;
 pub use contract::{Algorithm, Outcome, MAX_TIME_MS};
 pub use fixed_window::{FixedWindow, FixedWindowState};

@@ -14,10 +14,21 @@ pub const MAX_SPAN_MS: u64 = 100 * 365 * 86_400_000;
 /// is not sent (the denial is then not cached).
 pub const MAX_LOG_ENTRIES_IN_REPLY: u64 = 64;
 
+/// How long a concurrency waiter's queue ticket lives unless its owner asks
+/// again: a waiting process polls far more often, and a dead one stops
+/// holding its place after this long.
+pub const TICKET_MS: u64 = 1_000;
+
+/// Waiters one queue ticket may stand for, at most: sums of them stay exact
+/// in Lua's doubles.
+pub const MAX_TICKET_WAITERS: u64 = 1 << 32;
+
 /// The constants build.rs hands to the Lua prelude, in order.
 #[allow(dead_code)]
-pub const FOR_LUA: [(&str, u64); 3] = [
+pub const FOR_LUA: [(&str, u64); 5] = [
     ("MAX_TIME_MS", MAX_TIME_MS),
     ("MAX_SPAN_MS", MAX_SPAN_MS),
     ("MAX_LOG_ENTRIES_IN_REPLY", MAX_LOG_ENTRIES_IN_REPLY),
+    ("TICKET_MS", TICKET_MS),
+    ("MAX_TICKET_WAITERS", MAX_TICKET_WAITERS),
 ];

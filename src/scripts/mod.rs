@@ -28,11 +28,14 @@
 //! calls it proves denied without a round trip. A cost above the limit is
 //! the error `EDGELIMIT cost exceeds limit` and changes nothing.
 //!
-//! [`CONCURRENCY`]: `KEYS[1]` the leases' hash; `ARGV` = now or `""`, the
-//! operation (`acquire`, `release`, `extend` or `peek`), the lease id, the
-//! lease TTL in ms (0: the configured one), `max`, the configured lease in
-//! ms. The reply is `{allowed, decision_allowed, remaining, reset_ms,
-//! retry_after_ms, now_ms, expires_at_ms or -1}` ([`parse_lease_reply`]).
+//! [`CONCURRENCY`]: `KEYS[1]` the leases' hash (with the waiters' queue
+//! tickets); `ARGV` = now or `""`, the operation (`acquire`,
+//! `acquire_unfair`, `wait`, `leave`, `release`, `extend` or `peek`), the
+//! lease id, the lease TTL in ms (0: the configured one), `max`, the
+//! configured lease in ms, and for `wait` and `leave` the owner, the
+//! waiter's number and the owner's count of waiters. The reply is
+//! `{allowed, decision_allowed, remaining, reset_ms, retry_after_ms, now_ms,
+//! expires_at_ms or -1, number}` ([`parse_lease_reply`]).
 //!
 //! # Expiry
 //!

@@ -54,12 +54,13 @@ pub fn parse_rate_reply(reply: &[i64], limit: u64) -> Option<(Decision, u64)> {
 }
 
 /// Reads the concurrency script's reply `{allowed, decision_allowed,
-/// remaining, reset_ms, retry_after_ms, now_ms, expires_at_ms or -1}` as the
+/// remaining, reset_ms, retry_after_ms, now_ms, expires_at_ms or -1,
+/// number}` as the
 /// outcome (with `ttl_ms` 0: Redis keeps the TTL) and the time it was made
 /// at. `limit` is the configured `max`. `None` if the reply is not of that
 /// shape.
 pub fn parse_lease_reply(reply: &[i64], limit: u64) -> Option<(LeaseOutcome, u64)> {
-    let &[allowed, decision_allowed, remaining, reset_ms, retry_after_ms, now_ms, expires_at_ms] =
+    let &[allowed, decision_allowed, remaining, reset_ms, retry_after_ms, now_ms, expires_at_ms, number] =
         reply
     else {
         return None;
@@ -83,6 +84,7 @@ pub fn parse_lease_reply(reply: &[i64], limit: u64) -> Option<(LeaseOutcome, u64
         decision,
         expires_at_ms,
         ttl_ms: 0,
+        number: unsigned(number)?,
     };
     Some((outcome, now_ms))
 }
@@ -189,16 +191,22 @@ mod tests {
 
     #[test]
     fn lease_replies() {
-        let (o, now) = parse_lease_reply(&[1, 1, 2, 9000, 0, 100, 9000], 3).unwrap();
+        let (o, now) = parse_lease_reply(&[1, 1, 2, 9000, 0, 100, 9000, 0], 3).unwrap();
         assert!(o.allowed && o.decision.allowed);
         assert_eq!(o.decision.remaining, 2);
         assert_eq!(o.expires_at_ms, Some(9000));
         assert_eq!((o.ttl_ms, now), (0, 100));
-        let (o, _) = parse_lease_reply(&[0, 1, 3, 100, 0, 100, -1], 3).unwrap();
+        let (o, _) = parse_lease_reply(&[0, 1, 3, 100, 0, 100, -1, 0], 3).unwrap();
         assert!(!o.allowed && o.decision.allowed, "a release of no lease");
         assert_eq!(o.expires_at_ms, None);
-        assert_eq!(parse_lease_reply(&[0, 0, 0, 9000, 50, 100, -2], 3), None);
-        assert_eq!(parse_lease_reply(&[0, 0, 0, 9000, 50, 100], 3), None);
+        let (o, _) = parse_lease_reply(&[0, 0, 0, 9000, 50, 100, -1, 7], 3).unwrap();
+        assert_eq!((o.allowed, o.number), (false, 7), "a waiter's number");
+        assert_eq!(parse_lease_reply(&[0, 0, 0, 9000, 50, 100, -2, 0], 3), None);
+        assert_eq!(
+            parse_lease_reply(&[0, 0, 0, 9000, 50, 100, -1, -1], 3),
+            None
+        );
+        assert_eq!(parse_lease_reply(&[0, 0, 0, 9000, 50, 100, -1], 3), None);
     }
 
     #[test]

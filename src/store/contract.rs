@@ -392,23 +392,42 @@ impl Transition for LeaseStep<'_> {
     }
 
     fn remote(&self) -> Result<Remote, Error> {
-        let (op, id, ttl_ms) = match self.op {
-            LeaseOp::Acquire { id, ttl_ms } => ("acquire", id, ttl_ms),
-            LeaseOp::Release { id } => ("release", id, 0),
-            LeaseOp::Extend { id, ttl_ms } => ("extend", id, ttl_ms),
-            LeaseOp::Peek => ("peek", 0, 0),
+        let (op, id, ttl_ms, queue) = match self.op {
+            LeaseOp::Acquire { id, ttl_ms } => ("acquire", id, ttl_ms, None),
+            LeaseOp::AcquireUnfair { id, ttl_ms } => ("acquire_unfair", id, ttl_ms, None),
+            LeaseOp::Wait {
+                id,
+                ttl_ms,
+                owner,
+                number,
+                oldest,
+                next,
+                waiters,
+            } => (
+                "wait",
+                id,
+                ttl_ms,
+                Some([owner, number, oldest, next, waiters]),
+            ),
+            LeaseOp::Leave { owner } => ("leave", 0, 0, Some([owner, 0, 0, 0, 0])),
+            LeaseOp::Release { id } => ("release", id, 0, None),
+            LeaseOp::Extend { id, ttl_ms } => ("extend", id, ttl_ms, None),
+            LeaseOp::Peek => ("peek", 0, 0, None),
         };
-        let args = vec![
+        let mut args = vec![
             op.to_owned(),
             id.to_string(),
             ttl_ms.to_string(),
             self.config.max().to_string(),
             self.config.lease_ms().to_string(),
         ];
+        args.extend(queue.iter().flatten().map(u64::to_string));
         Ok(Remote {
             script: &scripts::CONCURRENCY,
             args,
-            // Acquiring by a held id, releasing and extending are idempotent.
+            // Acquiring by a held id, releasing, extending and leaving are
+            // idempotent; a waiter's try sent twice may take a second
+            // number, which changes no grant (its ticket keeps the lower).
             idempotent: true,
         })
     }

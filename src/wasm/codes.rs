@@ -25,9 +25,11 @@ pub enum Slot {
     ExpiresAt = 5,
     /// 1 when the decision admits.
     Allowed = 6,
+    /// A denied waiter's number in the store's queue (0 when none).
+    Number = 7,
 }
 
-/// The output buffer's length (a spare slot after `Allowed`).
+/// The output buffer's length.
 pub(crate) const SLOTS: usize = 8;
 
 /// What a call answers: its decision, a failure (the error waits in
@@ -84,6 +86,12 @@ pub enum LeaseCall {
     Extend = 2,
     /// Count the leases held, taking none.
     Peek = 3,
+    /// Take a free lease, ignoring the waiters' queue.
+    AcquireUnfair = 4,
+    /// A waiter's try: take a lease in queue order, or keep a place.
+    Wait = 5,
+    /// Leave the waiters' queue.
+    Leave = 6,
 }
 
 impl FetchFailure {

@@ -23,11 +23,24 @@ use crate::Concurrency;
 pub struct WasmConcurrency {
     config: Concurrency,
     place: Place,
+    /// This limiter's name in the store's waiter queues.
+    owner: u64,
+}
+
+/// A waiter's place: its number (0: none yet), the lowest number of its
+/// limiter's waiters and of the others (0: none), and how many wait.
+#[derive(Clone, Copy)]
+struct Queue {
+    owner: u64,
+    number: f64,
+    oldest: f64,
+    next: f64,
+    waiters: f64,
 }
 
 /// What JavaScript asks, numbered as [`LeaseCall`]. A `ttl` of `undefined`
 /// means the configured lease.
-fn lease_op(op: u8, lease: &str, ttl: &JsValue) -> Result<LeaseOp, JsValue> {
+fn lease_op(op: u8, lease: &str, ttl: &JsValue, queue: Queue) -> Result<LeaseOp, JsValue> {
     let id = || {
         lease
             .parse::<u64>()
@@ -44,11 +57,28 @@ fn lease_op(op: u8, lease: &str, ttl: &JsValue) -> Result<LeaseOp, JsValue> {
     const RELEASE: u8 = LeaseCall::Release as u8;
     const EXTEND: u8 = LeaseCall::Extend as u8;
     const PEEK: u8 = LeaseCall::Peek as u8;
+    const ACQUIRE_UNFAIR: u8 = LeaseCall::AcquireUnfair as u8;
+    const WAIT: u8 = LeaseCall::Wait as u8;
+    const LEAVE: u8 = LeaseCall::Leave as u8;
     Ok(match op {
         ACQUIRE => LeaseOp::Acquire {
             id: id()?,
             ttl_ms: ttl_ms()?,
         },
+        ACQUIRE_UNFAIR => LeaseOp::AcquireUnfair {
+            id: id()?,
+            ttl_ms: ttl_ms()?,
+        },
+        WAIT => LeaseOp::Wait {
+            id: id()?,
+            ttl_ms: ttl_ms()?,
+            owner: queue.owner,
+            number: count("number", queue.number)?,
+            oldest: count("oldest", queue.oldest)?,
+            next: count("next", queue.next)?,
+            waiters: count("waiters", queue.waiters)?,
+        },
+        LEAVE => LeaseOp::Leave { owner: queue.owner },
         RELEASE => LeaseOp::Release { id: id()? },
         EXTEND => LeaseOp::Extend {
             id: id()?,
@@ -92,7 +122,11 @@ impl WasmConcurrency {
     fn build(max: f64, lease: &JsValue, place: Place) -> Result<Self, JsValue> {
         let lease = Duration::from_millis(millis("leaseTtl", lease)?);
         let config = Concurrency::new(count("max", max)?, lease).map_err(|error| error.to_js())?;
-        Ok(Self { config, place })
+        Ok(Self {
+            config,
+            place,
+            owner: random::next_u64() | 1,
+        })
     }
 
     /// A fresh lease id, unique with overwhelming likelihood across isolates.
@@ -102,15 +136,38 @@ impl WasmConcurrency {
         (random::next_u64() | 1).to_string()
     }
 
+    fn queue(&self, number: f64, oldest: f64, next: f64, waiters: f64) -> Queue {
+        Queue {
+            owner: self.owner,
+            number,
+            oldest,
+            next,
+            waiters,
+        }
+    }
+
     /// Applies a lease operation for `id` (memory store): 1 if the lease is
     /// held (or was granted), else 0, -1 on error; the numbers are in the
-    /// output buffer.
-    pub fn apply(&self, id: &str, op: u8, lease: &str, ttl: JsValue, now: f64) -> i32 {
+    /// output buffer. `number`, `oldest`, `next` and `waiters` are a
+    /// waiter's (`Wait`), else 0.
+    #[allow(clippy::too_many_arguments)]
+    pub fn apply(
+        &self,
+        id: &str,
+        op: u8,
+        lease: &str,
+        ttl: JsValue,
+        now: f64,
+        number: f64,
+        oldest: f64,
+        next: f64,
+        waiters: f64,
+    ) -> i32 {
         let applied = (|| {
             let store = self.place.memory_store()?;
             let step = LeaseStep {
                 config: &self.config,
-                op: lease_op(op, lease, &ttl)?,
+                op: lease_op(op, lease, &ttl, self.queue(number, oldest, next, waiters))?,
             };
             let outcome = store
                 .transact(self.place.key(id), now_ms(now), &step)
@@ -127,6 +184,7 @@ impl WasmConcurrency {
 
     /// The REST call applying a lease operation (REST store).
     #[wasm_bindgen(js_name = restCall)]
+    #[allow(clippy::too_many_arguments)]
     pub fn rest_call(
         &self,
         id: &str,
@@ -134,10 +192,14 @@ impl WasmConcurrency {
         lease: &str,
         ttl: JsValue,
         now: f64,
+        number: f64,
+        oldest: f64,
+        next: f64,
+        waiters: f64,
     ) -> Result<Option<WasmRestCall>, JsValue> {
         let ask = Ask::Lease {
             config: self.config,
-            op: lease_op(op, lease, &ttl)?,
+            op: lease_op(op, lease, &ttl, self.queue(number, oldest, next, waiters))?,
         };
         self.place.rest_call(id, ask, now)
     }

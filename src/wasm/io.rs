@@ -19,6 +19,7 @@ pub(crate) const RETRY_AFTER: usize = Slot::RetryAfter as usize;
 pub(crate) const STORE_FAILURE: usize = Slot::StoreFailure as usize;
 pub(crate) const EXPIRES_AT: usize = Slot::ExpiresAt as usize;
 pub(crate) const ALLOWED: usize = Slot::Allowed as usize;
+pub(crate) const NUMBER: usize = Slot::Number as usize;
 
 thread_local! {
     static KEY: RefCell<Vec<u8>> = RefCell::new(vec![0; 256]);
@@ -101,7 +102,9 @@ pub(crate) fn write_lease(outcome: &LeaseOutcome) -> bool {
         allowed: outcome.allowed,
         ..outcome.decision
     };
-    OUT.with(|out| out.set(slots(&decision, outcome.expires_at_ms)));
+    let mut slots = slots(&decision, outcome.expires_at_ms);
+    slots[NUMBER] = outcome.number as f64;
+    OUT.with(|out| out.set(slots));
     outcome.allowed
 }
 

@@ -239,7 +239,11 @@ impl WasmRestCall {
             }
             Ask::Lease {
                 config,
-                op: LeaseOp::Acquire { .. } | LeaseOp::Peek,
+                op:
+                    LeaseOp::Acquire { .. }
+                    | LeaseOp::AcquireUnfair { .. }
+                    | LeaseOp::Wait { .. }
+                    | LeaseOp::Peek,
             } => Some(config.max()),
             _ => None,
         };

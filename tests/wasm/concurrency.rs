@@ -14,7 +14,7 @@ const EXTEND: u8 = 2;
 const PEEK: u8 = 3;
 
 fn apply(c: &WasmConcurrency, op: u8, lease: &str, ttl: JsValue, now: f64) -> (i32, [f64; 6]) {
-    let status = c.apply("job", op, lease, ttl, now);
+    let status = c.apply("job", op, lease, ttl, now, 0.0, 0.0, 0.0, 0.0);
     (status, slots())
 }
 
@@ -71,10 +71,49 @@ fn leases_are_granted_up_to_max_and_freed() {
 fn remove_drops_every_lease() {
     let store = WasmMemoryStore::new(None, None).unwrap();
     let c = WasmConcurrency::with_memory(1.0, "1 m".into(), &store, "r:".into()).unwrap();
-    assert_eq!(c.apply("job", ACQUIRE, "1", JsValue::UNDEFINED, 0.0), 1);
-    assert_eq!(c.apply("job", ACQUIRE, "2", JsValue::UNDEFINED, 0.0), 0);
+    assert_eq!(
+        c.apply(
+            "job",
+            ACQUIRE,
+            "1",
+            JsValue::UNDEFINED,
+            0.0,
+            0.0,
+            0.0,
+            0.0,
+            0.0
+        ),
+        1
+    );
+    assert_eq!(
+        c.apply(
+            "job",
+            ACQUIRE,
+            "2",
+            JsValue::UNDEFINED,
+            0.0,
+            0.0,
+            0.0,
+            0.0,
+            0.0
+        ),
+        0
+    );
     assert_eq!(c.remove("job"), 1);
-    assert_eq!(c.apply("job", ACQUIRE, "2", JsValue::UNDEFINED, 0.0), 1);
+    assert_eq!(
+        c.apply(
+            "job",
+            ACQUIRE,
+            "2",
+            JsValue::UNDEFINED,
+            0.0,
+            0.0,
+            0.0,
+            0.0,
+            0.0
+        ),
+        1
+    );
 }
 
 #[wasm_bindgen_test]
@@ -90,7 +129,7 @@ fn bad_lease_arguments_fail_with_codes() {
     ];
     for (op, lease, ttl, code) in cases {
         assert_eq!(
-            c.apply("job", op, lease, ttl, 0.0),
+            c.apply("job", op, lease, ttl, 0.0, 0.0, 0.0, 0.0, 0.0),
             -1,
             "op {op} lease {lease:?}"
         );

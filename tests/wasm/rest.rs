@@ -276,7 +276,17 @@ fn lease_calls_carry_the_operation_and_read_the_expiry() {
     let store = WasmRestStore::new(2_000.0, 2.0, true, 0.0).unwrap();
     let c = WasmConcurrency::with_rest(2.0, "10 s".into(), &store, "c:".into(), 0, None).unwrap();
     let mut call = c
-        .rest_call("job", 0, "7", JsValue::UNDEFINED, 1_000.0)
+        .rest_call(
+            "job",
+            0,
+            "7",
+            JsValue::UNDEFINED,
+            1_000.0,
+            0.0,
+            0.0,
+            0.0,
+            0.0,
+        )
         .unwrap()
         .unwrap();
     // now, op, lease id, ttl (0: the configured one), max, lease.
@@ -284,9 +294,10 @@ fn lease_calls_carry_the_operation_and_read_the_expiry() {
         words(&body(&call))[3..],
         ["c:sem:{job}", "1000", "acquire", "7", "0", "2", "10000"]
     );
-    // allowed, decision allowed, free, reset, retry after, now, expiry.
+    // allowed, decision allowed, free, reset, retry after, now, expiry,
+    // a waiter's number.
     assert_eq!(
-        receive(&mut call, 200, r#"{"result":[1,1,1,11000,0,1000,11000]}"#),
+        receive(&mut call, 200, r#"{"result":[1,1,1,11000,0,1000,11000,0]}"#),
         1
     );
     assert_eq!(slots(), [2.0, 1.0, 11_000.0, 0.0, 0.0, 11_000.0]);

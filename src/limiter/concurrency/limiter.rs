@@ -2,6 +2,7 @@
 
 use std::any::TypeId;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,6 +42,10 @@ struct Shared<S, C> {
     prefix: Box<str>,
     /// Callers waiting for a slot, woken by releases through this limiter.
     waiters: Waiters,
+    /// This limiter's name in the store's waiter queues.
+    owner: u64,
+    /// Whether acquires queue behind waiters (the default).
+    fair: AtomicBool,
 }
 
 /// How a waiting acquire pauses between tries.
@@ -106,8 +111,24 @@ impl<S, C> ConcurrencyLimiter<S, C> {
                 clock,
                 prefix: key_prefix(&prefix.into(), SEMAPHORE).into_boxed_str(),
                 waiters: Waiters::default(),
+                owner: random::next_u64() | 1,
+                fair: AtomicBool::new(true),
             }),
         }
+    }
+
+    /// Fair (the default): waiters are served in arrival order, across
+    /// processes on a shared store, and an acquire that does not wait is
+    /// granted only a slot no waiter is owed. Unfair: every try takes any
+    /// free slot, as if nobody queued (this limiter's waiters still queue
+    /// among themselves). Applies to this limiter and its clones.
+    pub fn set_fair(&self, fair: bool) {
+        self.shared.fair.store(fair, Ordering::Relaxed);
+    }
+
+    /// Whether acquires are fair (see [`set_fair`](Self::set_fair)).
+    pub fn is_fair(&self) -> bool {
+        self.shared.fair.load(Ordering::Relaxed)
     }
 
     /// The configuration.
@@ -143,7 +164,10 @@ impl<S: Store + AsyncStore, C: Clock + Send + Sync + 'static> ConcurrencyLimiter
     /// Blocks until a slot for `key` is free or `within` has passed. A
     /// release through this limiter (or a clone) hands the slot to the
     /// longest waiting caller at once; a release elsewhere, or an expiry, is
-    /// seen within 50 ms.
+    /// seen within 100 ms. Fair limiters serve waiters in arrival order
+    /// across processes sharing the store (see [`set_fair`](Self::set_fair)).
+    /// A store failure that may pass (a timeout, Redis restarting) ends the
+    /// wait only at the deadline, with that error.
     pub fn acquire_wait(&self, key: &str, within: Duration) -> Result<Acquire<S, C>, Error> {
         let blocking = Pause::<fn(Duration) -> std::future::Ready<()>>::Blocking;
         run_blocking(self.acquire_waiting(key, within, blocking))
@@ -180,8 +204,22 @@ impl<S: AsyncStore, C: Clock + Send + Sync + 'static> ConcurrencyLimiter<S, C> {
         key: &str,
         lease: Duration,
     ) -> Result<Acquire<S, C>, Error> {
-        let id = random::next_u64();
         let ttl_ms = lease.as_millis().try_into().unwrap_or(u64::MAX);
+        let op = |id| match self.is_fair() {
+            true => LeaseOp::Acquire { id, ttl_ms },
+            false => LeaseOp::AcquireUnfair { id, ttl_ms },
+        };
+        Ok(self.try_once(key, op).await?.0)
+    }
+
+    /// One acquire by a fresh lease id, with the op `op` makes of it; the
+    /// answer, and the waiter's number a denied `Wait` got.
+    async fn try_once(
+        &self,
+        key: &str,
+        op: impl FnOnce(u64) -> LeaseOp,
+    ) -> Result<(Acquire<S, C>, u64), Error> {
+        let id = random::next_u64();
         // Until the store answers, it may hold the lease with no permit to
         // release it: dropped before then (a caller giving up mid-request),
         // or failed (a timeout, after which the request may have run), the
@@ -191,13 +229,13 @@ impl<S: AsyncStore, C: Clock + Send + Sync + 'static> ConcurrencyLimiter<S, C> {
             key,
             id,
         };
-        let outcome = self.run_async(key, LeaseOp::Acquire { id, ttl_ms }).await;
+        let outcome = self.run_async(key, op(id)).await;
         if outcome.is_ok() {
             unanswered.limiter = None;
         }
         drop(unanswered);
         let outcome = outcome?;
-        Ok(match outcome.expires_at_ms {
+        let acquire = match outcome.expires_at_ms {
             Some(expires_at_ms) if outcome.allowed => Acquire::Granted(Permit::new(
                 self.clone(),
                 key,
@@ -206,7 +244,8 @@ impl<S: AsyncStore, C: Clock + Send + Sync + 'static> ConcurrencyLimiter<S, C> {
                 outcome.decision,
             )),
             _ => Acquire::Denied(outcome.decision),
-        })
+        };
+        Ok((acquire, outcome.number))
     }
 
     /// Takes a slot for `key` when one is free within `within` (zero: tries
@@ -241,6 +280,10 @@ impl<S: AsyncStore, C: Clock + Send + Sync + 'static> ConcurrencyLimiter<S, C> {
         F: Fn(Duration) -> Fut,
         Fut: Future<Output = ()>,
     {
+        if within.is_zero() {
+            // One try, which takes no place in the store's queue.
+            return self.acquire_for_async(key, Duration::ZERO).await;
+        }
         let deadline = deadline_ms(self.shared.clock.now_ms(), within);
         // The system clock sleeps in real time, as a condition variable
         // waits: a blocking waiter can then be woken early. Another clock
@@ -249,14 +292,63 @@ impl<S: AsyncStore, C: Clock + Send + Sync + 'static> ConcurrencyLimiter<S, C> {
         // In the queue before the first try, so that no release between a
         // denial and the wait goes unseen.
         let place = self.shared.waiters.enqueue(key);
+        // This waiter's place in the store's queue (fair limiters): its
+        // number, taken at its first denial, and whether to take its
+        // owner's ticket away when it leaves without a slot.
+        let mut queued = Queued {
+            limiter: self,
+            key,
+            number: 0,
+            head: false,
+        };
+        // The last denial the store answered.
+        let mut answered: Option<Decision> = None;
         loop {
-            let decision = match self.acquire_for_async(key, Duration::ZERO).await? {
-                granted @ Acquire::Granted(_) => return Ok(granted),
-                Acquire::Denied(decision) => decision,
+            let owner = self.shared.owner;
+            let (number, oldest, next) = place.numbers();
+            let waiters = self.shared.waiters.len(key) as u64;
+            let op = |id| match self.is_fair() {
+                true => LeaseOp::Wait {
+                    id,
+                    ttl_ms: 0,
+                    owner,
+                    number,
+                    oldest,
+                    next,
+                    waiters,
+                },
+                false => LeaseOp::AcquireUnfair { id, ttl_ms: 0 },
+            };
+            let (decision, failed) = match self.try_once(key, op).await {
+                Ok((granted @ Acquire::Granted(_), _)) => {
+                    // The store dropped the owner's ticket with the grant.
+                    queued.number = 0;
+                    return Ok(granted);
+                }
+                Ok((Acquire::Denied(decision), number)) => {
+                    if number != 0 {
+                        queued.number = number;
+                        place.numbered(number);
+                    }
+                    answered = Some(decision);
+                    (decision, None)
+                }
+                // Waiting through an outage (Redis restarting): a poll that
+                // failed is made again at the next, until the deadline; the
+                // place in the store's queue is kept by the number.
+                Err(Error::Store(error)) if error.is_transient() => match answered {
+                    Some(decision) => (decision, Some(error)),
+                    None => return Err(Error::Store(error)),
+                },
+                Err(error) => return Err(error),
             };
             let now = self.shared.clock.now_ms();
             let Some(mut duration) = poll_interval(&decision, now, deadline) else {
-                return Ok(Acquire::Denied(decision));
+                queued.head = place.polls();
+                return match failed {
+                    Some(error) => Err(Error::Store(error)),
+                    None => Ok(Acquire::Denied(decision)),
+                };
             };
             if place.woken() {
                 // Woken, but the slot went to a caller that did not wait:
@@ -266,11 +358,13 @@ impl<S: AsyncStore, C: Clock + Send + Sync + 'static> ConcurrencyLimiter<S, C> {
                 // Behind another waiter: woken when its turn comes.
                 duration = Duration::from_millis(deadline - now);
             }
+            queued.head = place.polls();
             match &pause {
                 Pause::Blocking if real_time => place.wait_blocking(duration),
                 Pause::Blocking => self.shared.clock.sleep(duration),
                 Pause::Timer(sleep) => place.sleep_or_wake(sleep(duration)).await,
             }
+            queued.head = place.polls();
         }
     }
 
@@ -320,8 +414,34 @@ impl<S: AsyncStore, C: Clock + Send + Sync + 'static> Drop for Unanswered<'_, S,
     }
 }
 
+/// A waiter's number in the store's queue. Dropped while this waiter leads
+/// its limiter's queue for the key without a slot (out of time, or its
+/// future dropped), it takes its owner's ticket from the store: the next
+/// waiter here, woken as it leaves, queues it again with its own number.
+struct Queued<'k, S: AsyncStore, C: Clock + Send + Sync + 'static> {
+    limiter: &'k ConcurrencyLimiter<S, C>,
+    key: &'k str,
+    number: u64,
+    head: bool,
+}
+
+impl<S: AsyncStore, C: Clock + Send + Sync + 'static> Drop for Queued<'_, S, C> {
+    fn drop(&mut self) {
+        if self.number == 0 || !self.head {
+            return;
+        }
+        let (limiter, key) = (self.limiter.clone(), Box::<str>::from(self.key));
+        let owner = limiter.shared.owner;
+        super::detached::finish(async move {
+            let _ = limiter.run_async(&key, LeaseOp::Leave { owner }).await;
+        });
+    }
+}
+
 /// A denied acquire's retry time is when the first lease expires, but a
-/// holder may release sooner: poll at least this often while waiting.
+/// holder may release sooner: the first waiter polls at least this often,
+/// plus up to as much again at random, so that the waiters of several
+/// processes do not ask in step.
 const POLL_MS: u64 = 50;
 
 /// How long to sleep before trying again, or `None` once the deadline has
@@ -329,6 +449,7 @@ const POLL_MS: u64 = 50;
 /// so waiting goes on until the deadline.
 fn poll_interval(denial: &Decision, now_ms: u64, deadline_ms: u64) -> Option<Duration> {
     let room = deadline_ms.checked_sub(now_ms).filter(|&room| room > 0)?;
-    let ms = denial.retry_after_ms.min(POLL_MS).min(room).max(1);
+    let poll = POLL_MS + random::up_to(POLL_MS);
+    let ms = denial.retry_after_ms.min(poll).min(room).max(1);
     Some(Duration::from_millis(ms))
 }

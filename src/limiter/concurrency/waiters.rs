@@ -5,9 +5,10 @@
 //! leaving the head of the queue (granted or giving up) wakes the next, who
 //! then polls in its turn. So any number of waiters costs one poller per key.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::future::{poll_fn, Future};
 use std::pin::pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::task::{Poll, Waker};
 use std::time::Duration;
@@ -15,6 +16,9 @@ use std::time::Duration;
 #[derive(Default)]
 pub(super) struct Waiters {
     queues: Mutex<HashMap<Box<str>, VecDeque<Arc<Waiter>>>>,
+    /// The numbers the store's queue gave the waiters of each key: the
+    /// lowest is where this limiter stands in it.
+    numbers: Mutex<HashMap<Box<str>, BTreeSet<u64>>>,
 }
 
 #[derive(Default)]
@@ -35,6 +39,8 @@ pub(super) struct Ticket<'a> {
     waiters: &'a Waiters,
     key: Box<str>,
     waiter: Arc<Waiter>,
+    /// Its number in the store's queue, or 0.
+    number: AtomicU64,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -55,7 +61,13 @@ impl Waiters {
             waiters: self,
             key: key.into(),
             waiter,
+            number: AtomicU64::new(0),
         }
+    }
+
+    /// How many callers wait for `key` here.
+    pub(super) fn len(&self, key: &str) -> usize {
+        lock(&self.queues).get(key).map_or(0, VecDeque::len)
     }
 
     /// Wakes the first waiter of `key`, if any: a slot was released here.
@@ -117,6 +129,31 @@ impl Waiter {
 }
 
 impl Ticket<'_> {
+    /// Records this waiter's number in the store's queue (its first).
+    pub(super) fn numbered(&self, number: u64) {
+        if number == 0 || self.number.load(Ordering::Relaxed) != 0 {
+            return;
+        }
+        self.number.store(number, Ordering::Relaxed);
+        lock(&self.waiters.numbers)
+            .entry(self.key.clone())
+            .or_default()
+            .insert(number);
+    }
+
+    /// This waiter's number, the lowest of this key's waiters here, and
+    /// the lowest of the others (0: none).
+    pub(super) fn numbers(&self) -> (u64, u64, u64) {
+        let own = self.number.load(Ordering::Relaxed);
+        let numbers = lock(&self.waiters.numbers);
+        let Some(set) = numbers.get(&*self.key) else {
+            return (own, 0, 0);
+        };
+        let oldest = set.first().copied().unwrap_or(0);
+        let next = set.iter().copied().find(|&n| n != own).unwrap_or(0);
+        (own, oldest, next)
+    }
+
     /// Whether a release woke this waiter (it then left the queue).
     pub(super) fn woken(&self) -> bool {
         lock(&self.waiter.state).woken
@@ -172,6 +209,16 @@ impl Ticket<'_> {
 
 impl Drop for Ticket<'_> {
     fn drop(&mut self) {
+        let number = self.number.load(Ordering::Relaxed);
+        if number != 0 {
+            let mut numbers = lock(&self.waiters.numbers);
+            if let Some(set) = numbers.get_mut(&*self.key) {
+                set.remove(&number);
+                if set.is_empty() {
+                    numbers.remove(&*self.key);
+                }
+            }
+        }
         let mut queues = lock(&self.waiters.queues);
         // Read under the queues' lock, where a wake sets it.
         let woken = self.woken();
