@@ -3,7 +3,8 @@
 
 import * as slot from "./boundary.js";
 import { CoreConcurrency, CoreLeaseOp } from "./edgelimit.js";
-import { checkId, checkNumber, invalid } from "./errors.js";
+import { checkId, checkNumber, checkPrefix, DEFAULT_MAX_ID_BYTES, invalid } from "./errors.js";
+import { options } from "./options.js";
 import { DEFAULT_PREFIX } from "./ratelimit.js";
 import { CORE, checkStore, failureCode, memoryStore, TRANSPORT } from "./stores.js";
 import { run } from "./transport.js";
@@ -34,28 +35,51 @@ export class Concurrency {
   #failure;
   #transport;
   #fair;
+  #maxIdBytes;
   /** Waiters by id, in arrival order: `{ woken, wake, number }`. */
   #waiters = new Map();
 
-  constructor({ max, leaseTtl, store, prefix = DEFAULT_PREFIX, timeout, failure = "error", fair = true } = {}) {
+  constructor(config) {
+    const {
+      max,
+      leaseTtl,
+      store: given,
+      prefix = DEFAULT_PREFIX,
+      timeout,
+      failure = "error",
+      fair = true,
+      maxIdBytes = DEFAULT_MAX_ID_BYTES,
+    } = options("new Concurrency", config, [
+      "max",
+      "leaseTtl",
+      "store",
+      "prefix",
+      "timeout",
+      "failure",
+      "fair",
+      "maxIdBytes",
+    ]);
     checkNumber("max", max);
-    if (typeof prefix !== "string") throw invalid("prefix must be a string");
+    checkPrefix(prefix);
     if (typeof fair !== "boolean") throw invalid("fair must be true or false");
     this.#fair = fair;
     const policy = failureCode(failure);
-    store = checkStore(store ?? memoryStore());
+    const store = checkStore(given ?? memoryStore());
     if (timeout !== undefined) checkNumber("timeout", timeout);
     this.#core =
       store.kind === "memory"
         ? CoreConcurrency.withMemory(max, leaseTtl, store[CORE], prefix)
         : CoreConcurrency.withRest(max, leaseTtl, store[CORE], prefix, policy, timeout);
+    this.#core.limitIds(checkNumber("maxIdBytes", maxIdBytes));
+    this.#maxIdBytes = maxIdBytes;
     this.#failure = failure;
     this.#transport = store[TRANSPORT];
     this.prefix = prefix;
   }
 
-  async acquire(id, { timeout = 0, leaseTtl, signal } = {}) {
-    checkId(id);
+  async acquire(id, config) {
+    const { timeout = 0, leaseTtl, signal } = options("acquire", config, ["timeout", "leaseTtl", "signal"]);
+    checkId(id, this.#maxIdBytes);
     checkNumber("timeout", timeout);
     // One lease id for every attempt: acquiring by a held id is idempotent,
     // so a retried request never takes two slots.
@@ -249,13 +273,13 @@ export class Concurrency {
   }
 
   async getRemaining(id) {
-    checkId(id);
+    checkId(id, this.#maxIdBytes);
     const { slots } = await this.#apply(id, PEEK, "", undefined);
     return { remaining: slots[slot.REMAINING], limit: slots[slot.LIMIT] };
   }
 
   async reset(id) {
-    checkId(id);
+    checkId(id, this.#maxIdBytes);
     if (this.#transport === undefined) slot.check(this.#core.remove(id));
     else await run(this.#core.restRemove(id), this.#transport);
     this.#wakeAll(id);

@@ -282,6 +282,8 @@ export interface ConcurrencyOptions {
    * acquire without a timeout takes only a slot no waiter is owed. false: any free slot is taken.
    */
   fair?: boolean;
+  /** The longest id accepted, in UTF-8 bytes; longer is `INVALID_ARGUMENT`. Default 1024. */
+  maxIdBytes?: number;
 }
 
 export interface AcquireOptions {

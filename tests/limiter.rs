@@ -353,3 +353,13 @@ fn ids_longer_than_the_bound_are_typed_errors_that_change_nothing() {
     assert!(open.limit("12345").is_err());
     assert!(open.limit("1234").unwrap().allowed);
 }
+
+#[test]
+fn semaphore_ids_longer_than_the_bound_are_typed_errors() {
+    let jobs = ConcurrencyLimiter::new(Concurrency::new(1, "1 m").unwrap());
+    let long = "x".repeat(DEFAULT_MAX_ID_BYTES + 1);
+    assert!(matches!(jobs.acquire(&long), Err(Error::IdTooLong { .. })));
+    assert!(matches!(jobs.peek(&long), Err(Error::IdTooLong { .. })));
+    assert!(matches!(jobs.reset(&long), Err(Error::IdTooLong { .. })));
+    assert!(matches!(jobs.acquire("ok"), Ok(Acquire::Granted(_))));
+}

@@ -309,3 +309,16 @@ test("token bucket: a slow caller of a cold bucket is admitted, as retryAfter sa
     }
   });
 });
+
+test("Concurrency: options by name, ids bounded, prefixes without braces", async () => {
+  const { Concurrency } = await import("./edgelimit.mjs");
+  assert.throws(() => new Concurrency({ max: 1, leaseTtl: "1 m", maxx: 2 }), { code: "INVALID_CONFIG" });
+  assert.throws(() => new Concurrency(null), { code: "INVALID_ARGUMENT" });
+  assert.throws(() => new Concurrency({ max: 1, leaseTtl: "1 m", prefix: "{x}" }), { code: "INVALID_CONFIG" });
+  const jobs = new Concurrency({ max: 1, leaseTtl: "1 m" });
+  await assert.rejects(jobs.acquire("t", { timout: 5 }), { code: "INVALID_CONFIG" });
+  await assert.rejects(jobs.acquire("x".repeat(1025)), { code: "INVALID_ARGUMENT" });
+  const roomy = new Concurrency({ max: 1, leaseTtl: "1 m", maxIdBytes: 4096 });
+  assert.ok((await roomy.acquire("x".repeat(4000))).acquired);
+  assert.ok((await jobs.acquire("t")).acquired, "still working after the errors");
+});

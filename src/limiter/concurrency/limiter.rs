@@ -10,6 +10,7 @@ use super::permit::Permit;
 use super::waiters::Waiters;
 use crate::algorithm::{Concurrency, LeaseOp, LeaseOutcome};
 use crate::clock::{Clock, SystemClock};
+use crate::error::check_id;
 use crate::limiter::rate::DEFAULT_PREFIX;
 use crate::limiter::wait::{deadline_ms, run_blocking};
 use crate::random;
@@ -136,11 +137,14 @@ impl<S, C> ConcurrencyLimiter<S, C> {
         &self.shared.config
     }
 
-    fn key<'k>(&'k self, id: &'k str) -> Key<'k> {
-        Key {
+    /// The stored key of `id`, or [`Error::IdTooLong`] past
+    /// [`DEFAULT_MAX_ID_BYTES`](crate::DEFAULT_MAX_ID_BYTES).
+    fn key<'k>(&'k self, id: &'k str) -> Result<Key<'k>, Error> {
+        check_id(id, crate::DEFAULT_MAX_ID_BYTES)?;
+        Ok(Key {
             prefix: &self.shared.prefix,
             id,
-        }
+        })
     }
 
     /// A slot of `key` was released here: the first waiter tries at once.
@@ -180,7 +184,7 @@ impl<S: Store + AsyncStore, C: Clock + Send + Sync + 'static> ConcurrencyLimiter
 
     /// Drops every lease of `key`.
     pub fn reset(&self, key: &str) -> Result<(), Error> {
-        self.shared.store.remove(self.key(key))?;
+        self.shared.store.remove(self.key(key)?)?;
         self.shared.waiters.wake_all(key);
         Ok(())
     }
@@ -191,7 +195,7 @@ impl<S: Store + AsyncStore, C: Clock + Send + Sync + 'static> ConcurrencyLimiter
             op,
         };
         let now = self.shared.clock.now_ms();
-        self.shared.store.transact(self.key(key), now, &step)
+        self.shared.store.transact(self.key(key)?, now, &step)
     }
 }
 
@@ -375,7 +379,7 @@ impl<S: AsyncStore, C: Clock + Send + Sync + 'static> ConcurrencyLimiter<S, C> {
 
     /// Drops every lease of `key`.
     pub async fn reset_async(&self, key: &str) -> Result<(), Error> {
-        self.shared.store.remove_async(self.key(key)).await?;
+        self.shared.store.remove_async(self.key(key)?).await?;
         self.shared.waiters.wake_all(key);
         Ok(())
     }
@@ -388,7 +392,7 @@ impl<S: AsyncStore, C: Clock + Send + Sync + 'static> ConcurrencyLimiter<S, C> {
         let now = self.shared.clock.now_ms();
         self.shared
             .store
-            .transact_async(self.key(key), now, &step)
+            .transact_async(self.key(key)?, now, &step)
             .await
     }
 }
