@@ -73,6 +73,38 @@ impl Backend {
         }
     }
 
+    /// Sends `SCRIPT KILL` to every server over a connection of its own
+    /// (the pooled ones may wait behind the script): a read-only script
+    /// that outran its request's timeout stops holding Redis. Redis takes
+    /// it once the script has run `busy-reply-threshold` (5 s by default).
+    pub async fn kill_busy_scripts(&self, connect_timeout: std::time::Duration) {
+        let targets = match self {
+            Backend::Single(p) => vec![p.target().clone()],
+            Backend::Cluster(c) => c.master_targets(),
+        };
+        for target in targets {
+            let killed = async {
+                let conn = crate::conn::Conn::connect(&target, connect_timeout).await?;
+                let mut payload = Vec::new();
+                crate::resp::encode_command(&mut payload, &["SCRIPT", "KILL"]);
+                conn.send(payload, 1).await.map_err(|(e, _)| e)
+            };
+            // Give up well after Redis's own threshold for a busy script.
+            match tokio::time::timeout(std::time::Duration::from_secs(30), killed).await {
+                Ok(Ok(reply)) => {
+                    // NOTBUSY when the script ended on its own meanwhile.
+                    let answer = reply.first().and_then(|v| v.error_text());
+                    tracing::warn!(
+                        ?answer,
+                        "a read-only script outran its request: SCRIPT KILL sent"
+                    );
+                }
+                Ok(Err(error)) => tracing::warn!(%error, "SCRIPT KILL could not be sent"),
+                Err(_) => tracing::warn!("SCRIPT KILL had no answer in 30 s"),
+            }
+        }
+    }
+
     pub async fn health(&self) -> Health {
         match self {
             Backend::Cluster(c) => {

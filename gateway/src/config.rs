@@ -7,6 +7,12 @@ use clap::{Parser, ValueEnum};
 
 use crate::target::Target;
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ReadOnlyScripts {
+    Allow,
+    Deny,
+}
+
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum LogFormat {
     Text,
@@ -122,6 +128,17 @@ pub struct Config {
         value_delimiter = ','
     )]
     pub scripts: Vec<PathBuf>,
+
+    /// Whether read-only tokens may run scripts (`EVAL_RO`, `EVALSHA_RO`,
+    /// `FCALL_RO`): `allow` (as Upstash does) or `deny`. Either way a
+    /// read-only script that outruns its request is killed.
+    #[arg(
+        long,
+        env = "EDGELIMIT_GATEWAY_READ_ONLY_SCRIPTS",
+        value_enum,
+        default_value = "allow"
+    )]
+    pub read_only_scripts: ReadOnlyScripts,
 
     /// Largest reply read from Redis, in bytes; a longer one is an error
     /// for its request (and the Redis connection is replaced).

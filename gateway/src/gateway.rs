@@ -79,6 +79,13 @@ impl Gateway {
             .cloned()
     }
 
+    /// Stops scripts holding Redis (see [`Backend::kill_busy_scripts`]).
+    pub async fn kill_busy_scripts(&self) {
+        self.backend
+            .kill_busy_scripts(std::time::Duration::from_secs(1))
+            .await;
+    }
+
     pub async fn health(&self) -> Health {
         self.backend.health().await
     }

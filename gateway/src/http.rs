@@ -3,6 +3,7 @@
 //! `POST /` one JSON command, `POST /pipeline`, `POST /multi-exec`, path
 //! style `GET|POST /cmd/arg/...`, and an unauthenticated `GET /healthz`.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -52,15 +53,24 @@ async fn handle(State(app): State<Arc<AppState>>, req: Request) -> Response {
     // query string may carry a token.
     let kind = route_kind(req.uri().path());
     let timeout = app.request_timeout;
+    let read_only_script = AtomicBool::new(false);
     let outcome = if timeout.is_zero() {
-        Ok(route(&app, req).await)
+        Ok(route(&app, req, &read_only_script).await)
     } else {
-        tokio::time::timeout(timeout, route(&app, req)).await
+        tokio::time::timeout(timeout, route(&app, req, &read_only_script)).await
     };
     let resp = match outcome {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => e.into_response(),
-        Err(_) => ApiError::Timeout(timeout.as_millis() as u64).into_response(),
+        Err(_) => {
+            // A read-only token's script may still be running, holding
+            // Redis for every client: it is killable (it wrote nothing).
+            if read_only_script.load(Ordering::Relaxed) {
+                let app = app.clone();
+                tokio::spawn(async move { app.gateway.kill_busy_scripts().await });
+            }
+            ApiError::Timeout(timeout.as_millis() as u64).into_response()
+        }
     };
     let status = resp.status().as_u16();
     let micros = started.elapsed().as_micros() as u64;
@@ -82,7 +92,28 @@ fn route_kind(path: &str) -> &'static str {
     }
 }
 
-async fn route(app: &AppState, req: Request) -> Result<Response, ApiError> {
+/// Whether `args` runs a script (read-only tokens can run only the `_RO`
+/// forms, which Redis can kill).
+fn runs_script(args: &[Bytes]) -> bool {
+    args.first().is_some_and(|name| {
+        [
+            &b"eval_ro"[..],
+            b"evalsha_ro",
+            b"fcall_ro",
+            b"eval",
+            b"evalsha",
+            b"fcall",
+        ]
+        .iter()
+        .any(|s| name.eq_ignore_ascii_case(s))
+    })
+}
+
+async fn route(
+    app: &AppState,
+    req: Request,
+    read_only_script: &AtomicBool,
+) -> Result<Response, ApiError> {
     let (parts, body) = req.into_parts();
     let path = parts.uri.path();
     if path == "/healthz" {
@@ -98,6 +129,9 @@ async fn route(app: &AppState, req: Request) -> Result<Response, ApiError> {
             let args = json::parse_command(&body)?;
             gw.check(std::slice::from_ref(&args), access.read_only)
                 .await?;
+            if access.read_only && runs_script(&args) {
+                read_only_script.store(true, Ordering::Relaxed);
+            }
             single_reply(gw.single(args).await?, base64)
         }
         "/pipeline" | "/multi-exec" => {
@@ -105,6 +139,9 @@ async fn route(app: &AppState, req: Request) -> Result<Response, ApiError> {
             let body = read_body(&parts.headers, body, app.max_body).await?;
             let cmds = json::parse_commands(&body)?;
             gw.check(&cmds, access.read_only).await?;
+            if access.read_only && cmds.iter().any(|c| runs_script(c)) {
+                read_only_script.store(true, Ordering::Relaxed);
+            }
             let out = if path == "/pipeline" {
                 gw.pipeline(cmds).await?
             } else {
@@ -137,6 +174,9 @@ async fn route(app: &AppState, req: Request) -> Result<Response, ApiError> {
             }
             gw.check(std::slice::from_ref(&args), access.read_only)
                 .await?;
+            if access.read_only && runs_script(&args) {
+                read_only_script.store(true, Ordering::Relaxed);
+            }
             single_reply(gw.single(args).await?, base64)
         }
     }

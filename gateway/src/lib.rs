@@ -119,6 +119,9 @@ pub fn build_state(cfg: &Config) -> Result<Arc<AppState>, StartError> {
         Backend::Single(Pool::new(target, cfg.pool_size, connect_timeout))
     };
     let mut policy = Policy::new(&cfg.allow_commands);
+    if cfg.read_only_scripts == config::ReadOnlyScripts::Deny {
+        policy = policy.deny_read_only_scripts();
+    }
     if cfg.limiter_only {
         let mut scripts = Vec::new();
         for path in &cfg.scripts {

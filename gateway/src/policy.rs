@@ -73,9 +73,17 @@ pub struct Policy {
     pub allow: Option<HashSet<String>>,
     /// `--limiter-only`: edgelimit's scripts and deletions under prefixes.
     pub limiter_only: Option<LimiterOnly>,
+    /// Whether read-only tokens may run scripts (`EVAL_RO` and friends).
+    pub read_only_scripts_denied: bool,
 }
 
 impl Policy {
+    /// Read-only tokens may not run scripts (`--read-only-scripts deny`).
+    pub fn deny_read_only_scripts(mut self) -> Policy {
+        self.read_only_scripts_denied = true;
+        self
+    }
+
     /// With `--limiter-only` besides the allow-list (both must pass).
     pub fn limiter_only(mut self, only: LimiterOnly) -> Policy {
         self.limiter_only = Some(only);
@@ -91,6 +99,7 @@ impl Policy {
         Policy {
             allow: (!set.is_empty()).then_some(set),
             limiter_only: None,
+            read_only_scripts_denied: false,
         }
     }
 
@@ -123,6 +132,12 @@ impl Policy {
             }
         }
         if let Some(table) = readonly {
+            let script = matches!(name.as_str(), "eval_ro" | "evalsha_ro" | "fcall_ro");
+            if script && self.read_only_scripts_denied {
+                return Err(ApiError::Forbidden(
+                    "NOPERM read-only tokens may not run scripts on this gateway".into(),
+                ));
+            }
             if !table.is_read_only(&name, sub.as_deref()) {
                 return Err(ApiError::Forbidden(format!(
                     "NOPERM this token is read-only and '{name}' may write"

@@ -266,3 +266,49 @@ fn single_threaded_runtime_without_timeout() {
     let res = g.post("/", &busy_script(100));
     assert_eq!(res.json(), json!({"result": 1}));
 }
+
+/// A read-only token's endless script no longer holds Redis: past the
+/// request timeout the gateway kills it (it wrote nothing), and every
+/// client is served again within timeout + 1 s. `--read-only-scripts deny`
+/// refuses such scripts outright.
+#[test]
+fn a_read_only_script_that_outruns_its_request_is_killed() {
+    let r = Redis::start();
+    // Redis takes SCRIPT KILL once a script has run this long.
+    r.conn()
+        .call(&["CONFIG", "SET", "busy-reply-threshold", "300"])
+        .unwrap();
+    let g = Gateway::with_tokens(&r.url(), &["--request-timeout-ms", "700"]);
+    let read_only = (
+        "authorization",
+        format!("Bearer {}", testkit::gateway::RO_TOKEN),
+    );
+    let endless = br#"["EVAL_RO","local i=0 while true do i=i+1 end","0"]"#;
+    let started = Instant::now();
+    let res = g.request("POST", "/", &[read_only.clone()], endless);
+    assert_eq!(res.status, 504);
+    // Served again soon after the timeout.
+    let deadline = started + Duration::from_millis(700 + 1_000);
+    loop {
+        let ping = g.post("/", r#"["INCR","after"]"#);
+        if ping.status == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still blocked: {} {}",
+            ping.status,
+            ping.text()
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        started.elapsed() < Duration::from_millis(1_700),
+        "{:?}",
+        started.elapsed()
+    );
+
+    let strict = Gateway::with_tokens(&r.url(), &["--read-only-scripts", "deny"]);
+    let refused = strict.request("POST", "/", &[read_only], br#"["EVAL_RO","return 1","0"]"#);
+    assert_eq!(refused.status, 403, "{}", refused.text());
+}

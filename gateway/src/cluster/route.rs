@@ -171,6 +171,15 @@ impl Cluster {
         Some(t)
     }
 
+    /// Every master's target, for commands sent outside the pools.
+    pub fn master_targets(&self) -> Vec<Target> {
+        let map = self.current();
+        map.masters
+            .iter()
+            .filter_map(|(addr, _)| self.node_target(addr))
+            .collect()
+    }
+
     fn new_pool(&self, t: Target) -> Arc<Pool> {
         Arc::new(Pool::new(t, self.pool_size, self.connect_timeout))
     }
