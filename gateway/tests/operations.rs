@@ -285,7 +285,7 @@ fn a_read_only_script_that_outruns_its_request_is_killed() {
     );
     let endless = br#"["EVAL_RO","local i=0 while true do i=i+1 end","0"]"#;
     let started = Instant::now();
-    let res = g.request("POST", "/", &[read_only.clone()], endless);
+    let res = g.request("POST", "/", std::slice::from_ref(&read_only), endless);
     assert_eq!(res.status, 504);
     // Served again soon after the timeout.
     let deadline = started + Duration::from_millis(700 + 1_000);
