@@ -60,6 +60,7 @@ for f in js/*.js js/*.d.ts; do
   cp "$f" pkg/
 done
 cp pkg-template/* pkg/
+cp LICENSE-MIT LICENSE-APACHE pkg/
 # The crate's version is the package's: one source of truth.
 version=$(cargo metadata --no-deps --format-version 1 |
   node -e 'const m = JSON.parse(require("fs").readFileSync(0)); console.log(m.packages.find(p => p.name === "edgelimit").version)')

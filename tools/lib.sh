@@ -20,7 +20,16 @@ npm_deps() {
     return 0
   fi
   t0=${EPOCHREALTIME/./}
+  # npm may rewrite the lockfile it installed from (dropping other
+  # platforms' entries): the tracked file is put back as it was, so a build
+  # never changes the repository.
+  local kept
+  kept=$(mktemp)
+  cp -p "$dir/package-lock.json" "$kept"
   (cd "$dir" && npm "$mode" --no-audit --no-fund --loglevel=error)
+  cmp -s "$kept" "$dir/package-lock.json" || cp -p "$kept" "$dir/package-lock.json"
+  rm -f "$kept"
+  touch "$dir/node_modules/.package-lock.json"
   if [[ -n "$label" ]]; then
     echo "npm $mode ($label): $(((${EPOCHREALTIME/./} - t0) / 1000)) ms"
   fi
