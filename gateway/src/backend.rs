@@ -73,6 +73,14 @@ impl Backend {
         }
     }
 
+    /// Requests sent to Redis and not answered yet.
+    pub fn in_flight(&self) -> usize {
+        match self {
+            Backend::Single(p) => p.in_flight(),
+            Backend::Cluster(c) => c.in_flight(),
+        }
+    }
+
     /// Sends `SCRIPT KILL` to every server over a connection of its own
     /// (the pooled ones may wait behind the script): a read-only script
     /// that outran its request's timeout stops holding Redis. Redis takes

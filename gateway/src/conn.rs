@@ -114,6 +114,11 @@ impl Conn {
         }))
     }
 
+    /// Requests sent on it and not answered yet.
+    pub fn in_flight(&self) -> usize {
+        self.inflight.load(Ordering::Relaxed)
+    }
+
     pub fn is_closed(&self) -> bool {
         self.closed.is_cancelled()
     }

@@ -79,6 +79,12 @@ impl Gateway {
             .cloned()
     }
 
+    /// What `/metrics` reads at scrape time: Redis requests in flight and
+    /// scripts remembered.
+    pub fn gauges(&self) -> (usize, usize) {
+        (self.backend.in_flight(), self.scripts.len())
+    }
+
     /// Stops scripts holding Redis (see [`Backend::kill_busy_scripts`]).
     pub async fn kill_busy_scripts(&self) {
         self.backend

@@ -23,10 +23,12 @@ use crate::cluster::{NodeHealth, SLOTS};
 use crate::error::ApiError;
 use crate::gateway::Gateway;
 use crate::json;
+use crate::metrics::Metrics;
 use crate::resp::Value;
 
 pub struct AppState {
     pub gateway: Gateway,
+    pub metrics: Arc<Metrics>,
     pub tokens: Tokens,
     pub max_body: usize,
     pub request_timeout: Duration,
@@ -59,10 +61,26 @@ async fn handle(State(app): State<Arc<AppState>>, req: Request) -> Response {
     } else {
         tokio::time::timeout(timeout, route(&app, req, &read_only_script)).await
     };
+    let mut reason = None;
     let resp = match outcome {
         Ok(Ok(r)) => r,
-        Ok(Err(e)) => e.into_response(),
+        Ok(Err(e)) => {
+            let kind = match &e {
+                ApiError::Unavailable(_) => Some("unavailable"),
+                ApiError::Refused(_) => Some("refused"),
+                _ => None,
+            };
+            if let Some(kind) = kind {
+                app.metrics.failed(kind);
+            }
+            // The error's own text: Redis's message or why it could not be
+            // reached, never the request (keys, values, tokens).
+            reason = Some(e.to_string());
+            e.into_response()
+        }
         Err(_) => {
+            app.metrics.failed("timeout");
+            reason = Some(format!("no answer within {} ms", timeout.as_millis()));
             // A read-only token's script may still be running, holding
             // Redis for every client: it is killable (it wrote nothing).
             if read_only_script.load(Ordering::Relaxed) {
@@ -73,9 +91,12 @@ async fn handle(State(app): State<Arc<AppState>>, req: Request) -> Response {
         }
     };
     let status = resp.status().as_u16();
-    let micros = started.elapsed().as_micros() as u64;
+    let took = started.elapsed();
+    app.metrics.record(kind, status, took);
+    let micros = took.as_micros() as u64;
     if status >= 500 {
-        tracing::warn!(%method, route = kind, status, micros, "request failed");
+        let reason = reason.unwrap_or_default();
+        tracing::warn!(%method, route = kind, status, micros, %reason, "request failed");
     } else {
         tracing::debug!(%method, route = kind, status, micros, "request");
     }
@@ -88,6 +109,7 @@ fn route_kind(path: &str) -> &'static str {
         "/pipeline" => "pipeline",
         "/multi-exec" => "multi-exec",
         "/healthz" => "healthz",
+        "/metrics" => "metrics",
         _ => "path",
     }
 }
@@ -120,6 +142,12 @@ async fn route(
         return health(app, &parts.method).await;
     }
     let access = app.tokens.check(&parts.headers, parts.uri.query())?;
+    if path == "/metrics" && parts.method == Method::GET {
+        let (redis_busy, scripts) = app.gateway.gauges();
+        let text = app.metrics.render(redis_busy, scripts);
+        let content_type = "text/plain; version=0.0.4; charset=utf-8";
+        return Ok(([(header::CONTENT_TYPE, content_type)], text).into_response());
+    }
     let base64 = wants_base64(&parts.headers);
     let gw = &app.gateway;
     match path {

@@ -13,6 +13,7 @@ pub mod gateway;
 pub mod http;
 pub mod json;
 pub mod limiter_only;
+pub mod metrics;
 pub mod policy;
 pub mod pool;
 pub mod resp;
@@ -134,6 +135,7 @@ pub fn build_state(cfg: &Config) -> Result<Arc<AppState>, StartError> {
         policy = policy.limiter_only(LimiterOnly::new(&scripts, &cfg.key_prefixes));
     }
     Ok(Arc::new(AppState {
+        metrics: Arc::default(),
         gateway: Gateway::new(backend, policy).with_script_cache_bytes(cfg.max_script_cache_bytes),
         tokens,
         max_body: cfg.max_body_bytes,
@@ -167,7 +169,8 @@ pub async fn run(
         idle_timeout: Duration::from_millis(cfg.idle_timeout_ms.max(1)),
         max_connections: serve::connection_cap(cfg.max_connections, cfg.pool_size),
     };
-    serve::serve(listener, http::router(state), limits, shutdown)
+    let metrics = state.metrics.clone();
+    serve::serve(listener, http::router(state), limits, metrics, shutdown)
         .await
         .map_err(StartError::Serve)?;
     tracing::info!("stopped");

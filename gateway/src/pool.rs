@@ -45,6 +45,14 @@ impl Pool {
         &self.target
     }
 
+    /// Requests sent on its connections and not answered yet.
+    pub fn in_flight(&self) -> usize {
+        self.slots
+            .iter()
+            .filter_map(|slot| slot.conn.read().ok()?.as_ref().map(|c| c.in_flight()))
+            .sum()
+    }
+
     /// Runs commands as one contiguous batch on one connection.
     pub async fn run<A: AsRef<[u8]>>(&self, cmds: &[Vec<A>]) -> Result<Vec<Value>, ConnError> {
         let mut payload = Vec::with_capacity(64 * cmds.len());

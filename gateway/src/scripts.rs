@@ -150,6 +150,19 @@ impl Scripts {
         map.get(&key).cloned()
     }
 
+    /// Scripts remembered.
+    pub fn len(&self) -> usize {
+        self.by_original_sha
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .len()
+    }
+
+    /// Whether none is.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// SCRIPT FLUSH: forget everything, as Redis does.
     pub fn clear(&self) {
         let mut map = self

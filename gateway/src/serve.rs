@@ -20,6 +20,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
+use crate::metrics::Metrics;
+
 /// How long connections may take and how many may be open.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -140,6 +142,7 @@ pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: Limits,
+    metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let registry = Arc::new(Registry {
@@ -184,7 +187,7 @@ pub async fn serve(
         }
         // Responses are written whole; never hold them back for Nagle.
         let _ = tcp.set_nodelay(true);
-        spawn_connection(tcp, router.clone(), registry.clone());
+        spawn_connection(tcp, router.clone(), registry.clone(), metrics.clone());
     }
     reaper.abort();
     // Idle connections close now, busy ones after their response.
@@ -199,7 +202,12 @@ pub async fn serve(
     Ok(())
 }
 
-fn spawn_connection(tcp: TcpStream, router: Router, registry: Arc<Registry>) {
+fn spawn_connection(
+    tcp: TcpStream,
+    router: Router,
+    registry: Arc<Registry>,
+    metrics: Arc<Metrics>,
+) {
     let id = registry.next.fetch_add(1, Ordering::Relaxed);
     let conn = Arc::new(Conn {
         in_flight: AtomicUsize::new(0),
@@ -208,6 +216,7 @@ fn spawn_connection(tcp: TcpStream, router: Router, registry: Arc<Registry>) {
         close: CancellationToken::new(),
     });
     registry.conns().insert(id, conn.clone());
+    metrics.connections.fetch_add(1, Ordering::Relaxed);
     tokio::spawn(async move {
         let io = TokioIo::new(Watched {
             inner: tcp,
@@ -236,6 +245,7 @@ fn spawn_connection(tcp: TcpStream, router: Router, registry: Arc<Registry>) {
             }
         }
         registry.conns().remove(&id);
+        metrics.connections.fetch_sub(1, Ordering::Relaxed);
     });
 }
 

@@ -312,3 +312,40 @@ fn a_read_only_script_that_outruns_its_request_is_killed() {
     let refused = strict.request("POST", "/", &[read_only], br#"["EVAL_RO","return 1","0"]"#);
     assert_eq!(refused.status, 403, "{}", refused.text());
 }
+
+/// `/metrics` (with a token) counts requests by route and status, their
+/// latency and failures; a 5xx is logged with its reason, never a secret.
+#[test]
+fn metrics_and_the_reason_of_every_5xx() {
+    let mut r = Redis::start();
+    let g = Gateway::with_tokens(&r.url(), &["--request-timeout-ms", "1000"]);
+    for _ in 0..3 {
+        assert_eq!(g.post("/", r#"["INCR","seen"]"#).status, 200);
+    }
+    assert_eq!(g.post("/pipeline", r#"[["PING"],["PING"]]"#).status, 200);
+    assert_eq!(g.request("POST", "/", &[], br#"["PING"]"#).status, 401);
+    assert_eq!(g.request("GET", "/metrics", &[], b"").status, 401, "a token is needed");
+    r.stop();
+    assert_eq!(g.post("/", r#"["INCR","seen"]"#).status, 503);
+
+    let scrape = g.request("GET", "/metrics", &[auth()], b"");
+    assert_eq!(scrape.status, 200);
+    let text = scrape.text();
+    for line in [
+        r#"edgelimit_gateway_requests_total{route="command",status="200"} 3"#,
+        r#"edgelimit_gateway_requests_total{route="pipeline",status="200"} 1"#,
+        r#"edgelimit_gateway_requests_total{route="command",status="401"} 1"#,
+        r#"edgelimit_gateway_requests_total{route="command",status="503"} 1"#,
+        r#"edgelimit_gateway_failures_total{kind="unavailable"} 1"#,
+        "# TYPE edgelimit_gateway_request_duration_seconds histogram",
+        "edgelimit_gateway_request_duration_seconds_count ",
+        "edgelimit_gateway_connections_open ",
+        "edgelimit_gateway_scripts_cached 0",
+    ] {
+        assert!(text.contains(line), "{line} not in\n{text}");
+    }
+    let log = std::fs::read_to_string(&g.log).unwrap();
+    let failed = log.lines().find(|l| l.contains("request failed")).unwrap_or_default();
+    assert!(failed.contains("status=503") && failed.contains("reason="), "{log}");
+    assert!(!log.contains(TOKEN) && !log.contains("seen"), "no token, no key in the logs");
+}

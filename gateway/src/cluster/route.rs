@@ -171,6 +171,15 @@ impl Cluster {
         Some(t)
     }
 
+    /// Requests sent to the masters and not answered yet.
+    pub fn in_flight(&self) -> usize {
+        self.current()
+            .masters
+            .iter()
+            .map(|(_, pool)| pool.in_flight())
+            .sum()
+    }
+
     /// Every master's target, for commands sent outside the pools.
     pub fn master_targets(&self) -> Vec<Target> {
         let map = self.current();
