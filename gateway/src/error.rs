@@ -51,6 +51,6 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::json!({ "error": self.to_string() });
-        crate::http::json_response(self.status(), &body)
+        crate::response::json_response(self.status(), &body)
     }
 }

@@ -15,7 +15,7 @@ use axum::Router;
 use bytes::Bytes;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use percent_encoding::percent_decode_str;
-use serde_json::{json, Value as Json};
+use serde_json::json;
 
 use crate::auth::Tokens;
 use crate::backend::Health;
@@ -25,6 +25,7 @@ use crate::gateway::Gateway;
 use crate::json;
 use crate::metrics::Metrics;
 use crate::resp::Value;
+use crate::response::{json_bytes, json_response};
 
 pub struct AppState {
     pub gateway: Gateway,
@@ -36,16 +37,6 @@ pub struct AppState {
 
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new().fallback(handle).with_state(state)
-}
-
-pub fn json_response(status: StatusCode, body: &Json) -> Response {
-    let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
-    json_bytes(status, bytes)
-}
-
-/// A response whose body is JSON already written.
-fn json_bytes(status: StatusCode, body: Vec<u8>) -> Response {
-    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 async fn handle(State(app): State<Arc<AppState>>, req: Request) -> Response {

@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod policy;
 pub mod pool;
 pub mod resp;
+pub mod response;
 pub mod scripts;
 pub mod serve;
 pub mod target;

@@ -324,7 +324,11 @@ fn metrics_and_the_reason_of_every_5xx() {
     }
     assert_eq!(g.post("/pipeline", r#"[["PING"],["PING"]]"#).status, 200);
     assert_eq!(g.request("POST", "/", &[], br#"["PING"]"#).status, 401);
-    assert_eq!(g.request("GET", "/metrics", &[], b"").status, 401, "a token is needed");
+    assert_eq!(
+        g.request("GET", "/metrics", &[], b"").status,
+        401,
+        "a token is needed"
+    );
     r.stop();
     assert_eq!(g.post("/", r#"["INCR","seen"]"#).status, 503);
 
@@ -345,7 +349,16 @@ fn metrics_and_the_reason_of_every_5xx() {
         assert!(text.contains(line), "{line} not in\n{text}");
     }
     let log = std::fs::read_to_string(&g.log).unwrap();
-    let failed = log.lines().find(|l| l.contains("request failed")).unwrap_or_default();
-    assert!(failed.contains("status=503") && failed.contains("reason="), "{log}");
-    assert!(!log.contains(TOKEN) && !log.contains("seen"), "no token, no key in the logs");
+    let failed = log
+        .lines()
+        .find(|l| l.contains("request failed"))
+        .unwrap_or_default();
+    assert!(
+        failed.contains("status=503") && failed.contains("reason="),
+        "{log}"
+    );
+    assert!(
+        !log.contains(TOKEN) && !log.contains("seen"),
+        "no token, no key in the logs"
+    );
 }
