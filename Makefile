@@ -3,7 +3,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all demo demo-rust test-next test-worker test test-rust test-gateway test-deps test-long lint wasm-check pkg pkg-check test-js bench bench-redis bench-gateway bench-pkg bench-cluster clean test-wasm test-browser
+.PHONY: fuzz all demo demo-rust test-next test-worker test test-rust test-gateway test-deps test-long lint wasm-check pkg pkg-check test-js bench bench-redis bench-gateway bench-pkg bench-cluster clean test-wasm test-browser
 
 all: test
 
@@ -87,6 +87,12 @@ lint:
 	$(CARGO) clippy --workspace --all-targets --all-features -- -D warnings
 	bash tools/lint-js.sh
 
+## Fuzzing (not in make test; nightly, cargo-fuzz installed on first use):
+## the gateway's JSON command and RESP readers and the store's REST reply
+## readers, FUZZ_SECONDS (default 30) each; a crash fails the run.
+fuzz:
+	bash tools/fuzz.sh
+
 ## Side-by-side benchmarks; prints ratios against the peers.
 bench:
 	$(CARGO) bench --bench decisions
@@ -120,5 +126,6 @@ bench-pkg:
 clean:
 	$(CARGO) clean
 	rm -rf pkg .cache next-test/.next* next-test/next-env.d.ts bench/pkg/out
+	rm -rf fuzz/target fuzz/corpus fuzz/artifacts gateway/fuzz/target gateway/fuzz/corpus gateway/fuzz/artifacts
 	find . -name node_modules -type d -prune -exec rm -rf {} +
 	find . -name .wrangler -type d -prune -exec rm -rf {} +

@@ -4,6 +4,8 @@ mod async_contract;
 mod contract;
 mod memory;
 pub(crate) mod redis_rest;
+#[doc(hidden)]
+pub use redis_rest::fuzzing;
 
 pub use async_contract::AsyncStore;
 pub use contract::{

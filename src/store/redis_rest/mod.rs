@@ -39,3 +39,18 @@ pub(crate) use {
     json::Json,
     protocol::{command_body, Reply},
 };
+
+/// Entry points for the fuzz targets (`make fuzz`, `fuzz/`): the readers of
+/// whatever a REST server answers. Not part of the API.
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Reads `body` as a reply to one command and as a pipeline of
+    /// `entries`, as the stores do: must never panic, whatever the input.
+    pub fn read_replies(status: u16, body: &str, entries: usize) {
+        let _ = super::protocol::read_reply(status, body);
+        let _ = super::protocol::read_pipeline(status, body, entries);
+        if let Some(json) = super::json::parse(body) {
+            let _ = super::protocol::integers(&json);
+        }
+    }
+}
