@@ -255,6 +255,23 @@ mod tests {
     }
 
     #[test]
+    fn a_read_changes_nothing_as_time_moves() {
+        let alg = SlidingWindow::new(5, "1 s").unwrap();
+        let mut s = None;
+        alg.decide(&mut s, 0, 0).unwrap();
+        assert_eq!(s, None, "a read of a new key leaves no state");
+        alg.decide(&mut s, 1_700_000_000_200, 2).unwrap();
+        let written = s;
+        // Later in the window, in the next one (where the count becomes the
+        // previous window's) and long after: the state stays as written.
+        for later in [300, 1_100, 1_999, 5_000] {
+            let d = alg.decide(&mut s, 1_700_000_000_000 + later, 0).unwrap();
+            assert!(d.decision.allowed);
+            assert_eq!(s, written, "read at +{later} ms");
+        }
+    }
+
+    #[test]
     fn idle_gap_forgets_everything() {
         let alg = SlidingWindow::new(2, "1 s").unwrap();
         let mut s = None;
