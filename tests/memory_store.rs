@@ -7,8 +7,8 @@ use std::thread;
 
 use edgelimit::algorithm::Algorithm;
 use edgelimit::{
-    Clock, FixedWindow, Gcra, Limiter, ManualClock, MemoryStore, SlidingLog, SlidingWindow,
-    TokenBucket,
+    Clock, Concurrency, ConcurrencyLimiter, FixedWindow, Gcra, Limiter, ManualClock, MemoryStore,
+    SlidingLog, SlidingWindow, TokenBucket,
 };
 
 const T0: u64 = 1_700_000_000_000;
@@ -40,6 +40,78 @@ fn idle_keys_expire_and_are_reclaimed() {
     );
     store.purge_expired(clock.now_ms());
     assert!(store.is_empty(), "expired keys are reclaimed");
+}
+
+#[test]
+fn a_key_expires_at_the_very_millisecond_its_ttl_ends() {
+    // As in Redis. A bucket warming up from empty shows it: remembered, it
+    // would read full then; forgotten, it starts again from empty.
+    let store = MemoryStore::new();
+    let clock = ManualClock::new(T0);
+    let warm_up = TokenBucket::new(2, 1, "1 s")
+        .unwrap()
+        .with_initial(0)
+        .unwrap();
+    let tb = limiter(warm_up, &store, &clock);
+    let read = || tb.limit_with_cost("k", 0).unwrap().remaining;
+    assert_eq!(read(), 0);
+    clock.set(T0 + 1_999);
+    assert_eq!(read(), 1);
+    clock.set(T0 + 2_000);
+    assert_eq!(read(), 0, "starts again");
+}
+
+#[test]
+fn a_dropped_state_stays_dropped_when_the_clock_goes_back() {
+    // A full bucket's state is dropped (TTL 0), as Redis deletes a key:
+    // seen from an earlier time it is not there either.
+    let store = MemoryStore::new();
+    let clock = ManualClock::new(T0);
+    let tb = limiter(TokenBucket::new(2, 1, "1 s").unwrap(), &store, &clock);
+    tb.limit("k").unwrap();
+    clock.set(T0 + 1_000);
+    assert_eq!(tb.remaining("k").unwrap().remaining, 2, "full again");
+    clock.set(T0 + 500);
+    let d = tb.limit("k").unwrap();
+    assert_eq!(
+        (d.remaining, d.reset_ms),
+        (1, T0 + 1_500),
+        "a new key: its interval starts now"
+    );
+}
+
+#[test]
+fn a_state_with_nothing_to_keep_takes_no_room() {
+    let store = MemoryStore::new();
+    let clock = ManualClock::new(T0);
+    let config = Concurrency::new(2, "1 s").unwrap();
+    let jobs = ConcurrencyLimiter::with_parts(config, store.clone(), clock.clone(), "jobs:");
+    assert_eq!(jobs.peek("idle").unwrap().remaining, 2);
+    let fw = limiter(FixedWindow::new(3, "1 s").unwrap(), &store, &clock);
+    assert_eq!(fw.remaining("idle").unwrap().remaining, 3);
+    assert!(store.is_empty(), "{} keys held", store.len());
+}
+
+#[test]
+fn keys_well_within_the_bound_are_all_kept() {
+    // 1000 keys in a store for 8192, whatever the number of shards and
+    // however the keys hash: none is evicted.
+    let store = MemoryStore::with_max_keys(8_192);
+    assert_eq!(store.max_keys(), 8_192);
+    let clock = ManualClock::new(T0);
+    let log = limiter(SlidingLog::new(3, "1 h").unwrap(), &store, &clock);
+    for i in 0..1_000 {
+        log.limit(&format!("user-{i}")).unwrap();
+    }
+    assert_eq!(store.len(), 1_000);
+    for i in 0..1_000 {
+        assert_eq!(log.remaining(&format!("user-{i}")).unwrap().remaining, 2);
+    }
+    let debug = format!("{store:?}");
+    assert!(
+        debug.starts_with("MemoryStore { shards: ") && debug.ends_with(", max_keys: 8192 }"),
+        "{debug}"
+    );
 }
 
 #[test]

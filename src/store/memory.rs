@@ -385,3 +385,54 @@ impl Store for MemoryStore {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::algorithm::GcraState;
+
+    const KEY: Key<'static> = Key {
+        prefix: "p:",
+        id: "a",
+    };
+    const STATE: GcraState = GcraState {
+        tat_ms: 1_500,
+        tat_frac: 0,
+    };
+
+    fn keep(store: &MemoryStore, now_ms: u64, ttl_ms: u64) {
+        let step = |state: &mut Option<GcraState>| {
+            *state = Some(STATE);
+            Ok(((), ttl_ms))
+        };
+        store.update(KEY, now_ms, step).unwrap();
+    }
+
+    #[test]
+    fn a_copy_is_read_until_the_key_expires() {
+        let store = MemoryStore::new();
+        assert_eq!(store.get(KEY, 1_000), None);
+        keep(&store, 1_000, 500);
+        for _ in 0..2 {
+            assert_eq!(store.get(KEY, 1_499), Some(AnyState::Gcra(STATE)));
+        }
+        assert_eq!(store.get(KEY, 1_500), None, "expired at its TTL");
+        let other = Key {
+            prefix: "p:",
+            id: "b",
+        };
+        assert_eq!(store.get(other, 1_000), None);
+    }
+
+    #[test]
+    fn a_failed_step_leaves_the_state_as_it_was() {
+        let store = MemoryStore::new();
+        keep(&store, 1_000, 500);
+        let fail = |state: &mut Option<GcraState>| -> Result<((), u64), Error> {
+            assert_eq!(*state, Some(STATE));
+            Err(Error::CostExceedsLimit { cost: 2, limit: 1 })
+        };
+        assert!(store.update(KEY, 1_200, fail).is_err());
+        assert_eq!(store.get(KEY, 1_200), Some(AnyState::Gcra(STATE)));
+    }
+}
