@@ -299,6 +299,37 @@ mod tests {
     }
 
     #[test]
+    fn refunds_go_back_to_the_window_they_were_taken_from() {
+        let alg = SlidingWindow::new(10, "1 s").unwrap();
+        let mut s = None;
+        let refund = |window_start_ms, units| {
+            Some(QuotaRefund {
+                window_start_ms,
+                units,
+            })
+        };
+        let lease = |s: &mut Option<SlidingWindowState>, now, want, refund| {
+            let (outcome, grant) = alg.decide_leased(s, now, 0, want, refund).unwrap();
+            assert_eq!(grant, None, "a read takes nothing");
+            outcome.decision.remaining
+        };
+        let (o, grant) = alg.decide_leased(&mut s, 1_200, 1, 4, None).unwrap();
+        assert_eq!((o.decision.remaining, grant.map(|g| g.units)), (6, Some(3)));
+        // Two of the three back to the current window.
+        assert_eq!(lease(&mut s, 1_300, 0, refund(1_000, 2)), 8);
+        // In the next window the 2 counted weigh 2 × 800 / 1000: one
+        // more back to the previous window leaves 1 × 0.8.
+        assert_eq!(lease(&mut s, 2_200, 0, None), 8);
+        let before = s;
+        assert_eq!(lease(&mut s, 2_200, 0, refund(1_000, 0)), 8);
+        assert_eq!(s, before, "nothing to give back changes nothing");
+        assert_eq!(lease(&mut s, 2_200, 0, refund(0, 1)), 8, "a window gone");
+        assert_eq!(lease(&mut s, 2_200, 0, refund(1_000, 1)), 9);
+        // More than the window counts empties it, no further.
+        assert_eq!(lease(&mut s, 2_200, 0, refund(1_000, 50)), 10);
+    }
+
+    #[test]
     fn overflow_prone_config_is_rejected() {
         assert!(matches!(
             SlidingWindow::new(u64::MAX, "1 s"),
