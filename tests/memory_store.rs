@@ -115,6 +115,76 @@ fn keys_well_within_the_bound_are_all_kept() {
 }
 
 #[test]
+fn a_full_store_evicts_exactly_an_eighth_the_soonest_to_expire_first() {
+    // 64 keys: a single shard, whatever the machine. 4 keys expire within
+    // the second, 60 together at the end of the hour.
+    let store = MemoryStore::with_max_keys(64);
+    assert_eq!(store.max_keys(), 64);
+    let clock = ManualClock::new(T0 - T0 % 3_600_000);
+    let brief = limiter(FixedWindow::new(5, "1 s").unwrap(), &store, &clock).with_prefix("s:");
+    let hourly = limiter(FixedWindow::new(5, "1 h").unwrap(), &store, &clock).with_prefix("h:");
+    for i in 0..4 {
+        brief.limit(&i.to_string()).unwrap();
+    }
+    for i in 0..60 {
+        hourly.limit(&i.to_string()).unwrap();
+    }
+    assert_eq!(store.len(), 64);
+    hourly.limit("one more").unwrap();
+    // An eighth (8) made room: the 4 brief keys, then 4 of the tied ones.
+    assert_eq!(store.len(), 64 - 8 + 1);
+    let kept = |l: &Limiter<FixedWindow, MemoryStore, ManualClock>, n: usize| {
+        (0..n)
+            .filter(|i| l.remaining(&i.to_string()).unwrap().remaining < 5)
+            .count()
+    };
+    assert_eq!((kept(&brief, 4), kept(&hourly, 60)), (0, 56));
+}
+
+#[test]
+fn a_small_store_keeps_exactly_as_many_keys_as_asked() {
+    for max_keys in [1, 7, 50, 64] {
+        assert_eq!(MemoryStore::with_max_keys(max_keys).max_keys(), max_keys);
+    }
+    assert_eq!(MemoryStore::with_max_keys(0).max_keys(), 1, "at least one");
+}
+
+#[test]
+fn expired_keys_are_swept_at_most_once_a_second() {
+    // One shard (64 keys): its sweep runs when a new key arrives, at most
+    // once a second; until then an expired key is held (though absent).
+    let store = MemoryStore::with_max_keys(64);
+    let clock = ManualClock::new(T0 - T0 % 1_000);
+    let brief = limiter(FixedWindow::new(5, "100ms").unwrap(), &store, &clock);
+    brief.limit("a").unwrap(); // the first key sweeps: the next sweep is a second on
+    clock.advance(500);
+    brief.limit("b").unwrap();
+    assert_eq!(store.len(), 2, "a has expired, not yet swept");
+    clock.advance(500);
+    brief.limit("c").unwrap();
+    assert_eq!(store.len(), 1, "a and b swept, c kept");
+    assert!(!store.is_empty());
+}
+
+#[test]
+fn keys_joining_to_the_same_text_never_share_a_state() {
+    // "a" + "b7" and "ab" + "7" join to the same bytes. A table compares a
+    // key with those whose hashes share a few bits; over many pairs, each
+    // in a store of its own (one small table), some do, and the comparison
+    // must still tell them apart.
+    let clock = ManualClock::new(T0);
+    for i in 0..2_000 {
+        let store = MemoryStore::with_max_keys(64);
+        let short = limiter(FixedWindow::new(2, "1m").unwrap(), &store, &clock).with_prefix("a");
+        let long = limiter(FixedWindow::new(2, "1m").unwrap(), &store, &clock).with_prefix("ab");
+        short.limit_with_cost(&format!("b{i}"), 2).unwrap();
+        long.limit(&i.to_string()).unwrap();
+        assert_eq!(short.remaining(&format!("b{i}")).unwrap().remaining, 0);
+        assert_eq!(long.remaining(&i.to_string()).unwrap().remaining, 1);
+    }
+}
+
+#[test]
 fn sweep_reclaims_expired_keys_as_new_keys_arrive() {
     let store = MemoryStore::with_max_keys(10_000);
     let clock = ManualClock::new(T0);

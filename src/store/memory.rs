@@ -252,9 +252,15 @@ fn default_shard_count() -> usize {
     }
     #[cfg(not(target_arch = "wasm32"))]
     {
-        let cores = std::thread::available_parallelism().map_or(4, usize::from);
-        (cores * 4).next_power_of_two().min(64)
+        shards_for(std::thread::available_parallelism().map_or(4, usize::from))
     }
+}
+
+/// Four shards a core, so threads rarely wait on one another's lock; a
+/// power of two (a shard is picked by a mask), and at most 64.
+#[cfg(not(target_arch = "wasm32"))]
+fn shards_for(cores: usize) -> usize {
+    (cores * 4).next_power_of_two().min(64)
 }
 
 impl Shard {
@@ -417,6 +423,10 @@ mod tests {
             assert_eq!(store.get(KEY, 1_499), Some(AnyState::Gcra(STATE)));
         }
         assert_eq!(store.get(KEY, 1_500), None, "expired at its TTL");
+        store.purge_expired(1_499);
+        assert_eq!(store.len(), 1);
+        store.purge_expired(1_500);
+        assert!(store.is_empty(), "reclaimed at its TTL");
         let other = Key {
             prefix: "p:",
             id: "b",
@@ -434,5 +444,33 @@ mod tests {
         };
         assert!(store.update(KEY, 1_200, fail).is_err());
         assert_eq!(store.get(KEY, 1_200), Some(AnyState::Gcra(STATE)));
+    }
+
+    #[test]
+    #[cfg(not(target_arch = "wasm32"))]
+    fn four_shards_a_core_as_a_power_of_two_up_to_64() {
+        let shards = [1, 2, 3, 4, 5, 16, 17, 100].map(shards_for);
+        assert_eq!(shards, [4, 8, 16, 16, 32, 64, 64, 64]);
+        let cores = std::thread::available_parallelism().map_or(4, usize::from);
+        assert_eq!(MemoryStore::new().shared.shards.len(), shards_for(cores));
+    }
+
+    #[test]
+    fn shards_never_hold_fewer_than_64_keys_unless_there_is_one() {
+        let most = MemoryStore::new().shared.shards.len();
+        for max_keys in [1, 63, 64, 127, 128, 511, 512, 513, 4_096, 100_000] {
+            let store = MemoryStore::with_max_keys(max_keys);
+            let n = store.shared.shards.len();
+            assert!(n.is_power_of_two() && n <= most, "{max_keys}: {n}");
+            assert!(
+                n == 1 || max_keys / n >= MIN_KEYS_PER_SHARD,
+                "{max_keys}: {n}"
+            );
+            assert!(
+                n == most || max_keys / (2 * n) < MIN_KEYS_PER_SHARD,
+                "{max_keys}: {n} shards, where twice as many would hold 64 keys each"
+            );
+            assert_eq!(store.max_keys(), max_keys / n * n);
+        }
     }
 }
