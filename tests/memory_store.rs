@@ -167,24 +167,6 @@ fn expired_keys_are_swept_at_most_once_a_second() {
 }
 
 #[test]
-fn keys_joining_to_the_same_text_never_share_a_state() {
-    // "a" + "b7" and "ab" + "7" join to the same bytes. A table compares a
-    // key with those whose hashes share a few bits; over many pairs, each
-    // in a store of its own (one small table), some do, and the comparison
-    // must still tell them apart.
-    let clock = ManualClock::new(T0);
-    for i in 0..2_000 {
-        let store = MemoryStore::with_max_keys(64);
-        let short = limiter(FixedWindow::new(2, "1m").unwrap(), &store, &clock).with_prefix("a");
-        let long = limiter(FixedWindow::new(2, "1m").unwrap(), &store, &clock).with_prefix("ab");
-        short.limit_with_cost(&format!("b{i}"), 2).unwrap();
-        long.limit(&i.to_string()).unwrap();
-        assert_eq!(short.remaining(&format!("b{i}")).unwrap().remaining, 0);
-        assert_eq!(long.remaining(&i.to_string()).unwrap().remaining, 1);
-    }
-}
-
-#[test]
 fn sweep_reclaims_expired_keys_as_new_keys_arrive() {
     let store = MemoryStore::with_max_keys(10_000);
     let clock = ManualClock::new(T0);

@@ -435,6 +435,33 @@ mod tests {
     }
 
     #[test]
+    fn keys_joining_to_the_same_text_are_told_apart() {
+        // "a" + "b7" and "ab" + "7" join to the same bytes. A table compares
+        // a key with those whose hashes share a few bits (7 of them); over
+        // many pairs, each in a store of its own (one small table), some
+        // do, and the comparison must still tell them apart.
+        for i in 0..2_000 {
+            let store = MemoryStore::with_max_keys(64);
+            let (short_id, long_id) = (format!("b{i}"), i.to_string());
+            let short = Key {
+                prefix: "a",
+                id: &short_id,
+            };
+            let long = Key {
+                prefix: "ab",
+                id: &long_id,
+            };
+            store
+                .update(short, 1_000, |state: &mut Option<GcraState>| {
+                    *state = Some(STATE);
+                    Ok(((), 500))
+                })
+                .unwrap();
+            assert_eq!(store.get(long, 1_000), None, "{i}");
+        }
+    }
+
+    #[test]
     fn a_failed_step_leaves_the_state_as_it_was() {
         let store = MemoryStore::new();
         keep(&store, 1_000, 500);
