@@ -87,9 +87,10 @@ test-long: test-deps
 ## fast tests; what .cargo/mutants.toml excludes is argued equivalent there.
 ## Not part of `make test` (it takes long); the report is in mutants.out/.
 ## Property tests run from a fixed seed, so a run is reproducible.
+## MUTANTS_ARGS adds cargo-mutants options, e.g. --re 'src/store/memory\.rs'.
 mutants:
 	PROPTEST_RNG_SEED=18 PROPTEST_MAX_SHRINK_ITERS=0 PROPTEST_DISABLE_FAILURE_PERSISTENCE=1 \
-		"$$(bash tools/ensure-cargo-mutants.sh)" mutants --jobs 1
+		"$$(bash tools/ensure-cargo-mutants.sh)" mutants --jobs 1 $(MUTANTS_ARGS)
 
 lint:
 	$(CARGO) fmt --all --check
