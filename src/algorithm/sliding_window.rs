@@ -315,16 +315,16 @@ mod tests {
         };
         let (o, grant) = alg.decide_leased(&mut s, 1_200, 1, 4, None).unwrap();
         assert_eq!((o.decision.remaining, grant.map(|g| g.units)), (6, Some(3)));
-        // Two of the three back to the current window.
-        assert_eq!(lease(&mut s, 1_300, 0, refund(1_000, 2)), 8);
-        // In the next window the 2 counted weigh 2 × 800 / 1000: one
-        // more back to the previous window leaves 1 × 0.8.
-        assert_eq!(lease(&mut s, 2_200, 0, None), 8);
+        // One of the three back to the current window: 3 counted.
+        assert_eq!(lease(&mut s, 1_300, 0, refund(1_000, 1)), 7);
+        // In the next window the 3 weigh 3 × 800 / 1000 = 2.4: one more
+        // back to the previous window leaves 2 × 0.8 = 1.6.
+        assert_eq!(lease(&mut s, 2_200, 0, None), 7);
         let before = s;
-        assert_eq!(lease(&mut s, 2_200, 0, refund(1_000, 0)), 8);
+        assert_eq!(lease(&mut s, 2_200, 0, refund(1_000, 0)), 7);
         assert_eq!(s, before, "nothing to give back changes nothing");
-        assert_eq!(lease(&mut s, 2_200, 0, refund(0, 1)), 8, "a window gone");
-        assert_eq!(lease(&mut s, 2_200, 0, refund(1_000, 1)), 9);
+        assert_eq!(lease(&mut s, 2_200, 0, refund(0, 1)), 7, "a window gone");
+        assert_eq!(lease(&mut s, 2_200, 0, refund(1_000, 1)), 8);
         // More than the window counts empties it, no further.
         assert_eq!(lease(&mut s, 2_200, 0, refund(1_000, 50)), 10);
     }
