@@ -3,7 +3,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: fuzz all demo demo-rust test-next test-worker test test-rust test-gateway test-deps test-long lint wasm-check pkg pkg-check test-js bench bench-redis bench-gateway bench-pkg bench-cluster clean test-wasm test-browser
+.PHONY: fuzz mutants all demo demo-rust test-next test-worker test test-rust test-gateway test-deps test-long lint wasm-check pkg pkg-check test-js bench bench-redis bench-gateway bench-pkg bench-cluster clean test-wasm test-browser
 
 all: test
 
@@ -82,6 +82,16 @@ test-worker: test-deps pkg
 test-long: test-deps
 	EDGELIMIT_GATEWAY_BIN=$(GATEWAY_BIN) PROPTEST_CASES=20000 $(CARGO) test --workspace --release
 
+## Mutation testing (cargo-mutants, pinned, installed into .cache/): every
+## change to the algorithms and the stores' pure parts must fail one of the
+## fast tests; what .cargo/mutants.toml excludes is argued equivalent there.
+## Not part of `make test` (it takes long); the report is in mutants.out/.
+## Property tests run from a fixed seed, so a run is reproducible.
+## MUTANTS_ARGS adds cargo-mutants options, e.g. --re 'src/store/memory\.rs'.
+mutants:
+	PROPTEST_RNG_SEED=18 PROPTEST_MAX_SHRINK_ITERS=0 PROPTEST_DISABLE_FAILURE_PERSISTENCE=1 \
+		"$$(bash tools/ensure-cargo-mutants.sh)" mutants --jobs 1 $(MUTANTS_ARGS)
+
 lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets --all-features -- -D warnings
@@ -120,12 +130,12 @@ bench-pkg:
 	bash bench/pkg/run.sh
 
 ## Everything the build and the test scripts make or install inside the
-## repository (nothing outside it): target/, pkg/, .cache/ (wasm-bindgen),
-## the Next.js builds and bench/pkg/out/, npm's node_modules/ and
-## wrangler's .wrangler/ folders.
+## repository (nothing outside it): target/, pkg/, .cache/ (wasm-bindgen,
+## cargo-mutants), cargo-mutants' mutants.out*/, the Next.js builds and
+## bench/pkg/out/, npm's node_modules/ and wrangler's .wrangler/ folders.
 clean:
 	$(CARGO) clean
-	rm -rf pkg .cache next-test/.next* next-test/next-env.d.ts bench/pkg/out
+	rm -rf pkg .cache mutants.out mutants.out.old next-test/.next* next-test/next-env.d.ts bench/pkg/out
 	rm -rf fuzz/target fuzz/corpus fuzz/artifacts gateway/fuzz/target gateway/fuzz/corpus gateway/fuzz/artifacts
 	find . -name node_modules -type d -prune -exec rm -rf {} +
 	find . -name .wrangler -type d -prune -exec rm -rf {} +

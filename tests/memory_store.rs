@@ -7,8 +7,8 @@ use std::thread;
 
 use edgelimit::algorithm::Algorithm;
 use edgelimit::{
-    Clock, FixedWindow, Gcra, Limiter, ManualClock, MemoryStore, SlidingLog, SlidingWindow,
-    TokenBucket,
+    Clock, Concurrency, ConcurrencyLimiter, FixedWindow, Gcra, Limiter, ManualClock, MemoryStore,
+    SlidingLog, SlidingWindow, TokenBucket,
 };
 
 const T0: u64 = 1_700_000_000_000;
@@ -40,6 +40,118 @@ fn idle_keys_expire_and_are_reclaimed() {
     );
     store.purge_expired(clock.now_ms());
     assert!(store.is_empty(), "expired keys are reclaimed");
+}
+
+#[test]
+fn a_key_expires_at_the_very_millisecond_its_ttl_ends() {
+    // As in Redis. A bucket warming up from empty shows it: remembered, it
+    // would read full then; forgotten, it starts again from empty.
+    let store = MemoryStore::new();
+    let clock = ManualClock::new(T0);
+    let warm_up = TokenBucket::new(2, 1, "1 s")
+        .unwrap()
+        .with_initial(0)
+        .unwrap();
+    let tb = limiter(warm_up, &store, &clock);
+    let read = || tb.limit_with_cost("k", 0).unwrap().remaining;
+    assert_eq!(read(), 0);
+    clock.set(T0 + 1_999);
+    assert_eq!(read(), 1);
+    // Full at T0 + 2 s, then remembered for its warm-up (2 s more): a
+    // caller waiting is never sent back to empty before that.
+    clock.set(T0 + 3_999);
+    assert_eq!(read(), 2, "remembered full through its warm-up");
+    clock.set(T0 + 4_000);
+    assert_eq!(read(), 0, "starts again");
+}
+
+#[test]
+fn a_dropped_state_stays_dropped_when_the_clock_goes_back() {
+    // A full bucket's state is dropped (TTL 0), as Redis deletes a key:
+    // seen from an earlier time it is not there either.
+    let store = MemoryStore::new();
+    let clock = ManualClock::new(T0);
+    let tb = limiter(TokenBucket::new(2, 1, "1 s").unwrap(), &store, &clock);
+    tb.limit("k").unwrap();
+    clock.set(T0 + 1_000);
+    assert_eq!(tb.remaining("k").unwrap().remaining, 2, "full again");
+    clock.set(T0 + 500);
+    let d = tb.limit("k").unwrap();
+    assert_eq!(
+        (d.remaining, d.reset_ms),
+        (1, T0 + 1_500),
+        "a new key: its interval starts now"
+    );
+}
+
+#[test]
+fn a_state_with_nothing_to_keep_takes_no_room() {
+    let store = MemoryStore::new();
+    let clock = ManualClock::new(T0);
+    let config = Concurrency::new(2, "1 s").unwrap();
+    let jobs = ConcurrencyLimiter::with_parts(config, store.clone(), clock.clone(), "jobs:");
+    assert_eq!(jobs.peek("idle").unwrap().remaining, 2);
+    let fw = limiter(FixedWindow::new(3, "1 s").unwrap(), &store, &clock);
+    assert_eq!(fw.remaining("idle").unwrap().remaining, 3);
+    assert!(store.is_empty(), "{} keys held", store.len());
+}
+
+#[test]
+fn keys_well_within_the_bound_are_all_kept() {
+    // 1000 keys in a store for 8192, whatever the number of shards and
+    // however the keys hash: none is evicted.
+    let store = MemoryStore::with_max_keys(8_192);
+    assert_eq!(store.max_keys(), 8_192);
+    let clock = ManualClock::new(T0);
+    let log = limiter(SlidingLog::new(3, "1 h").unwrap(), &store, &clock);
+    for i in 0..1_000 {
+        log.limit(&format!("user-{i}")).unwrap();
+    }
+    assert_eq!(store.len(), 1_000);
+    for i in 0..1_000 {
+        assert_eq!(log.remaining(&format!("user-{i}")).unwrap().remaining, 2);
+    }
+    let debug = format!("{store:?}");
+    assert!(
+        debug.starts_with("MemoryStore { shards: ")
+            && debug.contains(", max_keys: 8192, max_bytes: "),
+        "{debug}"
+    );
+}
+
+#[test]
+fn a_full_store_evicts_exactly_an_eighth_the_soonest_to_expire_first() {
+    // 64 keys: a single shard, whatever the machine. 4 keys expire within
+    // the second, 60 together at the end of the hour.
+    let store = MemoryStore::with_max_keys(64);
+    assert_eq!(store.max_keys(), 64);
+    let clock = ManualClock::new(T0 - T0 % 3_600_000);
+    let brief = limiter(FixedWindow::new(5, "1 s").unwrap(), &store, &clock).with_prefix("s:");
+    let hourly = limiter(FixedWindow::new(5, "1 h").unwrap(), &store, &clock).with_prefix("h:");
+    for i in 0..4 {
+        brief.limit(&i.to_string()).unwrap();
+    }
+    for i in 0..60 {
+        hourly.limit(&i.to_string()).unwrap();
+    }
+    assert_eq!(store.len(), 64);
+    hourly.limit("one more").unwrap();
+    // An eighth (8) made room: the 4 brief keys, then 4 of the tied ones.
+    assert_eq!(store.len(), 64 - 8 + 1);
+    let kept = |l: &Limiter<FixedWindow, MemoryStore, ManualClock>, n: usize| {
+        (0..n)
+            .filter(|i| l.remaining(&i.to_string()).unwrap().remaining < 5)
+            .count()
+    };
+    assert_eq!((kept(&brief, 4), kept(&hourly, 60)), (0, 56));
+}
+
+#[test]
+fn a_small_store_keeps_exactly_as_many_keys_as_asked() {
+    for max_keys in [1, 7, 50, 64] {
+        assert_eq!(MemoryStore::with_max_keys(max_keys).max_keys(), max_keys);
+    }
+    assert_eq!(MemoryStore::with_max_keys(0).max_keys(), 1, "at least one");
 }
 
 #[test]

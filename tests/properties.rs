@@ -11,7 +11,7 @@
 
 use edgelimit::algorithm::{
     Algorithm, Concurrency, ConcurrencyState, FixedWindow, Gcra, LeaseOp, SlidingLog,
-    SlidingWindow, TokenBucket,
+    SlidingWindow, TokenBucket, MAX_TIME_MS,
 };
 use edgelimit::{Decision, Error};
 use proptest::prelude::*;
@@ -46,6 +46,39 @@ fn calls(window_ms: u64, max_cost: u64, monotone: bool) -> impl Strategy<Value =
         (step, cost).prop_map(|(step_ms, cost)| Call { step_ms, cost }),
         1..80,
     )
+}
+
+/// Decisions equal the GCRA definition in exact rational arithmetic (times
+/// scaled by `rate`, so `T = period / rate` is exact).
+fn gcra_definition(
+    rate: u64,
+    period: u64,
+    burst: u64,
+    decisions: Vec<(u64, u64, Decision)>,
+) -> Result<(), TestCaseError> {
+    let (r, t_unit, tau) = (
+        u128::from(rate),
+        u128::from(period),
+        u128::from(burst * period),
+    );
+    let mut tat: u128 = 0; // theoretical arrival time × rate
+    for (now, cost, d) in decisions {
+        let now_s = u128::from(now) * r;
+        let start = tat.max(now_s);
+        let next = start + u128::from(cost) * t_unit;
+        let allowed = cost == 0 || next - now_s <= tau;
+        prop_assert_eq!(d.allowed, allowed, "at {} cost {}", now, cost);
+        if allowed && cost > 0 {
+            tat = next;
+        } else if !allowed {
+            let wait = (next - now_s - tau).div_ceil(r);
+            prop_assert_eq!(u128::from(d.retry_after_ms), wait);
+        }
+        let debt = tat.max(now_s) - now_s;
+        prop_assert_eq!(u128::from(d.remaining), (tau - debt.min(tau)) / t_unit);
+        prop_assert_eq!(u128::from(d.reset_ms), u128::from(now) + debt.div_ceil(r));
+    }
+    Ok(())
 }
 
 /// Replays `calls`, checking the generic contract after every call, and
@@ -140,7 +173,9 @@ fn check_decision<A: Algorithm>(
     // token bucket below capacity aside, which must start its refill
     // clock). So a copy of a denied key's state decides what follows
     // exactly, as the REST stores' deny cache does.
-    if (!d.allowed || cost == 0) && before.is_some() {
+    // A key without state keeps none, except that warm-up start.
+    let fresh_leaves_state = forget == Forget::NeverLooser;
+    if (!d.allowed || cost == 0) && (before.is_some() || !fresh_leaves_state) {
         assert_eq!(after, before, "a denial or a read changed the state");
     }
     if d.allowed {
@@ -182,6 +217,19 @@ fn check_decision<A: Algorithm>(
         assert!(
             probe(alg, after, d.reset_ms - 1, 0).remaining < limit,
             "full before reset: {d:?}"
+        );
+    }
+    // The TTL is exact, not merely long enough: a millisecond before it
+    // ends the state still matters: not yet full, or (a token bucket that
+    // starts below capacity, remembered through its warm-up) full where a
+    // fresh key would not be.
+    if ttl_ms > 0 {
+        let last = now.saturating_add(ttl_ms - 1);
+        let kept = probe(alg, after, last, 0).remaining;
+        let fresh = probe(alg, &None, last, 0).remaining;
+        assert!(
+            kept < limit || kept != fresh,
+            "ttl {ttl_ms} longer than needed: {d:?}"
         );
     }
     // Once the TTL has passed (and at or after the latest time seen), the
@@ -355,8 +403,7 @@ proptest! {
         replay(&alg, &calls);
     }
 
-    /// Decisions equal the GCRA definition evaluated in exact rational
-    /// arithmetic (times scaled by `rate`, so `T = period / rate` is exact).
+    /// Decisions equal the GCRA definition.
     #[test]
     fn gcra_matches_its_definition(
         rate in 1..=50u64,
@@ -365,24 +412,29 @@ proptest! {
         calls in calls(5_000, 20, false),
     ) {
         let alg = Gcra::new(rate, format!("{period}ms")).unwrap().with_burst(burst).unwrap();
-        let decisions = replay(&alg, &calls);
-        let (r, t_unit, tau) = (u128::from(rate), u128::from(period), u128::from(burst * period));
-        let mut tat: u128 = 0; // theoretical arrival time × rate
-        for (now, cost, d) in decisions {
-            let now_s = u128::from(now) * r;
-            let start = tat.max(now_s);
-            let next = start + u128::from(cost) * t_unit;
-            let allowed = cost == 0 || next - now_s <= tau;
-            prop_assert_eq!(d.allowed, allowed, "at {} cost {}", now, cost);
-            if allowed && cost > 0 {
-                tat = next;
-            } else if !allowed {
-                let wait = (next - now_s - tau).div_ceil(r);
-                prop_assert_eq!(u128::from(d.retry_after_ms), wait);
-            }
-            let debt = tat.max(now_s) - now_s;
-            prop_assert_eq!(u128::from(d.remaining), (tau - debt.min(tau)) / t_unit);
-        }
+        gcra_definition(rate, period, burst, replay(&alg, &calls))?;
+    }
+
+    /// A clock that ran far ahead (towards the latest time the core
+    /// computes with) and came back to today's: the debt, in `1 / rate` ms,
+    /// then exceeds 63 bits. Decisions, retry, reset and TTL stay exact
+    /// (the contract's checks) and match the definition.
+    #[test]
+    fn gcra_far_behind_matches_its_definition(
+        (rate, ahead) in (4_096..=1_000_000u64)
+            .prop_flat_map(|rate| (Just(rate), (1 << 63) / rate + 1..=MAX_TIME_MS - START_MS)),
+        period in prop_oneof![1..=10u64, 10..=3_600_000u64],
+        burst in 1..=20u64,
+        costs in prop::collection::vec(0..=20u64, 2..8),
+        back in prop::collection::vec((-1_000..=1_000i64, 0..=20u64), 1..8),
+    ) {
+        let alg = Gcra::new(rate, format!("{period}ms")).unwrap().with_burst(burst).unwrap();
+        let far = |cost| Call { step_ms: 0, cost };
+        let mut calls = vec![Call { step_ms: ahead as i64, cost: costs[0] }];
+        calls.extend(costs[1..].iter().copied().map(far));
+        calls.push(Call { step_ms: -(ahead as i64), cost: costs[1] });
+        calls.extend(back.into_iter().map(|(step_ms, cost)| Call { step_ms, cost }));
+        gcra_definition(rate, period, burst, replay(&alg, &calls))?;
     }
 
     /// Waiters of several owners (processes), each owner serving its own
@@ -496,6 +548,17 @@ proptest! {
             prop_assert!(live <= max);
             prop_assert_eq!(live, model.len() as u64);
             prop_assert_eq!(out.decision.remaining, max - live);
+            // Only a refused acquire is a denial, to be retried when the
+            // first lease ends; reset and TTL run to the last one.
+            let denied = matches!(op, LeaseOp::Acquire { .. }) && !expected;
+            let (first, last) = (model.values().min(), model.values().max());
+            prop_assert_eq!(out.decision.allowed, !denied);
+            prop_assert_eq!(
+                out.decision.retry_after_ms,
+                if denied { first.unwrap() - now } else { 0 }
+            );
+            prop_assert_eq!(out.decision.reset_ms, last.copied().unwrap_or(now));
+            prop_assert_eq!(out.ttl_ms, last.map_or(0, |last| last - now));
         }
     }
 }

@@ -555,6 +555,62 @@ mod tests {
     }
 
     #[test]
+    fn reports_its_configuration() {
+        let alg = Concurrency::new(5, "30 s").unwrap();
+        assert_eq!((alg.max(), alg.lease_ms()), (5, 30_000));
+    }
+
+    #[test]
+    fn a_grant_is_allowed_and_an_unknown_id_is_no_denial() {
+        let alg = Concurrency::new(1, "1 s").unwrap();
+        let mut s = None;
+        let o = alg.apply(&mut s, 100, acquire(1));
+        assert_eq!((o.decision.allowed, o.decision.retry_after_ms), (true, 0));
+        // Releasing or extending a lease not held fails, but denies nothing:
+        // the decision stays allowed, with nothing to wait for.
+        for op in [
+            LeaseOp::Release { id: 2 },
+            LeaseOp::Extend { id: 2, ttl_ms: 0 },
+        ] {
+            let o = alg.apply(&mut s, 200, op);
+            assert!(!o.allowed, "{op:?}");
+            assert_eq!(
+                (
+                    o.decision.allowed,
+                    o.decision.retry_after_ms,
+                    o.decision.remaining
+                ),
+                (true, 0, 0),
+                "{op:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn lease_durations_are_capped_at_the_longest_span() {
+        let alg = Concurrency::new(2, "1 s").unwrap();
+        let mut s = None;
+        let o = alg.apply(
+            &mut s,
+            1000,
+            LeaseOp::Acquire {
+                id: 1,
+                ttl_ms: u64::MAX,
+            },
+        );
+        assert_eq!(o.expires_at_ms, Some(1000 + limits::MAX_SPAN_MS));
+        let o = alg.apply(
+            &mut s,
+            2000,
+            LeaseOp::Extend {
+                id: 1,
+                ttl_ms: limits::MAX_SPAN_MS + 1,
+            },
+        );
+        assert_eq!(o.expires_at_ms, Some(2000 + limits::MAX_SPAN_MS));
+    }
+
+    #[test]
     fn invalid_configs_are_rejected() {
         assert_eq!(
             Concurrency::new(0, "1 s"),

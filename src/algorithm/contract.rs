@@ -101,3 +101,34 @@ pub(crate) fn check_cost(cost: u64, limit: u64) -> Result<(), Error> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::algorithm::{FixedWindow, Gcra, SlidingLog, SlidingWindow, TokenBucket};
+
+    #[test]
+    fn only_the_counted_windows_lease_quota() {
+        assert!(FixedWindow::new(5, "1 s").unwrap().leases_quota());
+        assert!(SlidingWindow::new(5, "1 s").unwrap().leases_quota());
+        assert!(!SlidingLog::new(5, "1 s").unwrap().leases_quota());
+        assert!(!TokenBucket::new(5, 1, "1 s").unwrap().leases_quota());
+        assert!(!Gcra::new(5, "1 s").unwrap().leases_quota());
+    }
+
+    #[test]
+    fn others_decide_a_leased_call_as_usual_and_grant_nothing() {
+        let alg = Gcra::new(5, "1 s").unwrap();
+        let (mut leased, mut plain) = (None, None);
+        let refund = QuotaRefund {
+            units: 2,
+            window_start_ms: 0,
+        };
+        let (outcome, grant) = alg
+            .decide_leased(&mut leased, 1_000, 1, 5, Some(refund))
+            .unwrap();
+        assert_eq!(grant, None);
+        assert_eq!(outcome, alg.decide(&mut plain, 1_000, 1).unwrap());
+        assert_eq!(leased, plain);
+    }
+}

@@ -9,7 +9,8 @@
 pub(crate) struct Divisor {
     d: u64,
     /// ⌊(2^64 − 1) / d⌋: `n × m / 2^64` underestimates `n / d` by less than
-    /// 2, so at most two corrections follow.
+    /// 1, so at most one correction follows: `d × m ≥ 2^64 − d`, so
+    /// `n / d − n × m / 2^64 = n × (2^64 − d × m) / (d × 2^64) ≤ n / 2^64 < 1`.
     m: u64,
 }
 
@@ -34,10 +35,6 @@ impl Divisor {
         if r >= self.d {
             q += 1;
             r -= self.d;
-            if r >= self.d {
-                q += 1;
-                r -= self.d;
-            }
         }
         (q, r)
     }

@@ -224,6 +224,40 @@ mod tests {
     }
 
     #[test]
+    fn leases_take_extra_units_and_refunds_give_them_back() {
+        let alg = FixedWindow::new(10, "1 s").unwrap();
+        let mut s = None;
+        let (o, grant) = alg.decide_leased(&mut s, 1_200, 1, 4, None).unwrap();
+        let taken = QuotaGrant {
+            units: 3,
+            window_start_ms: 1_000,
+            expires_at_ms: 2_000,
+        };
+        assert_eq!((o.decision.remaining, grant), (6, Some(taken)));
+        // Two of the three come back to their window.
+        let refund = |window_start_ms, units| {
+            Some(QuotaRefund {
+                window_start_ms,
+                units,
+            })
+        };
+        let (o, grant) = alg
+            .decide_leased(&mut s, 1_300, 0, 0, refund(1_000, 2))
+            .unwrap();
+        assert_eq!((o.decision.remaining, grant), (8, None));
+        // To a window that is over, nothing comes back.
+        let (o, _) = alg
+            .decide_leased(&mut s, 1_400, 0, 0, refund(0, 5))
+            .unwrap();
+        assert_eq!(o.decision.remaining, 8);
+        // More than the window counts empties it, no further.
+        let (o, _) = alg
+            .decide_leased(&mut s, 1_400, 0, 0, refund(1_000, 50))
+            .unwrap();
+        assert_eq!(o.decision.remaining, 10);
+    }
+
+    #[test]
     fn invalid_configs_are_rejected() {
         assert_eq!(
             FixedWindow::new(0, "1 s"),

@@ -290,6 +290,46 @@ mod tests {
     }
 
     #[test]
+    fn clock_far_behind_at_real_timestamps_and_rates() {
+        // 7000 a minute: T = 8 4/7 ms, a burst of 10 is 85 5/7 ms of debt.
+        // A clock some 126 000 years ahead fills the burst; back
+        // at today's time the debt (in 1/7000 ms) no longer fits in 63 bits.
+        let alg = Gcra::new(7000, "1 m").unwrap().with_burst(10).unwrap();
+        let (ahead, today) = (4_000_000_000_000_000, 1_700_000_000_000);
+        let gap = ahead - today;
+        let mut s = None;
+        assert!(run(&alg, &mut s, ahead, 10).allowed);
+        let before = s;
+        // Admitted when the TAT (ahead + 85 5/7) minus 3 × T (25 5/7) is
+        // at most a burst ahead of now: at today + gap + 26.
+        let o = alg.decide(&mut s, today, 3).unwrap();
+        assert_eq!(
+            o.decision,
+            Decision {
+                allowed: false,
+                limit: 10,
+                remaining: 0,
+                reset_ms: ahead + 86,
+                retry_after_ms: gap + 26,
+                reason: None,
+            }
+        );
+        assert_eq!(o.ttl_ms, gap + 86, "kept until full, not longer");
+        assert_eq!(s, before, "a denial changes nothing");
+        let o = alg.decide(&mut s, today, 0).unwrap();
+        assert_eq!(
+            (
+                o.decision.allowed,
+                o.decision.retry_after_ms,
+                o.decision.reset_ms
+            ),
+            (true, 0, ahead + 86),
+            "a read is allowed"
+        );
+        assert_eq!((o.ttl_ms, s), (gap + 86, before));
+    }
+
+    #[test]
     fn ttl_is_time_until_full() {
         let alg = Gcra::new(4, "1 s").unwrap();
         let mut s = None;

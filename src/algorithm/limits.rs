@@ -77,3 +77,37 @@ pub(crate) fn counted_window(
     exact_product("limit × window", limit, window_ms)?;
     Ok((limit, Divisor::new(window_ms)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::algorithm::{
+        Concurrency, FixedWindow, Gcra, SlidingLog, SlidingWindow, TokenBucket,
+    };
+    use std::time::Duration;
+
+    #[test]
+    fn spans_reach_one_hundred_years_and_no_further() {
+        let century = Duration::from_secs(100 * 365 * 86_400);
+        let beyond = century + Duration::from_millis(1);
+        assert!(FixedWindow::new(1, century).is_ok());
+        assert!(SlidingWindow::new(1, century).is_ok());
+        assert!(SlidingLog::new(1, century).is_ok());
+        assert!(TokenBucket::new(1, 1, century).is_ok());
+        assert!(Gcra::new(1, century).is_ok());
+        assert!(Concurrency::new(1, century).is_ok());
+        let too_long = |result: Result<(), ConfigError>| {
+            assert!(
+                matches!(result, Err(ConfigError::TooLarge { value, max, .. })
+                    if value == u128::from(MAX_SPAN_MS) + 1 && max == u128::from(MAX_SPAN_MS)),
+                "{result:?}"
+            );
+        };
+        too_long(FixedWindow::new(1, beyond).map(drop));
+        too_long(SlidingWindow::new(1, beyond).map(drop));
+        too_long(SlidingLog::new(1, beyond).map(drop));
+        too_long(TokenBucket::new(1, 1, beyond).map(drop));
+        too_long(Gcra::new(1, beyond).map(drop));
+        too_long(Concurrency::new(1, beyond).map(drop));
+    }
+}

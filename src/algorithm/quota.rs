@@ -64,3 +64,33 @@ pub(crate) fn take_extra(
         expires_at_ms: window_start_ms.saturating_add(window_ms),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::QuotaGrant;
+    use crate::algorithm::{Algorithm, FixedWindow, FixedWindowState};
+
+    #[test]
+    fn an_admitted_call_takes_what_it_wants_up_to_what_is_left() {
+        let alg = FixedWindow::new(10, "1 s").unwrap();
+        let mut s = None;
+        let lease = |s: &mut Option<FixedWindowState>, now, cost, want| {
+            let (outcome, grant) = alg.decide_leased(s, now, cost, want, None).unwrap();
+            (outcome.decision.allowed, outcome.decision.remaining, grant)
+        };
+        // Costs 1, wants 4: 3 more are taken, and the window counts them.
+        let taken = QuotaGrant {
+            units: 3,
+            window_start_ms: 1_000,
+            expires_at_ms: 2_000,
+        };
+        assert_eq!(lease(&mut s, 1_200, 1, 4), (true, 6, Some(taken)));
+        assert_eq!(lease(&mut s, 1_200, 0, 0), (true, 6, None));
+        // Wanting no more than the cost, or reading, takes nothing more.
+        assert_eq!(lease(&mut s, 1_300, 2, 2), (true, 4, None));
+        assert_eq!(lease(&mut s, 1_300, 0, 5), (true, 4, None));
+        // Wanting more than is left takes what is left; a denial, nothing.
+        assert_eq!(lease(&mut s, 1_400, 1, 10).2.map(|g| g.units), Some(3));
+        assert_eq!(lease(&mut s, 1_500, 1, 5), (false, 0, None));
+    }
+}

@@ -259,6 +259,23 @@ mod tests {
     }
 
     #[test]
+    fn a_read_changes_nothing_as_time_moves() {
+        let alg = SlidingWindow::new(5, "1 s").unwrap();
+        let mut s = None;
+        alg.decide(&mut s, 0, 0).unwrap();
+        assert_eq!(s, None, "a read of a new key leaves no state");
+        alg.decide(&mut s, 1_700_000_000_200, 2).unwrap();
+        let written = s;
+        // Later in the window, in the next one (where the count becomes the
+        // previous window's) and long after: the state stays as written.
+        for later in [300, 1_100, 1_999, 5_000] {
+            let d = alg.decide(&mut s, 1_700_000_000_000 + later, 0).unwrap();
+            assert!(d.decision.allowed);
+            assert_eq!(s, written, "read at +{later} ms");
+        }
+    }
+
+    #[test]
     fn idle_gap_forgets_everything() {
         let alg = SlidingWindow::new(2, "1 s").unwrap();
         let mut s = None;
@@ -283,6 +300,37 @@ mod tests {
             alg.decide(&mut None, 0, 4),
             Err(Error::CostExceedsLimit { cost: 4, limit: 3 })
         );
+    }
+
+    #[test]
+    fn refunds_go_back_to_the_window_they_were_taken_from() {
+        let alg = SlidingWindow::new(10, "1 s").unwrap();
+        let mut s = None;
+        let refund = |window_start_ms, units| {
+            Some(QuotaRefund {
+                window_start_ms,
+                units,
+            })
+        };
+        let lease = |s: &mut Option<SlidingWindowState>, now, want, refund| {
+            let (outcome, grant) = alg.decide_leased(s, now, 0, want, refund).unwrap();
+            assert_eq!(grant, None, "a read takes nothing");
+            outcome.decision.remaining
+        };
+        let (o, grant) = alg.decide_leased(&mut s, 1_200, 1, 4, None).unwrap();
+        assert_eq!((o.decision.remaining, grant.map(|g| g.units)), (6, Some(3)));
+        // One of the three back to the current window: 3 counted.
+        assert_eq!(lease(&mut s, 1_300, 0, refund(1_000, 1)), 7);
+        // In the next window the 3 weigh 3 × 800 / 1000 = 2.4: one more
+        // back to the previous window leaves 2 × 0.8 = 1.6.
+        assert_eq!(lease(&mut s, 2_200, 0, None), 7);
+        let before = s;
+        assert_eq!(lease(&mut s, 2_200, 0, refund(1_000, 0)), 7);
+        assert_eq!(s, before, "nothing to give back changes nothing");
+        assert_eq!(lease(&mut s, 2_200, 0, refund(0, 1)), 7, "a window gone");
+        assert_eq!(lease(&mut s, 2_200, 0, refund(1_000, 1)), 8);
+        // More than the window counts empties it, no further.
+        assert_eq!(lease(&mut s, 2_200, 0, refund(1_000, 50)), 10);
     }
 
     #[test]

@@ -85,3 +85,27 @@ state_kind!(
     Gcra(GcraState),
     Concurrency(ConcurrencyState),
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn any_state_is_kept_as_itself() {
+        let state = AnyState::Gcra(GcraState {
+            tat_ms: 1_700_000_000_500,
+            tat_frac: 3,
+        });
+        assert_eq!(state.clone().into_any(), state);
+        assert_eq!(AnyState::from_any(state.clone()), Some(state.clone()));
+        // A typed state takes back only its own kind.
+        assert_eq!(
+            GcraState::from_any(state.clone()),
+            Some(GcraState {
+                tat_ms: 1_700_000_000_500,
+                tat_frac: 3
+            })
+        );
+        assert_eq!(TokenBucketState::from_any(state), None);
+    }
+}

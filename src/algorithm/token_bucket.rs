@@ -297,6 +297,28 @@ mod tests {
     }
 
     #[test]
+    fn ttl_is_exactly_until_full_at_real_timestamps() {
+        // 10 tokens, 1 back every second: 3 taken are back 3 s later, and
+        // the state is kept exactly that long, not a millisecond more.
+        let alg = TokenBucket::new(10, 1, "1 s").unwrap();
+        let now = 1_700_000_000_123;
+        let mut s = None;
+        let o = alg.decide(&mut s, now, 3).unwrap();
+        assert_eq!((o.ttl_ms, o.decision.reset_ms), (3000, now + 3000));
+        let o = alg.decide(&mut s, now + 1500, 0).unwrap();
+        assert_eq!((o.ttl_ms, o.decision.remaining), (1500, 8));
+    }
+
+    #[test]
+    fn a_read_of_a_new_full_key_leaves_no_state() {
+        let alg = TokenBucket::new(3, 1, "1 s").unwrap();
+        let mut s = None;
+        let o = alg.decide(&mut s, 1_700_000_000_000, 0).unwrap();
+        assert_eq!((o.decision.remaining, o.ttl_ms), (3, 0));
+        assert_eq!(s, None, "a new full bucket is no state at all");
+    }
+
+    #[test]
     fn invalid_configs_are_rejected() {
         assert!(matches!(
             TokenBucket::new(5, 6, "1 s"),

@@ -318,9 +318,15 @@ fn default_shard_count() -> usize {
     }
     #[cfg(not(target_arch = "wasm32"))]
     {
-        let cores = std::thread::available_parallelism().map_or(4, usize::from);
-        (cores * 4).next_power_of_two().min(64)
+        shards_for(std::thread::available_parallelism().map_or(4, usize::from))
     }
+}
+
+/// Four shards a core, so threads rarely wait on one another's lock; a
+/// power of two (a shard is picked by a mask), and at most 64.
+#[cfg(not(target_arch = "wasm32"))]
+fn shards_for(cores: usize) -> usize {
+    (cores * 4).next_power_of_two().min(64)
 }
 
 impl Shard {
@@ -525,5 +531,120 @@ impl Store for MemoryStore {
             table.heap -= entry.heap_bytes();
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::algorithm::GcraState;
+
+    const KEY: Key<'static> = Key {
+        prefix: "p:",
+        id: "a",
+    };
+    const STATE: GcraState = GcraState {
+        tat_ms: 1_500,
+        tat_frac: 0,
+    };
+
+    fn keep(store: &MemoryStore, now_ms: u64, ttl_ms: u64) {
+        let step = |state: &mut Option<GcraState>| {
+            *state = Some(STATE);
+            Ok(((), ttl_ms))
+        };
+        store.update(KEY, now_ms, step, |_| 0).unwrap();
+    }
+
+    #[test]
+    fn a_copy_is_read_until_the_key_expires() {
+        let store = MemoryStore::new();
+        assert_eq!(store.get(KEY, 1_000), None);
+        keep(&store, 1_000, 500);
+        for _ in 0..2 {
+            assert_eq!(store.get(KEY, 1_499), Some(AnyState::Gcra(STATE)));
+        }
+        assert_eq!(store.get(KEY, 1_500), None, "expired at its TTL");
+        store.purge_expired(1_499);
+        assert_eq!(store.len(), 1);
+        store.purge_expired(1_500);
+        assert!(store.is_empty(), "reclaimed at its TTL");
+        let other = Key {
+            prefix: "p:",
+            id: "b",
+        };
+        assert_eq!(store.get(other, 1_000), None);
+    }
+
+    #[test]
+    fn keys_joining_to_the_same_text_are_told_apart() {
+        // "a" + "b7" and "ab" + "7" join to the same bytes. A table compares
+        // a key with those whose hashes share a few bits (7 of them); over
+        // many pairs, each in a store of its own (one small table), some
+        // do, and the comparison must still tell them apart.
+        for i in 0..2_000 {
+            let store = MemoryStore::with_max_keys(64);
+            let (short_id, long_id) = (format!("b{i}"), i.to_string());
+            let short = Key {
+                prefix: "a",
+                id: &short_id,
+            };
+            let long = Key {
+                prefix: "ab",
+                id: &long_id,
+            };
+            store
+                .update(
+                    short,
+                    1_000,
+                    |state: &mut Option<GcraState>| {
+                        *state = Some(STATE);
+                        Ok(((), 500))
+                    },
+                    |_| 0,
+                )
+                .unwrap();
+            assert_eq!(store.get(long, 1_000), None, "{i}");
+        }
+    }
+
+    #[test]
+    fn a_failed_step_leaves_the_state_as_it_was() {
+        let store = MemoryStore::new();
+        keep(&store, 1_000, 500);
+        let fail = |state: &mut Option<GcraState>| -> Result<((), u64), Error> {
+            assert_eq!(*state, Some(STATE));
+            Err(Error::CostExceedsLimit { cost: 2, limit: 1 })
+        };
+        assert!(store.update(KEY, 1_200, fail, |_| 0).is_err());
+        assert_eq!(store.get(KEY, 1_200), Some(AnyState::Gcra(STATE)));
+    }
+
+    #[test]
+    #[cfg(not(target_arch = "wasm32"))]
+    fn four_shards_a_core_as_a_power_of_two_up_to_64() {
+        let shards = [1, 2, 3, 4, 5, 16, 17, 100].map(shards_for);
+        assert_eq!(shards, [4, 8, 16, 16, 32, 64, 64, 64]);
+        let cores = std::thread::available_parallelism().map_or(4, usize::from);
+        assert_eq!(MemoryStore::new().shared.shards.len(), shards_for(cores));
+    }
+
+    #[test]
+    fn shards_never_hold_fewer_than_64_keys_unless_there_is_one() {
+        let most = MemoryStore::new().shared.shards.len();
+        for max_keys in [1, 63, 64, 127, 128, 511, 512, 513, 4_096, 100_000] {
+            let store = MemoryStore::with_max_keys(max_keys);
+            let n = store.shared.shards.len();
+            assert!(n.is_power_of_two() && n <= most, "{max_keys}: {n}");
+            assert!(
+                n == 1 || max_keys / n >= MIN_KEYS_PER_SHARD,
+                "{max_keys}: {n}"
+            );
+            assert!(
+                n == most || max_keys / (2 * n) < MIN_KEYS_PER_SHARD,
+                "{max_keys}: {n} shards, where twice as many would hold 64 keys each"
+            );
+            assert_eq!(store.max_keys(), max_keys / n * n);
+        }
     }
 }

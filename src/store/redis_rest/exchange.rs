@@ -281,6 +281,14 @@ mod tests {
     }
 
     #[test]
+    fn jitter_comes_from_splitmix64() {
+        // SplitMix64's first outputs from seed 0, as published with it.
+        assert_eq!(splitmix(0), 0xE220_A839_7B1D_CDAF);
+        assert_eq!(splitmix(0x9E37_79B9_7F4A_7C15), 0x6E78_9E6A_A1B9_65F4);
+        assert_eq!(splitmix(0x3C6E_F372_FE94_F82A), 0x06C4_5D18_8009_454F);
+    }
+
+    #[test]
     fn calls_together_until_each_is_answered() {
         let options = RestOptions::default();
         let exchanges = vec![

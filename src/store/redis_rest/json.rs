@@ -432,6 +432,34 @@ mod tests {
     }
 
     #[test]
+    fn every_escape_both_ways() {
+        let mut out = String::new();
+        push_str(&mut out, "\r\t\u{1f}/");
+        assert_eq!(out, r#""\r\t\u001f/""#);
+        assert_eq!(
+            parse(r#""\"\\\/\b\f\n\r\t\u0041""#),
+            Some(Json::Str("\"\\/\u{8}\u{c}\n\r\tA".into()))
+        );
+        assert_eq!(parse(r#""\ud83d\u0041""#), None, "a lone high surrogate");
+    }
+
+    #[test]
+    fn nesting_is_bounded_by_depth_not_by_siblings() {
+        let nested = |levels: usize| "[".repeat(levels) + &"]".repeat(levels);
+        assert!(parse(&nested(MAX_DEPTH)).is_some());
+        assert_eq!(parse(&nested(MAX_DEPTH + 1)), None);
+        let siblings = format!("[{}]", vec![r#"{"a":[[]]}"#; 100].join(","));
+        assert!(parse(&siblings).is_some());
+    }
+
+    #[test]
+    fn a_single_zero_may_begin_a_number() {
+        assert_eq!(parse("0"), Some(Json::Int(0)));
+        assert_eq!(parse("0.5"), Some(Json::OtherNumber("0.5".into())));
+        assert_eq!(parse("-0e1"), Some(Json::OtherNumber("-0e1".into())));
+    }
+
+    #[test]
     fn rejects_malformed_input() {
         for text in [
             "",

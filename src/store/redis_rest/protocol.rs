@@ -304,6 +304,86 @@ mod tests {
     }
 
     #[test]
+    fn failures_say_what_came_back() {
+        let failed = |status, body| read_reply(status, body);
+        assert_eq!(
+            failed(500, "<html>oops</html>"),
+            Reply::Failed(StoreError::Unavailable("HTTP 500".into()))
+        );
+        assert_eq!(
+            failed(499, "<html>oops</html>"),
+            Reply::Failed(StoreError::MalformedReply(
+                "HTTP 499: not JSON: <html>oops</html>".into()
+            ))
+        );
+        assert_eq!(
+            failed(401, r#"{"result":1}"#),
+            Reply::Failed(StoreError::Unauthorized)
+        );
+        assert_eq!(
+            failed(403, r#"{"result":1}"#),
+            Reply::Failed(StoreError::Forbidden(r#"{"result":1}"#.into()))
+        );
+        assert_eq!(
+            failed(403, r#"{"error":"NOPERM no"}"#),
+            Reply::Failed(StoreError::Forbidden("NOPERM no".into()))
+        );
+        assert_eq!(
+            failed(500, r#"{"result":1}"#),
+            Reply::Failed(StoreError::Unavailable("HTTP 500".into()))
+        );
+        assert_eq!(
+            failed(499, "[1]"),
+            Reply::Failed(StoreError::MalformedReply(
+                "HTTP 499: an array without a result".into()
+            ))
+        );
+        assert_eq!(
+            failed(500, r#"{"error":"ERR down"}"#),
+            Reply::Failed(StoreError::Unavailable("ERR down".into()))
+        );
+        assert_eq!(
+            failed(499, r#"{"error":"ERR no"}"#),
+            Reply::Failed(StoreError::Command("ERR no".into()))
+        );
+        // A long body is cut to its first 300 characters, and says so.
+        let long = "x".repeat(500);
+        let Reply::Failed(StoreError::MalformedReply(message)) = failed(200, &long) else {
+            panic!("not malformed");
+        };
+        assert_eq!(message, format!("HTTP 200: not JSON: {}…", &long[..300]));
+        // As is a Redis error of any length.
+        let Reply::Failed(StoreError::Command(message)) =
+            failed(400, &format!(r#"{{"error":"ERR {long}"}}"#))
+        else {
+            panic!("not a command error");
+        };
+        assert_eq!(message.chars().count(), 301);
+    }
+
+    #[test]
+    fn a_pipeline_answers_with_status_200_only() {
+        assert_eq!(
+            read_pipeline(500, r#"[{"result":1}]"#, 1),
+            Err(StoreError::Unavailable("HTTP 500".into()))
+        );
+        assert_eq!(
+            read_pipeline(200, r#"{"result":1}"#, 1),
+            Err(StoreError::MalformedReply(
+                r#"pipeline of 1: HTTP 200: {"result":1}"#.into()
+            ))
+        );
+    }
+
+    #[test]
+    fn backoff_jitter_spans_the_upper_half_exactly() {
+        // Attempt 0 from 50 ms: between 25 and 50 ms, both ends reachable.
+        assert_eq!(backoff_ms(0, 50, 1000, 25), 50);
+        assert_eq!(backoff_ms(0, 50, 1000, 26), 25);
+        assert_eq!(backoff_ms(3, 50, 1000, 0), 200);
+    }
+
+    #[test]
     fn backoff_grows_is_capped_and_jittered() {
         for random in [0, 1, 7, u64::MAX] {
             let delays: Vec<u64> = (0..8).map(|a| backoff_ms(a, 50, 1000, random)).collect();
