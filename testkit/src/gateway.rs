@@ -107,26 +107,46 @@ impl Gateway {
         Gateway::start_raw(redis_url, &args, &[])
     }
 
-    /// A gateway with exactly `args` and `env`, once its port accepts.
+    /// A gateway with exactly `args` and `env`, once it listens on its
+    /// port (on another free port if someone else took that one first).
     pub fn start_raw(redis_url: &str, args: &[&str], env: &[(&str, &str)]) -> Gateway {
-        let port = free_port();
-        let dir = tempfile::tempdir().expect("temp dir");
-        let log = dir.path().join("gateway.log");
-        let mut cmd = gateway_command(redis_url, port, args, env);
-        cmd.stderr(std::fs::File::create(&log).expect("log file"));
-        let child = cmd.spawn().expect("spawn gateway");
-        let g = Gateway {
-            port,
-            child: Some(child),
-            log,
-            _dir: dir,
-        };
-        assert!(
-            wait_for_port(port, Duration::from_secs(10)),
-            "gateway did not start: {}",
-            g.log_text()
-        );
-        g
+        for _ in 0..5 {
+            let port = free_port();
+            let dir = tempfile::tempdir().expect("temp dir");
+            let log = dir.path().join("gateway.log");
+            let mut cmd = gateway_command(redis_url, port, args, env);
+            cmd.stderr(std::fs::File::create(&log).expect("log file"));
+            let child = cmd.spawn().expect("spawn gateway");
+            let pid = child.id();
+            let mut g = Gateway {
+                port,
+                child: Some(child),
+                log,
+                _dir: dir,
+            };
+            assert!(
+                wait_for_port(port, Duration::from_secs(10)),
+                "gateway did not start: {}",
+                g.log_text()
+            );
+            // The port answers; make sure it is this gateway that listens.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                if crate::port::listens(pid, port) {
+                    return g;
+                }
+                if let Some(Ok(Some(_))) = g.child.as_mut().map(Child::try_wait) {
+                    break; // it could not bind: another port
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "gateway did not start: {}",
+                    g.log_text()
+                );
+                sleep(Duration::from_millis(10));
+            }
+        }
+        panic!("no free port the gateway could bind in 5 tries");
     }
 
     /// Its base URL.
