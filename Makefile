@@ -88,9 +88,12 @@ test-long: test-deps
 ## Not part of `make test` (it takes long); the report is in mutants.out/.
 ## Property tests run from a fixed seed, so a run is reproducible.
 ## MUTANTS_ARGS adds cargo-mutants options, e.g. --re 'src/store/memory\.rs'.
+## Exit status 3 (some mutants only timed out: an endless loop, so the
+## change was noticed) passes; 2 (a mutant missed) fails.
 mutants:
 	PROPTEST_RNG_SEED=18 PROPTEST_MAX_SHRINK_ITERS=0 PROPTEST_DISABLE_FAILURE_PERSISTENCE=1 \
-		"$$(bash tools/ensure-cargo-mutants.sh)" mutants --jobs 1 $(MUTANTS_ARGS)
+		"$$(bash tools/ensure-cargo-mutants.sh)" mutants --jobs 1 $(MUTANTS_ARGS); \
+		status=$$?; [ $$status -eq 0 ] || [ $$status -eq 3 ]
 
 lint:
 	$(CARGO) fmt --all --check
