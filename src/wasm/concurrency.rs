@@ -7,7 +7,7 @@ use wasm_bindgen::prelude::*;
 
 use super::codes::LeaseCall;
 use super::convert::{count, millis};
-use super::error::{invalid_argument, js_error, Coded};
+use super::error::{invalid_argument, Coded};
 use super::io;
 use super::rest::{Ask, WasmRestCall};
 use super::stores::{now_ms, Place, WasmMemoryStore, WasmRestStore};
@@ -132,14 +132,7 @@ impl WasmConcurrency {
     /// Accepts ids of up to `max_bytes` bytes (default 1024).
     #[wasm_bindgen(js_name = limitIds)]
     pub fn limit_ids(&mut self, max_bytes: f64) -> Result<(), JsValue> {
-        match count("maxIdBytes", max_bytes)? {
-            0 => Err(js_error("INVALID_CONFIG", "maxIdBytes must be at least 1")),
-            max => {
-                self.place
-                    .limit_ids(usize::try_from(max).unwrap_or(usize::MAX));
-                Ok(())
-            }
-        }
+        self.place.limit_ids(max_bytes)
     }
 
     /// A fresh lease id, unique with overwhelming likelihood across isolates.

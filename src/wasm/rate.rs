@@ -5,7 +5,7 @@ use wasm_bindgen::prelude::*;
 
 use super::algorithm::{AnyAlgorithm, WasmAlgorithm};
 use super::convert::count;
-use super::error::{js_error, Coded};
+use super::error::Coded;
 use super::io;
 use super::rest::{Ask, WasmRestCall};
 use super::stores::{now_ms, Place, WasmMemoryStore, WasmRestStore};
@@ -62,14 +62,7 @@ impl WasmRateLimiter {
     /// Accepts ids of up to `max_bytes` bytes (default 1024).
     #[wasm_bindgen(js_name = limitIds)]
     pub fn limit_ids(&mut self, max_bytes: f64) -> Result<(), JsValue> {
-        match count("maxIdBytes", max_bytes)? {
-            0 => Err(js_error("INVALID_CONFIG", "maxIdBytes must be at least 1")),
-            max => {
-                self.place
-                    .limit_ids(usize::try_from(max).unwrap_or(usize::MAX));
-                Ok(())
-            }
-        }
+        self.place.limit_ids(max_bytes)
     }
 
     /// The call giving one unspent quota lease back (REST store), or

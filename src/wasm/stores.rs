@@ -196,9 +196,15 @@ impl Place {
         self.rest_call(&id, ask, now)
     }
 
-    /// Accepts ids of up to `max` bytes (at least 1).
-    pub(crate) fn limit_ids(&mut self, max: usize) {
-        self.max_id_bytes = max.max(1);
+    /// Accepts ids of up to `max_bytes` bytes (`maxIdBytes`, at least 1).
+    pub(crate) fn limit_ids(&mut self, max_bytes: f64) -> Result<(), JsValue> {
+        match count("maxIdBytes", max_bytes)? {
+            0 => Err(js_error("INVALID_CONFIG", "maxIdBytes must be at least 1")),
+            max => {
+                self.max_id_bytes = usize::try_from(max).unwrap_or(usize::MAX);
+                Ok(())
+            }
+        }
     }
 
     /// The stored key of `id`.
