@@ -5,9 +5,33 @@
 // costs a fraction of node:http's CPU (and far less than fetch), which is
 // what a batch of decisions waits for. The node entry installs it.
 
-import net from "node:net";
-import tls from "node:tls";
 import { CoreFetchFailure } from "./edgelimit.js";
+
+// node:net and node:tls are loaded by the first request that needs them:
+// node:tls alone takes longer to import than the rest of the package, and
+// a limiter on the memory store never needs either.
+let net;
+let tls;
+let loading;
+
+function load(secure) {
+  loading ??= import("node:net").then((m) => {
+    net = m.default;
+  });
+  if (secure) {
+    loading = loading.then(() =>
+      import("node:tls").then((m) => {
+        tls = m.default;
+      }),
+    );
+  }
+  const done = loading;
+  // A failed import is tried again by the next request.
+  done.catch(() => {
+    if (loading === done) loading = undefined;
+  });
+  return done;
+}
 
 // What a failed request means to the core (see transport.js).
 const TIMED_OUT = CoreFetchFailure.TimedOut;
@@ -31,6 +55,12 @@ const idle = new Map();
 /** POSTs `body` to `url`; resolves to `{status, text}` or `{kind, message}`. */
 export function nodePost(url, authorization, body, timeoutMs) {
   const target = originOf(url);
+  if (net === undefined || (target.secure && tls === undefined)) {
+    return load(target.secure).then(
+      () => nodePost(url, authorization, body, timeoutMs),
+      (error) => ({ kind: OTHER, message: `node:net or node:tls did not load: ${error.message}` }),
+    );
+  }
   const payload = Buffer.from(body);
   const head =
     `POST ${target.path} HTTP/1.1\r\nhost: ${target.host}\r\nauthorization: ${authorization}\r\n` +

@@ -7,7 +7,6 @@ cd "$(dirname "$0")/.."
 start=$SECONDS
 
 source tools/lib.sh
-ensure_wasm_target
 wasm_bindgen=$(bash tools/ensure-wasm-bindgen.sh)
 
 bash tools/ensure-tools-js.sh
@@ -15,7 +14,7 @@ bash tools/ensure-tools-js.sh
 # The `wasm` profile strips only debug info: full stripping would drop the
 # target_features section, from which wasm-bindgen learns which wasm
 # features (reference types) it may use; wasm-opt drops the rest below.
-cargo rustc --quiet --lib --profile wasm --target wasm32-unknown-unknown --crate-type cdylib
+build_wasm_module
 
 rm -rf pkg
 # --target web is the one output that loads in Node, Deno, workerd and
@@ -42,8 +41,18 @@ node -e '
   const glue = fs.readFileSync(file, "utf8");
   const check = "if (!(module instanceof WebAssembly.Module)) {";
   if (!glue.includes(check)) { console.error("build-pkg: initSync changed; revisit the realm check"); process.exit(1); }
-  fs.writeFileSync(file, glue.replace(check,
-    "if (Object.prototype.toString.call(module) !== \"[object WebAssembly.Module]\") {"));
+  let patched = glue.replace(check,
+    "if (Object.prototype.toString.call(module) !== \"[object WebAssembly.Module]\") {");
+  // Each class of the glue has a FinalizationRegistry made at load time;
+  // marked pure, a bundler drops the classes a program does not use (a
+  // Worker without Concurrency ships no CoreConcurrency).
+  const registry = ": new FinalizationRegistry(";
+  if (!patched.includes(registry)) { console.error("build-pkg: the glue no longer makes FinalizationRegistry objects that way; revisit"); process.exit(1); }
+  patched = patched.replaceAll(registry, ": /* @__PURE__ */ new FinalizationRegistry(");
+  // The same for the `using` support of these internal classes (the
+  // package never hands them out): a top-level assignment keeps a class.
+  patched = patched.replace(/^if \(Symbol\.dispose\) Core\w+\.prototype\[Symbol\.dispose\] = Core\w+\.prototype\.free;\n/gm, "");
+  fs.writeFileSync(file, patched);
 '
 
 # The module as base64 for the inline entry (js/inline.js).

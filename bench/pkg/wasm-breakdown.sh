@@ -9,7 +9,8 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$root"
 wasm_bindgen=$(bash tools/ensure-wasm-bindgen.sh)
 bash tools/ensure-tools-js.sh
-cargo rustc --quiet --lib --profile wasm --target wasm32-unknown-unknown --crate-type cdylib
+source tools/lib.sh
+build_wasm_module
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
 "$wasm_bindgen" target/wasm32-unknown-unknown/wasm/edgelimit.wasm \
