@@ -1,6 +1,7 @@
 // The public API; the runtime entries (node.js, workerd.js, browser.js)
 // instantiate the WebAssembly module and re-export this.
 
+export { accessList } from "./access.js";
 export { Concurrency } from "./concurrency.js";
 export { rateLimitHeaders, withRateLimit } from "./edge.js";
 export { EdgelimitError } from "./errors.js";

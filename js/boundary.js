@@ -2,14 +2,30 @@
 // key buffer and the decision read from its output slots, so a decision is a
 // single call into WebAssembly with no allocation on either side.
 
-import { CoreSlot, CoreStatus, coreMemory, keyBuffer, keyBufferLength, outBuffer, takeError } from "./edgelimit.js";
+import {
+  CoreReason,
+  CoreSlot,
+  CoreStatus,
+  coreMemory,
+  keyBuffer,
+  keyBufferLength,
+  outBuffer,
+  takeError,
+} from "./edgelimit.js";
 
 // Output slots, as the core numbers them.
 export const LIMIT = CoreSlot.Limit;
 export const REMAINING = CoreSlot.Remaining;
 export const RESET = CoreSlot.Reset;
 export const RETRY_AFTER = CoreSlot.RetryAfter;
-export const STORE_FAILURE = CoreSlot.StoreFailure;
+export const REASON = CoreSlot.Reason;
+// What the reason slot holds: the failure policy decided (the store
+// failed), or a deny or allow list did.
+export const STORE_FAILED = CoreReason.StoreFailure;
+export const REASONS = [];
+REASONS[CoreReason.StoreFailure] = "storeFailure";
+REASONS[CoreReason.DenyList] = "denyList";
+REASONS[CoreReason.AllowList] = "allowList";
 export const EXPIRES_AT = CoreSlot.ExpiresAt;
 export const ALLOWED = CoreSlot.Allowed;
 export const NUMBER = CoreSlot.Number;

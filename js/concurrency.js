@@ -178,7 +178,7 @@ export class Concurrency {
       this.#releaseUnanswered(id, lease);
       throw error;
     }
-    if (outcome.slots[slot.STORE_FAILURE] === 1) this.#releaseUnanswered(id, lease);
+    if (outcome.slots[slot.REASON] === slot.STORE_FAILED) this.#releaseUnanswered(id, lease);
     return outcome;
   }
 
@@ -376,14 +376,14 @@ class Permit {
   constructor(lease, acquired, slots) {
     this.acquired = acquired;
     // A grant by the "open" failure policy holds no lease.
-    this.#held = this.acquired && slots[slot.STORE_FAILURE] !== 1;
+    this.#held = this.acquired && slots[slot.REASON] !== slot.STORE_FAILED;
     this.#lease = lease;
     this.id = this.#held ? lease.id : "";
     this.limit = slots[slot.LIMIT];
     this.remaining = slots[slot.REMAINING];
     this.expiresAt = slots[slot.EXPIRES_AT];
     this.retryAfter = slots[slot.RETRY_AFTER];
-    this.reason = slots[slot.STORE_FAILURE] === 1 ? "storeFailure" : undefined;
+    this.reason = slots[slot.REASON] === slot.STORE_FAILED ? "storeFailure" : undefined;
   }
 
   async release() {

@@ -8,13 +8,19 @@ import { options } from "./options.js";
 
 const seconds = (ms) => Math.ceil(Math.max(0, ms) / 1000);
 
+// Decisions made without the store's numbers.
+const UNCOUNTED = new Set(["storeFailure", "denyList", "allowList"]);
+
 export function rateLimitHeaders(algorithm, result, now = Date.now()) {
   const headers = new Headers();
   headers.set("RateLimit-Policy", `"default";q=${algorithm.limit};w=${seconds(algorithm.windowMs)}`);
-  if (result.reason === "storeFailure") {
-    // The store could not be asked: the usage is unknown, so it is not
-    // advertised; a fail-closed denial still says when to come back.
-    if (!result.success) headers.set("Retry-After", String(Math.max(1, seconds(result.retryAfter))));
+  if (UNCOUNTED.has(result.reason)) {
+    // The store was not asked (it failed, or a list decided): the usage is
+    // unknown, so it is not advertised; a fail-closed denial still says
+    // when to come back (a deny list never does).
+    if (!result.success && Number.isFinite(result.retryAfter)) {
+      headers.set("Retry-After", String(Math.max(1, seconds(result.retryAfter))));
+    }
     return headers;
   }
   headers.set("RateLimit", `"default";r=${result.remaining};t=${seconds(result.reset - now)}`);
@@ -95,9 +101,11 @@ export function failedResponse(error) {
   });
 }
 
-function tooManyRequests() {
-  return new Response("Too Many Requests\n", {
-    status: 429,
+/** The default answer to a denied request: 429, or 403 for the deny list (waiting would not help). */
+export function deniedResponse(result) {
+  const [status, text] = result.reason === "denyList" ? [403, "Forbidden"] : [429, "Too Many Requests"];
+  return new Response(`${text}\n`, {
+    status,
     headers: { "Content-Type": "text/plain; charset=utf-8" },
   });
 }
@@ -139,7 +147,7 @@ export function withRateLimit(handler, config) {
     }
     const response = result.success
       ? await handler(request, env, ctx)
-      : await (onLimited ? onLimited(request, result) : tooManyRequests());
+      : await (onLimited ? onLimited(request, result) : deniedResponse(result));
     return decorate(response, rateLimitHeaders(chosen.algorithm, result));
   };
 }

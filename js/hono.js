@@ -53,7 +53,11 @@ export function rateLimit(config) {
     }
     const headers = rateLimitHeaders(chosen.algorithm, result);
     if (!result.success) {
-      const denied = onLimited ? await onLimited(c, result) : c.text("Too Many Requests\n", 429);
+      const denied = onLimited
+        ? await onLimited(c, result)
+        : result.reason === "denyList"
+          ? c.text("Forbidden\n", 403)
+          : c.text("Too Many Requests\n", 429);
       for (const [name, value] of headers) denied.headers.set(name, value);
       return denied;
     }

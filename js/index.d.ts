@@ -56,6 +56,37 @@ export interface MemoryStoreOptions {
 /** State in this isolate's memory: fast, synchronous, not shared between isolates. */
 export declare function memoryStore(options?: MemoryStoreOptions): Store;
 
+/**
+ * Ids, IP addresses and CIDR ranges (IPv4 and IPv6) that are always denied
+ * or always admitted, decided before any store is asked. The most specific
+ * entry decides: an exact id, then the longest range holding the id's
+ * address (an id takes part in range matching when it is an address or a
+ * network as `clientIp` writes them). An entry is on one list at a time.
+ * Shared by every limiter given it; changes apply to their next call.
+ * A malformed range (`10.0.0.1/8`, `/33`) is `INVALID_ARGUMENT`.
+ */
+export interface AccessList {
+  /** Puts an entry on the deny list (off the allow list). */
+  deny(entry: string): AccessList;
+  /** Puts an entry on the allow list (off the deny list). */
+  allow(entry: string): AccessList;
+  /** Takes an entry off its list; whether it was on one. */
+  remove(entry: string): boolean;
+  /** Empties both lists. */
+  clear(): void;
+  /** Which list decides for `id`, if any. */
+  check(id: string): "deny" | "allow" | undefined;
+  /** Entries on both lists. */
+  readonly size: number;
+}
+
+export interface AccessListOptions {
+  deny?: Iterable<string>;
+  allow?: Iterable<string>;
+}
+
+export declare function accessList(options?: AccessListOptions): AccessList;
+
 export interface RedisStoreOptions {
   /** The Upstash REST URL, or an edgelimit-gateway's (e.g. `http://127.0.0.1:8079`). */
   url: string;
@@ -170,6 +201,12 @@ export interface RatelimitOptions {
   dryRun?: boolean;
   /** The longest id accepted, in UTF-8 bytes; longer is `INVALID_ARGUMENT`. Default 1024. */
   maxIdBytes?: number;
+  /**
+   * Deny and allow lists (from `accessList()`), decided before the store
+   * is asked: a denied id gets `reason: "denyList"`, an allowed one
+   * `reason: "allowList"`, and nothing is counted for either.
+   */
+  accessList?: AccessList;
 }
 
 /** What `onDecision` receives. */
@@ -189,7 +226,7 @@ export interface DecisionEvent {
   remaining?: number;
   reset?: number;
   retryAfter?: number;
-  reason?: "storeFailure";
+  reason?: "storeFailure" | "denyList" | "allowList";
   /** Why the call failed, when it did. */
   error?: EdgelimitError;
 }
@@ -210,13 +247,18 @@ export interface LimitResult {
   remaining: number;
   /** Unix time in milliseconds at which the limiter is back to `limit`. */
   reset: number;
-  /** For a denial, milliseconds until the same cost can be admitted (exact); 0 when admitted. */
+  /**
+   * For a denial, milliseconds until the same cost can be admitted (exact);
+   * 0 when admitted; `Infinity` for the deny list (as is `reset`).
+   */
   retryAfter: number;
   /**
    * `"storeFailure"`: the store failed and the `failure` policy decided;
+   * `"denyList"` / `"allowList"`: the limiter's `accessList` decided, without
+   * the store (denied: `remaining` 0; allowed: `remaining` is the limit);
    * `"dryRun"`: the limit would have denied this call (see `dryRun`).
    */
-  reason?: "storeFailure" | "dryRun";
+  reason?: "storeFailure" | "denyList" | "allowList" | "dryRun";
   /** Resolved: kept for code written against `@upstash/ratelimit`. */
   pending: Promise<void>;
 }

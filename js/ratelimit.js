@@ -1,5 +1,6 @@
 // Ratelimit: the @upstash/ratelimit-shaped API over the core's rate limiter.
 
+import { checkAccessList } from "./access.js";
 import * as slot from "./boundary.js";
 import { CoreAlgorithm, CoreRateLimiter } from "./edgelimit.js";
 import { checkId, checkNumber, checkPrefix, DEFAULT_MAX_ID_BYTES, EdgelimitError, invalid } from "./errors.js";
@@ -35,7 +36,7 @@ export function result(allowed, slots) {
     remaining: slots[slot.REMAINING],
     reset: slots[slot.RESET],
     retryAfter: slots[slot.RETRY_AFTER],
-    reason: slots[slot.STORE_FAILURE] === 1 ? "storeFailure" : undefined,
+    reason: slot.REASONS[slots[slot.REASON]],
     pending: RESOLVED,
   };
 }
@@ -56,14 +57,15 @@ const OPTIONS = [
   "onDecision",
   "dryRun",
   "maxIdBytes",
+  "accessList",
   "ephemeralCache",
   "analytics",
   "enableTelemetry",
 ];
 const NOT_YET = "an @upstash/ratelimit option edgelimit has no equivalent of yet";
 const UPSTASH_HINTS = {
-  enableProtection: NOT_YET,
-  denyListThreshold: NOT_YET,
+  enableProtection: "edgelimit fetches no managed lists; give your own: accessList({ deny, allow })",
+  denyListThreshold: "edgelimit fetches no managed lists; give your own: accessList({ deny, allow })",
   dynamicLimits: NOT_YET,
   ctx: "give Cloudflare's ctx.waitUntil the promise of returnLeases() instead",
 };
@@ -107,6 +109,7 @@ export class Ratelimit {
       onDecision,
       dryRun = false,
       maxIdBytes = DEFAULT_MAX_ID_BYTES,
+      accessList,
       ephemeralCache,
       analytics,
       enableTelemetry,
@@ -133,6 +136,7 @@ export class Ratelimit {
       ? CoreRateLimiter.withMemory(limiter[CORE], store[CORE], prefix)
       : CoreRateLimiter.withRest(limiter[CORE], store[CORE], prefix, policy, optional("timeout", timeout), units);
     this.#core.limitIds(checkNumber("maxIdBytes", maxIdBytes));
+    if (accessList !== undefined) this.#core.useAccessList(checkAccessList(accessList));
     this.#maxIdBytes = maxIdBytes;
     if (onDecision !== undefined && typeof onDecision !== "function") throw invalid("onDecision must be a function");
     if (typeof dryRun !== "boolean") throw invalid("dryRun must be true or false");

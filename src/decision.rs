@@ -33,6 +33,13 @@ pub enum Reason {
     /// [`FailurePolicy`](crate::FailurePolicy) decided instead: `allowed`
     /// says whether it failed open or closed.
     StoreFailure,
+    /// The id is on the limiter's deny list ([`AccessList`](crate::AccessList)):
+    /// denied with `remaining` 0, and `reset_ms` and `retry_after_ms` at
+    /// `u64::MAX` (never, as far as the limiter knows). No store was asked.
+    DenyList,
+    /// The id is on the limiter's allow list: admitted with `remaining` at
+    /// the limit, nothing counted. No store was asked.
+    AllowList,
 }
 
 impl Decision {

@@ -47,6 +47,15 @@ pub enum ConfigError {
     /// A duration could not be parsed or converted.
     #[error(transparent)]
     Duration(#[from] DurationError),
+    /// An entry of a deny or allow list that looks like an IP range but is
+    /// not one (a prefix length past the family's, host bits set).
+    #[error("invalid list entry \"{entry}\": {why}")]
+    ListEntry {
+        /// The entry (its first 100 characters).
+        entry: String,
+        /// What is wrong with it.
+        why: &'static str,
+    },
     /// Quota leases were asked of an algorithm that does not count units per
     /// window: only fixed and sliding windows lease.
     #[error("quota leases need a fixed or sliding window")]

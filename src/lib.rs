@@ -46,6 +46,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod access;
 pub mod algorithm;
 pub mod clock;
 mod decision;
@@ -60,6 +61,7 @@ pub mod store;
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;
 
+pub use access::{AccessList, Listed};
 pub use algorithm::{
     Algorithm, Concurrency, FixedWindow, Gcra, SlidingLog, SlidingWindow, TokenBucket,
 };

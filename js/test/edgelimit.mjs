@@ -4,6 +4,7 @@ const entry = globalThis.Deno ? "../../pkg/browser.js" : "../../pkg/node.js";
 const edgelimit = await import(entry);
 
 export const {
+  accessList,
   Concurrency,
   EdgelimitError,
   clientIp,

@@ -20,8 +20,8 @@ fn put(headers: &mut HeaderMap, name: &'static str, value: String) {
 
 /// Adds `decision`'s headers at `now_ms` to `headers`; `window_ms` is the
 /// policy's window when it has one (`w=` of `RateLimit-Policy`). A decision
-/// the failure policy made carries no usage: only the policy and, for a
-/// denial, `Retry-After`.
+/// the failure policy or an access list made carries no usage: only the
+/// policy and, for a denial the failure policy made, `Retry-After`.
 pub fn rate_limit_headers(
     headers: &mut HeaderMap,
     decision: &Decision,
@@ -34,7 +34,8 @@ pub fn rate_limit_headers(
         "ratelimit-policy",
         format!("\"default\";q={}{window}", decision.limit),
     );
-    if !decision.allowed {
+    // u64::MAX: never (a deny list), so no time to come back is given.
+    if !decision.allowed && decision.retry_after_ms != u64::MAX {
         let retry = seconds(decision.retry_after_ms).max(1);
         headers.insert(RETRY_AFTER, HeaderValue::from(retry));
     }

@@ -17,7 +17,7 @@ use super::headers::rate_limit_headers;
 use crate::algorithm::Algorithm;
 use crate::clock::Clock;
 use crate::store::AsyncStore;
-use crate::Limiter;
+use crate::{Limiter, Reason};
 
 /// Who a request counts against, from its head; `None`: nobody
 /// identifiable, and such a request is refused with `400 Bad Request`
@@ -43,7 +43,8 @@ fn peer_ip(parts: &Parts) -> Option<String> {
 }
 
 /// Rate limits every request of the services it wraps: a denied request gets
-/// `429 Too Many Requests` with `Retry-After` (the service is not called);
+/// `429 Too Many Requests` with `Retry-After` (the service is not called),
+/// or `403 Forbidden` when the limiter's deny list holds its key;
 /// every response carries `RateLimit-Policy`, `RateLimit` and the
 /// `X-RateLimit-*` headers. A store failure is answered as the limiter's
 /// [`FailurePolicy`](crate::FailurePolicy) says; with the default (an
@@ -179,9 +180,11 @@ where
                 Err(_) => return Ok(unavailable()),
             };
             let now_ms = limiter.clock().now_ms();
-            let mut response = match decision.allowed {
-                true => inner.call(Request::from_parts(parts, body)).await?,
-                false => status(StatusCode::TOO_MANY_REQUESTS),
+            let mut response = match (decision.allowed, decision.reason) {
+                (true, _) => inner.call(Request::from_parts(parts, body)).await?,
+                // Waiting would not help: the client is refused.
+                (false, Some(Reason::DenyList)) => status(StatusCode::FORBIDDEN),
+                (false, _) => status(StatusCode::TOO_MANY_REQUESTS),
             };
             rate_limit_headers(response.headers_mut(), &decision, shared.window_ms, now_ms);
             Ok(response)

@@ -2,15 +2,15 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::{Decision, Error};
+use crate::{Decision, Error, Reason};
 
 /// What a limiter decided since it was built (its clones share the counts).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Metrics {
-    /// Calls admitted (by the store, or by a quota lease).
+    /// Calls admitted (by the store, a quota lease or the allow list).
     pub admitted: u64,
-    /// Calls denied (by the store, or by its deny cache).
+    /// Calls denied (by the store, its deny cache or the deny list).
     pub denied: u64,
     /// Calls the failure policy decided because the store failed (also
     /// counted as admitted or denied).
@@ -33,7 +33,7 @@ impl Counters {
     pub(crate) fn record(&self, answer: &Result<Decision, Error>) {
         let counter = match answer {
             Ok(decision) => {
-                if decision.reason.is_some() {
+                if decision.reason == Some(Reason::StoreFailure) {
                     self.store_failures.fetch_add(1, Ordering::Relaxed);
                 }
                 match decision.allowed {

@@ -12,7 +12,7 @@ use crate::algorithm::{Algorithm, QuotaRefund};
 use crate::clock::{Clock, SystemClock};
 use crate::error::check_id;
 use crate::store::{key_prefix, AsyncStore, Consume, ConsumeQuota, Key, MemoryStore, Peek, Store};
-use crate::{ConfigError, Decision, Error, DEFAULT_MAX_ID_BYTES};
+use crate::{AccessList, ConfigError, Decision, Error, DEFAULT_MAX_ID_BYTES};
 
 /// The prefix of keys of limiters that do not set one.
 pub const DEFAULT_PREFIX: &str = "edgelimit:";
@@ -46,6 +46,8 @@ pub struct Limiter<A, S = MemoryStore, C = SystemClock> {
     quota: Option<Arc<QuotaBook>>,
     /// What it decided, when counted: shared by clones.
     counters: Option<Arc<Counters>>,
+    /// Deny and allow lists, decided before the store.
+    access: Option<AccessList>,
 }
 
 impl<A: Algorithm> Limiter<A> {
@@ -61,6 +63,7 @@ impl<A: Algorithm> Limiter<A> {
             failure: FailurePolicy::Error,
             quota: None,
             counters: None,
+            access: None,
         }
     }
 }
@@ -78,6 +81,7 @@ impl<A, S, C> Limiter<A, S, C> {
             failure: self.failure,
             quota: self.quota,
             counters: self.counters,
+            access: self.access,
         }
     }
 
@@ -93,6 +97,7 @@ impl<A, S, C> Limiter<A, S, C> {
             failure: self.failure,
             quota: self.quota,
             counters: self.counters,
+            access: self.access,
         }
     }
 
@@ -107,6 +112,34 @@ impl<A, S, C> Limiter<A, S, C> {
     /// The longest id accepted, in bytes.
     pub fn max_id_bytes(&self) -> usize {
         self.max_id_bytes
+    }
+
+    /// Decides ids on `lists` without asking the store: denied with
+    /// [`Reason::DenyList`](crate::Reason::DenyList), admitted with
+    /// [`Reason::AllowList`](crate::Reason::AllowList) (see [`AccessList`]).
+    /// The lists are shared: changes apply to the next call.
+    ///
+    /// ```
+    /// use edgelimit::{AccessList, FixedWindow, Limiter, Reason};
+    ///
+    /// let lists = AccessList::new();
+    /// lists.deny("203.0.113.0/24")?;
+    /// let limiter = Limiter::new(FixedWindow::new(100, "1 m")?).with_access_list(lists.clone());
+    /// let decision = limiter.limit("203.0.113.7")?;
+    /// assert!(!decision.allowed);
+    /// assert_eq!(decision.reason, Some(Reason::DenyList));
+    /// lists.remove("203.0.113.0/24")?;
+    /// assert!(limiter.limit("203.0.113.7")?.allowed);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn with_access_list(mut self, lists: AccessList) -> Self {
+        self.access = Some(lists);
+        self
+    }
+
+    /// The deny and allow lists, if any.
+    pub fn access_list(&self) -> Option<&AccessList> {
+        self.access.as_ref()
     }
 
     /// Answers with a marked decision instead of an error when the store
@@ -274,6 +307,13 @@ pub(crate) fn validate_quota_lease<A: Algorithm>(
 
 /// What every form shares, whatever the store.
 impl<A: Algorithm, S, C: Clock> Limiter<A, S, C> {
+    /// The decision of the access lists for `key`, if they hold it.
+    #[inline]
+    fn listed(&self, key: &str, now_ms: u64) -> Option<Decision> {
+        let listed = self.access.as_ref()?.check(key)?;
+        Some(listed.decision(self.algorithm.limit(), now_ms))
+    }
+
     /// A call's answer after the failure policy, counted.
     fn decided(&self, answer: Result<Decision, Error>, now_ms: u64) -> Result<Decision, Error> {
         let answer = self.apply_policy(answer, now_ms);
@@ -347,6 +387,9 @@ impl<A: Algorithm, S: Store, C: Clock> Limiter<A, S, C> {
         if let Err(error) = check_id(key, self.max_id_bytes) {
             return self.decided(Err(error), now_ms);
         }
+        if let Some(listed) = self.listed(key, now_ms) {
+            return self.decided(Ok(listed), now_ms);
+        }
         let answer = match self.quota.as_deref() {
             None => {
                 let step = Consume {
@@ -382,6 +425,40 @@ impl<A: Algorithm, S: Store, C: Clock> Limiter<A, S, C> {
                 .map(|&(key, cost)| self.limit_at(key, cost, now_ms))
                 .collect();
         }
+        if self.access.is_some() {
+            let listed: Vec<_> = calls
+                .iter()
+                .map(|(key, _)| self.listed(key, now_ms))
+                .collect();
+            if listed.iter().any(Option::is_some) {
+                // The lists answer theirs; the others share one round trip.
+                let unlisted: Vec<_> = calls
+                    .iter()
+                    .zip(&listed)
+                    .filter_map(|(&call, listed)| listed.is_none().then_some(call))
+                    .collect();
+                let mut answers = self.limit_many_unlisted(&unlisted, now_ms).into_iter();
+                return calls
+                    .iter()
+                    .zip(listed)
+                    .map(|(&(key, cost), listed)| match listed {
+                        Some(decision) => self.decided(Ok(decision), now_ms),
+                        None => answers
+                            .next()
+                            .unwrap_or_else(|| self.limit_at(key, cost, now_ms)),
+                    })
+                    .collect();
+            }
+        }
+        self.limit_many_unlisted(calls, now_ms)
+    }
+
+    /// [`limit_many`](Self::limit_many) of valid ids no list holds.
+    fn limit_many_unlisted(
+        &self,
+        calls: &[(&str, u64)],
+        now_ms: u64,
+    ) -> Vec<Result<Decision, Error>> {
         if let Some(book) = self.quota.as_deref() {
             return self.limit_many_leased(book, calls, now_ms);
         }
@@ -526,6 +603,9 @@ impl<A: Algorithm + Sync, S: AsyncStore, C: Clock> Limiter<A, S, C> {
     ) -> Result<Decision, Error> {
         if let Err(error) = check_id(key, self.max_id_bytes) {
             return self.decided(Err(error), now_ms);
+        }
+        if let Some(listed) = self.listed(key, now_ms) {
+            return self.decided(Ok(listed), now_ms);
         }
         let answer = match self.quota.as_deref() {
             None => {

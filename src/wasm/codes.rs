@@ -19,14 +19,38 @@ pub enum Slot {
     Reset = 2,
     /// Its `retryAfter` (ms).
     RetryAfter = 3,
-    /// 1 when the failure policy decided.
-    StoreFailure = 4,
+    /// Why the algorithm did not decide ([`ReasonCode`]; 0 when it did).
+    Reason = 4,
     /// A lease's expiry (0 when none).
     ExpiresAt = 5,
     /// 1 when the decision admits.
     Allowed = 6,
     /// A denied waiter's number in the store's queue (0 when none).
     Number = 7,
+}
+
+/// Why a decision was not the algorithm's, in [`Slot::Reason`].
+#[wasm_bindgen(js_name = CoreReason)]
+#[derive(Debug, Clone, Copy)]
+pub enum ReasonCode {
+    /// The failure policy decided (the store failed).
+    StoreFailure = 1,
+    /// The deny list holds the id.
+    DenyList = 2,
+    /// The allow list holds the id.
+    AllowList = 3,
+}
+
+impl ReasonCode {
+    /// The code of `reason`, 0 for none.
+    pub(crate) fn of(reason: Option<crate::Reason>) -> u8 {
+        match reason {
+            None => 0,
+            Some(crate::Reason::DenyList) => Self::DenyList as u8,
+            Some(crate::Reason::AllowList) => Self::AllowList as u8,
+            Some(_) => Self::StoreFailure as u8,
+        }
+    }
 }
 
 /// The output buffer's length.

@@ -30,6 +30,8 @@ impl Coded for ConfigError {
     fn code(&self) -> &'static str {
         match self {
             Self::Duration(_) => "INVALID_DURATION",
+            // A list entry is given at run time too (`lists.deny(entry)`).
+            Self::ListEntry { .. } => "INVALID_ARGUMENT",
             _ => "INVALID_CONFIG",
         }
     }

@@ -6,7 +6,7 @@ use std::cell::{Cell, RefCell};
 
 use wasm_bindgen::prelude::*;
 
-use super::codes::{Slot, Status, SLOTS};
+use super::codes::{ReasonCode, Slot, Status, SLOTS};
 use super::error::invalid_argument;
 use crate::algorithm::LeaseOutcome;
 use crate::Decision;
@@ -16,7 +16,7 @@ pub(crate) const LIMIT: usize = Slot::Limit as usize;
 pub(crate) const REMAINING: usize = Slot::Remaining as usize;
 pub(crate) const RESET: usize = Slot::Reset as usize;
 pub(crate) const RETRY_AFTER: usize = Slot::RetryAfter as usize;
-pub(crate) const STORE_FAILURE: usize = Slot::StoreFailure as usize;
+pub(crate) const REASON: usize = Slot::Reason as usize;
 pub(crate) const EXPIRES_AT: usize = Slot::ExpiresAt as usize;
 pub(crate) const ALLOWED: usize = Slot::Allowed as usize;
 pub(crate) const NUMBER: usize = Slot::Number as usize;
@@ -108,14 +108,22 @@ pub(crate) fn write_lease(outcome: &LeaseOutcome) -> bool {
     outcome.allowed
 }
 
+/// Milliseconds as JavaScript takes them: `u64::MAX` (never) is Infinity.
+fn time(ms: u64) -> f64 {
+    match ms {
+        u64::MAX => f64::INFINITY,
+        ms => ms as f64,
+    }
+}
+
 /// A decision's numbers, as `OUT` holds them.
 fn slots(decision: &Decision, expires_at_ms: Option<u64>) -> [f64; SLOTS] {
     let mut slots = [0.0; SLOTS];
     slots[LIMIT] = decision.limit as f64;
     slots[REMAINING] = decision.remaining as f64;
-    slots[RESET] = decision.reset_ms as f64;
-    slots[RETRY_AFTER] = decision.retry_after_ms as f64;
-    slots[STORE_FAILURE] = decision.reason.is_some() as u8 as f64;
+    slots[RESET] = time(decision.reset_ms);
+    slots[RETRY_AFTER] = time(decision.retry_after_ms);
+    slots[REASON] = f64::from(ReasonCode::of(decision.reason));
     slots[EXPIRES_AT] = expires_at_ms.unwrap_or(0) as f64;
     slots[ALLOWED] = decision.allowed as u8 as f64;
     slots

@@ -1,6 +1,7 @@
 //! JavaScript bindings (wasm-bindgen): a thin layer over the core. The npm
 //! package's `js/` wraps them in the public API.
 
+mod access;
 mod algorithm;
 mod codes;
 mod concurrency;
@@ -11,8 +12,9 @@ mod rate;
 mod rest;
 mod stores;
 
+pub use access::WasmAccessList;
 pub use algorithm::WasmAlgorithm;
-pub use codes::{Failure, FetchFailure, LeaseCall, Slot, Status};
+pub use codes::{Failure, FetchFailure, LeaseCall, ReasonCode, Slot, Status};
 pub use concurrency::WasmConcurrency;
 pub use io::{core_memory, key_buffer, key_buffer_length, out_buffer, take_error};
 pub use rate::WasmRateLimiter;

@@ -3,6 +3,7 @@
 
 use wasm_bindgen::prelude::*;
 
+use super::access::WasmAccessList;
 use super::algorithm::{AnyAlgorithm, WasmAlgorithm};
 use super::convert::count;
 use super::error::Coded;
@@ -12,12 +13,15 @@ use super::stores::{now_ms, Place, WasmMemoryStore, WasmRestStore};
 use crate::algorithm::Algorithm;
 use crate::limiter::rate::validate_quota_lease as lease_units_valid;
 use crate::store::{Consume, Peek, Store};
+use crate::{AccessList, Decision};
 
 /// A limiter: an algorithm over a place (store, key prefix, failure policy).
 #[wasm_bindgen(js_name = CoreRateLimiter)]
 pub struct WasmRateLimiter {
     algorithm: AnyAlgorithm,
     place: Place,
+    /// Deny and allow lists, decided before the store.
+    access: Option<AccessList>,
 }
 
 #[wasm_bindgen(js_class = CoreRateLimiter)]
@@ -32,6 +36,7 @@ impl WasmRateLimiter {
         Self {
             algorithm: algorithm.inner,
             place: Place::memory(store, &prefix, &algorithm.inner.key_space()),
+            access: None,
         }
     }
 
@@ -56,6 +61,7 @@ impl WasmRateLimiter {
         Ok(Self {
             algorithm: algorithm.inner,
             place,
+            access: None,
         })
     }
 
@@ -63,6 +69,18 @@ impl WasmRateLimiter {
     #[wasm_bindgen(js_name = limitIds)]
     pub fn limit_ids(&mut self, max_bytes: f64) -> Result<(), JsValue> {
         self.place.limit_ids(max_bytes)
+    }
+
+    /// Decides ids on `lists` before asking the store.
+    #[wasm_bindgen(js_name = useAccessList)]
+    pub fn use_access_list(&mut self, lists: &WasmAccessList) {
+        self.access = Some(lists.inner.clone());
+    }
+
+    /// The lists' decision for `id` at `now`, if they hold it.
+    fn listed(&self, id: &str, now: u64) -> Option<Decision> {
+        let listed = self.access.as_ref()?.check(id)?;
+        Some(listed.decision(self.algorithm.limit(), now))
     }
 
     /// The call giving one unspent quota lease back (REST store), or
@@ -92,6 +110,9 @@ impl WasmRateLimiter {
         let algorithm = &self.algorithm;
         let decided = io::with_id(len, |id| {
             let key = self.place.checked_key(id)?;
+            if let Some(listed) = self.listed(id, now).filter(|_| !peek) {
+                return Ok(listed);
+            }
             if peek {
                 store.transact(key, now, &Peek { algorithm })
             } else {
@@ -123,7 +144,17 @@ impl WasmRateLimiter {
             cost: count("cost", cost)?,
             peek,
         };
-        io::with_id(len, |id| self.place.rest_call(id, ask, now))?
+        io::with_id(len, |id| {
+            self.place.checked_key(id).map_err(|error| error.to_js())?;
+            match self.listed(id, now_ms(now)).filter(|_| !peek) {
+                // Answered here, in the output slots, as the deny cache does.
+                Some(listed) => {
+                    io::write(&listed);
+                    Ok(None)
+                }
+                None => self.place.rest_call(id, ask, now),
+            }
+        })?
     }
 
     /// The REST call forgetting `id` (REST store).

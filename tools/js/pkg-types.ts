@@ -1,6 +1,8 @@
 // Type-checked against the package's index.d.ts, resolved through `exports`
 // (tools/check-pkg.sh): a wrong `types` path or a broken declaration fails here.
 import {
+  type AccessList,
+  accessList,
   Concurrency,
   clientIp,
   EdgelimitError,
@@ -56,3 +58,11 @@ export const behindProxies = withRateLimit(async () => new Response("ok"), {
   key: (request) => clientIp(request, { trustedProxies: ["10.0.0.0/8", "fd00::/8"], ipv6Prefix: 56 }),
   onUnidentified: () => new Response("who are you?", { status: 400 }),
 });
+
+// Deny and allow lists: the reasons they give are part of the result type.
+const lists: AccessList = accessList({ deny: ["203.0.113.0/24"], allow: new Set(["user:ops"]) }).deny("user:666");
+const listed = new Ratelimit({ limiter: Ratelimit.gcra(10, "1 s"), accessList: lists }).limitSync("user:666");
+export const listedReason: "denyList" | "allowList" | "storeFailure" | "dryRun" | undefined = listed.reason;
+export const checked: "deny" | "allow" | undefined = lists.check("203.0.113.7");
+// @ts-expect-error: no option "block"
+export const typoLists = accessList({ block: ["1.2.3.4"] });

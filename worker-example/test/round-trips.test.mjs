@@ -95,6 +95,25 @@ test("a Worker's quota lease pays for calls without requests, and comes back", a
   assert.equal(String(await redis.command("HGET", "workerd-lease:fw:3600000:{user}", "count")), "35");
 });
 
+test("deny and allow lists on workerd: 403 and admissions without a request to Redis", async () => {
+  const listed = await worker(await bundleWorker(join(exampleDir, "test/fixtures/lists-worker.js"), dir));
+  const get = (ip) => fetch(listed.url, { headers: { "CF-Connecting-IP": ip } });
+  const first = await get("192.0.2.1");
+  assert.equal(first.status, 200, listed.logs());
+  proxy.take();
+  const statuses = [];
+  for (const ip of ["203.0.113.5", "198.51.100.7", "198.51.100.7", "198.51.100.7", "2001:db8:7::1", "203.0.113.9"]) {
+    const response = await get(ip);
+    statuses.push(response.status);
+    if (response.status === 403) assert.equal(response.headers.get("retry-after"), null);
+    await response.arrayBuffer();
+  }
+  assert.deepEqual(statuses, [403, 200, 200, 200, 200, 403], listed.logs());
+  assert.deepEqual(proxy.take(), [], "no request for a listed client");
+  assert.equal((await get("192.0.2.1")).status, 200);
+  assert.equal((await get("192.0.2.1")).status, 429, "an unlisted client is limited as usual");
+});
+
 test("edgelimit/hono in a Hono app on workerd: 429 and the RateLimit headers", async () => {
   const hono = await worker(await bundleWorker(join(exampleDir, "test/fixtures/hono-worker.js"), dir));
   const get = (ip) => fetch(`${hono.url}/api/hello`, { headers: { "CF-Connecting-IP": ip } });

@@ -1,0 +1,407 @@
+//! Deny and allow lists: ids, IP addresses and CIDR ranges that are always
+//! denied or always admitted, decided before any store is asked (no round
+//! trip, nothing counted).
+//!
+//! The most specific entry decides: an exact id first, then the longest
+//! range holding the id's address. So `10.0.0.0/8` can be denied while
+//! `10.1.2.3` stays allowed, and an entry is on one list at a time (listing
+//! it again moves it). An id takes part in range matching when it is an IP
+//! address or a network in CIDR notation, as
+//! [`clientIp`](https://docs.rs/edgelimit) writes them (`203.0.113.7`,
+//! `2001:db8:1:2::/64`); a network matches the ranges that contain it.
+//!
+//! Lookups cost one hash probe for the ids, and one per distinct range
+//! length on the lists, whatever the number of entries.
+
+use std::net::IpAddr;
+use std::sync::{Arc, PoisonError, RwLock};
+
+use hashbrown::HashMap;
+
+use crate::{ConfigError, Decision, Reason};
+
+type Hasher = foldhash::fast::FixedState;
+
+impl Listed {
+    /// The decision a limiter of `limit` answers for a listed id at
+    /// `now_ms`, without asking its store.
+    pub fn decision(self, limit: u64, now_ms: u64) -> Decision {
+        match self {
+            Self::Deny => Decision {
+                allowed: false,
+                limit,
+                remaining: 0,
+                reset_ms: u64::MAX,
+                retry_after_ms: u64::MAX,
+                reason: Some(Reason::DenyList),
+            },
+            Self::Allow => Decision {
+                allowed: true,
+                limit,
+                remaining: limit,
+                reset_ms: now_ms,
+                retry_after_ms: 0,
+                reason: Some(Reason::AllowList),
+            },
+        }
+    }
+}
+
+/// Which list an entry is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Listed {
+    /// Always denied.
+    Deny,
+    /// Always admitted.
+    Allow,
+}
+
+/// Deny and allow lists, shared by every clone (a handle): change them at
+/// run time and every limiter holding a clone sees the change at its next
+/// call.
+///
+/// ```
+/// use edgelimit::{AccessList, Listed};
+///
+/// let lists = AccessList::new();
+/// lists.deny("203.0.113.0/24")?;
+/// lists.allow("203.0.113.9")?;
+/// lists.deny("user:666")?;
+/// assert_eq!(lists.check("203.0.113.7"), Some(Listed::Deny));
+/// assert_eq!(lists.check("203.0.113.9"), Some(Listed::Allow));
+/// assert_eq!(lists.check("user:666"), Some(Listed::Deny));
+/// assert_eq!(lists.check("198.51.100.1"), None);
+/// # Ok::<(), edgelimit::ConfigError>(())
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct AccessList {
+    lists: Arc<RwLock<Lists>>,
+}
+
+impl AccessList {
+    /// Empty lists.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Puts `entry` (an id, an IP address or a CIDR range) on the deny list.
+    pub fn deny(&self, entry: &str) -> Result<(), ConfigError> {
+        self.put(entry, Listed::Deny)
+    }
+
+    /// Puts `entry` (an id, an IP address or a CIDR range) on the allow list.
+    pub fn allow(&self, entry: &str) -> Result<(), ConfigError> {
+        self.put(entry, Listed::Allow)
+    }
+
+    /// Puts `entry` on `list` (moving it off the other one).
+    pub fn put(&self, entry: &str, list: Listed) -> Result<(), ConfigError> {
+        let entry = Entry::parse(entry)?;
+        self.write().put(entry, list);
+        Ok(())
+    }
+
+    /// Takes `entry` off whichever list it is on; whether it was on one.
+    pub fn remove(&self, entry: &str) -> Result<bool, ConfigError> {
+        let entry = Entry::parse(entry)?;
+        Ok(self.write().remove(&entry))
+    }
+
+    /// Empties both lists.
+    pub fn clear(&self) {
+        *self.write() = Lists::default();
+    }
+
+    /// How many entries both lists hold.
+    pub fn len(&self) -> usize {
+        self.read().len
+    }
+
+    /// Whether both lists are empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The list that decides for `id`, if any.
+    pub fn check(&self, id: &str) -> Option<Listed> {
+        self.read().check(id)
+    }
+
+    // A panic while holding the lock leaves the lists whole (every change
+    // is one map operation), so a poisoned lock is still safe to use.
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Lists> {
+        self.lists.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Lists> {
+        self.lists.write().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// One entry as given: an id, or a network (an address is a network of
+/// its full length).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Entry {
+    Id(Box<str>),
+    Network(Network),
+}
+
+/// An address family's network: the address with its host bits zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Network {
+    v6: bool,
+    bits: u128,
+    len: u8,
+}
+
+impl Entry {
+    fn parse(text: &str) -> Result<Self, ConfigError> {
+        if text.is_empty() {
+            return Err(invalid(text, "an entry must not be empty"));
+        }
+        match Network::parse(text) {
+            Some(Ok(network)) => Ok(Self::Network(network)),
+            Some(Err(why)) => Err(invalid(text, why)),
+            None => Ok(Self::Id(text.into())),
+        }
+    }
+}
+
+fn invalid(entry: &str, why: &'static str) -> ConfigError {
+    ConfigError::ListEntry {
+        entry: entry.chars().take(100).collect(),
+        why,
+    }
+}
+
+impl Network {
+    /// `None` when `text` is no address (an id, then), else the network or
+    /// why it is not one.
+    fn parse(text: &str) -> Option<Result<Self, &'static str>> {
+        let (address, len) = match text.split_once('/') {
+            Some((address, len)) => (address, Some(len)),
+            None => (text, None),
+        };
+        let address: IpAddr = address.parse().ok()?;
+        let (v6, bits, max) = match address {
+            IpAddr::V4(v4) => (false, u128::from(u32::from(v4)), 32),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                // ::ffff:a.b.c.d is the IPv4 address, as clientIp says.
+                Some(v4) if len.is_none() => (false, u128::from(u32::from(v4)), 32),
+                _ => (true, u128::from(v6), 128),
+            },
+        };
+        let len =
+            match len {
+                None => max,
+                Some(text) => match text.parse::<u8>() {
+                    // Digits only, no leading zero: one spelling per length.
+                    Ok(len) if len <= max && (text == "0" || !text.starts_with(['0', '+'])) => len,
+                    _ => return Some(Err(
+                        "the prefix length must be a whole number up to 32 (IPv4) or 128 (IPv6)",
+                    )),
+                },
+            };
+        if bits & !mask(len, max) != 0 {
+            return Some(Err("the address has bits set past the prefix length: write the network's first address"));
+        }
+        Some(Ok(Self { v6, bits, len }))
+    }
+}
+
+/// The `len` leading bits of a `max`-bit address.
+fn mask(len: u8, max: u8) -> u128 {
+    match len {
+        0 => 0,
+        len => (u128::MAX << (128 - u32::from(len))) >> (128 - u32::from(max)),
+    }
+}
+
+/// The networks of one family and prefix length, by their address bits.
+type Networks = HashMap<u128, Listed, Hasher>;
+
+#[derive(Debug, Default)]
+struct Lists {
+    ids: HashMap<Box<str>, Listed, Hasher>,
+    /// Per family (IPv4, IPv6), per prefix length, longest first.
+    ranges: [Vec<(u8, Networks)>; 2],
+    len: usize,
+}
+
+impl Lists {
+    fn put(&mut self, entry: Entry, list: Listed) {
+        let added = match entry {
+            Entry::Id(id) => self.ids.insert(id, list).is_none(),
+            Entry::Network(network) => self.lengths(network).insert(network.bits, list).is_none(),
+        };
+        self.len += usize::from(added);
+    }
+
+    fn remove(&mut self, entry: &Entry) -> bool {
+        let removed = match entry {
+            Entry::Id(id) => self.ids.remove(id).is_some(),
+            Entry::Network(network) => {
+                let family = &mut self.ranges[usize::from(network.v6)];
+                match family.iter().position(|(len, _)| *len == network.len) {
+                    None => false,
+                    Some(at) => {
+                        let removed = family[at].1.remove(&network.bits).is_some();
+                        if family[at].1.is_empty() {
+                            family.remove(at);
+                        }
+                        removed
+                    }
+                }
+            }
+        };
+        self.len -= usize::from(removed);
+        removed
+    }
+
+    /// The map of `network`'s family and length, made when missing.
+    fn lengths(&mut self, network: Network) -> &mut Networks {
+        let family = &mut self.ranges[usize::from(network.v6)];
+        let at = match family.iter().position(|(len, _)| *len <= network.len) {
+            Some(at) if family[at].0 == network.len => at,
+            Some(at) => {
+                family.insert(at, (network.len, HashMap::default()));
+                at
+            }
+            None => {
+                family.push((network.len, HashMap::default()));
+                family.len() - 1
+            }
+        };
+        &mut family[at].1
+    }
+
+    fn check(&self, id: &str) -> Option<Listed> {
+        if self.len == 0 {
+            return None;
+        }
+        if let Some(listed) = self.ids.get(id) {
+            return Some(*listed);
+        }
+        if self.ranges.iter().all(Vec::is_empty) {
+            return None;
+        }
+        let Some(Ok(network)) = Network::parse(id) else {
+            return None;
+        };
+        let max = if network.v6 { 128 } else { 32 };
+        self.ranges[usize::from(network.v6)]
+            .iter()
+            .filter(|(len, _)| *len <= network.len)
+            .find_map(|(len, map)| map.get(&(network.bits & mask(*len, max))).copied())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_most_specific_entry_decides() {
+        let lists = AccessList::new();
+        lists.deny("10.0.0.0/8").unwrap();
+        lists.allow("10.1.0.0/16").unwrap();
+        lists.deny("10.1.2.3").unwrap();
+        assert_eq!(lists.check("10.9.9.9"), Some(Listed::Deny));
+        assert_eq!(lists.check("10.1.9.9"), Some(Listed::Allow));
+        assert_eq!(lists.check("10.1.2.3"), Some(Listed::Deny));
+        assert_eq!(lists.check("11.0.0.1"), None);
+        // An exact id beats any range, even one that holds it.
+        lists.allow("10.1.2.3").unwrap();
+        assert_eq!(lists.check("10.1.2.3"), Some(Listed::Allow));
+        assert_eq!(lists.len(), 3, "listing again moves the entry");
+    }
+
+    #[test]
+    fn ipv6_networks_and_mapped_addresses() {
+        let lists = AccessList::new();
+        lists.deny("2001:db8::/32").unwrap();
+        lists.allow("192.0.2.0/24").unwrap();
+        assert_eq!(lists.check("2001:db8:1:2::5"), Some(Listed::Deny));
+        // clientIp's form of an IPv6 client: its /64.
+        assert_eq!(lists.check("2001:db8:1:2::/64"), Some(Listed::Deny));
+        assert_eq!(lists.check("2001:db9::1"), None);
+        assert_eq!(lists.check("::ffff:192.0.2.4"), Some(Listed::Allow));
+        // A network wider than the range is not inside it.
+        lists.deny("2001:db9:0:1::/64").unwrap();
+        assert_eq!(lists.check("2001:db9::/32"), None);
+        assert_eq!(lists.check("0.0.0.0/0"), None);
+        lists.deny("0.0.0.0/0").unwrap();
+        assert_eq!(lists.check("0.0.0.0/0"), Some(Listed::Deny));
+        assert_eq!(lists.check("8.8.8.8"), Some(Listed::Deny));
+        assert_eq!(lists.check("192.0.2.1"), Some(Listed::Allow));
+    }
+
+    #[test]
+    fn ids_that_look_like_addresses_are_ids() {
+        let lists = AccessList::new();
+        lists.deny("ip:10.0.0.1").unwrap();
+        lists.deny("10.0.0.0/8").unwrap();
+        assert_eq!(lists.check("ip:10.0.0.1"), Some(Listed::Deny));
+        assert_eq!(lists.check("ip:10.0.0.2"), None);
+        assert_eq!(lists.check("10.0.0.2/33"), None);
+        assert_eq!(lists.check("10.0.0.2 "), None);
+    }
+
+    #[test]
+    fn bad_entries_are_typed_errors_and_change_nothing() {
+        let lists = AccessList::new();
+        lists.deny("10.0.0.0/8").unwrap();
+        for bad in [
+            "",
+            "10.0.0.1/8",
+            "10.0.0.0/33",
+            "10.0.0.0/x",
+            "10.0.0.0/08",
+            "::1/129",
+            "10.0.0.0/",
+        ] {
+            let error = lists.deny(bad).unwrap_err();
+            assert!(
+                matches!(error, ConfigError::ListEntry { .. }),
+                "{bad}: {error}"
+            );
+            assert!(lists.allow(bad).is_err());
+            assert!(lists.remove(bad).is_err());
+        }
+        assert_eq!(lists.len(), 1);
+        assert_eq!(lists.check("10.2.3.4"), Some(Listed::Deny));
+    }
+
+    #[test]
+    fn removing_and_clearing() {
+        let lists = AccessList::new();
+        let shared = lists.clone();
+        lists.deny("user:1").unwrap();
+        lists.deny("10.0.0.0/8").unwrap();
+        lists.allow("10.0.0.0/9").unwrap();
+        assert_eq!(shared.check("10.1.0.0"), Some(Listed::Allow));
+        assert!(shared.remove("10.0.0.0/9").unwrap());
+        assert!(!shared.remove("10.0.0.0/9").unwrap());
+        assert_eq!(lists.check("10.1.0.0"), Some(Listed::Deny));
+        assert!(lists.remove("user:1").unwrap());
+        assert_eq!(lists.check("user:1"), None);
+        assert_eq!(lists.len(), 1);
+        lists.clear();
+        assert!(shared.is_empty());
+        assert_eq!(lists.check("10.1.0.0"), None);
+    }
+
+    #[test]
+    fn a_hundred_thousand_entries() {
+        let lists = AccessList::new();
+        for i in 0..100_000u32 {
+            let [a, b, c, _] = (i << 8).to_be_bytes();
+            lists.deny(&format!("{a}.{b}.{c}.0/24")).unwrap();
+            lists.allow(&format!("user:{i}")).unwrap();
+        }
+        assert_eq!(lists.len(), 200_000);
+        assert_eq!(lists.check("0.1.2.77"), Some(Listed::Deny));
+        assert_eq!(lists.check("user:99999"), Some(Listed::Allow));
+        assert_eq!(lists.check("200.0.0.1"), None);
+    }
+}
