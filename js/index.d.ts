@@ -63,7 +63,10 @@ export declare function memoryStore(options?: MemoryStoreOptions): Store;
  * address (an id takes part in range matching when it is an address or a
  * network as `clientIp` writes them). An entry is on one list at a time.
  * Shared by every limiter given it; changes apply to their next call.
- * A malformed range (`10.0.0.1/8`, `/33`) is `INVALID_ARGUMENT`.
+ * A malformed or mistyped range or address (`10.0.0.1/8`, `/33`,
+ * `10.0.0.256`) and an entry with leading or trailing whitespace (a line
+ * read with its `\r`) are `INVALID_ARGUMENT`, never an id that silently
+ * matches nothing.
  */
 export interface AccessList {
   /** Puts an entry on the deny list (off the allow list). */

@@ -159,12 +159,37 @@ impl Entry {
         if text.is_empty() {
             return Err(invalid(text, "an entry must not be empty"));
         }
+        // A line read with its "\r", or a padded cell, would otherwise be an
+        // id that no request ever has: a list entry that silently never
+        // matches.
+        if text.trim() != text {
+            return Err(invalid(
+                text,
+                "the entry has leading or trailing whitespace",
+            ));
+        }
         match Network::parse(text) {
             Some(Ok(network)) => Ok(Self::Network(network)),
             Some(Err(why)) => Err(invalid(text, why)),
+            // Likewise a mistyped address (10.0.0.256, 10.0.0/8).
+            None if looks_like_an_address(text) => Err(invalid(
+                text,
+                "it looks like an IP address or range but is not one",
+            )),
             None => Ok(Self::Id(text.into())),
         }
     }
+}
+
+/// Only hex digits, dots and colons (with a `.` or `:`), and perhaps a
+/// `/` and digits: an address, never meant as an id.
+fn looks_like_an_address(text: &str) -> bool {
+    let (address, len) = text.split_once('/').unwrap_or((text, "0"));
+    address.contains(['.', ':'])
+        && address
+            .chars()
+            .all(|c| c.is_ascii_hexdigit() || c == '.' || c == ':')
+        && len.chars().all(|c| c.is_ascii_digit())
 }
 
 fn invalid(entry: &str, why: &'static str) -> ConfigError {
@@ -359,6 +384,12 @@ mod tests {
             "10.0.0.0/08",
             "::1/129",
             "10.0.0.0/",
+            "10.0.0.256",
+            "10.0.0/8",
+            "2001:db8:::1/32",
+            "10.0.0.0/8\r",
+            " user:1",
+            "user:1\n",
         ] {
             let error = lists.deny(bad).unwrap_err();
             assert!(
@@ -370,6 +401,17 @@ mod tests {
         }
         assert_eq!(lists.len(), 1);
         assert_eq!(lists.check("10.2.3.4"), Some(Listed::Deny));
+        // Ids that only resemble addresses stay ids.
+        for id in [
+            "user/1",
+            "v1.2-beta",
+            "deadbeef",
+            "a:b:c:d:e:f:g",
+            "1.2.3.4.example",
+        ] {
+            lists.deny(id).unwrap();
+            assert_eq!(lists.check(id), Some(Listed::Deny), "{id}");
+        }
     }
 
     #[test]
