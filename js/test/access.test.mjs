@@ -3,7 +3,7 @@
 // withRateLimit and rateLimitHeaders for them.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { startGateway, startRedis } from "../../tools/js/testkit.mjs";
+import { stackForTests } from "../../tools/js/testkit.mjs";
 import {
   accessList,
   atTime,
@@ -15,16 +15,7 @@ import {
   withRateLimit,
 } from "./edgelimit.mjs";
 
-let redis;
-let gateway;
-before(async () => {
-  redis = await startRedis();
-  gateway = await startGateway(redis.port);
-});
-after(async () => {
-  await gateway?.stop();
-  await redis?.stop();
-});
+const stack = stackForTests({ before, after });
 
 const T0 = 1_700_000_000_000;
 const numbers = (r) => [r.success, r.remaining, r.retryAfter, r.reset, r.reason];
@@ -88,7 +79,7 @@ test("on Redis a listed id makes no request, and a failing store does not matter
   const prefix = `acl${process.pid}:`;
   const rl = new Ratelimit({
     limiter: Ratelimit.fixedWindow(1, "1 h"),
-    store: redisStore({ url: gateway.url, token: gateway.token }),
+    store: redisStore({ url: stack.gateway.url, token: stack.gateway.token }),
     prefix,
     accessList: lists,
   });
@@ -102,8 +93,8 @@ test("on Redis a listed id makes no request, and a failing store does not matter
       [false, undefined],
     ],
   );
-  const keys = await fetch(`${gateway.url}/keys/${encodeURIComponent(`${prefix}*`)}`, {
-    headers: { authorization: `Bearer ${gateway.token}` },
+  const keys = await fetch(`${stack.gateway.url}/keys/${encodeURIComponent(`${prefix}*`)}`, {
+    headers: { authorization: `Bearer ${stack.gateway.token}` },
   }).then((r) => r.json());
   assert.deepEqual(keys.result, [`${prefix}fw:3600000:{user:a}`], "only the unlisted id reached Redis");
 

@@ -5,34 +5,25 @@
 // slot back.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { startCountingProxy, startGateway, startRedis } from "../../tools/js/testkit.mjs";
+import { stackForTests, startCountingProxy, startGateway } from "../../tools/js/testkit.mjs";
 import { Concurrency, memoryStore, redisStore } from "./edgelimit.mjs";
 
-let redis;
-let gateway;
-before(async () => {
-  redis = await startRedis();
-  gateway = await startGateway(redis.port);
-});
-after(async () => {
-  await gateway?.stop();
-  await redis?.stop();
-});
+const stack = stackForTests({ before, after });
 
-const isolate = (prefix, options = {}, url = gateway.url) =>
+const isolate = (prefix, options = {}, url = stack.gateway.url) =>
   new Concurrency({
     max: 1,
     leaseTtl: "30 s",
-    store: redisStore({ url, token: gateway.token }),
+    store: redisStore({ url, token: stack.gateway.token }),
     prefix,
     ...options,
   });
 
 /** A field of a semaphore's hash, read through the gateway. */
 async function field(key, name) {
-  const response = await fetch(gateway.url, {
+  const response = await fetch(stack.gateway.url, {
     method: "POST",
-    headers: { authorization: `Bearer ${gateway.token}` },
+    headers: { authorization: `Bearer ${stack.gateway.token}` },
     body: JSON.stringify(["HGET", key, name]),
   });
   return (await response.json()).result;
@@ -105,9 +96,9 @@ test("redis: a waiter out of time takes its place out of the queue", async () =>
   // in the hash until the next call on the key).
   const deadline = Date.now() + 5_000;
   for (;;) {
-    const response = await fetch(gateway.url, {
+    const response = await fetch(stack.gateway.url, {
       method: "POST",
-      headers: { authorization: `Bearer ${gateway.token}` },
+      headers: { authorization: `Bearer ${stack.gateway.token}` },
       body: JSON.stringify(["HKEYS", `${prefix}sem:{t}`]),
     });
     const { result } = await response.json();
@@ -121,7 +112,7 @@ test("redis: a waiter out of time takes its place out of the queue", async () =>
 
 for (const [name, store] of [
   ["memory", () => memoryStore()],
-  ["redis", () => redisStore({ url: gateway.url, token: gateway.token })],
+  ["redis", () => redisStore({ url: stack.gateway.url, token: stack.gateway.token })],
 ]) {
   test(`${name}: a waiter granted as it is aborted gives the slot back`, async () => {
     const jobs = new Concurrency({ max: 1, leaseTtl: "30 s", store: store(), prefix: `a${process.pid}${name}:` });
@@ -153,7 +144,7 @@ test("redis: a dead holder's slot goes to a waiter elsewhere when its lease ends
 });
 
 test("redis: waiting costs each isolate its first waiter's polls, however many wait", async () => {
-  const proxy = await startCountingProxy(gateway.url);
+  const proxy = await startCountingProxy(stack.gateway.url);
   try {
     const prefix = `c${process.pid}:`;
     const isolates = [isolate(prefix, {}, proxy.url), isolate(prefix, {}, proxy.url)];
@@ -187,7 +178,7 @@ test("redis: waiting costs each isolate its first waiter's polls, however many w
 
 test("redis: a wait goes on through a store outage until its slot comes", async () => {
   const prefix = `o${process.pid}:`;
-  const own = await startGateway(redis.port);
+  const own = await startGateway(stack.redis.port);
   let again;
   try {
     const held = await isolate(prefix).acquire("t");
@@ -204,7 +195,7 @@ test("redis: a wait goes on through a store outage until its slot comes", async 
     await own.stop();
     await new Promise((resolve) => setTimeout(resolve, 500));
     await held.release();
-    again = await startGateway(redis.port, { port: own.port });
+    again = await startGateway(stack.redis.port, { port: own.port });
     const permit = await waiting;
     assert.equal(permit.acquired, true, "granted once the store is back");
     await permit.release();

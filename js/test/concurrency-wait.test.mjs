@@ -4,21 +4,12 @@
 // another isolate at the next poll).
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { startGateway, startRedis } from "../../tools/js/testkit.mjs";
+import { stackForTests } from "../../tools/js/testkit.mjs";
 import { Concurrency, memoryStore, redisStore } from "./edgelimit.mjs";
 
-let redis;
-let gateway;
-before(async () => {
-  redis = await startRedis();
-  gateway = await startGateway(redis.port);
-});
-after(async () => {
-  await gateway?.stop();
-  await redis?.stop();
-});
+const stack = stackForTests({ before, after });
 
-const redisOf = () => redisStore({ url: gateway.url, token: gateway.token });
+const redisOf = () => redisStore({ url: stack.gateway.url, token: stack.gateway.token });
 
 for (const [name, store] of [
   ["memory", () => memoryStore()],
@@ -146,7 +137,7 @@ test("redis: an acquire whose answer never came releases the lease the store gra
   const proxy = createServer(async (request, response) => {
     const chunks = [];
     for await (const chunk of request) chunks.push(chunk);
-    const forwarded = await fetch(`${gateway.url}${request.url}`, {
+    const forwarded = await fetch(`${stack.gateway.url}${request.url}`, {
       method: "POST",
       headers: { authorization: request.headers.authorization, "content-type": "application/json" },
       body: Buffer.concat(chunks),
@@ -166,7 +157,7 @@ test("redis: an acquire whose answer never came releases the lease the store gra
     const jobs = new Concurrency({
       max: 1,
       leaseTtl: "1 m",
-      store: redisStore({ url, token: gateway.token, retries: 0 }),
+      store: redisStore({ url, token: stack.gateway.token, retries: 0 }),
       prefix,
       timeout: 200,
     });

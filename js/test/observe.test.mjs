@@ -3,20 +3,11 @@
 // never denies. Memory store here, the Redis store through the real gateway.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { startGateway, startRedis } from "../../tools/js/testkit.mjs";
+import { stackForTests } from "../../tools/js/testkit.mjs";
 import { memoryStore, Ratelimit, redisStore } from "./edgelimit.mjs";
 import { readmeExample, runExample } from "./readme.mjs";
 
-let redis;
-let gateway;
-before(async () => {
-  redis = await startRedis();
-  gateway = await startGateway(redis.port);
-});
-after(async () => {
-  await gateway?.stop();
-  await redis?.stop();
-});
+const stack = stackForTests({ before, after });
 
 test("onDecision sees each decision; a dry run never denies", async () => {
   const events = [];
@@ -58,7 +49,7 @@ test("onDecision reports the store's latency and failures; its own errors change
   const events = [];
   const rl = new Ratelimit({
     limiter: Ratelimit.slidingWindow(5, "1 m"),
-    store: redisStore({ url: gateway.url, token: gateway.token }),
+    store: redisStore({ url: stack.gateway.url, token: stack.gateway.token }),
     prefix: `obs${process.pid}:`,
     onDecision: (event) => events.push(event),
   });

@@ -2,21 +2,12 @@
 import assert from "node:assert/strict";
 import { createServer } from "node:net";
 import { after, before, test } from "node:test";
-import { freePort, startGateway, startRedis } from "../../tools/js/testkit.mjs";
+import { freePort, stackForTests } from "../../tools/js/testkit.mjs";
 import { atTime, Concurrency, memoryStore, Ratelimit, redisStore } from "./edgelimit.mjs";
 
-let redis;
-let gateway;
-before(async () => {
-  redis = await startRedis();
-  gateway = await startGateway(redis.port);
-});
-after(async () => {
-  await gateway?.stop();
-  await redis?.stop();
-});
+const stack = stackForTests({ before, after });
 
-const store = (options = {}) => redisStore({ url: gateway.url, token: gateway.token, ...options });
+const store = (options = {}) => redisStore({ url: stack.gateway.url, token: stack.gateway.token, ...options });
 let prefixes = 0;
 const prefix = () => `t${process.pid}-${++prefixes}:`;
 
@@ -84,7 +75,7 @@ test("Redis's clock by default; limiters on one store share usage", async () => 
 test("the script is sent again after Redis forgets it", async () => {
   const rl = new Ratelimit({ limiter: Ratelimit.gcra(10, "1 s"), store: store(), prefix: prefix() });
   assert.ok((await rl.limit("k")).success);
-  assert.equal(await redis.command("SCRIPT", "FLUSH"), "OK");
+  assert.equal(await stack.redis.command("SCRIPT", "FLUSH"), "OK");
   assert.ok((await rl.limit("k")).success, "NOSCRIPT, then EVAL");
 });
 
@@ -113,7 +104,7 @@ test("concurrency leases are shared through Redis", async () => {
 });
 
 test("a refused token is STORE_UNAUTHORIZED", async () => {
-  const bad = redisStore({ url: gateway.url, token: "wrong" });
+  const bad = redisStore({ url: stack.gateway.url, token: "wrong" });
   const rl = new Ratelimit({ limiter: Ratelimit.fixedWindow(3, "1 m"), store: bad, failure: "open" });
   await assert.rejects(new Ratelimit({ limiter: Ratelimit.fixedWindow(3, "1 m"), store: bad }).limit("k"), {
     code: "STORE_UNAUTHORIZED",
@@ -179,7 +170,7 @@ test("a kept-alive connection the server closed is not an outage", async () => {
   const closing = createHttpServer(async (request, response) => {
     const chunks = [];
     for await (const chunk of request) chunks.push(chunk);
-    const forwarded = await fetch(`${gateway.url}${request.url}`, {
+    const forwarded = await fetch(`${stack.gateway.url}${request.url}`, {
       method: "POST",
       headers: { authorization: request.headers.authorization, "content-type": "application/json" },
       body: Buffer.concat(chunks),
@@ -193,7 +184,7 @@ test("a kept-alive connection the server closed is not an outage", async () => {
     const url = `http://127.0.0.1:${closing.address().port}`;
     const rl = new Ratelimit({
       limiter: Ratelimit.fixedWindow(100, "1 m"),
-      store: redisStore({ url, token: gateway.token }),
+      store: redisStore({ url, token: stack.gateway.token }),
       prefix: prefix(),
     });
     for (let i = 0; i < 5; i++) {
@@ -232,7 +223,7 @@ test("limiters of different kinds on one id keep apart, in Redis as in memory", 
   assert.deepEqual(inMemory, [[3, 5, 2], 6, true]);
   assert.deepEqual(await run("redis"), inMemory);
   // The key layout, as the README documents it.
-  const keys = (await redis.command("KEYS", "kinds:*")).split("\n").sort();
+  const keys = (await stack.redis.command("KEYS", "kinds:*")).split("\n").sort();
   assert.deepEqual(keys, [
     "kinds:fw:3600000:{user-redis}",
     "kinds:gcra:3600000/2:{user-redis}",

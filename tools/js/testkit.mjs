@@ -132,6 +132,24 @@ export async function startStack(options = {}) {
 }
 
 /**
+ * A redis-server and a gateway for one test file: started by the file's
+ * `before` hook and stopped by its `after` hook (pass node:test's own). The
+ * object returned holds `redis` and `gateway` once `before` has run.
+ */
+export function stackForTests({ before, after }) {
+  const stack = {};
+  before(async () => {
+    stack.redis = await startRedis();
+    stack.gateway = await startGateway(stack.redis.port);
+  });
+  after(async () => {
+    await stack.gateway?.stop();
+    await stack.redis?.stop();
+  });
+  return stack;
+}
+
+/**
  * An HTTP proxy in front of `target` (a gateway) that counts the requests
  * it forwards: how many round trips a store makes.
  */
