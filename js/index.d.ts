@@ -11,6 +11,7 @@ export type ErrorCode =
   | "INVALID_DURATION"
   | "INVALID_ARGUMENT"
   | "COST_EXCEEDS_LIMIT"
+  | "DENY_LISTED"
   | "UNSUPPORTED"
   | "STORE_UNAUTHORIZED"
   | "STORE_FORBIDDEN"
@@ -457,7 +458,8 @@ export interface ThrottleOptions<Args extends unknown[]> {
 
 /**
  * Wraps `fn` so that each call first waits for capacity on `limiter` (it
- * never fails for lack of capacity), then runs.
+ * never fails for lack of capacity), then runs. A key on the limiter's deny
+ * list can never be admitted: its calls reject with `DENY_LISTED`.
  */
 export declare function throttle<Args extends unknown[], R>(
   fn: (...args: Args) => R,

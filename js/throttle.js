@@ -1,7 +1,7 @@
 // throttle: calls that wait for capacity instead of failing, admitted in the
 // order they were made (a browser's API client, a crawler's fetches).
 
-import { invalid } from "./errors.js";
+import { EdgelimitError, invalid } from "./errors.js";
 import { options } from "./options.js";
 import { sleep } from "./wait.js";
 
@@ -16,6 +16,10 @@ export function throttle(fn, limiter, config) {
       signal?.throwIfAborted();
       const result = await limiter.limit(id, { cost });
       if (result.success) return;
+      // Never admitted (a deny list): waiting would spin, so the call fails.
+      if (!Number.isFinite(result.retryAfter)) {
+        throw new EdgelimitError("DENY_LISTED", `throttle: ${JSON.stringify(id)} is on the limiter's deny list`);
+      }
       await sleep(Math.max(1, result.retryAfter), signal);
     }
   }

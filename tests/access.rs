@@ -7,6 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use edgelimit::store::{AsyncRedisRestStore, RedisRestStore};
 use edgelimit::{
     AccessList, FixedWindow, Limiter, Listed, ManualClock, Reason, SlidingWindow, TokenBucket,
+    WaitOutcome,
 };
 use proptest::prelude::*;
 use testkit::gateway::{Gateway, TOKEN};
@@ -80,6 +81,23 @@ fn changes_apply_to_every_limiter_sharing_the_lists() {
         assert_eq!(limiter_denies.reason, Some(Reason::DenyList));
     }
     assert_eq!(b.limit("10.1.2.4").unwrap().reason, Some(Reason::AllowList));
+}
+
+#[test]
+fn waiting_gives_up_at_once_on_a_deny_listed_id() {
+    let limiter = Limiter::new(FixedWindow::new(1, "1 h").unwrap())
+        .with_access_list(lists(&["user:bad"], &[]));
+    let started = std::time::Instant::now();
+    match limiter
+        .wait("user:bad", std::time::Duration::from_secs(60))
+        .unwrap()
+    {
+        WaitOutcome::DeadlineExceeded(decision) => {
+            assert_eq!(decision.reason, Some(Reason::DenyList))
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
 }
 
 #[test]

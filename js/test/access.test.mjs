@@ -7,6 +7,7 @@ import { stackForTests } from "../../tools/js/testkit.mjs";
 import {
   accessList,
   atTime,
+  throttle,
   EdgelimitError,
   memoryStore,
   Ratelimit,
@@ -52,6 +53,21 @@ test("lists are shared by limiters and change at run time", async () => {
   assert.equal(lists.remove("2001:db8:1::/48"), true);
   assert.equal(lists.remove("2001:db8:1::/48"), false);
   assert.equal(lists.size, 1);
+});
+
+test("waiting forms give up at once on a deny-listed id instead of waiting forever", async () => {
+  const lists = accessList({ deny: ["user:bad"] });
+  const rl = new Ratelimit({ limiter: Ratelimit.fixedWindow(1, "1 h"), accessList: lists });
+  const started = Date.now();
+  const outcome = await rl.blockUntilReady("user:bad", 60_000);
+  assert.deepEqual([outcome.success, outcome.reason], [false, "denyList"]);
+  let calls = 0;
+  const run = throttle(() => ++calls, rl, { key: "user:bad" });
+  await assert.rejects(run(), { code: "DENY_LISTED" });
+  assert.equal(calls, 0);
+  assert.ok(Date.now() - started < 5_000, "neither waited");
+  // The throttle goes on for keys that are not listed.
+  assert.equal(await throttle(() => "ran", rl, { key: "user:ok" })(), "ran");
 });
 
 test("bad entries are INVALID_ARGUMENT and list nothing; bad options are refused", () => {
