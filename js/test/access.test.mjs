@@ -7,12 +7,12 @@ import { stackForTests } from "../../tools/js/testkit.mjs";
 import {
   accessList,
   atTime,
-  throttle,
   EdgelimitError,
   memoryStore,
   Ratelimit,
   rateLimitHeaders,
   redisStore,
+  throttle,
   withRateLimit,
 } from "./edgelimit.mjs";
 
