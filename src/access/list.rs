@@ -1,6 +1,4 @@
-//! Deny and allow lists: ids, IP addresses and CIDR ranges that are always
-//! denied or always admitted, decided before any store is asked (no round
-//! trip, nothing counted).
+//! The lists and how an id is matched against them.
 //!
 //! The most specific entry decides: an exact id first, then the longest
 //! range holding the id's address. So `10.0.0.0/8` can be denied while
@@ -13,14 +11,12 @@
 //! Lookups cost one hash probe for the ids, and one per distinct range
 //! length on the lists, whatever the number of entries.
 
-use std::net::IpAddr;
 use std::sync::{Arc, PoisonError, RwLock};
 
 use hashbrown::HashMap;
 
+use super::address;
 use crate::{ConfigError, Decision, Reason};
-
-type Hasher = foldhash::fast::FixedState;
 
 impl Listed {
     /// The decision a limiter of `limit` answers for a listed id at
@@ -155,6 +151,7 @@ struct Network {
 }
 
 impl Entry {
+    #[inline(never)]
     fn parse(text: &str) -> Result<Self, ConfigError> {
         if text.is_empty() {
             return Err(invalid(text, "an entry must not be empty"));
@@ -207,30 +204,52 @@ impl Network {
             Some((address, len)) => (address, Some(len)),
             None => (text, None),
         };
-        let address: IpAddr = address.parse().ok()?;
-        let (v6, bits, max) = match address {
-            IpAddr::V4(v4) => (false, u128::from(u32::from(v4)), 32),
-            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                // ::ffff:a.b.c.d is the IPv4 address, as clientIp says.
-                Some(v4) if len.is_none() => (false, u128::from(u32::from(v4)), 32),
-                _ => (true, u128::from(v6), 128),
+        let (mut v6, mut bits) = address::parse(address)?;
+        // ::ffff:a.b.c.d is the IPv4 address a.b.c.d, as clientIp writes it.
+        if v6 && len.is_none() && bits >> 32 == 0xffff {
+            (v6, bits) = (false, bits & u128::from(u32::MAX));
+        }
+        let max = if v6 { 128 } else { 32 };
+        let len = match len {
+            None => max,
+            Some(text) => match prefix_length(text) {
+                Some(len) if len <= max => len,
+                _ => return Some(Err(BAD_LENGTH)),
             },
         };
-        let len =
-            match len {
-                None => max,
-                Some(text) => match text.parse::<u8>() {
-                    // Digits only, no leading zero: one spelling per length.
-                    Ok(len) if len <= max && (text == "0" || !text.starts_with(['0', '+'])) => len,
-                    _ => return Some(Err(
-                        "the prefix length must be a whole number up to 32 (IPv4) or 128 (IPv6)",
-                    )),
-                },
-            };
         if bits & !mask(len, max) != 0 {
-            return Some(Err("the address has bits set past the prefix length: write the network's first address"));
+            return Some(Err(HOST_BITS));
         }
         Some(Ok(Self { v6, bits, len }))
+    }
+
+    /// This network's key in the lists' map: family, length and bits, in hex.
+    fn key(self, out: &mut [u8; 35]) -> &str {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let bytes = self.bits.to_be_bytes();
+        let bytes = if self.v6 { &bytes[..] } else { &bytes[12..] };
+        out[0] = if self.v6 { b'6' } else { b'4' };
+        for (pair, byte) in out[1..]
+            .chunks_exact_mut(2)
+            .zip([self.len].iter().chain(bytes))
+        {
+            pair[0] = HEX[usize::from(byte >> 4)];
+            pair[1] = HEX[usize::from(byte & 15)];
+        }
+        std::str::from_utf8(&out[..3 + 2 * bytes.len()]).unwrap_or_default()
+    }
+}
+
+const BAD_LENGTH: &str = "the prefix length must be a whole number up to 32 (IPv4) or 128 (IPv6)";
+const HOST_BITS: &str =
+    "the address has bits set past the prefix length: write the network's first address";
+
+/// Digits only, no leading zero: one spelling per length.
+fn prefix_length(text: &str) -> Option<u8> {
+    let plain = text == "0" || !text.starts_with('0');
+    match plain && !text.is_empty() && text.len() <= 3 && text.bytes().all(|c| c.is_ascii_digit()) {
+        true => text.parse().ok(),
+        false => None,
     }
 }
 
@@ -242,22 +261,51 @@ fn mask(len: u8, max: u8) -> u128 {
     }
 }
 
-/// The networks of one family and prefix length, by their address bits.
-type Networks = HashMap<u128, Listed, Hasher>;
+/// Entries by their text (ids) or key (networks), to 0 (deny) or 1 (allow).
+/// foldhash: a lookup hashes the id and up to one key per prefix length.
+type Map = HashMap<Box<str>, u64, foldhash::fast::FixedState>;
 
 #[derive(Debug, Default)]
 struct Lists {
-    ids: HashMap<Box<str>, Listed, Hasher>,
-    /// Per family (IPv4, IPv6), per prefix length, longest first.
-    ranges: [Vec<(u8, Networks)>; 2],
+    ids: Map,
+    networks: Map,
+    /// How many networks each family (IPv4, IPv6) lists per prefix length.
+    lengths: [Vec<u32>; 2],
     len: usize,
+}
+
+fn code(list: Listed) -> u64 {
+    match list {
+        Listed::Deny => 0,
+        Listed::Allow => 1,
+    }
+}
+
+fn listed(code: u64) -> Listed {
+    match code {
+        0 => Listed::Deny,
+        _ => Listed::Allow,
+    }
 }
 
 impl Lists {
     fn put(&mut self, entry: Entry, list: Listed) {
         let added = match entry {
-            Entry::Id(id) => self.ids.insert(id, list).is_none(),
-            Entry::Network(network) => self.lengths(network).insert(network.bits, list).is_none(),
+            Entry::Id(id) => self.ids.insert(id, code(list)).is_none(),
+            Entry::Network(network) => {
+                let added = self
+                    .networks
+                    .insert(network.key(&mut [0; 35]).into(), code(list))
+                    .is_none();
+                if added {
+                    let counts = &mut self.lengths[usize::from(network.v6)];
+                    if counts.is_empty() {
+                        counts.resize(if network.v6 { 129 } else { 33 }, 0);
+                    }
+                    counts[usize::from(network.len)] += 1;
+                }
+                added
+            }
         };
         self.len += usize::from(added);
     }
@@ -266,58 +314,46 @@ impl Lists {
         let removed = match entry {
             Entry::Id(id) => self.ids.remove(id).is_some(),
             Entry::Network(network) => {
-                let family = &mut self.ranges[usize::from(network.v6)];
-                match family.iter().position(|(len, _)| *len == network.len) {
-                    None => false,
-                    Some(at) => {
-                        let removed = family[at].1.remove(&network.bits).is_some();
-                        if family[at].1.is_empty() {
-                            family.remove(at);
-                        }
-                        removed
-                    }
+                let removed = self.networks.remove(network.key(&mut [0; 35])).is_some();
+                if removed {
+                    self.lengths[usize::from(network.v6)][usize::from(network.len)] -= 1;
                 }
+                removed
             }
         };
         self.len -= usize::from(removed);
         removed
     }
 
-    /// The map of `network`'s family and length, made when missing.
-    fn lengths(&mut self, network: Network) -> &mut Networks {
-        let family = &mut self.ranges[usize::from(network.v6)];
-        let at = match family.iter().position(|(len, _)| *len <= network.len) {
-            Some(at) if family[at].0 == network.len => at,
-            Some(at) => {
-                family.insert(at, (network.len, HashMap::default()));
-                at
-            }
-            None => {
-                family.push((network.len, HashMap::default()));
-                family.len() - 1
-            }
-        };
-        &mut family[at].1
-    }
-
     fn check(&self, id: &str) -> Option<Listed> {
         if self.len == 0 {
             return None;
         }
-        if let Some(listed) = self.ids.get(id) {
-            return Some(*listed);
+        if let Some(&list) = self.ids.get(id) {
+            return Some(listed(list));
         }
-        if self.ranges.iter().all(Vec::is_empty) {
+        if self.networks.is_empty() {
             return None;
         }
         let Some(Ok(network)) = Network::parse(id) else {
             return None;
         };
         let max = if network.v6 { 128 } else { 32 };
-        self.ranges[usize::from(network.v6)]
-            .iter()
-            .filter(|(len, _)| *len <= network.len)
-            .find_map(|(len, map)| map.get(&(network.bits & mask(*len, max))).copied())
+        let counts = &self.lengths[usize::from(network.v6)];
+        let mut key = [0; 35];
+        (0..=network.len).rev().find_map(|len| {
+            if counts.get(usize::from(len)).is_none_or(|&n| n == 0) {
+                return None;
+            }
+            let range = Network {
+                bits: network.bits & mask(len, max),
+                len,
+                ..network
+            };
+            self.networks
+                .get(range.key(&mut key))
+                .map(|&list| listed(list))
+        })
     }
 }
 
