@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { rateLimit } from "../../pkg/hono.js";
 import { Hono } from "../../tools/js/node_modules/hono/dist/index.js";
-import { asCloudflareWorkers, Ratelimit } from "./edgelimit.mjs";
+import { accessList, asCloudflareWorkers, Ratelimit } from "./edgelimit.mjs";
 import { readmeExample, runExample } from "./readme.mjs";
 
 async function app() {
@@ -95,4 +95,18 @@ test("the README's Hono example runs as written", async () => {
   for (let i = 0; i < 6; i++) statuses.push((await app.request("/api/login", login)).status);
   assert.deepEqual(statuses, [404, 404, 404, 404, 404, 429], "5 logins per 15 minutes, then 429");
   assert.equal((await app.request("/api/other", login)).headers.get("ratelimit-policy"), '"default";q=100;w=60');
+});
+
+test("a deny-listed client gets 403 without Retry-After; an allow-listed one is never limited", async () => {
+  const lists = accessList({ deny: ["203.0.113.0/24"], allow: ["198.51.100.7"] });
+  const limiter = new Ratelimit({ limiter: Ratelimit.fixedWindow(1, "1 m"), accessList: lists });
+  const hono = new Hono();
+  hono.use("/*", rateLimit({ limiter, key: (c) => c.req.header("x-client") }));
+  hono.get("/", (c) => c.text("ok"));
+  const get = (client) => hono.request("/", { headers: { "x-client": client } });
+  const denied = await get("203.0.113.9");
+  assert.equal(denied.status, 403);
+  assert.equal(denied.headers.get("retry-after"), null);
+  for (let i = 0; i < 3; i++) assert.equal((await get("198.51.100.7")).status, 200);
+  assert.deepEqual([(await get("192.0.2.1")).status, (await get("192.0.2.1")).status], [200, 429]);
 });
