@@ -147,19 +147,9 @@ fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     if n < 16 {
         return a == b;
     }
-    let chunk = |s: &[u8], i: usize| {
-        let mut c = [0; 16];
-        c.copy_from_slice(&s[i..i + 16]);
-        u128::from_ne_bytes(c)
-    };
-    let mut i = 0;
-    while i + 16 < n {
-        if chunk(a, i) != chunk(b, i) {
-            return false;
-        }
-        i += 16;
-    }
-    chunk(a, n - 16) == chunk(b, n - 16)
+    // Whole chunks, then the last 16 bytes (overlapping the chunks).
+    let chunks = a.chunks_exact(16).zip(b.chunks_exact(16));
+    chunks.into_iter().all(|(a, b)| a == b) && a[n - 16..] == b[n - 16..]
 }
 
 /// A state as an entry keeps it: the small ones in place, the two that grow
@@ -315,13 +305,19 @@ fn index(len: usize) -> u32 {
 }
 
 impl Prefixes {
-    #[inline]
+    #[inline(always)]
     fn find(&mut self, hash: u64, prefix: &str) -> Option<u32> {
         if let Some(last) = self.slots.get(self.last as usize) {
             if last.keys > 0 && same_bytes(last.text.as_bytes(), prefix.as_bytes()) {
                 return Some(self.last);
             }
         }
+        self.find_other(hash, prefix)
+    }
+
+    /// [`find`](Self::find) past the slot found last.
+    #[inline(never)]
+    fn find_other(&mut self, hash: u64, prefix: &str) -> Option<u32> {
         let slots = &self.slots;
         let found = *self
             .index
@@ -436,7 +432,7 @@ struct Hashes {
 }
 
 impl Hashes {
-    #[inline]
+    #[inline(always)]
     fn new(hasher: &foldhash::fast::FixedState, prefix: &str, id: &[u8]) -> Self {
         let mut hasher = hasher.build_hasher();
         hasher.write(prefix.as_bytes());
@@ -828,7 +824,7 @@ impl Table {
     }
 
     /// The entry of `key`, if held.
-    #[inline]
+    #[inline(always)]
     fn find_mut(&mut self, hashes: Hashes, key: Key<'_>, id: &IdProbe<'_>) -> Option<&mut Entry> {
         let prefix = self.prefixes.find(hashes.prefix, key.prefix)?;
         let long_ids = &self.long_ids;
