@@ -2,7 +2,7 @@
 //! the number of keys.
 
 use std::hash::{BuildHasher, Hasher};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use hashbrown::hash_table::HashTable;
 
@@ -55,7 +55,65 @@ struct Shared {
     shard_capacity: usize,
     /// Bytes each shard may keep.
     shard_budget: usize,
+    hashing: Hashing,
+}
+
+/// How keys are hashed, and the first prefix seen, known to every shard.
+struct Hashing {
     hasher: foldhash::fast::FixedState,
+    /// The first prefix the store sees (as a rule, of the only limiter
+    /// using it), kept with its hash from its first call on: a call on it
+    /// compares its prefix once, before taking any lock, and hashes only
+    /// its id. Entries name it by [`FIRST`]; other prefixes are kept by
+    /// each shard (see [`Prefixes`]). It never changes, so a prefix has
+    /// one name in a shard for as long as the store lives.
+    first: OnceLock<First>,
+}
+
+struct First {
+    text: Box<str>,
+    hash: u64,
+}
+
+/// How an entry names the store's first prefix; a prefix kept by its shard
+/// is named by its index there plus one.
+const FIRST: u32 = 0;
+
+impl Hashing {
+    /// `prefix`'s hash, and whether it is the first prefix.
+    #[inline(always)]
+    fn prefix(&self, prefix: &str) -> (u64, bool) {
+        match self.first.get() {
+            Some(first) if same_bytes(first.text.as_bytes(), prefix.as_bytes()) => {
+                (first.hash, true)
+            }
+            _ => self.other_prefix(prefix),
+        }
+    }
+
+    #[inline(never)]
+    fn other_prefix(&self, prefix: &str) -> (u64, bool) {
+        let first = self.first.get_or_init(|| First {
+            text: prefix.into(),
+            hash: prefix_hash(&self.hasher, prefix),
+        });
+        if same_bytes(first.text.as_bytes(), prefix.as_bytes()) {
+            (first.hash, true)
+        } else {
+            (prefix_hash(&self.hasher, prefix), false)
+        }
+    }
+
+    /// A key's hashes.
+    #[inline(always)]
+    fn key(&self, key: Key<'_>) -> Hashes {
+        let (prefix, first) = self.prefix(key.prefix);
+        Hashes {
+            prefix,
+            key: key_hash(&self.hasher, prefix, key.id.as_bytes()),
+            first,
+        }
+    }
 }
 
 // Aligned so two shards' locks never share a cache line.
@@ -148,8 +206,13 @@ fn same_bytes(a: &[u8], b: &[u8]) -> bool {
         return a == b;
     }
     // Whole chunks, then the last 16 bytes (overlapping the chunks).
-    let chunks = a.chunks_exact(16).zip(b.chunks_exact(16));
-    chunks.into_iter().all(|(a, b)| a == b) && a[n - 16..] == b[n - 16..]
+    let chunk = |s: &[u8], i: usize| {
+        let mut c = [0; 16];
+        c.copy_from_slice(&s[i..i + 16]);
+        u128::from_ne_bytes(c)
+    };
+    (0..(n - 1) / 16).all(|k| chunk(a, 16 * k) == chunk(b, 16 * k))
+        && chunk(a, n - 16) == chunk(b, n - 16)
 }
 
 /// A state as an entry keeps it: the small ones in place, the two that grow
@@ -373,8 +436,8 @@ impl Prefixes {
     }
 
     #[inline]
-    fn text(&self, i: u32) -> &str {
-        &self.slots[i as usize].text
+    fn hash(&self, i: u32) -> u64 {
+        self.slots[i as usize].hash
     }
 }
 
@@ -423,26 +486,27 @@ impl LongIds {
     }
 }
 
-/// A key's hashes: its prefix's alone, to find the prefix among the
-/// shard's, and the whole key's (one pass over both).
+/// A key's hashes: its prefix's alone, and the whole key's; and whether
+/// its prefix is the store's first.
 #[derive(Clone, Copy)]
 struct Hashes {
     prefix: u64,
     key: u64,
+    first: bool,
 }
 
-impl Hashes {
-    #[inline(always)]
-    fn new(hasher: &foldhash::fast::FixedState, prefix: &str, id: &[u8]) -> Self {
-        let mut hasher = hasher.build_hasher();
-        hasher.write(prefix.as_bytes());
-        let prefix = hasher.finish();
-        hasher.write(id);
-        Self {
-            prefix,
-            key: hasher.finish(),
-        }
-    }
+fn prefix_hash(hasher: &foldhash::fast::FixedState, prefix: &str) -> u64 {
+    let mut hasher = hasher.build_hasher();
+    hasher.write(prefix.as_bytes());
+    hasher.finish()
+}
+
+#[inline(always)]
+fn key_hash(hasher: &foldhash::fast::FixedState, prefix_hash: u64, id: &[u8]) -> u64 {
+    let mut hasher = hasher.build_hasher();
+    hasher.write_u64(prefix_hash);
+    hasher.write(id);
+    hasher.finish()
 }
 
 impl Entry {
@@ -473,13 +537,13 @@ impl Entry {
     }
 
     /// The hash this entry was stored under.
-    fn hash(
-        &self,
-        prefixes: &Prefixes,
-        long_ids: &LongIds,
-        hasher: &foldhash::fast::FixedState,
-    ) -> u64 {
-        Hashes::new(hasher, prefixes.text(self.prefix), self.id(long_ids)).key
+    fn hash(&self, prefixes: &Prefixes, long_ids: &LongIds, hashing: &Hashing) -> u64 {
+        let prefix = match self.prefix.checked_sub(1) {
+            Some(i) => prefixes.hash(i),
+            // Set before any entry named it.
+            None => hashing.first.get().map_or(0, |first| first.hash),
+        };
+        key_hash(&hashing.hasher, prefix, self.id(long_ids))
     }
 
     /// Runs `step` on this entry's state. A TTL of 0 marks the entry dead
@@ -524,7 +588,11 @@ impl Entry {
 /// Drops what `entry`, leaving the table, kept elsewhere; the bytes freed.
 fn forget(entry: &Entry, prefixes: &mut Prefixes, long_ids: &mut LongIds) -> usize {
     let id = entry.long_id().map_or(0, |i| long_ids.remove(i));
-    entry.state.heap_bytes() + id + prefixes.release(entry.prefix)
+    let prefix = entry
+        .prefix
+        .checked_sub(1)
+        .map_or(0, |i| prefixes.release(i));
+    entry.state.heap_bytes() + id + prefix
 }
 
 impl Default for MemoryStore {
@@ -593,7 +661,10 @@ impl MemoryStore {
                 // natively, from the host's in WebAssembly (which has none of
                 // its own: foldhash's default seed there comes from addresses,
                 // and costs the module a kilobyte).
-                hasher: foldhash::fast::FixedState::with_seed(crate::random::next_u64()),
+                hashing: Hashing {
+                    hasher: foldhash::fast::FixedState::with_seed(crate::random::next_u64()),
+                    first: OnceLock::new(),
+                },
             }),
         }
     }
@@ -641,14 +712,14 @@ impl MemoryStore {
                 long_ids,
                 ..
             } = &mut *table;
-            let hasher = &self.shared.hasher;
-            entries.shrink_to_fit(|e| e.hash(prefixes, long_ids, hasher));
+            let hashing = &self.shared.hashing;
+            entries.shrink_to_fit(|e| e.hash(prefixes, long_ids, hashing));
         }
     }
 
     #[inline]
     fn hashes(&self, key: Key<'_>) -> Hashes {
-        Hashes::new(&self.shared.hasher, key.prefix, key.id.as_bytes())
+        self.shared.hashing.key(key)
     }
 
     #[inline]
@@ -712,17 +783,27 @@ impl Table {
         state: AnyState,
         now_ms: u64,
         bounds: Bounds,
-        hasher: &foldhash::fast::FixedState,
+        hashing: &Hashing,
     ) {
         let state = Slot::new(Some(state));
         let long_id = match id {
             IdProbe::Inline(_) => 0,
             IdProbe::Long(id) => long_id_bytes(id),
         };
-        // The prefix counts as if new: making room may drop it.
         let heap = state.heap_bytes() + long_id;
-        self.make_room(now_ms, bounds, 1, heap + prefix_bytes(key.prefix));
-        let (prefix, prefix_added) = self.prefixes.acquire(hashes.prefix, key.prefix);
+        // A prefix of the shard counts as if new: making room may drop it.
+        let prefix_room = match hashes.first {
+            true => 0,
+            false => prefix_bytes(key.prefix),
+        };
+        self.make_room(now_ms, bounds, 1, heap + prefix_room);
+        let (prefix, prefix_added) = match hashes.first {
+            true => (FIRST, 0),
+            false => {
+                let (i, added) = self.prefixes.acquire(hashes.prefix, key.prefix);
+                (i + 1, added)
+            }
+        };
         let id = match id {
             IdProbe::Inline(bytes) => bytes,
             IdProbe::Long(id) => self.long_ids.add(id),
@@ -741,7 +822,7 @@ impl Table {
             long_ids,
             ..
         } = self;
-        entries.insert_unique(hashes.key, entry, |e| e.hash(prefixes, long_ids, hasher));
+        entries.insert_unique(hashes.key, entry, |e| e.hash(prefixes, long_ids, hashing));
     }
 
     fn sweep(&mut self, now_ms: u64) {
@@ -826,7 +907,10 @@ impl Table {
     /// The entry of `key`, if held.
     #[inline(always)]
     fn find_mut(&mut self, hashes: Hashes, key: Key<'_>, id: &IdProbe<'_>) -> Option<&mut Entry> {
-        let prefix = self.prefixes.find(hashes.prefix, key.prefix)?;
+        let prefix = match hashes.first {
+            true => FIRST,
+            false => self.prefixes.find(hashes.prefix, key.prefix)? + 1,
+        };
         let long_ids = &self.long_ids;
         self.entries
             .find_mut(hashes.key, |e| e.is(prefix, id, long_ids))
@@ -892,7 +976,7 @@ impl MemoryStore {
                 state.into_any(),
                 now_ms,
                 bounds,
-                &self.shared.hasher,
+                &self.shared.hashing,
             );
         }
         Ok(output)
@@ -920,8 +1004,12 @@ impl Store for MemoryStore {
         let id = IdProbe::new(key.id);
         let mut guard = self.shard(hashes.key).lock();
         let table = &mut *guard;
-        let Some(prefix) = table.prefixes.find(hashes.prefix, key.prefix) else {
-            return Ok(());
+        let prefix = match hashes.first {
+            true => FIRST,
+            false => match table.prefixes.find(hashes.prefix, key.prefix) {
+                Some(i) => i + 1,
+                None => return Ok(()),
+            },
         };
         let long_ids = &table.long_ids;
         if let Ok(found) = table
@@ -1007,6 +1095,122 @@ mod tests {
                 .unwrap();
             assert_eq!(store.get(long, 1_000), None, "{i}");
         }
+    }
+
+    fn put(store: &MemoryStore, key: Key<'_>, state: AnyState) {
+        let step = |slot: &mut Option<AnyState>| {
+            *slot = Some(state);
+            Ok(((), 60_000))
+        };
+        store.update(key, 1_000, step, |_| 0).unwrap();
+    }
+
+    #[test]
+    fn keys_of_many_prefixes_and_long_ids_are_kept_apart_and_given_back() {
+        let store = MemoryStore::with_max_keys(64);
+        let prefixes: Vec<String> = (0..6).map(|p| format!("p{p}:gcra:1000/3:")).collect();
+        // Ids inside the entry, at its bound, and past it.
+        let ids = [
+            "a",
+            "ab",
+            "aaaaaaaaaaaaaaa",
+            "aaaaaaaaaaaaaaaa",
+            &"x".repeat(100),
+        ];
+        let state = |p: usize, i: usize| {
+            AnyState::Gcra(GcraState {
+                tat_ms: 10_000 + p as u64,
+                tat_frac: i as u64,
+            })
+        };
+        for (p, prefix) in prefixes.iter().enumerate() {
+            for (i, id) in ids.iter().enumerate() {
+                put(&store, Key { prefix, id }, state(p, i));
+            }
+        }
+        assert_eq!(store.len(), prefixes.len() * ids.len());
+        for (p, prefix) in prefixes.iter().enumerate() {
+            for (i, id) in ids.iter().enumerate() {
+                let key = Key { prefix, id };
+                assert_eq!(store.get(key, 1_000), Some(state(p, i)), "{prefix}{id}");
+            }
+            assert_eq!(store.get(Key { prefix, id: "b" }, 1_000), None);
+        }
+        // Half removed one by one, the rest expired: nothing left behind.
+        for prefix in &prefixes[..3] {
+            for id in ids {
+                store.remove(Key { prefix, id }).unwrap();
+                assert_eq!(store.get(Key { prefix, id }, 1_000), None);
+            }
+        }
+        assert_eq!(store.len(), 3 * ids.len());
+        store.purge_expired(u64::MAX);
+        assert_eq!((store.len(), store.bytes()), (0, 0));
+        // And kept apart again once forgotten.
+        for (p, prefix) in prefixes.iter().enumerate().rev() {
+            put(&store, Key { prefix, id: "a" }, state(p, 0));
+        }
+        for (p, prefix) in prefixes.iter().enumerate() {
+            let key = Key { prefix, id: "a" };
+            assert_eq!(store.get(key, 1_000), Some(state(p, 0)));
+        }
+    }
+
+    #[test]
+    fn every_state_is_kept_as_it_was() {
+        use crate::algorithm::{
+            ConcurrencyState, FixedWindowState, Lease, LogEntry, SlidingLogState,
+            SlidingWindowState, TokenBucketState,
+        };
+        let record = |at_ms, units| LogEntry { at_ms, units };
+        let log = |entries: Vec<LogEntry>, total, latest_ms| {
+            AnyState::SlidingLog(SlidingLogState {
+                entries: entries.into(),
+                total,
+                latest_ms,
+            })
+        };
+        let states = [
+            AnyState::FixedWindow(FixedWindowState {
+                window_start_ms: 1,
+                count: 2,
+            }),
+            AnyState::SlidingWindow(SlidingWindowState {
+                window_start_ms: 1,
+                current: 2,
+                previous: 3,
+            }),
+            AnyState::TokenBucket(TokenBucketState {
+                tokens: 1,
+                refilled_at_ms: 2,
+            }),
+            AnyState::Gcra(STATE),
+            log(vec![], 0, 7),
+            log(vec![record(5, 2)], 2, 7),
+            log(vec![record(5, 2), record(6, 1)], 3, 7),
+            // Not what the algorithm keeps, but kept as it is all the same.
+            log(vec![], 4, 7),
+            log(vec![record(5, 2)], 3, 7),
+            AnyState::Concurrency(ConcurrencyState {
+                leases: vec![Lease {
+                    id: 9,
+                    expires_at_ms: 70_000,
+                }],
+                ..ConcurrencyState::default()
+            }),
+        ];
+        let store = MemoryStore::new();
+        // Each state over each other, in place and behind a pointer.
+        for before in &states {
+            for after in &states {
+                put(&store, KEY, before.clone());
+                assert_eq!(store.get(KEY, 1_000).as_ref(), Some(before));
+                put(&store, KEY, after.clone());
+                assert_eq!(store.get(KEY, 1_000).as_ref(), Some(after));
+            }
+        }
+        store.purge_expired(u64::MAX);
+        assert_eq!(store.bytes(), 0);
     }
 
     #[test]
