@@ -121,7 +121,13 @@ impl Hashing {
 struct Shard(Mutex<Table>);
 
 struct Table {
-    entries: HashTable<Entry>,
+    /// Where each key's entry is in `entries`, by the key's hash: 4 bytes a
+    /// key (and a control byte), so that it stays in cache far longer than
+    /// the entries.
+    index: HashTable<u32>,
+    /// The entries, in the order they came: a lookup reads the index, then
+    /// one entry.
+    entries: Vec<Entry>,
     /// The prefixes the entries name.
     prefixes: Prefixes,
     /// The ids too long to live inside their entry.
@@ -363,7 +369,7 @@ fn prefix_bytes(prefix: &str) -> usize {
 
 /// A count of entries or slots as an index (a shard cannot hold 2^32
 /// entries: they would take 256 GiB).
-fn index(len: usize) -> u32 {
+fn to_u32(len: usize) -> u32 {
     u32::try_from(len).expect("fewer than 2^32 keys in a shard")
 }
 
@@ -407,7 +413,7 @@ impl Prefixes {
                     }
                     None => {
                         self.slots.push(slot);
-                        index(self.slots.len() - 1)
+                        to_u32(self.slots.len() - 1)
                     }
                 };
                 let slots = &self.slots;
@@ -464,7 +470,7 @@ impl LongIds {
             }
             None => {
                 self.ids.push(id.into());
-                index(self.ids.len() - 1)
+                to_u32(self.ids.len() - 1)
             }
         };
         let mut bytes = [0; 16];
@@ -643,7 +649,8 @@ impl MemoryStore {
         let shards = (0..1usize << shard_bits)
             .map(|_| {
                 Shard(Mutex::new(Table {
-                    entries: HashTable::new(),
+                    index: HashTable::new(),
+                    entries: Vec::new(),
                     prefixes: Prefixes::default(),
                     long_ids: LongIds::default(),
                     heap: 0,
@@ -704,16 +711,18 @@ impl MemoryStore {
     pub fn purge_expired(&self, now_ms: u64) {
         for shard in self.shared.shards.iter() {
             let mut table = shard.lock();
-            table.sweep(now_ms);
+            let hashing = &self.shared.hashing;
+            table.sweep(now_ms, hashing);
             // Give the table's spare room back too.
             let Table {
+                index,
                 entries,
                 prefixes,
                 long_ids,
                 ..
             } = &mut *table;
-            let hashing = &self.shared.hashing;
-            entries.shrink_to_fit(|e| e.hash(prefixes, long_ids, hashing));
+            entries.shrink_to_fit();
+            index.shrink_to_fit(|&i| entries[i as usize].hash(prefixes, long_ids, hashing));
         }
     }
 
@@ -769,6 +778,13 @@ struct Bounds {
     bytes: usize,
 }
 
+/// The capacity `entries` grows to when full: doubled (at least 4), as a
+/// `Vec` grows, but chosen here so that the bound in bytes can count it
+/// before it happens.
+fn grown(capacity: usize) -> usize {
+    (capacity * 2).max(4)
+}
+
 impl Table {
     /// Adds `key`, which is not held, making room first. Not generic: every
     /// kind of step shares this code (the WebAssembly module stays small).
@@ -796,7 +812,7 @@ impl Table {
             true => 0,
             false => prefix_bytes(key.prefix),
         };
-        self.make_room(now_ms, bounds, 1, heap + prefix_room);
+        self.make_room(now_ms, bounds, 1, heap + prefix_room, hashing);
         let (prefix, prefix_added) = match hashes.first {
             true => (FIRST, 0),
             false => {
@@ -816,58 +832,97 @@ impl Table {
             prefix,
             id,
         };
+        let capacity = self.entries.capacity();
+        if self.entries.len() == capacity {
+            self.entries.reserve_exact(grown(capacity) - capacity);
+        }
+        let at = to_u32(self.entries.len());
+        self.entries.push(entry);
         let Self {
+            index,
             entries,
             prefixes,
             long_ids,
             ..
         } = self;
-        entries.insert_unique(hashes.key, entry, |e| e.hash(prefixes, long_ids, hashing));
+        index.insert_unique(hashes.key, at, |&i| {
+            entries[i as usize].hash(prefixes, long_ids, hashing)
+        });
     }
 
-    fn sweep(&mut self, now_ms: u64) {
+    /// Drops the entries `keep` refuses, and what they kept elsewhere.
+    fn retain(&mut self, hashing: &Hashing, mut keep: impl FnMut(&Entry) -> bool) {
         let Self {
+            index,
             entries,
             prefixes,
             long_ids,
             heap,
         } = self;
+        let before = entries.len();
         entries.retain(|e| {
-            let keep = e.expires_at_ms > now_ms;
+            let keep = keep(e);
             if !keep {
                 *heap -= forget(e, prefixes, long_ids);
             }
             keep
         });
+        if entries.len() == before {
+            return;
+        }
+        // The entries moved: index them again (the index keeps its room).
+        index.clear();
+        for (at, entry) in entries.iter().enumerate() {
+            let hash = entry.hash(prefixes, long_ids, hashing);
+            index.insert_unique(hash, to_u32(at), |&i| {
+                entries[i as usize].hash(prefixes, long_ids, hashing)
+            });
+        }
     }
 
-    /// What the shard keeps with `keys` more keys: the table as allocated
-    /// (its buckets, doubled when it must grow for them) and the entries'
-    /// heap.
+    fn sweep(&mut self, now_ms: u64, hashing: &Hashing) {
+        self.retain(hashing, |e| e.expires_at_ms > now_ms);
+    }
+
+    /// What the shard keeps with `keys` more keys: the index and the
+    /// entries as allocated (grown when they must for those keys), and the
+    /// entries' heap.
     fn bytes(&self, keys: usize) -> usize {
-        let capacity = self.entries.capacity().max(self.entries.len() + keys);
+        let len = self.entries.len() + keys;
+        let capacity = self.index.capacity().max(len);
         let buckets = match capacity {
             0 => 0,
             capacity => (capacity * 8 / 7).next_power_of_two(),
         };
-        // One control byte per bucket besides the entry.
-        buckets * (size_of::<Entry>() + 1) + self.heap
+        let mut entries = self.entries.capacity();
+        if entries < len {
+            entries = grown(entries).max(len);
+        }
+        // One control byte per bucket besides the index.
+        buckets * (size_of::<u32>() + 1) + entries * size_of::<Entry>() + self.heap
     }
 
     /// Makes space for `keys` more keys keeping `heap` more bytes within
     /// `bounds` (none and nothing: back within them after a state grew).
-    fn make_room(&mut self, now_ms: u64, bounds: Bounds, keys: usize, heap: usize) {
+    fn make_room(
+        &mut self,
+        now_ms: u64,
+        bounds: Bounds,
+        keys: usize,
+        heap: usize,
+        hashing: &Hashing,
+    ) {
         let over =
             |t: &Self| t.entries.len() + keys > bounds.keys || t.bytes(keys) + heap > bounds.bytes;
         if over(self) {
-            self.sweep(now_ms);
+            self.sweep(now_ms, hashing);
         }
         // Each round evicts at least one key. A shard keeps any one key,
         // however large (a state is bounded by its algorithm's limits): a
         // new key goes into an emptied shard, a grown one stays alone.
         let floor = usize::from(keys == 0);
         while over(self) && self.entries.len() > floor {
-            self.evict();
+            self.evict(hashing);
         }
     }
 
@@ -876,44 +931,76 @@ impl Table {
     /// same and expire together, and evicting every tie would empty the
     /// shard. First the states holding the fewest units, whose loss grants
     /// the fewest admissions; among equals the soonest to expire.
-    fn evict(&mut self) {
+    fn evict(&mut self, hashing: &Hashing) {
         let evict = (self.entries.len() / 8).max(1);
         let rank = |e: &Entry| (e.held, e.expires_at_ms);
         let mut ranks: Vec<(u32, u64)> = self.entries.iter().map(rank).collect();
         let (lower, &mut threshold, _) = ranks.select_nth_unstable(evict - 1);
         let mut ties_to_evict = evict - lower.iter().filter(|&&r| r < threshold).count();
-        let Self {
-            entries,
-            prefixes,
-            long_ids,
-            heap,
-        } = self;
-        entries.retain(|e| {
-            let keep = match rank(e).cmp(&threshold) {
-                std::cmp::Ordering::Less => false,
-                std::cmp::Ordering::Equal if ties_to_evict > 0 => {
-                    ties_to_evict -= 1;
-                    false
-                }
-                _ => true,
-            };
-            if !keep {
-                *heap -= forget(e, prefixes, long_ids);
+        self.retain(hashing, |e| match rank(e).cmp(&threshold) {
+            std::cmp::Ordering::Less => false,
+            std::cmp::Ordering::Equal if ties_to_evict > 0 => {
+                ties_to_evict -= 1;
+                false
             }
-            keep
+            _ => true,
         });
+    }
+
+    /// The prefix of `key` as its entry names it, if any entry does.
+    #[inline(always)]
+    fn prefix(&mut self, hashes: Hashes, key: Key<'_>) -> Option<u32> {
+        match hashes.first {
+            true => Some(FIRST),
+            false => Some(self.prefixes.find(hashes.prefix, key.prefix)? + 1),
+        }
     }
 
     /// The entry of `key`, if held.
     #[inline(always)]
     fn find_mut(&mut self, hashes: Hashes, key: Key<'_>, id: &IdProbe<'_>) -> Option<&mut Entry> {
-        let prefix = match hashes.first {
-            true => FIRST,
-            false => self.prefixes.find(hashes.prefix, key.prefix)? + 1,
+        let prefix = self.prefix(hashes, key)?;
+        let Self {
+            index,
+            entries,
+            long_ids,
+            ..
+        } = self;
+        let &at = index.find(hashes.key, |&i| {
+            entries[i as usize].is(prefix, id, long_ids)
+        })?;
+        Some(&mut entries[at as usize])
+    }
+
+    /// Removes the entry of `key`, if held.
+    fn remove(&mut self, hashes: Hashes, key: Key<'_>, id: &IdProbe<'_>, hashing: &Hashing) {
+        let Some(prefix) = self.prefix(hashes, key) else {
+            return;
         };
-        let long_ids = &self.long_ids;
-        self.entries
-            .find_mut(hashes.key, |e| e.is(prefix, id, long_ids))
+        let Self {
+            index,
+            entries,
+            prefixes,
+            long_ids,
+            heap,
+        } = self;
+        let found = index.find_entry(hashes.key, |&i| {
+            entries[i as usize].is(prefix, id, long_ids)
+        });
+        let Ok(found) = found else {
+            return;
+        };
+        let (at, _) = found.remove();
+        let entry = entries.swap_remove(at as usize);
+        *heap -= forget(&entry, prefixes, long_ids);
+        if let Some(moved) = entries.get(at as usize) {
+            // The last entry took its place.
+            let last = to_u32(entries.len());
+            let hash = moved.hash(prefixes, long_ids, hashing);
+            if let Some(i) = index.find_mut(hash, |&i| i == last) {
+                *i = at;
+            }
+        }
     }
 }
 
@@ -958,7 +1045,7 @@ impl MemoryStore {
                 // A sliding log's or a semaphore's state grew or shrank.
                 table.heap = table.heap + after - before;
                 if after > before {
-                    table.make_room(now_ms, bounds, 0, 0);
+                    table.make_room(now_ms, bounds, 0, 0, &self.shared.hashing);
                 }
             }
             return answer;
@@ -1002,23 +1089,8 @@ impl Store for MemoryStore {
     fn remove(&self, key: Key<'_>) -> Result<(), Error> {
         let hashes = self.hashes(key);
         let id = IdProbe::new(key.id);
-        let mut guard = self.shard(hashes.key).lock();
-        let table = &mut *guard;
-        let prefix = match hashes.first {
-            true => FIRST,
-            false => match table.prefixes.find(hashes.prefix, key.prefix) {
-                Some(i) => i + 1,
-                None => return Ok(()),
-            },
-        };
-        let long_ids = &table.long_ids;
-        if let Ok(found) = table
-            .entries
-            .find_entry(hashes.key, |e| e.is(prefix, &id, long_ids))
-        {
-            let (entry, _) = found.remove();
-            table.heap -= forget(&entry, &mut table.prefixes, &mut table.long_ids);
-        }
+        let mut table = self.shard(hashes.key).lock();
+        table.remove(hashes, key, &id, &self.shared.hashing);
         Ok(())
     }
 }
