@@ -59,6 +59,7 @@ impl Algorithm for FixedWindow {
         vec![self.limit(), self.window_ms()]
     }
 
+    #[inline]
     fn decide(
         &self,
         state: &mut Option<FixedWindowState>,

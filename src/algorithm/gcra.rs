@@ -151,6 +151,7 @@ impl Algorithm for Gcra {
         vec![self.rate(), self.period_ms(), self.burst()]
     }
 
+    #[inline]
     fn decide(
         &self,
         state: &mut Option<GcraState>,

@@ -105,6 +105,7 @@ impl Algorithm for SlidingWindow {
         vec![self.limit(), self.window_ms()]
     }
 
+    #[inline]
     fn decide(
         &self,
         state: &mut Option<SlidingWindowState>,

@@ -145,6 +145,7 @@ impl Algorithm for TokenBucket {
         ]
     }
 
+    #[inline]
     fn decide(
         &self,
         state: &mut Option<TokenBucketState>,

@@ -2,12 +2,15 @@
 //! the number of keys.
 
 use std::hash::{BuildHasher, Hasher};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use hashbrown::hash_table::HashTable;
 
 use super::contract::{Key, Store, Transition};
-use crate::algorithm::{AnyState, StateKind};
+use crate::algorithm::{
+    AnyState, ConcurrencyState, FixedWindowState, GcraState, Lease, LogEntry, SlidingLogState,
+    SlidingWindowState, StateKind, TokenBucketState,
+};
 use crate::{ConfigError, Error};
 
 /// Keys kept by [`MemoryStore::new`].
@@ -52,7 +55,65 @@ struct Shared {
     shard_capacity: usize,
     /// Bytes each shard may keep.
     shard_budget: usize,
+    hashing: Hashing,
+}
+
+/// How keys are hashed, and the first prefix seen, known to every shard.
+struct Hashing {
     hasher: foldhash::fast::FixedState,
+    /// The first prefix the store sees (as a rule, of the only limiter
+    /// using it), kept with its hash from its first call on: a call on it
+    /// compares its prefix once, before taking any lock, and hashes only
+    /// its id. Entries name it by [`FIRST`]; other prefixes are kept by
+    /// each shard (see [`Prefixes`]). It never changes, so a prefix has
+    /// one name in a shard for as long as the store lives.
+    first: OnceLock<First>,
+}
+
+struct First {
+    text: Box<str>,
+    hash: u64,
+}
+
+/// How an entry names the store's first prefix; a prefix kept by its shard
+/// is named by its index there plus one.
+const FIRST: u32 = 0;
+
+impl Hashing {
+    /// `prefix`'s hash, and whether it is the first prefix.
+    #[inline(always)]
+    fn prefix(&self, prefix: &str) -> (u64, bool) {
+        match self.first.get() {
+            Some(first) if same_bytes(first.text.as_bytes(), prefix.as_bytes()) => {
+                (first.hash, true)
+            }
+            _ => self.other_prefix(prefix),
+        }
+    }
+
+    #[inline(never)]
+    fn other_prefix(&self, prefix: &str) -> (u64, bool) {
+        let first = self.first.get_or_init(|| First {
+            text: prefix.into(),
+            hash: prefix_hash(&self.hasher, prefix),
+        });
+        if same_bytes(first.text.as_bytes(), prefix.as_bytes()) {
+            (first.hash, true)
+        } else {
+            (prefix_hash(&self.hasher, prefix), false)
+        }
+    }
+
+    /// A key's hashes.
+    #[inline(always)]
+    fn key(&self, key: Key<'_>) -> Hashes {
+        let (prefix, first) = self.prefix(key.prefix);
+        Hashes {
+            prefix,
+            key: key_hash(&self.hasher, prefix, key.id.as_bytes()),
+            first,
+        }
+    }
 }
 
 // Aligned so two shards' locks never share a cache line.
@@ -60,84 +121,435 @@ struct Shared {
 struct Shard(Mutex<Table>);
 
 struct Table {
-    entries: HashTable<Entry>,
-    /// What the entries keep outside the table, as [`Entry::heap_bytes`]
-    /// counts.
+    /// Where each key's entry is in `entries`, by the key's hash: 4 bytes a
+    /// key (and a control byte), so that it stays in cache far longer than
+    /// the entries.
+    index: HashTable<u32>,
+    /// The entries, in the order they came: a lookup reads the index, then
+    /// one entry.
+    entries: Vec<Entry>,
+    /// The prefixes the entries name.
+    prefixes: Prefixes,
+    /// The ids too long to live inside their entry.
+    long_ids: LongIds,
+    /// What the shard keeps outside the table: long ids, prefixes, and the
+    /// states kept behind a pointer with what they point to (see
+    /// [`Slot::heap_bytes`]).
     heap: usize,
 }
 
+/// One key: exactly one cache line, so that a lookup among many keys costs
+/// one miss (besides the table's control bytes, which stay in cache far
+/// longer). The prefix, shared by all of a limiter's keys, is kept once per
+/// shard and named by index; the id lives inside the entry up to
+/// [`INLINE_ID`] bytes.
+#[repr(align(64))]
 struct Entry {
-    hash: u64,
-    key: KeyText,
-    /// Where `prefix` ends in `key`.
-    prefix_len: u32,
+    /// Taken out while a transition runs on it.
+    state: Slot,
+    expires_at_ms: u64,
     /// Units the state held after its last step (saturated): what evicting
     /// it would give back.
     held: u32,
-    expires_at_ms: u64,
-    /// Taken out while a transition runs on it.
-    state: Option<AnyState>,
+    /// Index of the key's prefix in the shard's [`Prefixes`].
+    prefix: u32,
+    /// The id's length then its bytes, zero-padded; or [`LONG_ID`] then
+    /// its index in the shard's [`LongIds`] (little-endian).
+    id: [u8; 16],
 }
 
-/// Keys up to this many bytes live inside the entry, so a lookup does not
-/// chase a pointer: the default prefix plus an IPv4 address fits. Longer
-/// keys go to the heap; a larger inline size makes every entry bigger,
-/// which costs more in cache misses on many keys than it saves.
-const INLINE_KEY: usize = 30;
+const _: () = assert!(size_of::<Entry>() == 64);
 
-/// `prefix` followed by `id`.
-enum KeyText {
-    Inline { len: u8, bytes: [u8; INLINE_KEY] },
-    Heap(Box<[u8]>),
+/// Ids up to this many bytes live inside the entry, so a lookup does not
+/// chase a pointer: an IPv4 address fits, and short user ids.
+const INLINE_ID: usize = 15;
+
+/// The first byte of [`Entry::id`] for an id kept in [`LongIds`].
+const LONG_ID: u8 = u8::MAX;
+
+/// An id as entries are compared with it.
+enum IdProbe<'a> {
+    /// What [`Entry::id`] holds for this id.
+    Inline([u8; 16]),
+    Long(&'a [u8]),
 }
 
-impl KeyText {
-    fn new(key: Key<'_>) -> Self {
-        let (prefix, id) = (key.prefix.as_bytes(), key.id.as_bytes());
-        let len = prefix.len() + id.len();
-        if len <= INLINE_KEY {
-            let mut bytes = [0; INLINE_KEY];
-            bytes[..prefix.len()].copy_from_slice(prefix);
-            bytes[prefix.len()..len].copy_from_slice(id);
-            Self::Inline {
-                len: len as u8,
-                bytes,
-            }
-        } else {
-            Self::Heap([prefix, id].concat().into_boxed_slice())
+impl<'a> IdProbe<'a> {
+    #[inline]
+    fn new(id: &'a str) -> Self {
+        let id = id.as_bytes();
+        let n = id.len();
+        if n > INLINE_ID {
+            return Self::Long(id);
         }
+        // Fixed-size copies, overlapping, rather than a call to memcpy.
+        let mut bytes = [0; 16];
+        bytes[0] = n as u8;
+        if n >= 8 {
+            bytes[1..9].copy_from_slice(&id[..8]);
+            bytes[n - 7..=n].copy_from_slice(&id[n - 8..]);
+        } else if n >= 4 {
+            bytes[1..5].copy_from_slice(&id[..4]);
+            bytes[n - 3..=n].copy_from_slice(&id[n - 4..]);
+        } else {
+            for (to, &from) in bytes[1..].iter_mut().zip(id) {
+                *to = from;
+            }
+        }
+        Self::Inline(bytes)
+    }
+}
+
+/// `a == b`, comparing 16 bytes at a time inline rather than calling
+/// memcmp: prefixes are compared on every call.
+#[inline]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    if n < 16 {
+        return a == b;
+    }
+    // Whole chunks, then the last 16 bytes (overlapping the chunks).
+    let chunk = |s: &[u8], i: usize| {
+        let mut c = [0; 16];
+        c.copy_from_slice(&s[i..i + 16]);
+        u128::from_ne_bytes(c)
+    };
+    (0..(n - 1) / 16).all(|k| chunk(a, 16 * k) == chunk(b, 16 * k))
+        && chunk(a, n - 16) == chunk(b, n - 16)
+}
+
+/// A state as an entry keeps it: the small ones in place, the two that grow
+/// (a sliding log, a semaphore) behind a pointer, so that every entry fits
+/// one cache line. A sliding log of one record or none, as most keys keep
+/// when there are many of them, stays in place too.
+enum Slot {
+    Empty,
+    FixedWindow(FixedWindowState),
+    SlidingWindow(SlidingWindowState),
+    TokenBucket(TokenBucketState),
+    Gcra(GcraState),
+    /// An empty sliding log and its `latest_ms`.
+    NoRecord(u64),
+    /// A sliding log of one record and its `latest_ms`.
+    OneRecord(LogEntry, u64),
+    SlidingLog(Box<SlidingLogState>),
+    Concurrency(Box<ConcurrencyState>),
+}
+
+impl Slot {
+    #[inline(always)]
+    fn new(state: Option<AnyState>) -> Self {
+        match state {
+            None => Self::Empty,
+            Some(AnyState::FixedWindow(s)) => Self::FixedWindow(s),
+            Some(AnyState::SlidingWindow(s)) => Self::SlidingWindow(s),
+            Some(AnyState::TokenBucket(s)) => Self::TokenBucket(s),
+            Some(AnyState::Gcra(s)) => Self::Gcra(s),
+            Some(AnyState::SlidingLog(s)) => Self::log(s),
+            Some(AnyState::Concurrency(s)) => Self::Concurrency(Box::new(s)),
+        }
+    }
+
+    /// A sliding log, in place when it can be.
+    #[inline]
+    fn log(log: SlidingLogState) -> Self {
+        match log.entries.len() {
+            0 if log.total == 0 => Self::NoRecord(log.latest_ms),
+            1 if log.total == log.entries[0].units => {
+                Self::OneRecord(log.entries[0], log.latest_ms)
+            }
+            _ => Self::SlidingLog(Box::new(log)),
+        }
+    }
+
+    /// A sliding log kept in place, as its state.
+    fn short_log(record: Option<LogEntry>, latest_ms: u64) -> SlidingLogState {
+        SlidingLogState {
+            entries: record.into_iter().collect(),
+            total: record.map_or(0, |r| r.units),
+            latest_ms,
+        }
+    }
+
+    /// The state, moved out: what is left behind is meaningless until
+    /// [`put`](Self::put) (a state behind a pointer leaves its allocation,
+    /// for `put` to reuse).
+    #[inline(always)]
+    fn take(&mut self) -> Option<AnyState> {
+        Some(match self {
+            Self::Empty => return None,
+            Self::FixedWindow(s) => AnyState::FixedWindow(*s),
+            Self::SlidingWindow(s) => AnyState::SlidingWindow(*s),
+            Self::TokenBucket(s) => AnyState::TokenBucket(*s),
+            Self::Gcra(s) => AnyState::Gcra(*s),
+            Self::NoRecord(latest_ms) => AnyState::SlidingLog(Self::short_log(None, *latest_ms)),
+            Self::OneRecord(record, latest_ms) => {
+                AnyState::SlidingLog(Self::short_log(Some(*record), *latest_ms))
+            }
+            Self::SlidingLog(s) => AnyState::SlidingLog(std::mem::take(&mut **s)),
+            Self::Concurrency(s) => AnyState::Concurrency(std::mem::take(&mut **s)),
+        })
+    }
+
+    /// Keeps `state`.
+    #[inline(always)]
+    fn put(&mut self, state: Option<AnyState>) {
+        match (state, self) {
+            (Some(AnyState::SlidingLog(state)), Self::SlidingLog(kept))
+                if state.entries.len() > 1 =>
+            {
+                **kept = state
+            }
+            (Some(AnyState::Concurrency(state)), Self::Concurrency(kept)) => **kept = state,
+            (state, slot) => *slot = Self::new(state),
+        }
+    }
+
+    /// A copy of the state.
+    fn get(&self) -> Option<AnyState> {
+        Some(match self {
+            Self::Empty => return None,
+            Self::FixedWindow(s) => AnyState::FixedWindow(*s),
+            Self::SlidingWindow(s) => AnyState::SlidingWindow(*s),
+            Self::TokenBucket(s) => AnyState::TokenBucket(*s),
+            Self::Gcra(s) => AnyState::Gcra(*s),
+            Self::NoRecord(latest_ms) => AnyState::SlidingLog(Self::short_log(None, *latest_ms)),
+            Self::OneRecord(record, latest_ms) => {
+                AnyState::SlidingLog(Self::short_log(Some(*record), *latest_ms))
+            }
+            Self::SlidingLog(s) => AnyState::SlidingLog(SlidingLogState::clone(s)),
+            Self::Concurrency(s) => AnyState::Concurrency(ConcurrencyState::clone(s)),
+        })
+    }
+
+    /// Bytes kept outside the entry: a state behind a pointer, and what it
+    /// keeps on the heap itself (see [`AnyState::heap_bytes`]).
+    #[inline]
+    fn heap_bytes(&self) -> usize {
+        match self {
+            Self::SlidingLog(log) => {
+                size_of::<SlidingLogState>() + log.entries.capacity() * size_of::<LogEntry>()
+            }
+            Self::Concurrency(semaphore) => {
+                size_of::<ConcurrencyState>() + semaphore.leases.capacity() * size_of::<Lease>()
+            }
+            _ => 0,
+        }
+    }
+}
+
+/// The prefixes of a shard's keys, each kept once, with the number of
+/// entries naming it: a prefix no entry names is dropped.
+#[derive(Default)]
+struct Prefixes {
+    /// Indices into `slots`, by the prefix's hash.
+    index: HashTable<u32>,
+    slots: Vec<PrefixSlot>,
+    /// Indices of unused slots.
+    free: Vec<u32>,
+    /// The slot found last, tried first: a shard mostly serves one limiter
+    /// or a few.
+    last: u32,
+}
+
+struct PrefixSlot {
+    text: Box<str>,
+    hash: u64,
+    /// Entries naming it; 0 for an unused slot.
+    keys: usize,
+}
+
+/// Bytes a kept prefix counts for.
+fn prefix_bytes(prefix: &str) -> usize {
+    prefix.len() + size_of::<PrefixSlot>() + size_of::<u32>()
+}
+
+/// A count of entries or slots as an index (a shard cannot hold 2^32
+/// entries: they would take 256 GiB).
+fn to_u32(len: usize) -> u32 {
+    u32::try_from(len).expect("fewer than 2^32 keys in a shard")
+}
+
+impl Prefixes {
+    #[inline(always)]
+    fn find(&mut self, hash: u64, prefix: &str) -> Option<u32> {
+        if let Some(last) = self.slots.get(self.last as usize) {
+            if last.keys > 0 && same_bytes(last.text.as_bytes(), prefix.as_bytes()) {
+                return Some(self.last);
+            }
+        }
+        self.find_other(hash, prefix)
+    }
+
+    /// [`find`](Self::find) past the slot found last.
+    #[inline(never)]
+    fn find_other(&mut self, hash: u64, prefix: &str) -> Option<u32> {
+        let slots = &self.slots;
+        let found = *self
+            .index
+            .find(hash, |&i| *slots[i as usize].text == *prefix)?;
+        self.last = found;
+        Some(found)
+    }
+
+    /// The index of `prefix`, kept if new, counting one more entry naming
+    /// it; and the bytes it takes if it is new.
+    fn acquire(&mut self, hash: u64, prefix: &str) -> (u32, usize) {
+        let (i, added) = match self.find(hash, prefix) {
+            Some(i) => (i, 0),
+            None => {
+                let slot = PrefixSlot {
+                    text: prefix.into(),
+                    hash,
+                    keys: 0,
+                };
+                let i = match self.free.pop() {
+                    Some(i) => {
+                        self.slots[i as usize] = slot;
+                        i
+                    }
+                    None => {
+                        self.slots.push(slot);
+                        to_u32(self.slots.len() - 1)
+                    }
+                };
+                let slots = &self.slots;
+                self.index
+                    .insert_unique(hash, i, |&j| slots[j as usize].hash);
+                (i, prefix_bytes(prefix))
+            }
+        };
+        self.slots[i as usize].keys += 1;
+        (i, added)
+    }
+
+    /// One entry fewer names prefix `i`; the bytes freed.
+    fn release(&mut self, i: u32) -> usize {
+        let slot = &mut self.slots[i as usize];
+        slot.keys -= 1;
+        if slot.keys > 0 {
+            return 0;
+        }
+        let text = std::mem::take(&mut slot.text);
+        if let Ok(found) = self.index.find_entry(slot.hash, |&j| j == i) {
+            found.remove();
+        }
+        self.free.push(i);
+        prefix_bytes(&text)
     }
 
     #[inline]
-    fn as_bytes(&self) -> &[u8] {
-        match self {
-            Self::Inline { len, bytes } => &bytes[..usize::from(*len)],
-            Self::Heap(bytes) => bytes,
-        }
+    fn hash(&self, i: u32) -> u64 {
+        self.slots[i as usize].hash
     }
+}
+
+/// Ids longer than [`INLINE_ID`], each named by its index.
+#[derive(Default)]
+struct LongIds {
+    ids: Vec<Box<[u8]>>,
+    /// Indices of unused slots.
+    free: Vec<u32>,
+}
+
+/// Bytes a long id counts for.
+fn long_id_bytes(id: &[u8]) -> usize {
+    id.len() + size_of::<Box<[u8]>>()
+}
+
+impl LongIds {
+    /// Keeps `id`; what [`Entry::id`] holds for it.
+    fn add(&mut self, id: &[u8]) -> [u8; 16] {
+        let i = match self.free.pop() {
+            Some(i) => {
+                self.ids[i as usize] = id.into();
+                i
+            }
+            None => {
+                self.ids.push(id.into());
+                to_u32(self.ids.len() - 1)
+            }
+        };
+        let mut bytes = [0; 16];
+        bytes[0] = LONG_ID;
+        bytes[1..5].copy_from_slice(&i.to_le_bytes());
+        bytes
+    }
+
+    #[inline]
+    fn get(&self, i: u32) -> &[u8] {
+        &self.ids[i as usize]
+    }
+
+    /// Drops id `i`; the bytes freed.
+    fn remove(&mut self, i: u32) -> usize {
+        let id = std::mem::take(&mut self.ids[i as usize]);
+        self.free.push(i);
+        long_id_bytes(&id)
+    }
+}
+
+/// A key's hashes: its prefix's alone, and the whole key's; and whether
+/// its prefix is the store's first.
+#[derive(Clone, Copy)]
+struct Hashes {
+    prefix: u64,
+    key: u64,
+    first: bool,
+}
+
+fn prefix_hash(hasher: &foldhash::fast::FixedState, prefix: &str) -> u64 {
+    let mut hasher = hasher.build_hasher();
+    hasher.write(prefix.as_bytes());
+    hasher.finish()
+}
+
+#[inline(always)]
+fn key_hash(hasher: &foldhash::fast::FixedState, prefix_hash: u64, id: &[u8]) -> u64 {
+    let mut hasher = hasher.build_hasher();
+    hasher.write_u64(prefix_hash);
+    hasher.write(id);
+    hasher.finish()
 }
 
 impl Entry {
-    /// What this entry keeps outside the table: a key too long to live
-    /// inside it, and what its state keeps on the heap.
+    /// Index of this entry's id in [`LongIds`], when it is kept there.
     #[inline]
-    fn heap_bytes(&self) -> usize {
-        let key = match &self.key {
-            KeyText::Inline { .. } => 0,
-            KeyText::Heap(bytes) => bytes.len(),
-        };
-        key + self.state.as_ref().map_or(0, AnyState::heap_bytes)
+    fn long_id(&self) -> Option<u32> {
+        (self.id[0] == LONG_ID).then(|| {
+            let [_, a, b, c, d, ..] = self.id;
+            u32::from_le_bytes([a, b, c, d])
+        })
     }
 
     #[inline]
-    fn is(&self, hash: u64, key: Key<'_>) -> bool {
-        let bytes = self.key.as_bytes();
-        let split = key.prefix.len();
-        self.hash == hash
-            && self.prefix_len as usize == split
-            && bytes.len() == split + key.id.len()
-            && &bytes[..split] == key.prefix.as_bytes()
-            && &bytes[split..] == key.id.as_bytes()
+    fn id<'a>(&'a self, long_ids: &'a LongIds) -> &'a [u8] {
+        match self.long_id() {
+            Some(i) => long_ids.get(i),
+            None => &self.id[1..=usize::from(self.id[0])],
+        }
+    }
+
+    #[inline]
+    fn is(&self, prefix: u32, id: &IdProbe<'_>, long_ids: &LongIds) -> bool {
+        self.prefix == prefix
+            && match id {
+                IdProbe::Inline(bytes) => self.id == *bytes,
+                IdProbe::Long(id) => self.long_id().is_some_and(|i| long_ids.get(i) == *id),
+            }
+    }
+
+    /// The hash this entry was stored under.
+    fn hash(&self, prefixes: &Prefixes, long_ids: &LongIds, hashing: &Hashing) -> u64 {
+        let prefix = match self.prefix.checked_sub(1) {
+            Some(i) => prefixes.hash(i),
+            // Set before any entry named it.
+            None => hashing.first.get().map_or(0, |first| first.hash),
+        };
+        key_hash(&hashing.hasher, prefix, self.id(long_ids))
     }
 
     /// Runs `step` on this entry's state. A TTL of 0 marks the entry dead
@@ -159,7 +571,7 @@ impl Entry {
         };
         match step(&mut state) {
             Ok((output, ttl_ms)) => {
-                self.state = state.map(StateKind::into_any);
+                self.state.put(state.map(StateKind::into_any));
                 self.held = saturate(held(&output));
                 self.expires_at_ms = match ttl_ms {
                     0 => 0,
@@ -171,12 +583,22 @@ impl Entry {
                 // The step left the state as it was; an expired entry was
                 // not touched at all.
                 if live {
-                    self.state = state.map(StateKind::into_any);
+                    self.state.put(state.map(StateKind::into_any));
                 }
                 Err(error)
             }
         }
     }
+}
+
+/// Drops what `entry`, leaving the table, kept elsewhere; the bytes freed.
+fn forget(entry: &Entry, prefixes: &mut Prefixes, long_ids: &mut LongIds) -> usize {
+    let id = entry.long_id().map_or(0, |i| long_ids.remove(i));
+    let prefix = entry
+        .prefix
+        .checked_sub(1)
+        .map_or(0, |i| prefixes.release(i));
+    entry.state.heap_bytes() + id + prefix
 }
 
 impl Default for MemoryStore {
@@ -227,7 +649,10 @@ impl MemoryStore {
         let shards = (0..1usize << shard_bits)
             .map(|_| {
                 Shard(Mutex::new(Table {
-                    entries: HashTable::new(),
+                    index: HashTable::new(),
+                    entries: Vec::new(),
+                    prefixes: Prefixes::default(),
+                    long_ids: LongIds::default(),
                     heap: 0,
                 }))
             })
@@ -243,7 +668,10 @@ impl MemoryStore {
                 // natively, from the host's in WebAssembly (which has none of
                 // its own: foldhash's default seed there comes from addresses,
                 // and costs the module a kilobyte).
-                hasher: foldhash::fast::FixedState::with_seed(crate::random::next_u64()),
+                hashing: Hashing {
+                    hasher: foldhash::fast::FixedState::with_seed(crate::random::next_u64()),
+                    first: OnceLock::new(),
+                },
             }),
         }
     }
@@ -283,19 +711,24 @@ impl MemoryStore {
     pub fn purge_expired(&self, now_ms: u64) {
         for shard in self.shared.shards.iter() {
             let mut table = shard.lock();
-            table.sweep(now_ms);
+            let hashing = &self.shared.hashing;
+            table.sweep(now_ms, hashing);
             // Give the table's spare room back too.
-            table.entries.shrink_to_fit(|e| e.hash);
+            let Table {
+                index,
+                entries,
+                prefixes,
+                long_ids,
+                ..
+            } = &mut *table;
+            entries.shrink_to_fit();
+            index.shrink_to_fit(|&i| entries[i as usize].hash(prefixes, long_ids, hashing));
         }
     }
 
     #[inline]
-    fn hash(&self, key: Key<'_>) -> u64 {
-        let mut hasher = self.shared.hasher.build_hasher();
-        hasher.write(key.prefix.as_bytes());
-        hasher.write_u8(0xff); // not UTF-8: separates prefix from id
-        hasher.write(key.id.as_bytes());
-        hasher.finish()
+    fn hashes(&self, key: Key<'_>) -> Hashes {
+        self.shared.hashing.key(key)
     }
 
     #[inline]
@@ -345,73 +778,151 @@ struct Bounds {
     bytes: usize,
 }
 
+/// The capacity `entries` grows to when full: doubled (at least 4), as a
+/// `Vec` grows, but chosen here so that the bound in bytes can count it
+/// before it happens.
+fn grown(capacity: usize) -> usize {
+    (capacity * 2).max(4)
+}
+
 impl Table {
     /// Adds `key`, which is not held, making room first. Not generic: every
     /// kind of step shares this code (the WebAssembly module stays small).
     #[allow(clippy::too_many_arguments)]
     fn insert(
         &mut self,
-        hash: u64,
+        hashes: Hashes,
         key: Key<'_>,
+        id: IdProbe<'_>,
         expires_at_ms: u64,
         held: u64,
         state: AnyState,
         now_ms: u64,
         bounds: Bounds,
+        hashing: &Hashing,
     ) {
-        let entry = Entry {
-            hash,
-            key: KeyText::new(key),
-            prefix_len: key.prefix.len() as u32,
-            held: saturate(held),
-            expires_at_ms,
-            state: Some(state),
+        let state = Slot::new(Some(state));
+        let long_id = match id {
+            IdProbe::Inline(_) => 0,
+            IdProbe::Long(id) => long_id_bytes(id),
         };
-        let heap = entry.heap_bytes();
-        self.make_room(now_ms, bounds, 1, heap);
-        self.heap += heap;
-        self.entries.insert_unique(hash, entry, |e| e.hash);
+        let heap = state.heap_bytes() + long_id;
+        // A prefix of the shard counts as if new: making room may drop it.
+        let prefix_room = match hashes.first {
+            true => 0,
+            false => prefix_bytes(key.prefix),
+        };
+        self.make_room(now_ms, bounds, 1, heap + prefix_room, hashing);
+        let (prefix, prefix_added) = match hashes.first {
+            true => (FIRST, 0),
+            false => {
+                let (i, added) = self.prefixes.acquire(hashes.prefix, key.prefix);
+                (i + 1, added)
+            }
+        };
+        let id = match id {
+            IdProbe::Inline(bytes) => bytes,
+            IdProbe::Long(id) => self.long_ids.add(id),
+        };
+        self.heap += heap + prefix_added;
+        let entry = Entry {
+            state,
+            expires_at_ms,
+            held: saturate(held),
+            prefix,
+            id,
+        };
+        let capacity = self.entries.capacity();
+        if self.entries.len() == capacity {
+            self.entries.reserve_exact(grown(capacity) - capacity);
+        }
+        let at = to_u32(self.entries.len());
+        self.entries.push(entry);
+        let Self {
+            index,
+            entries,
+            prefixes,
+            long_ids,
+            ..
+        } = self;
+        index.insert_unique(hashes.key, at, |&i| {
+            entries[i as usize].hash(prefixes, long_ids, hashing)
+        });
     }
 
-    fn sweep(&mut self, now_ms: u64) {
-        let mut freed = 0;
-        self.entries.retain(|e| {
-            let keep = e.expires_at_ms > now_ms;
+    /// Drops the entries `keep` refuses, and what they kept elsewhere.
+    fn retain(&mut self, hashing: &Hashing, mut keep: impl FnMut(&Entry) -> bool) {
+        let Self {
+            index,
+            entries,
+            prefixes,
+            long_ids,
+            heap,
+        } = self;
+        let before = entries.len();
+        entries.retain(|e| {
+            let keep = keep(e);
             if !keep {
-                freed += e.heap_bytes();
+                *heap -= forget(e, prefixes, long_ids);
             }
             keep
         });
-        self.heap -= freed;
+        if entries.len() == before {
+            return;
+        }
+        // The entries moved: index them again (the index keeps its room).
+        index.clear();
+        for (at, entry) in entries.iter().enumerate() {
+            let hash = entry.hash(prefixes, long_ids, hashing);
+            index.insert_unique(hash, to_u32(at), |&i| {
+                entries[i as usize].hash(prefixes, long_ids, hashing)
+            });
+        }
     }
 
-    /// What the shard keeps with `keys` more keys: the table as allocated
-    /// (its buckets, doubled when it must grow for them) and the entries'
-    /// heap.
+    fn sweep(&mut self, now_ms: u64, hashing: &Hashing) {
+        self.retain(hashing, |e| e.expires_at_ms > now_ms);
+    }
+
+    /// What the shard keeps with `keys` more keys: the index and the
+    /// entries as allocated (grown when they must for those keys), and the
+    /// entries' heap.
     fn bytes(&self, keys: usize) -> usize {
-        let capacity = self.entries.capacity().max(self.entries.len() + keys);
+        let len = self.entries.len() + keys;
+        let capacity = self.index.capacity().max(len);
         let buckets = match capacity {
             0 => 0,
             capacity => (capacity * 8 / 7).next_power_of_two(),
         };
-        // One control byte per bucket besides the entry.
-        buckets * (size_of::<Entry>() + 1) + self.heap
+        let mut entries = self.entries.capacity();
+        if entries < len {
+            entries = grown(entries).max(len);
+        }
+        // One control byte per bucket besides the index.
+        buckets * (size_of::<u32>() + 1) + entries * size_of::<Entry>() + self.heap
     }
 
     /// Makes space for `keys` more keys keeping `heap` more bytes within
     /// `bounds` (none and nothing: back within them after a state grew).
-    fn make_room(&mut self, now_ms: u64, bounds: Bounds, keys: usize, heap: usize) {
+    fn make_room(
+        &mut self,
+        now_ms: u64,
+        bounds: Bounds,
+        keys: usize,
+        heap: usize,
+        hashing: &Hashing,
+    ) {
         let over =
             |t: &Self| t.entries.len() + keys > bounds.keys || t.bytes(keys) + heap > bounds.bytes;
         if over(self) {
-            self.sweep(now_ms);
+            self.sweep(now_ms, hashing);
         }
         // Each round evicts at least one key. A shard keeps any one key,
         // however large (a state is bounded by its algorithm's limits): a
         // new key goes into an emptied shard, a grown one stays alone.
         let floor = usize::from(keys == 0);
         while over(self) && self.entries.len() > floor {
-            self.evict();
+            self.evict(hashing);
         }
     }
 
@@ -420,28 +931,76 @@ impl Table {
     /// same and expire together, and evicting every tie would empty the
     /// shard. First the states holding the fewest units, whose loss grants
     /// the fewest admissions; among equals the soonest to expire.
-    fn evict(&mut self) {
+    fn evict(&mut self, hashing: &Hashing) {
         let evict = (self.entries.len() / 8).max(1);
         let rank = |e: &Entry| (e.held, e.expires_at_ms);
         let mut ranks: Vec<(u32, u64)> = self.entries.iter().map(rank).collect();
         let (lower, &mut threshold, _) = ranks.select_nth_unstable(evict - 1);
         let mut ties_to_evict = evict - lower.iter().filter(|&&r| r < threshold).count();
-        let mut freed = 0;
-        self.entries.retain(|e| {
-            let keep = match rank(e).cmp(&threshold) {
-                std::cmp::Ordering::Less => false,
-                std::cmp::Ordering::Equal if ties_to_evict > 0 => {
-                    ties_to_evict -= 1;
-                    false
-                }
-                _ => true,
-            };
-            if !keep {
-                freed += e.heap_bytes();
+        self.retain(hashing, |e| match rank(e).cmp(&threshold) {
+            std::cmp::Ordering::Less => false,
+            std::cmp::Ordering::Equal if ties_to_evict > 0 => {
+                ties_to_evict -= 1;
+                false
             }
-            keep
+            _ => true,
         });
-        self.heap -= freed;
+    }
+
+    /// The prefix of `key` as its entry names it, if any entry does.
+    #[inline(always)]
+    fn prefix(&mut self, hashes: Hashes, key: Key<'_>) -> Option<u32> {
+        match hashes.first {
+            true => Some(FIRST),
+            false => Some(self.prefixes.find(hashes.prefix, key.prefix)? + 1),
+        }
+    }
+
+    /// The entry of `key`, if held.
+    #[inline(always)]
+    fn find_mut(&mut self, hashes: Hashes, key: Key<'_>, id: &IdProbe<'_>) -> Option<&mut Entry> {
+        let prefix = self.prefix(hashes, key)?;
+        let Self {
+            index,
+            entries,
+            long_ids,
+            ..
+        } = self;
+        let &at = index.find(hashes.key, |&i| {
+            entries[i as usize].is(prefix, id, long_ids)
+        })?;
+        Some(&mut entries[at as usize])
+    }
+
+    /// Removes the entry of `key`, if held.
+    fn remove(&mut self, hashes: Hashes, key: Key<'_>, id: &IdProbe<'_>, hashing: &Hashing) {
+        let Some(prefix) = self.prefix(hashes, key) else {
+            return;
+        };
+        let Self {
+            index,
+            entries,
+            prefixes,
+            long_ids,
+            heap,
+        } = self;
+        let found = index.find_entry(hashes.key, |&i| {
+            entries[i as usize].is(prefix, id, long_ids)
+        });
+        let Ok(found) = found else {
+            return;
+        };
+        let (at, _) = found.remove();
+        let entry = entries.swap_remove(at as usize);
+        *heap -= forget(&entry, prefixes, long_ids);
+        if let Some(moved) = entries.get(at as usize) {
+            // The last entry took its place.
+            let last = to_u32(entries.len());
+            let hash = moved.hash(prefixes, long_ids, hashing);
+            if let Some(i) = index.find_mut(hash, |&i| i == last) {
+                *i = at;
+            }
+        }
     }
 }
 
@@ -449,11 +1008,12 @@ impl MemoryStore {
     /// A copy of `key`'s state if it has a live one at `now_ms`, leaving it
     /// as it is.
     pub(crate) fn get(&self, key: Key<'_>, now_ms: u64) -> Option<AnyState> {
-        let hash = self.hash(key);
-        let table = self.shard(hash).lock();
-        let entry = table.entries.find(hash, |e| e.is(hash, key))?;
+        let hashes = self.hashes(key);
+        let id = IdProbe::new(key.id);
+        let mut table = self.shard(hashes.key).lock();
+        let entry = table.find_mut(hashes, key, &id)?;
         (entry.expires_at_ms > now_ms)
-            .then(|| entry.state.clone())
+            .then(|| entry.state.get())
             .flatten()
     }
 
@@ -470,21 +1030,22 @@ impl MemoryStore {
         step: impl FnOnce(&mut Option<S>) -> Result<(R, u64), Error>,
         held: impl FnOnce(&R) -> u64,
     ) -> Result<R, Error> {
-        let hash = self.hash(key);
-        let mut table = self.shard(hash).lock();
+        let hashes = self.hashes(key);
+        let id = IdProbe::new(key.id);
+        let mut table = self.shard(hashes.key).lock();
         let bounds = Bounds {
             keys: self.shared.shard_capacity,
             bytes: self.shared.shard_budget,
         };
-        if let Some(entry) = table.entries.find_mut(hash, |e| e.is(hash, key)) {
-            let before = entry.heap_bytes();
+        if let Some(entry) = table.find_mut(hashes, key, &id) {
+            let before = entry.state.heap_bytes();
             let answer = entry.run(now_ms, step, held);
-            let after = entry.heap_bytes();
+            let after = entry.state.heap_bytes();
             if after != before {
                 // A sliding log's or a semaphore's state grew or shrank.
                 table.heap = table.heap + after - before;
                 if after > before {
-                    table.make_room(now_ms, bounds, 0, 0);
+                    table.make_room(now_ms, bounds, 0, 0, &self.shared.hashing);
                 }
             }
             return answer;
@@ -494,13 +1055,15 @@ impl MemoryStore {
         if let Some(state) = state.filter(|_| ttl_ms > 0) {
             let expires_at_ms = now_ms.saturating_add(ttl_ms);
             table.insert(
-                hash,
+                hashes,
                 key,
+                id,
                 expires_at_ms,
                 held(&output),
                 state.into_any(),
                 now_ms,
                 bounds,
+                &self.shared.hashing,
             );
         }
         Ok(output)
@@ -524,12 +1087,10 @@ impl Store for MemoryStore {
     }
 
     fn remove(&self, key: Key<'_>) -> Result<(), Error> {
-        let hash = self.hash(key);
-        let mut table = self.shard(hash).lock();
-        if let Ok(found) = table.entries.find_entry(hash, |e| e.is(hash, key)) {
-            let (entry, _) = found.remove();
-            table.heap -= entry.heap_bytes();
-        }
+        let hashes = self.hashes(key);
+        let id = IdProbe::new(key.id);
+        let mut table = self.shard(hashes.key).lock();
+        table.remove(hashes, key, &id, &self.shared.hashing);
         Ok(())
     }
 }
@@ -606,6 +1167,122 @@ mod tests {
                 .unwrap();
             assert_eq!(store.get(long, 1_000), None, "{i}");
         }
+    }
+
+    fn put(store: &MemoryStore, key: Key<'_>, state: AnyState) {
+        let step = |slot: &mut Option<AnyState>| {
+            *slot = Some(state);
+            Ok(((), 60_000))
+        };
+        store.update(key, 1_000, step, |_| 0).unwrap();
+    }
+
+    #[test]
+    fn keys_of_many_prefixes_and_long_ids_are_kept_apart_and_given_back() {
+        let store = MemoryStore::with_max_keys(64);
+        let prefixes: Vec<String> = (0..6).map(|p| format!("p{p}:gcra:1000/3:")).collect();
+        // Ids inside the entry, at its bound, and past it.
+        let ids = [
+            "a",
+            "ab",
+            "aaaaaaaaaaaaaaa",
+            "aaaaaaaaaaaaaaaa",
+            &"x".repeat(100),
+        ];
+        let state = |p: usize, i: usize| {
+            AnyState::Gcra(GcraState {
+                tat_ms: 10_000 + p as u64,
+                tat_frac: i as u64,
+            })
+        };
+        for (p, prefix) in prefixes.iter().enumerate() {
+            for (i, id) in ids.iter().enumerate() {
+                put(&store, Key { prefix, id }, state(p, i));
+            }
+        }
+        assert_eq!(store.len(), prefixes.len() * ids.len());
+        for (p, prefix) in prefixes.iter().enumerate() {
+            for (i, id) in ids.iter().enumerate() {
+                let key = Key { prefix, id };
+                assert_eq!(store.get(key, 1_000), Some(state(p, i)), "{prefix}{id}");
+            }
+            assert_eq!(store.get(Key { prefix, id: "b" }, 1_000), None);
+        }
+        // Half removed one by one, the rest expired: nothing left behind.
+        for prefix in &prefixes[..3] {
+            for id in ids {
+                store.remove(Key { prefix, id }).unwrap();
+                assert_eq!(store.get(Key { prefix, id }, 1_000), None);
+            }
+        }
+        assert_eq!(store.len(), 3 * ids.len());
+        store.purge_expired(u64::MAX);
+        assert_eq!((store.len(), store.bytes()), (0, 0));
+        // And kept apart again once forgotten.
+        for (p, prefix) in prefixes.iter().enumerate().rev() {
+            put(&store, Key { prefix, id: "a" }, state(p, 0));
+        }
+        for (p, prefix) in prefixes.iter().enumerate() {
+            let key = Key { prefix, id: "a" };
+            assert_eq!(store.get(key, 1_000), Some(state(p, 0)));
+        }
+    }
+
+    #[test]
+    fn every_state_is_kept_as_it_was() {
+        use crate::algorithm::{
+            ConcurrencyState, FixedWindowState, Lease, LogEntry, SlidingLogState,
+            SlidingWindowState, TokenBucketState,
+        };
+        let record = |at_ms, units| LogEntry { at_ms, units };
+        let log = |entries: Vec<LogEntry>, total, latest_ms| {
+            AnyState::SlidingLog(SlidingLogState {
+                entries: entries.into(),
+                total,
+                latest_ms,
+            })
+        };
+        let states = [
+            AnyState::FixedWindow(FixedWindowState {
+                window_start_ms: 1,
+                count: 2,
+            }),
+            AnyState::SlidingWindow(SlidingWindowState {
+                window_start_ms: 1,
+                current: 2,
+                previous: 3,
+            }),
+            AnyState::TokenBucket(TokenBucketState {
+                tokens: 1,
+                refilled_at_ms: 2,
+            }),
+            AnyState::Gcra(STATE),
+            log(vec![], 0, 7),
+            log(vec![record(5, 2)], 2, 7),
+            log(vec![record(5, 2), record(6, 1)], 3, 7),
+            // Not what the algorithm keeps, but kept as it is all the same.
+            log(vec![], 4, 7),
+            log(vec![record(5, 2)], 3, 7),
+            AnyState::Concurrency(ConcurrencyState {
+                leases: vec![Lease {
+                    id: 9,
+                    expires_at_ms: 70_000,
+                }],
+                ..ConcurrencyState::default()
+            }),
+        ];
+        let store = MemoryStore::new();
+        // Each state over each other, in place and behind a pointer.
+        for before in &states {
+            for after in &states {
+                put(&store, KEY, before.clone());
+                assert_eq!(store.get(KEY, 1_000).as_ref(), Some(before));
+                put(&store, KEY, after.clone());
+                assert_eq!(store.get(KEY, 1_000).as_ref(), Some(after));
+            }
+        }
+        store.purge_expired(u64::MAX);
+        assert_eq!(store.bytes(), 0);
     }
 
     #[test]
