@@ -443,6 +443,19 @@ impl Table {
         });
         self.heap -= freed;
     }
+
+    /// Counts an entry's heap going from `before` to `after` bytes (a
+    /// sliding log's or a semaphore's state grew or shrank), and gets back
+    /// within `bounds` if it grew.
+    #[inline]
+    fn resized(&mut self, before: usize, after: usize, now_ms: u64, bounds: Bounds) {
+        if after != before {
+            self.heap = self.heap + after - before;
+            if after > before {
+                self.make_room(now_ms, bounds, 0, 0);
+            }
+        }
+    }
 }
 
 impl MemoryStore {
@@ -480,13 +493,7 @@ impl MemoryStore {
             let before = entry.heap_bytes();
             let answer = entry.run(now_ms, step, held);
             let after = entry.heap_bytes();
-            if after != before {
-                // A sliding log's or a semaphore's state grew or shrank.
-                table.heap = table.heap + after - before;
-                if after > before {
-                    table.make_room(now_ms, bounds, 0, 0);
-                }
-            }
+            table.resized(before, after, now_ms, bounds);
             return answer;
         }
         let mut state = None;
@@ -567,6 +574,7 @@ mod tests {
         assert_eq!(store.get(KEY, 1_500), None, "expired at its TTL");
         store.purge_expired(1_499);
         assert_eq!(store.len(), 1);
+        assert!(!store.is_empty());
         store.purge_expired(1_500);
         assert!(store.is_empty(), "reclaimed at its TTL");
         let other = Key {
@@ -618,6 +626,38 @@ mod tests {
         };
         assert!(store.update(KEY, 1_200, fail, |_| 0).is_err());
         assert_eq!(store.get(KEY, 1_200), Some(AnyState::Gcra(STATE)));
+    }
+
+    #[test]
+    fn a_byte_bound_counts_the_table_as_allocated() {
+        // At most 127 keys: one shard. Short keys live in their entries, so
+        // the table is all there is: a bucket costs an entry and a control
+        // byte, and the table doubles its buckets when it grows (28 keys
+        // take 32 buckets, 56 keys 64). Keys are added until the first
+        // eviction: how many fit.
+        let bucket = size_of::<Entry>() + 1;
+        let fitting = |max_bytes: usize| {
+            let store = MemoryStore::with_bounds(127, max_bytes).unwrap();
+            for i in 0..127 {
+                let id = i.to_string();
+                let key = Key {
+                    prefix: "p:",
+                    id: &id,
+                };
+                let step = |state: &mut Option<GcraState>| {
+                    *state = Some(STATE);
+                    Ok(((), 60_000))
+                };
+                store.update(key, 1_000, step, |_| 0).unwrap();
+                if store.len() <= i {
+                    return i;
+                }
+                assert!(store.bytes() <= max_bytes, "{i}: {}", store.bytes());
+            }
+            127
+        };
+        assert_eq!(fitting(64 * bucket), 56, "64 buckets fit exactly");
+        assert_eq!(fitting(64 * bucket - 1), 28, "64 buckets do not fit");
     }
 
     #[test]
