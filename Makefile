@@ -88,12 +88,14 @@ test-long: test-deps
 ## Not part of `make test` (it takes long); the report is in mutants.out/.
 ## Property tests run from a fixed seed, so a run is reproducible.
 ## MUTANTS_ARGS adds cargo-mutants options, e.g. --re 'src/store/memory\.rs'.
-## Exit status 3 (some mutants only timed out: an endless loop, so the
-## change was noticed) passes; 2 (a mutant missed) fails.
+## Exit status 3 (some mutants timed out: an endless loop, so the change
+## was noticed) passes unless mutants.out/missed.txt names a mutant:
+## cargo-mutants reports 3 rather than 2 (a mutant missed) when a run has
+## both.
 mutants:
 	PROPTEST_RNG_SEED=18 PROPTEST_MAX_SHRINK_ITERS=0 PROPTEST_DISABLE_FAILURE_PERSISTENCE=1 \
 		"$$(bash tools/ensure-cargo-mutants.sh)" mutants --jobs 1 $(MUTANTS_ARGS); \
-		status=$$?; [ $$status -eq 0 ] || [ $$status -eq 3 ]
+		status=$$?; [ $$status -eq 0 ] || { [ $$status -eq 3 ] && ! [ -s mutants.out/missed.txt ]; }
 
 lint:
 	$(CARGO) fmt --all --check

@@ -7,8 +7,8 @@ use std::thread;
 
 use edgelimit::algorithm::Algorithm;
 use edgelimit::{
-    Clock, Concurrency, ConcurrencyLimiter, FixedWindow, Gcra, Limiter, ManualClock, MemoryStore,
-    SlidingLog, SlidingWindow, TokenBucket,
+    Acquire, Clock, Concurrency, ConcurrencyLimiter, FixedWindow, Gcra, Limiter, ManualClock,
+    MemoryStore, SlidingLog, SlidingWindow, TokenBucket,
 };
 
 const T0: u64 = 1_700_000_000_000;
@@ -325,6 +325,57 @@ fn limiters_sharing_a_store_keep_separate_counts_by_prefix() {
     assert_eq!(other.limit("k").unwrap().remaining, 3);
 }
 
+/// Limiters on one id share its state only when they read it alike: the
+/// same algorithm over the same time base, whatever their limits.
+#[test]
+fn limiters_share_a_key_only_when_they_read_it_alike() {
+    fn drained<A: Algorithm>(
+        alg: A,
+        store: &MemoryStore,
+        clock: &ManualClock,
+    ) -> Limiter<A, MemoryStore, ManualClock> {
+        let limiter = limiter(alg, store, clock);
+        let limit = limiter.algorithm().limit();
+        let decision = limiter.limit_with_cost("k", limit).unwrap();
+        assert!(decision.allowed, "{decision:?}");
+        limiter
+    }
+    let store = MemoryStore::new();
+    // On a whole hour: windows of a minute and of an hour start together.
+    let clock = ManualClock::new(T0 - T0 % 3_600_000);
+    let (store, clock) = (&store, &clock);
+    let gcra = |period| Gcra::new(2, period).and_then(|g| g.with_burst(2)).unwrap();
+    // Every algorithm over one minute, each drained on one id: none of
+    // them finds (and replaces) another's state.
+    let remaining = [
+        drained(FixedWindow::new(2, "1m").unwrap(), store, clock).remaining("k"),
+        drained(SlidingWindow::new(2, "1m").unwrap(), store, clock).remaining("k"),
+        drained(SlidingLog::new(2, "1m").unwrap(), store, clock).remaining("k"),
+        drained(TokenBucket::new(2, 2, "1m").unwrap(), store, clock).remaining("k"),
+        drained(gcra("1m"), store, clock).remaining("k"),
+    ]
+    .map(|decision| decision.unwrap().remaining);
+    assert_eq!(remaining, [0; 5]);
+    let remaining = [
+        limiter(FixedWindow::new(2, "1m").unwrap(), store, clock).remaining("k"),
+        limiter(SlidingWindow::new(2, "1m").unwrap(), store, clock).remaining("k"),
+        limiter(SlidingLog::new(2, "1m").unwrap(), store, clock).remaining("k"),
+        limiter(TokenBucket::new(2, 2, "1m").unwrap(), store, clock).remaining("k"),
+        limiter(gcra("1m"), store, clock).remaining("k"),
+    ]
+    .map(|decision| decision.unwrap().remaining);
+    assert_eq!(remaining, [0; 5], "each kept its own count");
+    // The same algorithms over an hour: keys of their own, full.
+    drained(FixedWindow::new(2, "1 h").unwrap(), store, clock);
+    drained(SlidingWindow::new(2, "1 h").unwrap(), store, clock);
+    drained(SlidingLog::new(2, "1 h").unwrap(), store, clock);
+    drained(TokenBucket::new(2, 2, "1 h").unwrap(), store, clock);
+    drained(gcra("1 h"), store, clock);
+    // The same algorithm and time base with another limit: the same count.
+    let wider = limiter(FixedWindow::new(5, "1m").unwrap(), store, clock);
+    assert_eq!(wider.remaining("k").unwrap().remaining, 3);
+}
+
 #[test]
 fn reset_forgets_a_key() {
     let store = MemoryStore::new();
@@ -541,6 +592,45 @@ fn the_store_is_bounded_in_bytes() {
     assert_eq!((store.len(), store.bytes()), (0, 0));
     assert!(MemoryStore::with_bounds(0, 1).is_err());
     assert!(MemoryStore::with_bounds(1, 0).is_err());
+}
+
+#[test]
+fn a_state_larger_than_the_byte_bound_is_kept_alone() {
+    // One shard of 4 KiB; a sliding log of 500 records takes twice that.
+    let store = MemoryStore::with_bounds(100, 4_096).unwrap();
+    let clock = ManualClock::new(T0);
+    let log = limiter(SlidingLog::new(1_000, "1 h").unwrap(), &store, &clock);
+    for _ in 0..500 {
+        assert!(log.limit("log").unwrap().allowed);
+        clock.advance(1);
+    }
+    assert!(store.bytes() > store.max_bytes());
+    assert_eq!(log.remaining("log").unwrap().remaining, 500);
+    // A new key makes room: the log goes.
+    log.limit("other").unwrap();
+    assert_eq!(store.len(), 1);
+    assert_eq!(log.remaining("log").unwrap().remaining, 1_000);
+}
+
+#[test]
+fn a_semaphores_leases_count_in_the_bytes_held() {
+    let store = MemoryStore::new();
+    let clock = ManualClock::new(T0);
+    let config = Concurrency::new(1_000, "1m").unwrap();
+    let jobs = ConcurrencyLimiter::with_parts(config, store.clone(), clock.clone(), "jobs:");
+    let granted = || match jobs.acquire("k").unwrap() {
+        Acquire::Granted(permit) => permit,
+        Acquire::Denied(decision) => panic!("{decision:?}"),
+    };
+    let one = granted();
+    let with_one = store.bytes();
+    let permits: Vec<_> = (1..1_000).map(|_| granted()).collect();
+    assert!(
+        store.bytes() - with_one >= 999 * 16,
+        "{} bytes more for 999 leases",
+        store.bytes() - with_one
+    );
+    drop((one, permits));
 }
 
 /// Waiting never makes things worse: a call denied at `t` with

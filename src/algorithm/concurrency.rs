@@ -555,6 +555,92 @@ mod tests {
     }
 
     #[test]
+    fn a_granted_waiters_owner_claims_slots_only_for_those_still_waiting() {
+        let alg = Concurrency::new(3, "10 s").unwrap();
+        let mut s = None;
+        for id in [7, 8, 9] {
+            alg.apply(&mut s, 0, acquire(id));
+        }
+        // Owner 100's two callers queue: numbers 1 and 2.
+        let first = alg.apply(&mut s, 0, wait(1, 100, 0)).number;
+        let second = alg.apply(
+            &mut s,
+            0,
+            LeaseOp::Wait {
+                id: 2,
+                ttl_ms: 0,
+                owner: 100,
+                number: 0,
+                oldest: first,
+                next: 0,
+                waiters: 2,
+            },
+        );
+        assert_eq!((first, second.number), (1, 2));
+        for id in [7, 8, 9] {
+            alg.apply(&mut s, 1, LeaseOp::Release { id });
+        }
+        let granted = alg.apply(
+            &mut s,
+            2,
+            LeaseOp::Wait {
+                id: 1,
+                ttl_ms: 0,
+                owner: 100,
+                number: first,
+                oldest: first,
+                next: second.number,
+                waiters: 2,
+            },
+        );
+        assert!(granted.allowed);
+        // One of owner 100's callers still waits: of the two free slots,
+        // it is owed one, and a newcomer may take the other.
+        assert!(alg.apply(&mut s, 3, acquire(5)).allowed);
+        assert!(!alg.apply(&mut s, 3, acquire(6)).allowed);
+        assert!(
+            alg.apply(
+                &mut s,
+                4,
+                LeaseOp::Wait {
+                    id: 2,
+                    ttl_ms: 0,
+                    owner: 100,
+                    number: second.number,
+                    oldest: second.number,
+                    next: 0,
+                    waiters: 1,
+                }
+            )
+            .allowed
+        );
+    }
+
+    #[test]
+    fn owners_holding_the_same_number_never_block_each_other() {
+        let alg = Concurrency::new(1, "10 s").unwrap();
+        let mut s = None;
+        alg.apply(&mut s, 0, acquire(9));
+        let a = alg.apply(&mut s, 0, wait(1, 100, 0)).number;
+        // Owner 100's process stalls; its ticket lapses, then the lease:
+        // nothing left, the key is forgotten and numbering starts over.
+        let o = alg.apply(&mut s, 10_000, LeaseOp::Peek);
+        assert_eq!(o.ttl_ms, 0);
+        s = None;
+        alg.apply(&mut s, 10_000, acquire(8));
+        let b = alg.apply(&mut s, 10_000, wait(2, 200, 0)).number;
+        assert_eq!((a, b), (1, 1), "the same number, for two owners");
+        assert!(!alg.apply(&mut s, 10_001, wait(1, 100, a)).allowed);
+        alg.apply(&mut s, 10_002, LeaseOp::Release { id: 8 });
+        // Neither stands ahead of the other: the first to try takes the
+        // free slot, the other gets the next one.
+        assert!(alg.apply(&mut s, 10_003, wait(1, 100, a)).allowed);
+        assert!(!alg.apply(&mut s, 10_003, wait(2, 200, b)).allowed);
+        alg.apply(&mut s, 10_004, LeaseOp::Release { id: 1 });
+        assert!(alg.apply(&mut s, 10_005, wait(2, 200, b)).allowed);
+    }
+
+    #[test]
     fn reports_its_configuration() {
         let alg = Concurrency::new(5, "30 s").unwrap();
         assert_eq!((alg.max(), alg.lease_ms()), (5, 30_000));

@@ -1002,6 +1002,26 @@ impl Table {
             }
         }
     }
+
+    /// Counts an entry's heap going from `before` to `after` bytes (a
+    /// sliding log's or a semaphore's state grew or shrank), and gets back
+    /// within `bounds` if it grew.
+    #[inline]
+    fn resized(
+        &mut self,
+        before: usize,
+        after: usize,
+        now_ms: u64,
+        bounds: Bounds,
+        hashing: &Hashing,
+    ) {
+        if after != before {
+            self.heap = self.heap + after - before;
+            if after > before {
+                self.make_room(now_ms, bounds, 0, 0, hashing);
+            }
+        }
+    }
 }
 
 impl MemoryStore {
@@ -1041,13 +1061,7 @@ impl MemoryStore {
             let before = entry.state.heap_bytes();
             let answer = entry.run(now_ms, step, held);
             let after = entry.state.heap_bytes();
-            if after != before {
-                // A sliding log's or a semaphore's state grew or shrank.
-                table.heap = table.heap + after - before;
-                if after > before {
-                    table.make_room(now_ms, bounds, 0, 0, &self.shared.hashing);
-                }
-            }
+            table.resized(before, after, now_ms, bounds, &self.shared.hashing);
             return answer;
         }
         let mut state = None;
@@ -1128,6 +1142,7 @@ mod tests {
         assert_eq!(store.get(KEY, 1_500), None, "expired at its TTL");
         store.purge_expired(1_499);
         assert_eq!(store.len(), 1);
+        assert!(!store.is_empty());
         store.purge_expired(1_500);
         assert!(store.is_empty(), "reclaimed at its TTL");
         let other = Key {
@@ -1295,6 +1310,42 @@ mod tests {
         };
         assert!(store.update(KEY, 1_200, fail, |_| 0).is_err());
         assert_eq!(store.get(KEY, 1_200), Some(AnyState::Gcra(STATE)));
+    }
+
+    #[test]
+    fn a_byte_bound_is_kept_and_filled_never_collapsing_to_one_key() {
+        // At most 127 keys: one shard. Keys are added one by one past the
+        // first eviction: the store stays within its bound after every
+        // insert, and once full it keeps about as many keys as fitted
+        // (eviction frees room for the new key, never the whole table).
+        for max_bytes in [2_000, 4_000, 8_000, 16_000] {
+            let store = MemoryStore::with_bounds(127, max_bytes).unwrap();
+            let mut most = 0;
+            for i in 0..400 {
+                let id = i.to_string();
+                let key = Key {
+                    prefix: "p:",
+                    id: &id,
+                };
+                let step = |state: &mut Option<GcraState>| {
+                    *state = Some(STATE);
+                    Ok(((), 60_000))
+                };
+                store.update(key, 1_000, step, |_| 0).unwrap();
+                assert!(
+                    store.bytes() <= max_bytes,
+                    "{max_bytes}: key {i}: {} bytes",
+                    store.bytes()
+                );
+                most = most.max(store.len());
+                assert!(
+                    store.len() * 2 >= most,
+                    "{max_bytes}: key {i}: {} of {most} left",
+                    store.len()
+                );
+            }
+            assert!(most > 4, "{max_bytes}: only {most} keys fitted");
+        }
     }
 
     #[test]

@@ -328,6 +328,14 @@ mod tests {
             failed(403, r#"{"error":"NOPERM no"}"#),
             Reply::Failed(StoreError::Forbidden("NOPERM no".into()))
         );
+        // A wrong URL path: whatever the server says, not a Redis error.
+        for body in ["Not Found", r#"{"error":"ERR no"}"#, r#"{"result":1}"#] {
+            assert_eq!(
+                failed(404, body),
+                Reply::Failed(StoreError::NotFound("HTTP 404".into())),
+                "{body}"
+            );
+        }
         assert_eq!(
             failed(500, r#"{"result":1}"#),
             Reply::Failed(StoreError::Unavailable("HTTP 500".into()))
