@@ -15,6 +15,21 @@ pub mod json;
 pub mod limiter_only;
 pub mod metrics;
 pub mod policy;
+#[cfg(not(any(
+    edgelimit_gateway_client = "redis-rs",
+    edgelimit_gateway_client = "redis-rs-cluster",
+    edgelimit_gateway_client = "fred"
+)))]
+pub mod pool;
+// Library clients, for comparison only (see Cargo.toml).
+#[cfg(edgelimit_gateway_client = "fred")]
+#[path = "pool_fred.rs"]
+pub mod pool;
+#[cfg(any(
+    edgelimit_gateway_client = "redis-rs",
+    edgelimit_gateway_client = "redis-rs-cluster"
+))]
+#[path = "pool_redis_rs.rs"]
 pub mod pool;
 pub mod resp;
 pub mod response;
