@@ -94,30 +94,43 @@ run_gateway() {
     --concurrency "$1" --duration-secs "$DURATION")" "$1"
 }
 
-# Best of ROUNDS interleaved rounds: on a shared 2-core machine, background
-# load only ever lowers a result, so the best round is the least disturbed.
-declare -A best
+# ROUNDS interleaved rounds. A figure is the median of its rounds; a ratio
+# the median of the rounds' own ratios (both sides measured seconds apart in
+# the same round), with the lowest and highest round: one disturbed round
+# moves neither.
+declare -A rounds
 for round in $(seq 1 "$ROUNDS"); do
   for c in $CONCURRENCY; do
     for who in redis webdis gateway; do
       r="$("run_$who" "$c")"
       echo "round $round c=$c $who: $r" >&2
-      keep_best "$who,$c" "$r"
+      keep_round "$who,$c" "$r"
     done
   done
 done
 
+# The median and range of the per-round ratios of A's rps to B's at C.
+paired() {
+  local -a a b ratios=()
+  mapfile -t a < <(round_field "$1,$3" 1)
+  mapfile -t b < <(round_field "$2,$3" 1)
+  for i in "${!a[@]}"; do ratios+=("$(ratio "${a[$i]}" "${b[$i]}")"); done
+  local sorted
+  sorted="$(printf '%s\n' "${ratios[@]}" | sort -g | tr '\n' ' ')"
+  echo "$(median "${ratios[@]}") (${sorted%% *}–$(awk '{ print $NF }' <<<"$sorted"))"
+}
+cell() { # WHO C: "rps | p50 / p99", medians
+  echo "$(median $(round_field "$1,$2" 1)) | $(median $(round_field "$1,$2" 2)) / $(median $(round_field "$1,$2" 3))"
+}
+
 rows=()
 for c in $CONCURRENCY; do
-  read -r r_rps r_p50 r_p99 <<<"${best[redis,$c]}"
-  read -r w_rps w_p50 w_p99 <<<"${best[webdis,$c]}"
-  read -r g_rps g_p50 g_p99 <<<"${best[gateway,$c]}"
-  rows+=("| $c | $r_rps | $r_p50 / $r_p99 | $w_rps | $w_p50 / $w_p99 | $g_rps | $g_p50 / $g_p99 | $(ratio "$g_rps" "$w_rps") | $(ratio "$g_rps" "$r_rps") |")
+  rows+=("| $c | $(cell redis "$c") | $(cell webdis "$c") | $(cell gateway "$c") | $(paired gateway webdis "$c") | $(paired gateway redis "$c") |")
 done
 
 echo
-echo "EVALSHA (fixed-window step), best of $ROUNDS rounds of ${DURATION}s per cell, $(nproc) cores, redis $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/'), gateway pool $POOL_SIZE $GATEWAY_FLAGS"
+echo "EVALSHA (fixed-window step), medians of $ROUNDS interleaved rounds of ${DURATION}s per cell, $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg), redis $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/'), gateway pool $POOL_SIZE $GATEWAY_FLAGS"
 echo
-echo "| conc | redis req/s | redis p50/p99 ms | webdis req/s | webdis p50/p99 ms | gateway req/s | gateway p50/p99 ms | gateway/webdis | gateway/redis |"
+echo "| conc | redis req/s | redis p50/p99 ms | webdis req/s | webdis p50/p99 ms | gateway req/s | gateway p50/p99 ms | gateway/webdis (rounds) | gateway/redis (rounds) |"
 echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 printf '%s\n' "${rows[@]}"
