@@ -15,6 +15,18 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# start_redis PORT DIR [ARGS...]: a throwaway redis-server on 127.0.0.1:PORT
+# (no persistence, its files in DIR), stopped on exit; returns once it listens.
+start_redis() {
+  local port=$1 dir=$2
+  shift 2
+  mkdir -p "$dir"
+  redis-server --bind 127.0.0.1 --port "$port" --save "" --appendonly no \
+    --dir "$dir" --logfile "$dir/redis.log" "$@" &
+  pids+=($!)
+  wait_port "$port"
+}
+
 # Rounds of a benchmark: in the caller's associative array `best`, keeps
 # under KEY the result "rps p50 p99" with the most requests per second (on a
 # shared machine, background load only ever lowers a result).

@@ -47,10 +47,7 @@ loadgen="$CARGO_TARGET_DIR/release/examples/loadgen"
 source "$root/bench/lib.sh"
 
 redis_port="$(free_port)"
-redis-server --bind 127.0.0.1 --port "$redis_port" --save "" --appendonly no \
-  --dir "$work" --logfile "$work/redis.log" &
-pids+=($!)
-wait_port "$redis_port"
+start_redis "$redis_port" "$work"
 
 clients=(own redis-rs fred)
 declare -A port

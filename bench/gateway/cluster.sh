@@ -31,11 +31,7 @@ loadgen="$CARGO_TARGET_DIR/release/examples/loadgen"
 redis() {
   local port=$1
   shift
-  mkdir -p "$work/$port"
-  redis-server --bind 127.0.0.1 --port "$port" --save "" --appendonly no \
-    --dir "$work/$port" --logfile "$work/$port/redis.log" "$@" &
-  pids+=($!)
-  wait_port "$port"
+  start_redis "$port" "$work/$port" "$@"
 }
 
 # Starts a gateway in front of the Redis at port $1 (further arguments are

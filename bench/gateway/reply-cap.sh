@@ -15,10 +15,7 @@ TOKEN="bench-token"
 source "$root/bench/lib.sh"
 
 redis_port="$(free_port)"
-redis-server --bind 127.0.0.1 --port "$redis_port" --save "" --appendonly no \
-  --dir "$work" --logfile "$work/redis.log" &
-pids+=($!)
-wait_port "$redis_port"
+start_redis "$redis_port" "$work"
 
 echo "| client | status | answer | seconds | peak RSS MB |"
 echo "|---|---:|---|---:|---:|"

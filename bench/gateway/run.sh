@@ -28,10 +28,7 @@ loadgen="$CARGO_TARGET_DIR/release/examples/loadgen"
 source "$root/bench/lib.sh"
 
 redis_port="$(free_port)"
-redis-server --bind 127.0.0.1 --port "$redis_port" --save "" --appendonly no \
-  --dir "$work" --logfile "$work/redis.log" &
-pids+=($!)
-wait_port "$redis_port"
+start_redis "$redis_port" "$work"
 
 gw_port="$(free_port)"
 EDGELIMIT_GATEWAY_LOG=warn "$gateway" --listen "127.0.0.1:$gw_port" \

@@ -76,10 +76,7 @@ source "$root/bench/lib.sh"
 npm_deps ci "$here" >/dev/null
 
 redis_port="$(free_port)"
-redis-server --bind 127.0.0.1 --port "$redis_port" --save "" --appendonly no \
-  --dir "$work" --logfile "$work/redis.log" &
-pids+=($!)
-wait_port "$redis_port"
+start_redis "$redis_port" "$work"
 
 # The measured gateway, quiet.
 gw_port="$(free_port)"
