@@ -279,8 +279,19 @@ impl Slot {
     /// for `put` to reuse).
     #[inline(always)]
     fn take(&mut self) -> Option<AnyState> {
+        match self {
+            Self::SlidingLog(s) => Some(AnyState::SlidingLog(std::mem::take(&mut **s))),
+            Self::Concurrency(s) => Some(AnyState::Concurrency(std::mem::take(&mut **s))),
+            inline => inline.inline(),
+        }
+    }
+
+    /// A copy of a state kept in the entry itself (`None` for the ones
+    /// behind a pointer, and for none).
+    #[inline(always)]
+    fn inline(&self) -> Option<AnyState> {
         Some(match self {
-            Self::Empty => return None,
+            Self::Empty | Self::SlidingLog(_) | Self::Concurrency(_) => return None,
             Self::FixedWindow(s) => AnyState::FixedWindow(*s),
             Self::SlidingWindow(s) => AnyState::SlidingWindow(*s),
             Self::TokenBucket(s) => AnyState::TokenBucket(*s),
@@ -289,8 +300,6 @@ impl Slot {
             Self::OneRecord(record, latest_ms) => {
                 AnyState::SlidingLog(Self::short_log(Some(*record), *latest_ms))
             }
-            Self::SlidingLog(s) => AnyState::SlidingLog(std::mem::take(&mut **s)),
-            Self::Concurrency(s) => AnyState::Concurrency(std::mem::take(&mut **s)),
         })
     }
 
@@ -310,19 +319,11 @@ impl Slot {
 
     /// A copy of the state.
     fn get(&self) -> Option<AnyState> {
-        Some(match self {
-            Self::Empty => return None,
-            Self::FixedWindow(s) => AnyState::FixedWindow(*s),
-            Self::SlidingWindow(s) => AnyState::SlidingWindow(*s),
-            Self::TokenBucket(s) => AnyState::TokenBucket(*s),
-            Self::Gcra(s) => AnyState::Gcra(*s),
-            Self::NoRecord(latest_ms) => AnyState::SlidingLog(Self::short_log(None, *latest_ms)),
-            Self::OneRecord(record, latest_ms) => {
-                AnyState::SlidingLog(Self::short_log(Some(*record), *latest_ms))
-            }
-            Self::SlidingLog(s) => AnyState::SlidingLog(SlidingLogState::clone(s)),
-            Self::Concurrency(s) => AnyState::Concurrency(ConcurrencyState::clone(s)),
-        })
+        match self {
+            Self::SlidingLog(s) => Some(AnyState::SlidingLog(SlidingLogState::clone(s))),
+            Self::Concurrency(s) => Some(AnyState::Concurrency(ConcurrencyState::clone(s))),
+            inline => inline.inline(),
+        }
     }
 
     /// Bytes kept outside the entry: a state behind a pointer, and what it
