@@ -145,15 +145,16 @@ impl WasmRateLimiter {
             peek,
         };
         io::with_id(len, |id| {
-            self.place.checked_key(id).map_err(|error| error.to_js())?;
-            match self.listed(id, now_ms(now)).filter(|_| !peek) {
-                // Answered here, in the output slots, as the deny cache does.
-                Some(listed) => {
+            if self.access.is_some() && !peek {
+                // A valid id first: a listed one is answered here, in the
+                // output slots, as the deny cache does.
+                self.place.checked_key(id).map_err(|error| error.to_js())?;
+                if let Some(listed) = self.listed(id, now_ms(now)) {
                     io::write(&listed);
-                    Ok(None)
+                    return Ok(None);
                 }
-                None => self.place.rest_call(id, ask, now),
             }
+            self.place.rest_call(id, ask, now)
         })?
     }
 
