@@ -21,7 +21,8 @@ const ours = async (algorithm, mode) => {
   const rl = new Ratelimit({ limiter });
   return mode === "sync"
     ? { call: (k) => rl.limitSync(k).success }
-    : { async: true, call: async (k) => (await rl.limit(k)).success };
+    : // The same form as rate-limiter-flexible's below: one promise, one then.
+      { async: true, call: (k) => rl.limit(k).then((r) => r.success) };
 };
 
 const impls = {
@@ -31,6 +32,9 @@ const impls = {
   "edgelimit gcra limit": () => ours("gcra", "async"),
   "edgelimit tokenBucket limitSync": () => ours("tokenBucket", "sync"),
   "edgelimit tokenBucket limit": () => ours("tokenBucket", "async"),
+  // No decision at all: an already resolved promise, awaited in the same
+  // form as the async calls. The most any awaited call can reach.
+  "promise floor (no decision)": async () => ({ async: true, call: (k) => Promise.resolve(k).then(() => true) }),
   // Fixed window; a denial rejects with a RateLimiterRes (not an Error).
   "rate-limiter-flexible consume": async () => {
     const { RateLimiterMemory } = await import("rate-limiter-flexible");
