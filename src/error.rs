@@ -60,6 +60,15 @@ pub enum ConfigError {
     /// window: only fixed and sliding windows lease.
     #[error("quota leases need a fixed or sliding window")]
     QuotaLeaseUnsupported,
+    /// A setting given to an algorithm that has no such setting (a
+    /// per-call limit for a token bucket).
+    #[error("a {algorithm} takes no {what}")]
+    NotFor {
+        /// The setting.
+        what: &'static str,
+        /// The algorithm it was given to.
+        algorithm: &'static str,
+    },
 }
 
 /// A duration that is not a whole, positive-or-zero number of milliseconds in
@@ -114,6 +123,10 @@ pub enum Error {
     /// The storage backend failed.
     #[error("store error: {0}")]
     Store(#[from] StoreError),
+    /// A call's own limit (a [`Tier`](crate::algorithm::Tier)) that makes no
+    /// valid configuration with the limiter's: nothing was decided.
+    #[error("invalid tier: {0}")]
+    Tier(ConfigError),
 }
 
 /// The longest id (in UTF-8 bytes) a limiter accepts unless told otherwise:

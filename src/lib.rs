@@ -63,7 +63,7 @@ pub mod wasm;
 
 pub use access::{AccessList, Listed};
 pub use algorithm::{
-    Algorithm, Concurrency, FixedWindow, Gcra, SlidingLog, SlidingWindow, TokenBucket,
+    Algorithm, Concurrency, FixedWindow, Gcra, SlidingLog, SlidingWindow, Tier, TokenBucket,
 };
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use decision::{Decision, Reason};

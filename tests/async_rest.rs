@@ -17,7 +17,7 @@ use edgelimit::store::{
 };
 use edgelimit::{
     Acquire, Concurrency, ConcurrencyLimiter, Decision, Error, FailurePolicy, FixedWindow, Gcra,
-    Limiter, StoreError, SystemClock, TokenBucket,
+    Limiter, StoreError, SystemClock, Tier, TokenBucket,
 };
 use testkit::gateway::{Gateway, TOKEN};
 use testkit::redis::Redis;
@@ -430,4 +430,29 @@ async fn leases_through_the_async_store_are_released_on_drop() {
     };
     let (granted, ()) = tokio::join!(waiter, releaser);
     assert!(matches!(granted.unwrap(), Acquire::Granted(_)));
+}
+
+#[tokio::test]
+async fn a_call_under_a_tier_counts_on_the_configured_state() {
+    let backend = Backend::start();
+    let store = store(
+        backend.gateway.url(),
+        RestOptions::default(),
+        Batching::default(),
+    );
+    let limiter = Limiter::new(FixedWindow::new(10, "1 h").unwrap()).with_store(store);
+    let pro = Tier::limit(1_000);
+    for _ in 0..10 {
+        assert!(limiter.limit_async("u").await.unwrap().allowed);
+    }
+    assert!(!limiter.limit_async("u").await.unwrap().allowed);
+    let d = limiter.limit_under_async("u", 5, &pro).await.unwrap();
+    assert_eq!((d.allowed, d.limit, d.remaining), (true, 1_000, 985));
+    // The configured limit sees the 15 units: still denied, nothing spent.
+    let d = limiter.limit_async("u").await.unwrap();
+    assert_eq!((d.allowed, d.remaining), (false, 0));
+    assert_eq!(
+        limiter.limit_under_async("u", 1, &Tier::limit(0)).await,
+        Err(Error::Tier(edgelimit::ConfigError::Zero { what: "limit" }))
+    );
 }

@@ -9,7 +9,7 @@ use edgelimit::algorithm::Algorithm;
 use edgelimit::store::{RedisRestStore, RestOptions, TimeSource};
 use edgelimit::{
     Acquire, Concurrency, ConcurrencyLimiter, Error, FixedWindow, Gcra, Limiter, ManualClock,
-    MemoryStore, SlidingLog, SlidingWindow, StoreError, TokenBucket,
+    MemoryStore, SlidingLog, SlidingWindow, StoreError, Tier, TokenBucket,
 };
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
@@ -59,11 +59,24 @@ fn same_decisions<A: Algorithm + Clone>(
     for (i, &(step, cost)) in calls.iter().enumerate() {
         clock.set(clock_after(&clock, step));
         let key = ["a", "b"][i % 2];
-        let (m, r) = (
-            memory.limit_with_cost(key, cost),
-            redis.limit_with_cost(key, cost),
-        );
-        assert_eq!(m, r, "{prefix} call {i}: {cost} at +{step} ms");
+        // Some calls under a larger or a smaller limit than the configured
+        // one, on the same state (a token bucket refuses both alike).
+        let tier = match i % 5 {
+            1 => Some(Tier::limit(alg.limit() + 2)),
+            3 => Some(Tier::limit(1)),
+            _ => None,
+        };
+        let (m, r) = match &tier {
+            Some(tier) => (
+                memory.limit_under(key, cost, tier),
+                redis.limit_under(key, cost, tier),
+            ),
+            None => (
+                memory.limit_with_cost(key, cost),
+                redis.limit_with_cost(key, cost),
+            ),
+        };
+        assert_eq!(m, r, "{prefix} call {i}: {cost} at +{step} ms, {tier:?}");
     }
 }
 

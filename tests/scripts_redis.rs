@@ -15,7 +15,7 @@ use edgelimit::scripts::{
     RATE_REPLY_LEN,
 };
 use edgelimit::{
-    Decision, Error, FixedWindow, Gcra, Limiter, SlidingLog, SlidingWindow, TokenBucket,
+    Decision, Error, FixedWindow, Gcra, Limiter, SlidingLog, SlidingWindow, Tier, TokenBucket,
 };
 use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError, TestRunner};
@@ -191,6 +191,8 @@ struct RawOp {
     step_kind: u8,
     step_x: u64,
     peek: bool,
+    /// Under a tier of its own (a limit from `tier_x`), when `Some`.
+    tier_x: Option<u64>,
 }
 
 fn raw_op() -> impl Strategy<Value = RawOp> {
@@ -201,15 +203,19 @@ fn raw_op() -> impl Strategy<Value = RawOp> {
         0..13u8,
         any::<u64>(),
         prop::bool::weighted(0.1),
+        prop::option::weighted(0.3, any::<u64>()),
     )
-        .prop_map(|(key, cost_kind, cost_x, step_kind, step_x, peek)| RawOp {
-            key,
-            cost_kind,
-            cost_x,
-            step_kind,
-            step_x,
-            peek,
-        })
+        .prop_map(
+            |(key, cost_kind, cost_x, step_kind, step_x, peek, tier_x)| RawOp {
+                key,
+                cost_kind,
+                cost_x,
+                step_kind,
+                step_x,
+                peek,
+                tier_x,
+            },
+        )
 }
 
 fn cost_of(op: &RawOp, limit: u64) -> u64 {
@@ -324,8 +330,6 @@ fn replay<A: Algorithm + Clone>(
     conn: &mut Conn,
     prefix: &str,
 ) -> Result<(), TestCaseError> {
-    let limit = alg.limit();
-    let script = RateScript::of(alg);
     let mut reference = Reference::<A::State>::new();
     // What users get: the in-memory store through a Limiter, compared on
     // every call, the clock stepping back included (it reclaims expired
@@ -335,6 +339,16 @@ fn replay<A: Algorithm + Clone>(
     for (i, op) in case.ops.iter().enumerate() {
         let step = step_of(op, span, case.monotone);
         now = u64::try_from((i128::from(now) + step).max(0)).unwrap();
+        // A call under a tier: a limit from half to twice the configured
+        // one, on the same state (the algorithms without tiers, or a tier
+        // that is no configuration, decide as configured).
+        let tier = op
+            .tier_x
+            .map(|x| Tier::limit(1 + x % (2 * alg.limit())))
+            .and_then(|tier| Some((tier, alg.tiered(&tier).ok()?)));
+        let alg = tier.as_ref().map_or(alg, |(_, tiered)| tiered);
+        let limit = alg.limit();
+        let script = RateScript::of(alg);
         let cost = cost_of(op, limit);
         let expected = reference.run(op.key, now, |state| {
             if op.peek {
@@ -387,7 +401,11 @@ fn replay<A: Algorithm + Clone>(
             Err(e) => return Err(TestCaseError::fail(format!("{}: {e}", context()))),
         }
         if !op.peek {
-            let from_memory = memory.limit_at(&op.key.to_string(), cost, now);
+            let id = op.key.to_string();
+            let from_memory = match &tier {
+                Some((tier, _)) => memory.limit_under_at(&id, cost, tier, now),
+                None => memory.limit_at(&id, cost, now),
+            };
             match (from_memory, expected) {
                 (Ok(m), Ok(e)) => prop_assert_eq!(m, e.decision, "memory store, {}", context()),
                 (Err(_), Err(_)) => {}
@@ -441,6 +459,7 @@ fn a_clock_stepping_back_past_a_ttl_decides_alike() {
         step_kind,
         step_x,
         peek: false,
+        tier_x: None,
     };
     let case = RateCase {
         config: RateConfig::Gcra(Gcra::new(1, "10 s").unwrap()),

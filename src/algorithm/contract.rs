@@ -1,7 +1,7 @@
 //! What every rate-limiting algorithm provides.
 
-use super::{Kind, QuotaGrant, QuotaRefund, StateKind};
-use crate::{Decision, Error};
+use super::{Kind, QuotaGrant, QuotaRefund, StateKind, Tier};
+use crate::{ConfigError, Decision, Error};
 
 /// A decision and how long the state that produced it must be kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +49,14 @@ pub trait Algorithm {
     /// it alike (the same algorithm over the same window, interval or
     /// emission interval), whatever their limits.
     fn key_space(&self) -> String;
+
+    /// This algorithm with `tier`'s numbers in place of its own: the same
+    /// kind and time base, so it decides on the same states (see [`Tier`]
+    /// for what a change means). A tier that makes no valid configuration
+    /// is an error, as the constructors' are.
+    fn tiered(&self, tier: &Tier) -> Result<Self, ConfigError>
+    where
+        Self: Sized;
 
     /// Decides one call of `cost` units at `now_ms`.
     fn decide(

@@ -4,6 +4,7 @@ use super::contract::{check_cost, clamp_time, Algorithm, Outcome};
 use super::divisor::Divisor;
 use super::limits;
 use super::quota::{take_extra, QuotaGrant, QuotaRefund};
+use super::Tier;
 use crate::{ConfigError, Decision, Error, IntoMillis};
 
 /// At most `limit` units in each window `[k·window, (k+1)·window)` of Unix
@@ -59,6 +60,13 @@ impl Algorithm for FixedWindow {
         vec![self.limit(), self.window_ms()]
     }
 
+    fn tiered(&self, tier: &Tier) -> Result<Self, ConfigError> {
+        Self::new(
+            tier.limit_value(),
+            std::time::Duration::from_millis(self.window_ms()),
+        )
+    }
+
     #[inline]
     fn decide(
         &self,
@@ -88,7 +96,8 @@ impl Algorithm for FixedWindow {
         let decision = Decision {
             allowed,
             limit: self.limit,
-            remaining: self.limit - count,
+            // A count above the limit: counted under a larger tier.
+            remaining: self.limit.saturating_sub(count),
             reset_ms: if count == 0 { now_ms } else { end },
             // The next window starts empty and cost <= limit, so it fits then.
             retry_after_ms: if allowed { 0 } else { end - now_ms },

@@ -4,6 +4,7 @@
 use super::contract::{check_cost, clamp_time, Algorithm, Outcome};
 use super::divisor::Divisor;
 use super::limits;
+use super::Tier;
 use crate::{ConfigError, Decision, Error, IntoMillis};
 
 /// `rate` units per `period`, with bursts of up to `burst` units (default:
@@ -149,6 +150,11 @@ impl Algorithm for Gcra {
 
     fn config_args(&self) -> Vec<u64> {
         vec![self.rate(), self.period_ms(), self.burst()]
+    }
+
+    fn tiered(&self, tier: &Tier) -> Result<Self, ConfigError> {
+        // The rate stays: the state counts in 1 / rate ms.
+        self.with_burst(tier.limit_value())
     }
 
     #[inline]

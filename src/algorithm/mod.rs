@@ -11,6 +11,7 @@ mod quota;
 mod sliding_log;
 mod sliding_window;
 mod state;
+mod tier;
 mod token_bucket;
 mod twin;
 
@@ -24,5 +25,6 @@ pub use quota::{QuotaGrant, QuotaRefund};
 pub use sliding_log::{LogEntry, SlidingLog, SlidingLogState};
 pub use sliding_window::{SlidingWindow, SlidingWindowState};
 pub use state::{AnyState, StateKind};
+pub use tier::Tier;
 pub use token_bucket::{TokenBucket, TokenBucketState};
 pub(crate) use twin::MAX_LOG_ENTRIES_IN_REPLY;

@@ -4,6 +4,7 @@ use std::collections::VecDeque;
 
 use super::contract::{check_cost, clamp_time, Algorithm, Outcome};
 use super::limits;
+use super::Tier;
 use crate::{ConfigError, Decision, Error, IntoMillis};
 
 /// Exact: a call at `now` is admitted when the units admitted in
@@ -119,6 +120,13 @@ impl Algorithm for SlidingLog {
         vec![self.limit(), self.window_ms()]
     }
 
+    fn tiered(&self, tier: &Tier) -> Result<Self, ConfigError> {
+        Self::new(
+            tier.limit_value(),
+            std::time::Duration::from_millis(self.window_ms),
+        )
+    }
+
     fn decide(
         &self,
         state: &mut Option<SlidingLogState>,
@@ -157,7 +165,8 @@ impl Algorithm for SlidingLog {
         let decision = Decision {
             allowed,
             limit: self.limit,
-            remaining: self.limit - used,
+            // More used than the limit: admitted under a larger tier.
+            remaining: self.limit.saturating_sub(used),
             reset_ms: newest_end.unwrap_or(now_ms),
             retry_after_ms,
             reason: None,

@@ -5,6 +5,7 @@ use super::contract::{check_cost, clamp_time, Algorithm, Outcome};
 use super::divisor::Divisor;
 use super::limits;
 use super::quota::{take_extra, QuotaGrant, QuotaRefund};
+use super::Tier;
 use crate::{ConfigError, Decision, Error, IntoMillis};
 
 /// Approximates a window sliding with time using two fixed windows: a call
@@ -103,6 +104,13 @@ impl Algorithm for SlidingWindow {
 
     fn config_args(&self) -> Vec<u64> {
         vec![self.limit(), self.window_ms()]
+    }
+
+    fn tiered(&self, tier: &Tier) -> Result<Self, ConfigError> {
+        Self::new(
+            tier.limit_value(),
+            std::time::Duration::from_millis(self.window_ms()),
+        )
     }
 
     #[inline]

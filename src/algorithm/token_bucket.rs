@@ -3,6 +3,7 @@
 use super::contract::{check_cost, clamp_time, Algorithm, Outcome};
 use super::divisor::Divisor;
 use super::limits;
+use super::Tier;
 use crate::{ConfigError, Decision, Error, IntoMillis};
 
 /// A bucket of `capacity` tokens; a call takes `cost` tokens or is denied.
@@ -143,6 +144,17 @@ impl Algorithm for TokenBucket {
             self.interval_ms(),
             self.initial(),
         ]
+    }
+
+    /// None: a bucket's state is its tokens, and how long it is kept (until
+    /// full) depends on its capacity, so a bucket kept for a small tier
+    /// would be forgotten, and come back full, before a larger tier's
+    /// bucket would have filled: a burst for free.
+    fn tiered(&self, _tier: &Tier) -> Result<Self, ConfigError> {
+        Err(ConfigError::NotFor {
+            what: "per-call limit",
+            algorithm: "token bucket",
+        })
     }
 
     #[inline]

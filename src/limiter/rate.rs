@@ -8,7 +8,7 @@ use super::failure::FailurePolicy;
 use super::metrics::{Counters, Metrics};
 use super::quota_book::{QuotaBook, Spend};
 use super::wait::{backoff, deadline_ms, run_blocking, WaitOutcome};
-use crate::algorithm::{Algorithm, QuotaRefund};
+use crate::algorithm::{Algorithm, QuotaRefund, Tier};
 use crate::clock::{Clock, SystemClock};
 use crate::error::check_id;
 use crate::store::{key_prefix, AsyncStore, Consume, ConsumeQuota, Key, MemoryStore, Peek, Store};
@@ -310,13 +310,29 @@ impl<A: Algorithm, S, C: Clock> Limiter<A, S, C> {
     /// The decision of the access lists for `key`, if they hold it.
     #[inline]
     fn listed(&self, key: &str, now_ms: u64) -> Option<Decision> {
+        self.listed_under(self.algorithm.limit(), key, now_ms)
+    }
+
+    /// The same, reporting `limit` (a call's own, under a tier).
+    #[inline]
+    fn listed_under(&self, limit: u64, key: &str, now_ms: u64) -> Option<Decision> {
         let listed = self.access.as_ref()?.check(key)?;
-        Some(listed.decision(self.algorithm.limit(), now_ms))
+        Some(listed.decision(limit, now_ms))
     }
 
     /// A call's answer after the failure policy, counted.
     fn decided(&self, answer: Result<Decision, Error>, now_ms: u64) -> Result<Decision, Error> {
-        let answer = self.apply_policy(answer, now_ms);
+        self.decided_under(self.algorithm.limit(), answer, now_ms)
+    }
+
+    /// The same, reporting `limit` (a call's own, under a tier).
+    fn decided_under(
+        &self,
+        limit: u64,
+        answer: Result<Decision, Error>,
+        now_ms: u64,
+    ) -> Result<Decision, Error> {
+        let answer = self.apply_policy_under(limit, answer, now_ms);
         if let Some(counters) = &self.counters {
             counters.record(&answer);
         }
@@ -328,14 +344,28 @@ impl<A: Algorithm, S, C: Clock> Limiter<A, S, C> {
         answer: Result<Decision, Error>,
         now_ms: u64,
     ) -> Result<Decision, Error> {
+        self.apply_policy_under(self.algorithm.limit(), answer, now_ms)
+    }
+
+    fn apply_policy_under(
+        &self,
+        limit: u64,
+        answer: Result<Decision, Error>,
+        now_ms: u64,
+    ) -> Result<Decision, Error> {
         match answer {
             Err(Error::Store(error))
                 if self.failure != FailurePolicy::Error && !error.is_misuse() =>
             {
-                Ok(self.failure.decide(self.algorithm.limit(), now_ms))
+                Ok(self.failure.decide(limit, now_ms))
             }
             decided => decided,
         }
+    }
+
+    /// The algorithm of a call under `tier`, or the error that call gets.
+    fn tiered(&self, tier: &Tier) -> Result<A, Error> {
+        self.algorithm.tiered(tier).map_err(Error::Tier)
     }
 
     /// Decides until admitted or past the deadline, sleeping with `sleep`
@@ -407,6 +437,61 @@ impl<A: Algorithm, S: Store, C: Clock> Limiter<A, S, C> {
             },
         };
         self.decided(answer, now_ms)
+    }
+
+    /// Decides a call of `cost` units for `key` under `tier`'s limit instead
+    /// of the configured one, on the same state as every other call (a
+    /// user's plan, read per request): see [`Tier`] for what a change of
+    /// limit means. The access lists and the failure policy apply as for
+    /// [`limit_with_cost`](Self::limit_with_cost), with the tier's limit;
+    /// quota leases do not (the call goes to the store). A tier that makes
+    /// no valid configuration (a limit of 0, a refill for a window) is
+    /// [`Error::Tier`], and nothing is decided.
+    ///
+    /// ```
+    /// use edgelimit::{FixedWindow, Limiter, Tier};
+    ///
+    /// let limiter = Limiter::new(FixedWindow::new(10, "1 m")?); // the free plan
+    /// let pro = Tier::limit(1_000);
+    /// for _ in 0..10 {
+    ///     assert!(limiter.limit("user:1")?.allowed);
+    /// }
+    /// assert!(!limiter.limit("user:1")?.allowed);
+    /// // Upgraded: the 10 calls made count against the new limit.
+    /// let decision = limiter.limit_under("user:1", 1, &pro)?;
+    /// assert!(decision.allowed);
+    /// assert_eq!(decision.remaining, 1_000 - 11);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn limit_under(&self, key: &str, cost: u64, tier: &Tier) -> Result<Decision, Error> {
+        self.limit_under_at(key, cost, tier, self.clock.now_ms())
+    }
+
+    /// [`limit_under`](Self::limit_under) at an explicit time `now_ms`.
+    pub fn limit_under_at(
+        &self,
+        key: &str,
+        cost: u64,
+        tier: &Tier,
+        now_ms: u64,
+    ) -> Result<Decision, Error> {
+        let algorithm = match self.tiered(tier) {
+            Ok(algorithm) => algorithm,
+            Err(error) => return self.decided(Err(error), now_ms),
+        };
+        let limit = algorithm.limit();
+        if let Err(error) = check_id(key, self.max_id_bytes) {
+            return self.decided_under(limit, Err(error), now_ms);
+        }
+        if let Some(listed) = self.listed_under(limit, key, now_ms) {
+            return self.decided_under(limit, Ok(listed), now_ms);
+        }
+        let step = Consume {
+            algorithm: &algorithm,
+            cost,
+        };
+        let answer = self.store.transact(self.key(key), now_ms, &step);
+        self.decided_under(limit, answer, now_ms)
     }
 
     /// Decides several `(key, cost)` calls together, in order: with a remote
@@ -629,6 +714,36 @@ impl<A: Algorithm + Sync, S: AsyncStore, C: Clock> Limiter<A, S, C> {
             },
         };
         self.decided(answer, now_ms)
+    }
+
+    /// Decides a call under `tier` (see [`limit_under`](Self::limit_under)).
+    pub async fn limit_under_async(
+        &self,
+        key: &str,
+        cost: u64,
+        tier: &Tier,
+    ) -> Result<Decision, Error> {
+        let now_ms = self.clock.now_ms();
+        let algorithm = match self.tiered(tier) {
+            Ok(algorithm) => algorithm,
+            Err(error) => return self.decided(Err(error), now_ms),
+        };
+        let limit = algorithm.limit();
+        if let Err(error) = check_id(key, self.max_id_bytes) {
+            return self.decided_under(limit, Err(error), now_ms);
+        }
+        if let Some(listed) = self.listed_under(limit, key, now_ms) {
+            return self.decided_under(limit, Ok(listed), now_ms);
+        }
+        let step = Consume {
+            algorithm: &algorithm,
+            cost,
+        };
+        let answer = self
+            .store
+            .transact_async(self.key(key), now_ms, &step)
+            .await;
+        self.decided_under(limit, answer, now_ms)
     }
 
     /// What `key` has left, without consuming or writing anything (see

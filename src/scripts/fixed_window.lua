@@ -72,5 +72,6 @@ if count ~= 0 then
   ttl = window_end - now
 end
 el_finish(key, has_state, ttl, raw_now, caller_clock, readonly, writes)
-local reply = el_reply(allowed, limit - count, reset_ms, retry_after_ms, now, { start, count })
+-- A count above the limit was counted under a larger tier.
+local reply = el_reply(allowed, el_max(limit - count, 0), reset_ms, retry_after_ms, now, { start, count })
 return el_grant(reply, extra, start, window_end)

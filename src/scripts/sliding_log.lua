@@ -126,4 +126,5 @@ if not allowed and state.t - state.h <= EL_MAX_LOG_ENTRIES_IN_REPLY then
     kept[#kept + 1] = entry_units
   end
 end
-return el_reply(allowed, limit - total, reset_ms, retry_after_ms, now, kept)
+-- More than the limit was admitted under a larger tier.
+return el_reply(allowed, el_max(limit - total, 0), reset_ms, retry_after_ms, now, kept)

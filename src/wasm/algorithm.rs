@@ -8,7 +8,7 @@ use super::convert::{count, millis};
 use super::error::Coded;
 use crate::algorithm::{
     AnyState, FixedWindow, Gcra, Kind, Outcome, QuotaGrant, QuotaRefund, SlidingLog, SlidingWindow,
-    StateKind, TokenBucket,
+    StateKind, Tier, TokenBucket,
 };
 use crate::{Algorithm, ConfigError, Error};
 
@@ -55,6 +55,16 @@ impl Algorithm for AnyAlgorithm {
 
     fn config_args(&self) -> Vec<u64> {
         with_algorithm!(self, |a| a.config_args())
+    }
+
+    fn tiered(&self, tier: &Tier) -> Result<Self, ConfigError> {
+        Ok(match self {
+            Self::FixedWindow(a) => Self::FixedWindow(a.tiered(tier)?),
+            Self::SlidingWindow(a) => Self::SlidingWindow(a.tiered(tier)?),
+            Self::SlidingLog(a) => Self::SlidingLog(a.tiered(tier)?),
+            Self::TokenBucket(a) => Self::TokenBucket(a.tiered(tier)?),
+            Self::Gcra(a) => Self::Gcra(a.tiered(tier)?),
+        })
     }
 
     fn decide(

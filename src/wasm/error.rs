@@ -67,6 +67,8 @@ impl Coded for Error {
             Self::CostExceedsLimit { .. } => "COST_EXCEEDS_LIMIT",
             Self::IdTooLong { .. } => "INVALID_ARGUMENT",
             Self::Store(error) => error.code(),
+            // A call's own limit: an argument of that call.
+            Self::Tier(_) => "INVALID_ARGUMENT",
         }
     }
 }
