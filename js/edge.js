@@ -13,7 +13,9 @@ const UNCOUNTED = new Set(["storeFailure", "denyList", "allowList"]);
 
 export function rateLimitHeaders(algorithm, result, now = Date.now()) {
   const headers = new Headers();
-  headers.set("RateLimit-Policy", `"default";q=${algorithm.limit};w=${seconds(algorithm.windowMs)}`);
+  // The call's own limit when it had one (a user's plan), else the limiter's.
+  const quota = Number.isFinite(result.limit) ? result.limit : algorithm.limit;
+  headers.set("RateLimit-Policy", `"default";q=${quota};w=${seconds(algorithm.windowMs)}`);
   if (UNCOUNTED.has(result.reason)) {
     // The store was not asked (it failed, or a list decided): the usage is
     // unknown, so it is not advertised; a fail-closed denial still says
@@ -127,21 +129,26 @@ export function withRateLimit(handler, config) {
     limiter,
     key = runtimeClient(),
     cost,
+    limit,
     onLimited,
     onUnidentified = unidentified,
-  } = options("withRateLimit", config, ["limiter", "key", "cost", "onLimited", "onUnidentified"]);
+  } = options("withRateLimit", config, ["limiter", "key", "cost", "limit", "onLimited", "onUnidentified"]);
   if (typeof handler !== "function") throw invalid("withRateLimit needs a fetch handler");
   if (limiter === undefined) throw invalid("withRateLimit needs a limiter");
   if (key === undefined) throw new EdgelimitError("INVALID_CONFIG", `withRateLimit ${NO_DEFAULT_KEY}`);
   if (typeof key !== "function") throw invalid("key must be a function of the request");
   if (typeof onUnidentified !== "function") throw invalid("onUnidentified must be a function of the request");
+  if (limit !== undefined && typeof limit !== "function") throw invalid("limit must be a function of the request");
   return async (request, env, ctx) => {
     const id = await key(request, env, ctx);
     if (anonymous(id)) return onUnidentified(request, env, ctx);
     const chosen = typeof limiter === "function" ? limiter(request, env, ctx) : limiter;
     let result;
     try {
-      result = await chosen.limit(id, { cost: cost ? cost(request, env, ctx) : 1 });
+      const units = cost ? cost(request, env, ctx) : 1;
+      // The client's own limit (its plan), looked up per request.
+      const own = limit ? await limit(request, env, ctx) : undefined;
+      result = await chosen.limit(id, own === undefined ? { cost: units } : { cost: units, limit: own });
     } catch (error) {
       return failedResponse(error);
     }

@@ -240,12 +240,18 @@ export interface LimitOptions {
   cost?: number;
   /** @upstash/ratelimit's name for `cost`. */
   rate?: number;
+  /**
+   * This call's own limit (a user's plan) instead of the limiter's, on the
+   * same state: the usage already made counts against it. A window's or a
+   * log's limit, GCRA's burst; a token bucket takes none (`INVALID_ARGUMENT`).
+   */
+  limit?: number;
 }
 
 export interface LimitResult {
   /** Whether the call was admitted (and its cost consumed). */
   success: boolean;
-  /** The most admitted at once. */
+  /** The most admitted at once (the call's own `limit` when it gave one). */
   limit: number;
   /** Units still admissible right now, after this call. */
   remaining: number;
@@ -407,6 +413,8 @@ export interface WithRateLimitOptions<Env = unknown, Ctx = unknown> {
   key?: (request: Request, env: Env, ctx: Ctx) => string | undefined | Promise<string | undefined>;
   /** Units a request costs. Default 1. */
   cost?: (request: Request, env: Env, ctx: Ctx) => number;
+  /** The client's own limit (its plan); undefined: the limiter's. See `LimitOptions.limit`. */
+  limit?: (request: Request, env: Env, ctx: Ctx) => number | undefined | Promise<number | undefined>;
   /** The response to a denied request. Default: 429 with a short text body. Headers are added to it. */
   onLimited?: (request: Request, result: LimitResult) => Response | Promise<Response>;
   /**

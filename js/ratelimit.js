@@ -43,7 +43,7 @@ export function result(allowed, slots) {
 
 // The options of a call made without any: no object built or taken apart.
 const NO_OPTIONS = Object.freeze({});
-const CALL_OPTIONS = ["cost", "rate"];
+const CALL_OPTIONS = ["cost", "rate", "limit"];
 
 // What new Ratelimit takes, and @upstash/ratelimit's names it does not.
 const OPTIONS = [
@@ -76,6 +76,12 @@ function costOf(options) {
   const { cost, rate } = checkOptions("limit", options, CALL_OPTIONS);
   if (cost !== undefined && rate !== undefined && cost !== rate) throw invalid("give cost or rate, not both");
   return checkNumber("cost", cost ?? rate ?? 1);
+}
+
+/** A call's own limit (a user's plan), or undefined for the configured one. */
+function tierOf(options) {
+  if (options === NO_OPTIONS || options.limit === undefined) return undefined;
+  return checkNumber("limit", options.limit);
 }
 
 /** The units of the `lease` option, or undefined without leases. */
@@ -229,10 +235,16 @@ export class Ratelimit {
 
   limitSync(id, options = NO_OPTIONS) {
     const cost = costOf(options);
+    const limit = tierOf(options);
     checkId(id, this.#maxIdBytes);
     let allowed;
     try {
-      allowed = slot.check(this.#core.decide(slot.encodeId(id), cost, Date.now(), false));
+      const length = slot.encodeId(id);
+      const status =
+        limit === undefined
+          ? this.#core.decide(length, cost, Date.now(), false)
+          : this.#core.decideUnder(length, cost, Date.now(), limit);
+      allowed = slot.check(status);
     } catch (error) {
       throw this.#failed(id, cost, error, 0);
     }
@@ -256,11 +268,16 @@ export class Ratelimit {
 
   async #limitRemote(id, options) {
     const cost = costOf(options);
+    const limit = tierOf(options);
     checkId(id, this.#maxIdBytes);
     const startedAt = this.#onDecision === undefined ? 0 : performance.now();
     let decided;
     try {
-      const call = this.#core.restCall(slot.encodeId(id), cost, Date.now(), false);
+      const length = slot.encodeId(id);
+      const call =
+        limit === undefined
+          ? this.#core.restCall(length, cost, Date.now(), false)
+          : this.#core.restCallUnder(length, cost, Date.now(), limit);
       if (call === undefined) {
         // Answered at once (a denial the deny cache proves, or units of a
         // quota lease): the numbers are in the output slots, read now.
@@ -277,13 +294,13 @@ export class Ratelimit {
   }
 
   async blockUntilReady(id, timeout, config) {
-    const { signal, cost: given, rate } = checkOptions("blockUntilReady", config, ["signal", ...CALL_OPTIONS]);
+    const { signal, cost: given, rate, limit } = checkOptions("blockUntilReady", config, ["signal", ...CALL_OPTIONS]);
     const cost = costOf({ cost: given, rate });
     checkNumber("timeout", timeout);
     const deadline = Date.now() + Math.max(0, timeout);
     for (;;) {
       signal?.throwIfAborted();
-      const outcome = await this.limit(id, { cost });
+      const outcome = await this.limit(id, limit === undefined ? { cost } : { cost, limit });
       if (outcome.success) return outcome;
       const wait = backoff(outcome.retryAfter, Date.now(), deadline);
       if (wait < 0) return outcome;

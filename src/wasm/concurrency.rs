@@ -208,12 +208,12 @@ impl WasmConcurrency {
             config: self.config,
             op: lease_op(op, lease, &ttl, self.queue(number, oldest, next, waiters))?,
         };
-        self.place.rest_call(id, ask, now)
+        self.place.rest_call(id, ask, now, true)
     }
 
     /// The REST call dropping every lease of `id` (REST store).
     #[wasm_bindgen(js_name = restRemove)]
     pub fn rest_remove(&self, id: &str) -> Result<Option<WasmRestCall>, JsValue> {
-        self.place.rest_call(id, Ask::Remove, 0.0)
+        self.place.rest_call(id, Ask::Remove, 0.0, true)
     }
 }

@@ -10,10 +10,10 @@ use super::error::Coded;
 use super::io;
 use super::rest::{Ask, WasmRestCall};
 use super::stores::{now_ms, Place, WasmMemoryStore, WasmRestStore};
-use crate::algorithm::Algorithm;
+use crate::algorithm::{Algorithm, Tier};
 use crate::limiter::rate::validate_quota_lease as lease_units_valid;
 use crate::store::{Consume, Peek, Store};
-use crate::{AccessList, Decision};
+use crate::{AccessList, Decision, Error};
 
 /// A limiter: an algorithm over a place (store, key prefix, failure policy).
 #[wasm_bindgen(js_name = CoreRateLimiter)]
@@ -77,10 +77,19 @@ impl WasmRateLimiter {
         self.access = Some(lists.inner.clone());
     }
 
-    /// The lists' decision for `id` at `now`, if they hold it.
-    fn listed(&self, id: &str, now: u64) -> Option<Decision> {
+    /// The lists' decision for `id` at `now` under `algorithm`'s limit, if
+    /// they hold it.
+    fn listed(&self, algorithm: &AnyAlgorithm, id: &str, now: u64) -> Option<Decision> {
         let listed = self.access.as_ref()?.check(id)?;
-        Some(listed.decision(self.algorithm.limit(), now))
+        Some(listed.decision(algorithm.limit(), now))
+    }
+
+    /// The algorithm of a call under its own `limit` (see `Tier`).
+    fn tiered(&self, limit: f64) -> Result<AnyAlgorithm, JsValue> {
+        let tier = Tier::limit(count("limit", limit)?);
+        self.algorithm
+            .tiered(&tier)
+            .map_err(|error| Error::Tier(error).to_js())
     }
 
     /// The call giving one unspent quota lease back (REST store), or
@@ -95,11 +104,22 @@ impl WasmRateLimiter {
     /// `takeError`); the numbers are in the output buffer. `peek` writes
     /// nothing.
     pub fn decide(&self, len: usize, cost: f64, now: f64, peek: bool) -> i32 {
-        io::status(self.decide_in_memory(len, cost, now_ms(now), peek))
+        io::status(self.decide_in_memory(&self.algorithm, len, cost, now_ms(now), peek))
+    }
+
+    /// [`decide`](Self::decide) under the call's own `limit` instead of the
+    /// configured one, on the same state (see `Tier`).
+    #[wasm_bindgen(js_name = decideUnder)]
+    pub fn decide_under(&self, len: usize, cost: f64, now: f64, limit: f64) -> i32 {
+        io::status(
+            self.tiered(limit)
+                .and_then(|tiered| self.decide_in_memory(&tiered, len, cost, now_ms(now), false)),
+        )
     }
 
     fn decide_in_memory(
         &self,
+        algorithm: &AnyAlgorithm,
         len: usize,
         cost: f64,
         now: u64,
@@ -107,10 +127,9 @@ impl WasmRateLimiter {
     ) -> Result<bool, JsValue> {
         let store = self.place.memory_store()?;
         let cost = count("cost", cost)?;
-        let algorithm = &self.algorithm;
         let decided = io::with_id(len, |id| {
             let key = self.place.checked_key(id)?;
-            if let Some(listed) = self.listed(id, now).filter(|_| !peek) {
+            if let Some(listed) = self.listed(algorithm, id, now).filter(|_| !peek) {
                 return Ok(listed);
             }
             if peek {
@@ -139,8 +158,34 @@ impl WasmRateLimiter {
         now: f64,
         peek: bool,
     ) -> Result<Option<WasmRestCall>, JsValue> {
+        self.rest_call_as(self.algorithm, len, cost, now, peek, true)
+    }
+
+    /// [`restCall`](Self::rest_call) under the call's own `limit` instead of
+    /// the configured one, on the same state (see `Tier`); quota leases
+    /// are not used.
+    #[wasm_bindgen(js_name = restCallUnder)]
+    pub fn rest_call_under(
+        &self,
+        len: usize,
+        cost: f64,
+        now: f64,
+        limit: f64,
+    ) -> Result<Option<WasmRestCall>, JsValue> {
+        self.rest_call_as(self.tiered(limit)?, len, cost, now, false, false)
+    }
+
+    fn rest_call_as(
+        &self,
+        algorithm: AnyAlgorithm,
+        len: usize,
+        cost: f64,
+        now: f64,
+        peek: bool,
+        leased: bool,
+    ) -> Result<Option<WasmRestCall>, JsValue> {
         let ask = Ask::Rate {
-            algorithm: self.algorithm,
+            algorithm,
             cost: count("cost", cost)?,
             peek,
         };
@@ -149,19 +194,19 @@ impl WasmRateLimiter {
                 // A valid id first: a listed one is answered here, in the
                 // output slots, as the deny cache does.
                 self.place.checked_key(id).map_err(|error| error.to_js())?;
-                if let Some(listed) = self.listed(id, now_ms(now)) {
+                if let Some(listed) = self.listed(&algorithm, id, now_ms(now)) {
                     io::write(&listed);
                     return Ok(None);
                 }
             }
-            self.place.rest_call(id, ask, now)
+            self.place.rest_call(id, ask, now, leased)
         })?
     }
 
     /// The REST call forgetting `id` (REST store).
     #[wasm_bindgen(js_name = restRemove)]
     pub fn rest_remove(&self, id: &str) -> Result<Option<WasmRestCall>, JsValue> {
-        self.place.rest_call(id, Ask::Remove, 0.0)
+        self.place.rest_call(id, Ask::Remove, 0.0, true)
     }
 }
 

@@ -193,7 +193,7 @@ impl Place {
             want: 0,
             refund: Some(refund),
         });
-        self.rest_call(&id, ask, now)
+        self.rest_call(&id, ask, now, true)
     }
 
     /// Accepts ids of up to `max_bytes` bytes (`maxIdBytes`, at least 1).
@@ -242,11 +242,13 @@ impl Place {
 
     /// The REST call asking `ask` for `id` at `now` (`Date.now()`), or
     /// `None` when the deny cache answered (a denial, in the output slots).
+    /// `leased`: through the quota leases, if the limiter takes them.
     pub(crate) fn rest_call(
         &self,
         id: &str,
         ask: Ask,
         now: f64,
+        leased: bool,
     ) -> Result<Option<WasmRestCall>, JsValue> {
         let Backend::Rest(store) = &self.backend else {
             return Err(js_error("UNSUPPORTED", "this limiter's store is in memory"));
@@ -258,7 +260,7 @@ impl Place {
             options: store.options,
             failure: self.failure,
             deny: store.deny.clone(),
-            quota: self.quota.clone(),
+            quota: self.quota.clone().filter(|_| leased),
         };
         WasmRestCall::new(ask, target, now_ms(now)).map_err(|error| error.to_js())
     }
