@@ -14,6 +14,8 @@ export interface RateLimitOptions<C extends Context = Context> {
   key?: (c: C) => string | undefined | Promise<string | undefined>;
   /** Units a request costs. Default 1. */
   cost?: (c: C) => number | Promise<number>;
+  /** The client's own limit (its plan); undefined: the limiter's (see `LimitOptions.limit`). */
+  limit?: (c: C) => number | undefined | Promise<number | undefined>;
   /** The response to a denied request. Default: 429 with a short text body. Headers are added to it. */
   onLimited?: (c: C, result: LimitResult) => Response | Promise<Response>;
   /** A request `key` cannot identify. Default: 400 with a short text body, no limiter called. */

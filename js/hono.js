@@ -27,14 +27,16 @@ export function rateLimit(config) {
     limiter,
     key = runtimeKey(),
     cost,
+    limit,
     onLimited,
     onUnidentified,
-  } = options("rateLimit", config, ["limiter", "key", "cost", "onLimited", "onUnidentified"]);
+  } = options("rateLimit", config, ["limiter", "key", "cost", "limit", "onLimited", "onUnidentified"]);
   if (limiter === undefined || (typeof limiter !== "function" && typeof limiter.limit !== "function")) {
     throw invalid("rateLimit needs a limiter: a Ratelimit, or a function of the context choosing one");
   }
   if (key === undefined) throw new EdgelimitError("INVALID_CONFIG", `rateLimit ${NO_DEFAULT_KEY}`);
   if (typeof key !== "function") throw invalid("key must be a function of the context");
+  if (limit !== undefined && typeof limit !== "function") throw invalid("limit must be a function of the context");
   if (onUnidentified !== undefined && typeof onUnidentified !== "function") {
     throw invalid("onUnidentified must be a function of the context");
   }
@@ -47,7 +49,10 @@ export function rateLimit(config) {
     const chosen = typeof limiter === "function" ? limiter(c) : limiter;
     let result;
     try {
-      result = await chosen.limit(id, { cost: cost ? await cost(c) : 1 });
+      const units = cost ? await cost(c) : 1;
+      // The client's own limit (its plan), looked up per request.
+      const own = limit ? await limit(c) : undefined;
+      result = await chosen.limit(id, own === undefined ? { cost: units } : { cost: units, limit: own });
     } catch (error) {
       return failedResponse(error);
     }

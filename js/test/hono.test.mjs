@@ -110,3 +110,32 @@ test("a deny-listed client gets 403 without Retry-After; an allow-listed one is 
   for (let i = 0; i < 3; i++) assert.equal((await get("198.51.100.7")).status, 200);
   assert.deepEqual([(await get("192.0.2.1")).status, (await get("192.0.2.1")).status], [200, 429]);
 });
+
+test("a client's own limit from the context: its plan, on the same state", async () => {
+  const limiter = new Ratelimit({ limiter: Ratelimit.fixedWindow(1, "1 h"), prefix: "hono-plans:" });
+  const hono = new Hono();
+  hono.use(
+    "/*",
+    rateLimit({
+      limiter,
+      key: (c) => c.req.header("x-client"),
+      limit: async (c) => ({ pro: 3 })[c.req.header("x-plan")],
+    }),
+  );
+  hono.get("/", (c) => c.text("ok"));
+  const get = (plan) => hono.request("/", { headers: { "x-client": "ann", "x-plan": plan } });
+  const seen = [];
+  for (const plan of ["free", "free", "pro", "pro", "pro"]) {
+    const response = await get(plan);
+    seen.push([response.status, response.headers.get("ratelimit-policy")]);
+  }
+  const [free, pro] = ['"default";q=1;w=3600', '"default";q=3;w=3600'];
+  assert.deepEqual(seen, [
+    [200, free],
+    [429, free],
+    [200, pro],
+    [200, pro],
+    [429, pro],
+  ]);
+  assert.throws(() => rateLimit({ limiter, key: () => "k", limit: 3 }), { code: "INVALID_ARGUMENT" });
+});

@@ -114,6 +114,35 @@ test("deny and allow lists on workerd: 403 and admissions without a request to R
   assert.equal((await get("192.0.2.1")).status, 429, "an unlisted client is limited as usual");
 });
 
+test("plans on workerd: each client limited by its own limit, on one state in Redis", async () => {
+  const plans = await worker(await bundleWorker(join(exampleDir, "test/fixtures/plans-worker.js"), dir));
+  const get = (plan) => fetch(plans.url, { headers: { "x-user": "u1", "x-plan": plan } });
+  const seen = [];
+  for (const plan of ["free", "free", "free", "pro", "pro", "pro", "pro", "free"]) {
+    const response = await get(plan);
+    seen.push([response.status, response.headers.get("ratelimit-policy")]);
+    await response.arrayBuffer();
+  }
+  const free = '"default";q=2;w=3600';
+  const pro = '"default";q=5;w=3600';
+  assert.deepEqual(
+    seen,
+    [
+      [200, free],
+      [200, free],
+      [429, free],
+      [200, pro],
+      [200, pro],
+      [200, pro],
+      [429, pro],
+      [429, free],
+    ],
+    plans.logs(),
+  );
+  // One state in Redis, whatever the plan: the key of the limiter's own.
+  assert.equal(String(await redis.command("KEYS", "workerd-plans:*")), "workerd-plans:sl:3600000:{u1}");
+});
+
 test("edgelimit/hono in a Hono app on workerd: 429 and the RateLimit headers", async () => {
   const hono = await worker(await bundleWorker(join(exampleDir, "test/fixtures/hono-worker.js"), dir));
   const get = (ip) => fetch(`${hono.url}/api/hello`, { headers: { "CF-Connecting-IP": ip } });
