@@ -62,11 +62,10 @@ const OPTIONS = [
   "analytics",
   "enableTelemetry",
 ];
-const NOT_YET = "an @upstash/ratelimit option edgelimit has no equivalent of yet";
 const UPSTASH_HINTS = {
   enableProtection: "edgelimit fetches no managed lists; give your own: accessList({ deny, allow })",
   denyListThreshold: "edgelimit fetches no managed lists; give your own: accessList({ deny, allow })",
-  dynamicLimits: NOT_YET,
+  dynamicLimits: "give each call its limit instead: limit(id, { limit }), on the same state",
   ctx: "give Cloudflare's ctx.waitUntil the promise of returnLeases() instead",
 };
 

@@ -240,6 +240,13 @@ test("options are checked by name: a typo is an error, never a silent default", 
       return unknown("enableProtection")(error);
     },
   );
+  assert.throws(
+    () => new Ratelimit({ limiter, dynamicLimits: true }),
+    (error) => {
+      assert.match(error.message, /limit\(id, \{ limit \}\)/);
+      return unknown("dynamicLimits")(error);
+    },
+  );
   assert.throws(() => memoryStore({ max: 3 }), unknown("max"));
   assert.throws(
     () => redisStore({ url: "http://127.0.0.1:1", token: "t", automaticDeserialization: false }),
