@@ -243,9 +243,14 @@ export interface LimitOptions {
   /**
    * This call's own limit (a user's plan) instead of the limiter's, on the
    * same state: the usage already made counts against it. A window's or a
-   * log's limit, GCRA's burst; a token bucket takes none (`INVALID_ARGUMENT`).
+   * log's limit, GCRA's burst, a token bucket's `maxTokens`.
    */
   limit?: number;
+  /**
+   * A token bucket's own refill rate for this call (a user's plan): at
+   * least the limiter's, per the same interval.
+   */
+  refillRate?: number;
 }
 
 export interface LimitResult {

@@ -43,7 +43,7 @@ export function result(allowed, slots) {
 
 // The options of a call made without any: no object built or taken apart.
 const NO_OPTIONS = Object.freeze({});
-const CALL_OPTIONS = ["cost", "rate", "limit"];
+const CALL_OPTIONS = ["cost", "rate", "limit", "refillRate"];
 
 // What new Ratelimit takes, and @upstash/ratelimit's names it does not.
 const OPTIONS = [
@@ -77,10 +77,15 @@ function costOf(options) {
   return checkNumber("cost", cost ?? rate ?? 1);
 }
 
-/** A call's own limit (a user's plan), or undefined for the configured one. */
-function tierOf(options) {
-  if (options === NO_OPTIONS || options.limit === undefined) return undefined;
-  return checkNumber("limit", options.limit);
+/**
+ * Whether a call has its own limit or (token buckets) refill rate, a user's
+ * plan; both are then checked numbers or undefined.
+ */
+function hasTier(options) {
+  if (options === NO_OPTIONS || (options.limit === undefined && options.refillRate === undefined)) return false;
+  if (options.limit !== undefined) checkNumber("limit", options.limit);
+  if (options.refillRate !== undefined) checkNumber("refillRate", options.refillRate);
+  return true;
 }
 
 /** The units of the `lease` option, or undefined without leases. */
@@ -234,15 +239,14 @@ export class Ratelimit {
 
   limitSync(id, options = NO_OPTIONS) {
     const cost = costOf(options);
-    const limit = tierOf(options);
+    const tiered = hasTier(options);
     checkId(id, this.#maxIdBytes);
     let allowed;
     try {
       const length = slot.encodeId(id);
-      const status =
-        limit === undefined
-          ? this.#core.decide(length, cost, Date.now(), false)
-          : this.#core.decideUnder(length, cost, Date.now(), limit);
+      const status = tiered
+        ? this.#core.decideUnder(length, cost, Date.now(), options.limit, options.refillRate)
+        : this.#core.decide(length, cost, Date.now(), false);
       allowed = slot.check(status);
     } catch (error) {
       throw this.#failed(id, cost, error, 0);
@@ -267,16 +271,15 @@ export class Ratelimit {
 
   async #limitRemote(id, options) {
     const cost = costOf(options);
-    const limit = tierOf(options);
+    const tiered = hasTier(options);
     checkId(id, this.#maxIdBytes);
     const startedAt = this.#onDecision === undefined ? 0 : performance.now();
     let decided;
     try {
       const length = slot.encodeId(id);
-      const call =
-        limit === undefined
-          ? this.#core.restCall(length, cost, Date.now(), false)
-          : this.#core.restCallUnder(length, cost, Date.now(), limit);
+      const call = tiered
+        ? this.#core.restCallUnder(length, cost, Date.now(), options.limit, options.refillRate)
+        : this.#core.restCall(length, cost, Date.now(), false);
       if (call === undefined) {
         // Answered at once (a denial the deny cache proves, or units of a
         // quota lease): the numbers are in the output slots, read now.
@@ -293,13 +296,19 @@ export class Ratelimit {
   }
 
   async blockUntilReady(id, timeout, config) {
-    const { signal, cost: given, rate, limit } = checkOptions("blockUntilReady", config, ["signal", ...CALL_OPTIONS]);
+    const {
+      signal,
+      cost: given,
+      rate,
+      limit,
+      refillRate,
+    } = checkOptions("blockUntilReady", config, ["signal", ...CALL_OPTIONS]);
     const cost = costOf({ cost: given, rate });
     checkNumber("timeout", timeout);
     const deadline = Date.now() + Math.max(0, timeout);
     for (;;) {
       signal?.throwIfAborted();
-      const outcome = await this.limit(id, limit === undefined ? { cost } : { cost, limit });
+      const outcome = await this.limit(id, { cost, limit, refillRate });
       if (outcome.success) return outcome;
       const wait = backoff(outcome.retryAfter, Date.now(), deadline);
       if (wait < 0) return outcome;

@@ -60,8 +60,8 @@ pub enum ConfigError {
     /// window: only fixed and sliding windows lease.
     #[error("quota leases need a fixed or sliding window")]
     QuotaLeaseUnsupported,
-    /// A setting given to an algorithm that has no such setting (a
-    /// per-call limit for a token bucket).
+    /// A setting given to an algorithm that has no such setting (a refill
+    /// amount for a window).
     #[error("a {algorithm} takes no {what}")]
     NotFor {
         /// The setting.

@@ -339,12 +339,19 @@ fn replay<A: Algorithm + Clone>(
     for (i, op) in case.ops.iter().enumerate() {
         let step = step_of(op, span, case.monotone);
         now = u64::try_from((i128::from(now) + step).max(0)).unwrap();
-        // A call under a tier: a limit from half to twice the configured
-        // one, on the same state (the algorithms without tiers, or a tier
-        // that is no configuration, decide as configured).
+        // A call under a tier: a limit up to twice the configured one, on
+        // the same state (a tier that is no configuration of the
+        // algorithm, e.g. a refill for a window, decides as configured).
         let tier = op
             .tier_x
-            .map(|x| Tier::limit(1 + x % (2 * alg.limit())))
+            .map(|x| {
+                let tier = Tier::limit(1 + x % (2 * alg.limit()));
+                // A token bucket's tier may refill faster, too.
+                match x % 3 {
+                    0 => tier.with_refill(1 + (x >> 8) % (2 * alg.limit())),
+                    _ => tier,
+                }
+            })
             .and_then(|tier| Some((tier, alg.tiered(&tier).ok()?)));
         let alg = tier.as_ref().map_or(alg, |(_, tiered)| tiered);
         let limit = alg.limit();

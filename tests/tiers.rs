@@ -120,6 +120,29 @@ proptest! {
         }
     }
 
+    /// No token minted: from the first call on, never more than the
+    /// limiter's own initial tokens plus the faster refill per interval
+    /// since, whatever tier each call ran under and however often a full
+    /// bucket was forgotten (a new key starts at the limiter's initial).
+    #[test]
+    fn token_bucket_never_admits_more_than_its_own_initial_plus_the_faster_refill(
+        (a, b) in limits(), refills in (1..=20u64, 0..=20u64), initial in 0..=20u64,
+        interval in 1..=500u64, calls in calls(500, 20),
+    ) {
+        let ra = refills.0.min(a);
+        let alg = TokenBucket::new(a, ra, format!("{interval}ms")).unwrap().with_initial(initial.min(a)).unwrap();
+        let tier = Tier::limit(b).with_refill(ra + refills.1);
+        let tiers = [alg, alg.tiered(&tier).unwrap()];
+        let admitted = admitted(&tiers, &calls);
+        let Some(&(first, _)) = admitted.first() else { return Ok(()) };
+        let start = calls.iter().scan(START_MS, |now, c| { *now += c.step_ms; Some(*now) }).next().unwrap();
+        for &(to, _) in &admitted {
+            let used = units_between(&admitted, first, to);
+            let bound = initial.min(a) + (ra + refills.1) * ((to - start) / interval + 1);
+            prop_assert!(used <= bound, "{} by {}, bound {}", used, to, bound);
+        }
+    }
+
     /// From any admission on, never more than the larger burst plus the
     /// units the rate adds over the time since.
     #[test]
@@ -158,6 +181,72 @@ fn a_lower_limit_counts_the_usage_already_made() {
 }
 
 #[test]
+fn a_smaller_bucket_clamps_its_tokens_and_a_larger_one_mints_none() {
+    let limiter = limiter(TokenBucket::new(10, 1, "1 s").unwrap());
+    let pro = Tier::limit(100).with_refill(10);
+    // A new key starts with the limiter's own 10 tokens, whatever its tier.
+    let d = limiter.limit_under("u", 1, &pro).unwrap();
+    assert_eq!((d.allowed, d.limit, d.remaining), (true, 100, 9));
+    limiter.clock().advance(10_000);
+    assert_eq!(limiter.limit_under("u", 0, &pro).unwrap().remaining, 100);
+    // Back to 10: a draw leaves 9 of the 100 (the rest is gone) ...
+    let d = limiter.limit("u").unwrap();
+    assert_eq!((d.allowed, d.limit, d.remaining), (true, 10, 9));
+    // ... and the larger bucket gets them back only by refilling.
+    assert_eq!(limiter.limit_under("u", 0, &pro).unwrap().remaining, 9);
+    limiter.clock().advance(2_000);
+    assert_eq!(limiter.limit_under("u", 0, &pro).unwrap().remaining, 29);
+}
+
+#[test]
+fn a_larger_bucket_idle_past_its_warm_up_starts_over_at_the_limiters_initial() {
+    let limiter = limiter(TokenBucket::new(10, 1, "1 s").unwrap());
+    let pro = Tier::limit(100).with_refill(10);
+    assert_eq!(
+        limiter.limit_under("u", 100 - 90, &pro).unwrap().remaining,
+        0
+    );
+    // Full after 10 s, then kept for the 9 s a new key takes to fill from
+    // the limiter's 10 tokens: meanwhile a client calling is never worse off.
+    limiter.clock().advance(18_999);
+    assert_eq!(limiter.limit_under("u", 0, &pro).unwrap().remaining, 100);
+    limiter.clock().advance(19_000);
+    assert_eq!(limiter.limit_under("u", 0, &pro).unwrap().remaining, 10);
+}
+
+#[test]
+fn a_faster_tier_seeing_a_full_bucket_does_not_make_the_limiter_forget_it() {
+    let limiter = limiter(TokenBucket::new(10, 1, "1 s").unwrap());
+    let fast = Tier::refill(10);
+    assert!(limiter.limit_with_cost("u", 10).unwrap().allowed);
+    // A second later the faster refill sees a full bucket, a new key's
+    // equal; the limiter's own has 1 token, and must keep counting.
+    limiter.clock().advance(1_000);
+    assert_eq!(limiter.limit_under("u", 0, &fast).unwrap().remaining, 10);
+    assert_eq!(limiter.limit_with_cost("u", 0).unwrap().remaining, 1);
+    limiter.clock().advance(2_000);
+    assert_eq!(limiter.limit_with_cost("u", 0).unwrap().remaining, 3);
+}
+
+#[test]
+fn a_tier_refilling_slower_than_the_limiter_is_refused() {
+    let limiter = limiter(TokenBucket::new(10, 5, "1 s").unwrap());
+    let slow = limiter.limit_under("u", 1, &Tier::refill(2));
+    assert!(
+        matches!(slow, Err(Error::Tier(ConfigError::Exceeds { .. }))),
+        "{slow:?}"
+    );
+    // A capacity below the refill fills in one interval: accepted.
+    assert_eq!(
+        limiter
+            .limit_under("u", 1, &Tier::limit(3))
+            .unwrap()
+            .remaining,
+        2
+    );
+}
+
+#[test]
 fn a_larger_gcra_burst_counts_the_debt_already_made() {
     let limiter = limiter(Gcra::new(10, "1 s").unwrap());
     assert!(limiter.limit_with_cost("u", 10).unwrap().allowed);
@@ -174,6 +263,11 @@ fn a_tier_that_is_no_configuration_is_a_typed_error_and_decides_nothing() {
         matches!(zero, Err(Error::Tier(ConfigError::Zero { .. }))),
         "{zero:?}"
     );
+    let refill = window.limit_under("u", 1, &Tier::limit(5).with_refill(2));
+    assert!(
+        matches!(refill, Err(Error::Tier(ConfigError::NotFor { .. }))),
+        "{refill:?}"
+    );
     let gcra = limiter(Gcra::new(10, "100 d").unwrap());
     let inexact = gcra.limit_under("u", 1, &Tier::limit(1 << 40));
     assert!(
@@ -181,10 +275,10 @@ fn a_tier_that_is_no_configuration_is_a_typed_error_and_decides_nothing() {
         "{inexact:?}"
     );
     let bucket = limiter(TokenBucket::new(10, 5, "1 s").unwrap());
-    let none = bucket.limit_under("u", 1, &Tier::limit(20));
+    let zero = bucket.limit_under("u", 1, &Tier::refill(0));
     assert!(
-        matches!(none, Err(Error::Tier(ConfigError::NotFor { .. }))),
-        "{none:?}"
+        matches!(zero, Err(Error::Tier(ConfigError::Zero { .. }))),
+        "{zero:?}"
     );
     // Nothing was decided: the keys are untouched.
     assert_eq!(window.limit("u").unwrap().remaining, 4);

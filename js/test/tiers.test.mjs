@@ -50,13 +50,33 @@ test("a limit that is no configuration is a typed error, and nothing is taken", 
     );
     await assert.rejects(gcra.limit("u", { limit }), (e) => e.code === code, String(limit));
   }
-  const bucket = new Ratelimit({ limiter: Ratelimit.tokenBucket(1, "1 s", 5) });
   assert.throws(
-    () => bucket.limitSync("u", { limit: 10 }),
-    (e) => e.code === "INVALID_ARGUMENT" && /token bucket takes no per-call limit/.test(e.message),
+    () => gcra.limitSync("u", { refillRate: 2 }),
+    (e) => e.code === "INVALID_ARGUMENT" && /GCRA takes no refill/.test(e.message),
+  );
+  const bucket = new Ratelimit({ limiter: Ratelimit.tokenBucket(2, "1 s", 5) });
+  assert.throws(
+    () => bucket.limitSync("u", { refillRate: 1 }),
+    (e) =>
+      e.code === "INVALID_ARGUMENT" &&
+      /the limiter's refill \(2\) must not exceed a tier's refill \(1\)/.test(e.message),
   );
   assert.equal(gcra.limitSync("u").remaining, 4, "untouched by the failed calls");
   assert.equal(bucket.limitSync("u").remaining, 4);
+});
+
+test("a larger bucket mints no tokens, a smaller one holds no more than its size", () => {
+  const clock = { now: T0 };
+  return atTime(clock, () => {
+    const rl = new Ratelimit({ limiter: Ratelimit.tokenBucket(1, "1 s", 10) });
+    const pro = { limit: 100, refillRate: 10 };
+    // A new key starts with the limiter's own 10 tokens, whatever its plan.
+    assert.deepEqual(numbers(rl.limitSync("u", pro)).slice(0, 3), [true, 100, 9]);
+    clock.now += 10_000;
+    assert.equal(rl.limitSync("u", { ...pro, cost: 0 }).remaining, 100);
+    assert.deepEqual(numbers(rl.limitSync("u")).slice(0, 3), [true, 10, 9], "a draw keeps 9 of the 100");
+    assert.equal(rl.limitSync("u", { ...pro, cost: 0 }).remaining, 9, "the larger bucket refills them");
+  });
 });
 
 test("Redis through the gateway decides tiers exactly as memory", async () => {
@@ -69,11 +89,12 @@ test("Redis through the gateway decides tiers exactly as memory", async () => {
       () => Ratelimit.slidingWindow(4, "10 s"),
       () => Ratelimit.slidingLog(4, "10 s"),
       () => Ratelimit.gcra(4, "10 s"),
+      () => Ratelimit.tokenBucket(1, "1 s", 4),
     ]) {
       const memory = new Ratelimit({ limiter: make() });
       const redis = new Ratelimit({ limiter: make(), store, prefix });
       for (let i = 0; i < 24; i++) {
-        const options = [{}, { limit: 9 }, { limit: 2 }, { limit: 6, cost: 3 }][i % 4];
+        const options = [{}, { limit: 9 }, { limit: 2 }, { limit: 6, cost: 3, refillRate: 2 }][i % 4];
         const id = `k${i % 2}`;
         let m;
         let r;

@@ -62,7 +62,7 @@ impl Algorithm for FixedWindow {
 
     fn tiered(&self, tier: &Tier) -> Result<Self, ConfigError> {
         Self::new(
-            tier.limit_value(),
+            tier.counted_limit(self.limit, "fixed window")?,
             std::time::Duration::from_millis(self.window_ms()),
         )
     }

@@ -154,7 +154,7 @@ impl Algorithm for Gcra {
 
     fn tiered(&self, tier: &Tier) -> Result<Self, ConfigError> {
         // The rate stays: the state counts in 1 / rate ms.
-        self.with_burst(tier.limit_value())
+        self.with_burst(tier.counted_limit(self.burst, "GCRA")?)
     }
 
     #[inline]

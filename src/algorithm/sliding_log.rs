@@ -122,7 +122,7 @@ impl Algorithm for SlidingLog {
 
     fn tiered(&self, tier: &Tier) -> Result<Self, ConfigError> {
         Self::new(
-            tier.limit_value(),
+            tier.counted_limit(self.limit, "sliding log")?,
             std::time::Duration::from_millis(self.window_ms),
         )
     }

@@ -108,7 +108,7 @@ impl Algorithm for SlidingWindow {
 
     fn tiered(&self, tier: &Tier) -> Result<Self, ConfigError> {
         Self::new(
-            tier.limit_value(),
+            tier.counted_limit(self.limit, "sliding window")?,
             std::time::Duration::from_millis(self.window_ms()),
         )
     }

@@ -26,6 +26,35 @@ pub struct TokenBucket {
     refill: Divisor,
     interval: Divisor,
     initial: u64,
+    /// Under a [`Tier`]: the limiter's own bucket, which a state must be
+    /// kept for (see [`Base::keep_until`]).
+    base: Option<Base>,
+}
+
+/// The numbers of the limiter's own bucket, kept by a tier's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Base {
+    capacity: u64,
+    refill: Divisor,
+    initial: u64,
+}
+
+impl Base {
+    /// Until when `state` must be kept: until it would be full in the
+    /// limiter's own bucket, plus that bucket's warm-up. Every tier refills
+    /// at least as fast and a new key starts at no more than this bucket's
+    /// initial tokens, so by then a new key would give no tier more than
+    /// the state would.
+    fn keep_until(&self, state: TokenBucketState, interval: &Divisor, now_ms: u64) -> u64 {
+        let full_at = match state.tokens >= self.capacity {
+            true => now_ms,
+            false => {
+                let steps = self.refill.div_ceil(self.capacity - state.tokens);
+                (state.refilled_at_ms + steps * interval.get()).max(now_ms)
+            }
+        };
+        full_at + self.refill.div_ceil(self.capacity - self.initial) * interval.get()
+    }
 }
 
 /// Per-key state.
@@ -53,6 +82,7 @@ impl TokenBucket {
             refill: Divisor::new(refill),
             interval: Divisor::new(interval_ms),
             initial: capacity,
+            base: None,
         })
     }
 
@@ -138,23 +168,42 @@ impl Algorithm for TokenBucket {
     }
 
     fn config_args(&self) -> Vec<u64> {
-        vec![
+        let mut args = vec![
             self.capacity(),
             self.refill(),
             self.interval_ms(),
             self.initial(),
-        ]
+        ];
+        if let Some(base) = self.base {
+            args.extend([base.capacity, base.refill.get(), base.initial]);
+        }
+        args
     }
 
-    /// None: a bucket's state is its tokens, and how long it is kept (until
-    /// full) depends on its capacity, so a bucket kept for a small tier
-    /// would be forgotten, and come back full, before a larger tier's
-    /// bucket would have filled: a burst for free.
-    fn tiered(&self, _tier: &Tier) -> Result<Self, ConfigError> {
-        Err(ConfigError::NotFor {
-            what: "per-call limit",
-            algorithm: "token bucket",
-        })
+    fn tiered(&self, tier: &Tier) -> Result<Self, ConfigError> {
+        let base = self.base.unwrap_or(Base {
+            capacity: self.capacity,
+            refill: self.refill,
+            initial: self.initial,
+        });
+        let capacity = tier.limit_value().unwrap_or(base.capacity);
+        let refill = tier.refill_value().unwrap_or(base.refill.get());
+        // More than the capacity per interval fills it as well as the
+        // capacity does.
+        let interval = std::time::Duration::from_millis(self.interval_ms());
+        let mut bucket = Self::new(capacity, refill.min(capacity), interval)?
+            .with_initial(base.initial.min(capacity))?;
+        limits::not_above(
+            "the limiter's refill",
+            base.refill.get(),
+            "a tier's refill",
+            refill,
+        )?;
+        let own = (bucket.capacity, bucket.refill, bucket.initial);
+        if own != (base.capacity, base.refill, base.initial) {
+            bucket.base = Some(base);
+        }
+        Ok(bucket)
     }
 
     #[inline]
@@ -166,10 +215,16 @@ impl Algorithm for TokenBucket {
     ) -> Result<Outcome, Error> {
         check_cost(cost, self.capacity)?;
         let now_ms = clamp_time(now_ms);
+        // A bucket filled under a larger tier holds no more than this one's
+        // capacity; a draw stores that, a denial or a read changes nothing.
+        let stored = state.map(|mut s| {
+            s.tokens = s.tokens.min(self.capacity);
+            s
+        });
         // A stored bucket is never full (only a draw is stored): when it
         // fills, if nothing is drawn meanwhile.
-        let stored_full_at = state.map(|s| self.full_at(s));
-        let mut s = self.refilled(*state, now_ms);
+        let stored_full_at = stored.map(|s| self.full_at(s));
+        let mut s = self.refilled(stored, now_ms);
 
         let allowed = s.tokens >= cost;
         let retry_after_ms = if allowed {
@@ -200,7 +255,10 @@ impl Algorithm for TokenBucket {
             Some(at) if !drawn && s.tokens == self.capacity => at.min(now_ms),
             _ => full_at,
         };
-        let keep_until = filled_at.saturating_add(self.warm_up_ms());
+        let mut keep_until = filled_at.saturating_add(self.warm_up_ms());
+        if let (Some(base), Some(kept)) = (self.base, *state) {
+            keep_until = keep_until.max(base.keep_until(kept, &self.interval, now_ms));
+        }
         let decision = Decision {
             allowed,
             limit: self.capacity,

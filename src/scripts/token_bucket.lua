@@ -3,7 +3,8 @@
 --
 -- KEYS[1]: state hash {tokens, at = refilled_at_ms, exp}.
 -- ARGV: now_ms or "", cost, peek ("1": read only), capacity, refill,
---       interval_ms, initial.
+--       interval_ms, initial, and under a tier the limiter's own bucket:
+--       its capacity, refill and initial (TokenBucket's Base).
 -- Reply: {allowed, remaining, reset_ms, retry_after_ms, now_ms}, and for a
 --        denial the state as stored: tokens, refilled_at.
 
@@ -15,6 +16,12 @@ local capacity = el_num(ARGV[4], 'capacity')
 local refill = el_num(ARGV[5], 'refill')
 local interval = el_num(ARGV[6], 'interval_ms')
 local initial = el_num(ARGV[7], 'initial')
+local base_capacity, base_refill, base_initial = nil, nil, nil
+if ARGV[8] then
+  base_capacity = el_num(ARGV[8], 'base capacity')
+  base_refill = el_num(ARGV[9], 'base refill')
+  base_initial = el_num(ARGV[10], 'base initial')
+end
 
 if cost > capacity then
   return el_cost_error()
@@ -35,7 +42,8 @@ local stored_full_at = nil
 if loaded == nil then
   tokens, refilled_at = initial, now
 else
-  tokens, refilled_at = loaded[1], loaded[2]
+  -- A bucket filled under a larger tier holds no more than this capacity.
+  tokens, refilled_at = el_min(loaded[1], capacity), loaded[2]
   stored_full_at = refilled_at + el_div_ceil(capacity - tokens, refill) * interval
   -- A clock behind refilled_at adds nothing.
   local steps = el_idiv(el_max(now - refilled_at, 0), interval)
@@ -86,6 +94,23 @@ if stored_full_at ~= nil and not drawn and tokens == capacity then
   filled_at = el_min(stored_full_at, now)
 end
 local keep_until = filled_at + el_div_ceil(capacity - initial, refill) * interval
+-- Under a tier, kept at least until the state as stored would be full in
+-- the limiter's own bucket, plus its warm-up (Base::keep_until).
+local kept_tokens, kept_at = nil, nil
+if wrote then
+  kept_tokens, kept_at = tokens, refilled_at
+elseif loaded then
+  kept_tokens, kept_at = loaded[1], loaded[2]
+end
+if base_capacity and kept_tokens then
+  local base_full_at = now
+  if kept_tokens < base_capacity then
+    local steps = el_div_ceil(base_capacity - kept_tokens, base_refill)
+    base_full_at = el_max(kept_at + steps * interval, now)
+  end
+  local base_warm = el_div_ceil(base_capacity - base_initial, base_refill) * interval
+  keep_until = el_max(keep_until, base_full_at + base_warm)
+end
 el_finish(key, has_state, el_max(keep_until - now, 0), raw_now, caller_clock, readonly, writes)
 -- The bucket as stored, sent with a denial only (a denial writes only a
 -- fresh bucket).

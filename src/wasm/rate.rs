@@ -84,9 +84,13 @@ impl WasmRateLimiter {
         Some(listed.decision(algorithm.limit(), now))
     }
 
-    /// The algorithm of a call under its own `limit` (see `Tier`).
-    fn tiered(&self, limit: f64) -> Result<AnyAlgorithm, JsValue> {
-        let tier = Tier::limit(count("limit", limit)?);
+    /// The algorithm of a call under its own `limit` and (token buckets)
+    /// `refill` (see `Tier`).
+    fn tiered(&self, limit: Option<f64>, refill: Option<f64>) -> Result<AnyAlgorithm, JsValue> {
+        let tier = Tier::of(
+            limit.map(|n| count("limit", n)).transpose()?,
+            refill.map(|n| count("refillRate", n)).transpose()?,
+        );
         self.algorithm
             .tiered(&tier)
             .map_err(|error| Error::Tier(error).to_js())
@@ -107,12 +111,20 @@ impl WasmRateLimiter {
         io::status(self.decide_in_memory(&self.algorithm, len, cost, now_ms(now), peek))
     }
 
-    /// [`decide`](Self::decide) under the call's own `limit` instead of the
-    /// configured one, on the same state (see `Tier`).
+    /// [`decide`](Self::decide) under the call's own `limit` and (token
+    /// buckets) `refill` instead of the configured ones, on the same state
+    /// (see `Tier`).
     #[wasm_bindgen(js_name = decideUnder)]
-    pub fn decide_under(&self, len: usize, cost: f64, now: f64, limit: f64) -> i32 {
+    pub fn decide_under(
+        &self,
+        len: usize,
+        cost: f64,
+        now: f64,
+        limit: Option<f64>,
+        refill: Option<f64>,
+    ) -> i32 {
         io::status(
-            self.tiered(limit)
+            self.tiered(limit, refill)
                 .and_then(|tiered| self.decide_in_memory(&tiered, len, cost, now_ms(now), false)),
         )
     }
@@ -161,18 +173,19 @@ impl WasmRateLimiter {
         self.rest_call_as(self.algorithm, len, cost, now, peek, true)
     }
 
-    /// [`restCall`](Self::rest_call) under the call's own `limit` instead of
-    /// the configured one, on the same state (see `Tier`); quota leases
-    /// are not used.
+    /// [`restCall`](Self::rest_call) under the call's own `limit` and
+    /// `refill` (see [`decideUnder`](Self::decide_under)); quota leases are
+    /// not used.
     #[wasm_bindgen(js_name = restCallUnder)]
     pub fn rest_call_under(
         &self,
         len: usize,
         cost: f64,
         now: f64,
-        limit: f64,
+        limit: Option<f64>,
+        refill: Option<f64>,
     ) -> Result<Option<WasmRestCall>, JsValue> {
-        self.rest_call_as(self.tiered(limit)?, len, cost, now, false, false)
+        self.rest_call_as(self.tiered(limit, refill)?, len, cost, now, false, false)
     }
 
     fn rest_call_as(
