@@ -114,6 +114,24 @@ test("Redis through the gateway decides tiers exactly as memory", async () => {
   });
 });
 
+test("calls under different plans made together share one batch, each decided under its own", async () => {
+  const store = redisStore({ url: stack.gateway.url, token: stack.gateway.token, time: "caller" });
+  const prefix = `tiers-batch-${Date.now()}`;
+  await atTime({ now: T0 }, async () => {
+    const make = () => Ratelimit.tokenBucket(1, "1 s", 3);
+    const memory = new Ratelimit({ limiter: make() });
+    const redis = new Ratelimit({ limiter: make(), store, prefix });
+    const plans = Array.from({ length: 12 }, (_, i) => [{}, { limit: 5 }, { limit: 8, refillRate: 4 }][i % 3]);
+    const batched = await Promise.all(plans.map((options) => redis.limit("k", options)));
+    const alone = plans.map((options) => memory.limitSync("k", options));
+    assert.deepEqual(batched.map(numbers), alone.map(numbers));
+    assert.deepEqual(
+      alone.map((r) => r.success),
+      [true, true, true, false, false, false, false, false, false, false, false, false],
+    );
+  });
+});
+
 test("withRateLimit limits each request by the client's plan and advertises that limit", async () => {
   const limiter = new Ratelimit({ limiter: Ratelimit.fixedWindow(2, "1 h") });
   const plans = { free: undefined, pro: 5 };
