@@ -456,3 +456,19 @@ async fn a_call_under_a_tier_counts_on_the_configured_state() {
         Err(Error::Tier(edgelimit::ConfigError::Zero { what: "limit" }))
     );
 }
+
+#[tokio::test]
+async fn refunds_and_penalties_over_the_async_store() {
+    let backend = Backend::start();
+    let store = store(
+        backend.gateway.url(),
+        RestOptions::default(),
+        Batching::default(),
+    );
+    let limiter = Limiter::new(Gcra::new(2, "1 h").unwrap()).with_store(store);
+    assert!(limiter.limit_with_cost_async("u", 2).await.unwrap().allowed);
+    assert!(!limiter.limit_async("u").await.unwrap().allowed);
+    assert_eq!(limiter.refund_async("u", 1).await.unwrap().remaining, 1);
+    assert!(limiter.limit_async("u").await.unwrap().allowed);
+    assert_eq!(limiter.penalize_async("u", 1).await.unwrap().remaining, 0);
+}

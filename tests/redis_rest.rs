@@ -501,3 +501,24 @@ where
     let granted = |a: &Acquire<S, ManualClock>| matches!(a, Acquire::Granted(_));
     (admitted, shared, granted(&first), granted(&second))
 }
+
+#[test]
+fn a_refund_reopens_a_key_the_deny_cache_had_closed() {
+    let backend = Backend::start();
+    let clock = ManualClock::new(T0);
+    let limiter = Limiter::new(SlidingLog::new(2, "1 h").unwrap())
+        .with_store(backend.store(TimeSource::Caller))
+        .with_clock(clock.clone());
+    assert!(limiter.limit_with_cost("k", 2).unwrap().allowed);
+    // Denied by Redis, then by the deny cache without a request.
+    assert!(!limiter.limit("k").unwrap().allowed);
+    assert!(!limiter.limit("k").unwrap().allowed);
+    assert_eq!(limiter.refund("k", 1).unwrap().remaining, 1);
+    assert!(
+        limiter.limit("k").unwrap().allowed,
+        "the cached denial was forgotten"
+    );
+    let d = limiter.penalize("k", 5).unwrap();
+    assert_eq!((d.allowed, d.remaining), (true, 0));
+    assert!(!limiter.limit("k").unwrap().allowed);
+}

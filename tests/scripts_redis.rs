@@ -8,14 +8,15 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 
 use edgelimit::algorithm::{
-    Algorithm, AnyState, Concurrency, ConcurrencyState, LeaseOp, StateKind, MAX_TIME_MS,
+    Adjustment, Algorithm, AnyState, Concurrency, ConcurrencyState, LeaseOp, StateKind, MAX_TIME_MS,
 };
 use edgelimit::scripts::{
     self, parse_lease_reply, parse_rate_reply, Script, Scripted, MAX_LOG_ENTRIES_IN_REPLY,
     RATE_REPLY_LEN,
 };
 use edgelimit::{
-    Decision, Error, FixedWindow, Gcra, Limiter, SlidingLog, SlidingWindow, Tier, TokenBucket,
+    Decision, Error, FixedWindow, Gcra, Limiter, ManualClock, SlidingLog, SlidingWindow, Tier,
+    TokenBucket,
 };
 use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError, TestRunner};
@@ -83,6 +84,19 @@ impl RateScript {
         cost: u64,
         peek: bool,
     ) -> Result<(Decision, u64, Vec<i64>), String> {
+        self.eval_mode(conn, key, now, cost, if peek { "1" } else { "0" })
+    }
+
+    /// EVALSHA in `mode` (`ARGV[3]`: "0" a call, "1" a peek, "2" a refund,
+    /// "3" a penalty of `cost` units).
+    fn eval_mode(
+        &self,
+        conn: &mut Conn,
+        key: &str,
+        now: Option<u64>,
+        cost: u64,
+        mode: &str,
+    ) -> Result<(Decision, u64, Vec<i64>), String> {
         let mut args = vec![
             "EVALSHA".to_owned(),
             self.script.sha1().to_owned(),
@@ -90,7 +104,7 @@ impl RateScript {
             key.to_owned(),
             now.map_or(String::new(), |n| n.to_string()),
             cost.to_string(),
-            if peek { "1" } else { "0" }.to_owned(),
+            mode.to_owned(),
         ];
         args.extend(self.config.iter().map(u64::to_string));
         match conn.call(&args).unwrap() {
@@ -193,6 +207,9 @@ struct RawOp {
     peek: bool,
     /// Under a tier of its own (a limit from `tier_x`), when `Some`.
     tier_x: Option<u64>,
+    /// Not a call but a refund (`false`) or a penalty (`true`) of the
+    /// cost's units, when `Some`.
+    adjust: Option<bool>,
 }
 
 fn raw_op() -> impl Strategy<Value = RawOp> {
@@ -204,9 +221,10 @@ fn raw_op() -> impl Strategy<Value = RawOp> {
         any::<u64>(),
         prop::bool::weighted(0.1),
         prop::option::weighted(0.3, any::<u64>()),
+        prop::option::weighted(0.15, any::<bool>()),
     )
         .prop_map(
-            |(key, cost_kind, cost_x, step_kind, step_x, peek, tier_x)| RawOp {
+            |(key, cost_kind, cost_x, step_kind, step_x, peek, tier_x, adjust)| RawOp {
                 key,
                 cost_kind,
                 cost_x,
@@ -214,6 +232,7 @@ fn raw_op() -> impl Strategy<Value = RawOp> {
                 step_x,
                 peek,
                 tier_x,
+                adjust,
             },
         )
 }
@@ -334,11 +353,27 @@ fn replay<A: Algorithm + Clone>(
     // What users get: the in-memory store through a Limiter, compared on
     // every call, the clock stepping back included (it reclaims expired
     // states only when it needs room, never by a later call's time).
-    let memory = Limiter::new(alg.clone()).with_prefix(prefix);
+    let clock = ManualClock::new(case.start);
+    let memory = Limiter::new(alg.clone())
+        .with_prefix(prefix)
+        .with_clock(clock.clone());
     let mut now = case.start;
     for (i, op) in case.ops.iter().enumerate() {
         let step = step_of(op, span, case.monotone);
         now = u64::try_from((i128::from(now) + step).max(0)).unwrap();
+        if let Some(penalty) = op.adjust {
+            clock.set(now);
+            adjust(
+                alg,
+                op,
+                now,
+                penalty,
+                (conn, prefix),
+                &mut reference,
+                &memory,
+            )?;
+            continue;
+        }
         // A call under a tier: a limit up to twice the configured one, on
         // the same state (a tier that is no configuration of the
         // algorithm, e.g. a refill for a window, decides as configured).
@@ -423,6 +458,47 @@ fn replay<A: Algorithm + Clone>(
     Ok(())
 }
 
+/// A refund or penalty of `op`'s units at `now`: the Lua twin, the core and
+/// the memory store answer alike.
+fn adjust<A: Algorithm, C: edgelimit::Clock>(
+    alg: &A,
+    op: &RawOp,
+    now: u64,
+    penalty: bool,
+    (conn, prefix): (&mut Conn, &str),
+    reference: &mut Reference<A::State>,
+    memory: &Limiter<A, edgelimit::MemoryStore, C>,
+) -> Result<(), TestCaseError> {
+    let units = cost_of(op, alg.limit());
+    let (adjustment, mode) = match penalty {
+        true => (Adjustment::Penalty(units), "3"),
+        false => (Adjustment::Refund(units), "2"),
+    };
+    let expected = reference.run(op.key, now, |state| {
+        let outcome = alg.adjust(state, now, adjustment);
+        (outcome, Some(outcome.ttl_ms))
+    });
+    let key = format!("{{{prefix}:{}}}", op.key);
+    let context = || format!("{adjustment:?} of key {} at {now}", op.key);
+    let (decision, used, _) = RateScript::of(alg)
+        .eval_mode(conn, &key, Some(now), units, mode)
+        .map_err(|e| TestCaseError::fail(format!("{}: Lua error {e}", context())))?;
+    prop_assert_eq!(decision, expected.decision, "{}", context());
+    prop_assert_eq!(used, now.min(MAX_TIME_MS), "{}", context());
+    let id = op.key.to_string();
+    let from_memory = match penalty {
+        true => memory.penalize(&id, units),
+        false => memory.refund(&id, units),
+    };
+    prop_assert_eq!(
+        from_memory,
+        Ok(expected.decision),
+        "memory store, {}",
+        context()
+    );
+    Ok(())
+}
+
 /// Whether `state` is a sliding log too long to be sent with a denial.
 fn log_too_long(state: Option<&AnyState>) -> bool {
     matches!(state, Some(AnyState::SlidingLog(log)) if log.entries.len() > MAX_LOG_ENTRIES_IN_REPLY)
@@ -467,6 +543,7 @@ fn a_clock_stepping_back_past_a_ttl_decides_alike() {
         step_x,
         peek: false,
         tier_x: None,
+        adjust: None,
     };
     let case = RateCase {
         config: RateConfig::Gcra(Gcra::new(1, "10 s").unwrap()),
@@ -825,6 +902,32 @@ fn peek_writes_nothing_and_decides_as_a_read() {
             .unwrap_err();
         assert!(error.contains("EDGELIMIT cost exceeds limit"), "{error}");
         assert_eq!(snapshot(&mut conn, &key), before);
+    }
+}
+
+/// A GCRA debt above 2^52 but within a tolerance near 2^53 (a full burst
+/// of 2^30 units over a period of about 72 minutes) is an ordinary debt:
+/// Lua once took its far path there, answering no room left.
+#[test]
+fn a_debt_between_2_52_and_a_tolerance_near_2_53_decides_as_in_rust() {
+    let server = Redis::start();
+    let mut conn = server.conn();
+    load_all(&mut conn);
+    let alg = Gcra::new(1, ms(4_332_422))
+        .unwrap()
+        .with_burst(1 << 30)
+        .unwrap();
+    let script = RateScript::of(&alg);
+    let mut reference = Reference::new();
+    for (now, cost) in [(0, 1 << 30), (12_997_266, 1 << 29), (12_997_266, 0)] {
+        let expected = reference.run(0, now, |state| {
+            let outcome = alg.decide(state, now, cost).unwrap();
+            (outcome.decision, Some(outcome.ttl_ms))
+        });
+        let (decision, _, _) = script
+            .eval(&mut conn, "{gcra-wide}", Some(now), cost, false)
+            .unwrap();
+        assert_eq!(decision, expected, "{cost} at {now}");
     }
 }
 

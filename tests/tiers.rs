@@ -19,6 +19,14 @@ struct Call {
 
 const START_MS: u64 = 1_700_000_000_000;
 
+/// Cases per property: a few hundred, more with PROPTEST_CASES (`make test-long`).
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(300)
+}
+
 fn calls(span_ms: u64, max_cost: u64) -> impl Strategy<Value = Vec<Call>> {
     let step = prop_oneof![6 => 0..=span_ms / 4 + 1, 3 => 0..=3 * span_ms, 1 => 0..=20 * span_ms];
     let cost = prop_oneof![6 => Just(1u64), 3 => 0..=max_cost];
@@ -77,7 +85,7 @@ fn limits() -> impl Strategy<Value = (u64, u64)> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
 
     #[test]
     fn fixed_window_never_admits_more_per_window_than_the_larger_limit(

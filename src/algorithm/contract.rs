@@ -1,6 +1,6 @@
 //! What every rate-limiting algorithm provides.
 
-use super::{Kind, QuotaGrant, QuotaRefund, StateKind, Tier};
+use super::{Adjustment, Kind, QuotaGrant, QuotaRefund, StateKind, Tier};
 use crate::{ConfigError, Decision, Error};
 
 /// A decision and how long the state that produced it must be kept.
@@ -65,6 +65,18 @@ pub trait Algorithm {
         now_ms: u64,
         cost: u64,
     ) -> Result<Outcome, Error>;
+
+    /// Applies `adjustment` to the state at `now_ms` (a refund gives units
+    /// back, a penalty charges more: see [`Adjustment`]), then answers what
+    /// is left as a read (`cost` 0) would. Never an error: a refund beyond
+    /// what was used gives back what was used, a penalty beyond the limit
+    /// charges up to it.
+    fn adjust(
+        &self,
+        state: &mut Option<Self::State>,
+        now_ms: u64,
+        adjustment: Adjustment,
+    ) -> Outcome;
 
     /// Whether [`decide_leased`](Self::decide_leased) takes quota leases:
     /// true for the counted windows (fixed and sliding).

@@ -4,7 +4,7 @@ use super::contract::{check_cost, clamp_time, Algorithm, Outcome};
 use super::divisor::Divisor;
 use super::limits;
 use super::quota::{take_extra, QuotaGrant, QuotaRefund};
-use super::Tier;
+use super::{Adjustment, Tier};
 use crate::{ConfigError, Decision, Error, IntoMillis};
 
 /// At most `limit` units in each window `[k·window, (k+1)·window)` of Unix
@@ -67,6 +67,27 @@ impl Algorithm for FixedWindow {
         )
     }
 
+    fn adjust(
+        &self,
+        state: &mut Option<FixedWindowState>,
+        now_ms: u64,
+        adjustment: Adjustment,
+    ) -> Outcome {
+        let now = clamp_time(now_ms);
+        let current_start = now - self.window.rem(now);
+        // The window a call now counts in (a later one after the clock went
+        // back): units of an earlier window are no longer counted anyway.
+        let (start, count) = match *state {
+            Some(s) if s.window_start_ms >= current_start => (s.window_start_ms, s.count),
+            _ => (current_start, 0),
+        };
+        *state = Some(FixedWindowState {
+            window_start_ms: start,
+            count: adjustment.apply(count, self.limit),
+        });
+        self.outcome(state, now_ms, 0)
+    }
+
     #[inline]
     fn decide(
         &self,
@@ -75,36 +96,7 @@ impl Algorithm for FixedWindow {
         cost: u64,
     ) -> Result<Outcome, Error> {
         check_cost(cost, self.limit)?;
-        let now_ms = clamp_time(now_ms);
-        let current_start = now_ms - self.window.rem(now_ms);
-        // A state from a later window means the clock went back: keep
-        // counting in that window rather than starting a fresh one.
-        let (start, count) = match *state {
-            Some(s) if s.window_start_ms >= current_start => (s.window_start_ms, s.count),
-            _ => (current_start, 0),
-        };
-        let end = start.saturating_add(self.window.get());
-
-        let allowed = count + cost <= self.limit;
-        let count = if allowed { count + cost } else { count };
-        if allowed && cost > 0 {
-            *state = Some(FixedWindowState {
-                window_start_ms: start,
-                count,
-            });
-        }
-        let decision = Decision {
-            allowed,
-            limit: self.limit,
-            // A count above the limit: counted under a larger tier.
-            remaining: self.limit.saturating_sub(count),
-            reset_ms: if count == 0 { now_ms } else { end },
-            // The next window starts empty and cost <= limit, so it fits then.
-            retry_after_ms: if allowed { 0 } else { end - now_ms },
-            reason: None,
-        };
-        let ttl_ms = if count == 0 { 0 } else { end - now_ms };
-        Ok(Outcome { decision, ttl_ms })
+        Ok(self.outcome(state, now_ms, cost))
     }
 
     fn leases_quota(&self) -> bool {
@@ -139,6 +131,43 @@ impl Algorithm for FixedWindow {
             )
         });
         Ok((outcome, grant))
+    }
+}
+
+impl FixedWindow {
+    /// A call of `cost` (already checked against the limit) at `now_ms`.
+    #[inline]
+    fn outcome(&self, state: &mut Option<FixedWindowState>, now_ms: u64, cost: u64) -> Outcome {
+        let now_ms = clamp_time(now_ms);
+        let current_start = now_ms - self.window.rem(now_ms);
+        // A state from a later window means the clock went back: keep
+        // counting in that window rather than starting a fresh one.
+        let (start, count) = match *state {
+            Some(s) if s.window_start_ms >= current_start => (s.window_start_ms, s.count),
+            _ => (current_start, 0),
+        };
+        let end = start.saturating_add(self.window.get());
+
+        let allowed = count + cost <= self.limit;
+        let count = if allowed { count + cost } else { count };
+        if allowed && cost > 0 {
+            *state = Some(FixedWindowState {
+                window_start_ms: start,
+                count,
+            });
+        }
+        let decision = Decision {
+            allowed,
+            limit: self.limit,
+            // A count above the limit: counted under a larger tier.
+            remaining: self.limit.saturating_sub(count),
+            reset_ms: if count == 0 { now_ms } else { end },
+            // The next window starts empty and cost <= limit, so it fits then.
+            retry_after_ms: if allowed { 0 } else { end - now_ms },
+            reason: None,
+        };
+        let ttl_ms = if count == 0 { 0 } else { end - now_ms };
+        Outcome { decision, ttl_ms }
     }
 }
 

@@ -4,7 +4,8 @@
 use super::contract::{check_cost, clamp_time, Algorithm, Outcome};
 use super::divisor::Divisor;
 use super::limits;
-use super::Tier;
+use super::twin::MAX_EXACT;
+use super::{Adjustment, Tier};
 use crate::{ConfigError, Decision, Error, IntoMillis};
 
 /// `rate` units per `period`, with bursts of up to `burst` units (default:
@@ -157,6 +158,41 @@ impl Algorithm for Gcra {
         self.with_burst(tier.counted_limit(self.burst, "GCRA")?)
     }
 
+    fn adjust(
+        &self,
+        state: &mut Option<GcraState>,
+        now_ms: u64,
+        adjustment: Adjustment,
+    ) -> Outcome {
+        let now = clamp_time(now_ms);
+        // A debt this large (the clock far behind, past any tolerance) is
+        // left alone, as in Lua, whose numbers are exact only below it.
+        if let Ok(debt) = self.narrow_debt(*state, now) {
+            if debt < MAX_EXACT {
+                let period = self.period.get();
+                // In whole units of `period`: a refund never gives back more
+                // than the debt, a penalty never charges past the tolerance.
+                let debt = match adjustment {
+                    Adjustment::Refund(units) if units >= self.period.div_ceil(debt) => 0,
+                    Adjustment::Refund(units) => debt - units * period,
+                    Adjustment::Penalty(_) if debt >= self.tolerance => debt,
+                    Adjustment::Penalty(units)
+                        if units >= self.period.div_ceil(self.tolerance - debt) =>
+                    {
+                        self.tolerance
+                    }
+                    Adjustment::Penalty(units) => debt + units * period,
+                };
+                let (whole_ms, frac) = self.rate.div_rem(debt);
+                *state = (debt > 0).then_some(GcraState {
+                    tat_ms: now + whole_ms,
+                    tat_frac: frac,
+                });
+            }
+        }
+        self.outcome(state, now_ms, 0)
+    }
+
     #[inline]
     fn decide(
         &self,
@@ -165,10 +201,18 @@ impl Algorithm for Gcra {
         cost: u64,
     ) -> Result<Outcome, Error> {
         check_cost(cost, self.burst)?;
+        Ok(self.outcome(state, now_ms, cost))
+    }
+}
+
+impl Gcra {
+    /// A call of `cost` (already checked against the limit) at `now_ms`.
+    #[inline]
+    fn outcome(&self, state: &mut Option<GcraState>, now_ms: u64, cost: u64) -> Outcome {
         let now_ms = clamp_time(now_ms);
         let debt = match self.narrow_debt(*state, now_ms) {
             Ok(debt) => debt,
-            Err(far) => return Ok(self.far_behind(far, now_ms, cost)),
+            Err(far) => return self.far_behind(far, now_ms, cost),
         };
         let tolerance = self.tolerance;
         // cost ≤ burst, so cost × period ≤ tolerance < 2^53: no overflow.
@@ -198,10 +242,10 @@ impl Algorithm for Gcra {
             },
             reason: None,
         };
-        Ok(Outcome {
+        Outcome {
             decision,
             ttl_ms: until_full,
-        })
+        }
     }
 }
 

@@ -9,7 +9,7 @@ use crate::error::ConfigError;
 use crate::IntoMillis;
 
 /// Largest integer a Lua number (an IEEE double) holds exactly.
-pub const MAX_EXACT: u128 = 1 << 53;
+pub const MAX_EXACT: u128 = super::twin::MAX_EXACT as u128;
 
 pub use super::twin::MAX_SPAN_MS;
 

@@ -1,5 +1,6 @@
 //! The pure algorithm core: no clock, no I/O, no allocation on the hot path.
 
+mod adjust;
 mod concurrency;
 mod contract;
 mod divisor;
@@ -15,6 +16,7 @@ mod tier;
 mod token_bucket;
 mod twin;
 
+pub use adjust::Adjustment;
 pub use concurrency::{Concurrency, ConcurrencyState, Lease, LeaseOp, LeaseOutcome, Ticket};
 pub(crate) use contract::check_cost;
 pub use contract::{Algorithm, Outcome, MAX_TIME_MS};

@@ -4,7 +4,7 @@ use std::collections::VecDeque;
 
 use super::contract::{check_cost, clamp_time, Algorithm, Outcome};
 use super::limits;
-use super::Tier;
+use super::{Adjustment, Tier};
 use crate::{ConfigError, Decision, Error, IntoMillis};
 
 /// Exact: a call at `now` is admitted when the units admitted in
@@ -73,6 +73,23 @@ impl SlidingLogState {
         self.total -= units;
     }
 
+    /// Removes `units` from the newest entries (all of them, at most).
+    fn give_back(&mut self, units: u64) {
+        let mut left = units.min(self.total);
+        self.total -= left;
+        while left > 0 {
+            let Some(last) = self.entries.back_mut() else {
+                break;
+            };
+            let taken = left.min(last.units);
+            last.units -= taken;
+            left -= taken;
+            if last.units == 0 {
+                self.entries.pop_back();
+            }
+        }
+    }
+
     fn record(&mut self, at_ms: u64, units: u64) {
         match self.entries.back_mut() {
             Some(last) if last.at_ms == at_ms => last.units += units,
@@ -127,6 +144,30 @@ impl Algorithm for SlidingLog {
         )
     }
 
+    fn adjust(
+        &self,
+        state: &mut Option<SlidingLogState>,
+        now_ms: u64,
+        adjustment: Adjustment,
+    ) -> Outcome {
+        let now = clamp_time(now_ms);
+        let log = state.get_or_insert_with(SlidingLogState::default);
+        let at = log.latest_ms.max(now);
+        log.expire(at, self.window_ms);
+        match adjustment {
+            // The latest units go back first: the ones a refunded call took.
+            Adjustment::Refund(units) => log.give_back(units),
+            Adjustment::Penalty(_) => {
+                let charged = adjustment.apply(log.total, self.limit) - log.total;
+                if charged > 0 {
+                    log.latest_ms = at;
+                    log.record(at, charged);
+                }
+            }
+        }
+        self.outcome(state, now_ms, 0)
+    }
+
     fn decide(
         &self,
         state: &mut Option<SlidingLogState>,
@@ -134,6 +175,14 @@ impl Algorithm for SlidingLog {
         cost: u64,
     ) -> Result<Outcome, Error> {
         check_cost(cost, self.limit)?;
+        Ok(self.outcome(state, now_ms, cost))
+    }
+}
+
+impl SlidingLog {
+    /// A call of `cost` (already checked against the limit) at `now_ms`.
+    #[inline]
+    fn outcome(&self, state: &mut Option<SlidingLogState>, now_ms: u64, cost: u64) -> Outcome {
         let now_ms = clamp_time(now_ms);
         let window = self.window_ms;
         // Never evaluate before the latest time an admission was recorded
@@ -172,7 +221,7 @@ impl Algorithm for SlidingLog {
             reason: None,
         };
         let ttl_ms = newest_end.map_or(0, |end| end - now_ms);
-        Ok(Outcome { decision, ttl_ms })
+        Outcome { decision, ttl_ms }
     }
 }
 

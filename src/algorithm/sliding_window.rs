@@ -5,7 +5,7 @@ use super::contract::{check_cost, clamp_time, Algorithm, Outcome};
 use super::divisor::Divisor;
 use super::limits;
 use super::quota::{take_extra, QuotaGrant, QuotaRefund};
-use super::Tier;
+use super::{Adjustment, Tier};
 use crate::{ConfigError, Decision, Error, IntoMillis};
 
 /// Approximates a window sliding with time using two fixed windows: a call
@@ -113,6 +113,20 @@ impl Algorithm for SlidingWindow {
         )
     }
 
+    fn adjust(
+        &self,
+        state: &mut Option<SlidingWindowState>,
+        now_ms: u64,
+        adjustment: Adjustment,
+    ) -> Outcome {
+        // Units are given back to, or charged in, the current window: the
+        // previous one's count only weighs less as time passes.
+        let (mut s, _) = self.view(*state, clamp_time(now_ms));
+        s.current = adjustment.apply(s.current, self.limit);
+        *state = Some(s);
+        self.outcome(state, now_ms, 0)
+    }
+
     #[inline]
     fn decide(
         &self,
@@ -121,46 +135,7 @@ impl Algorithm for SlidingWindow {
         cost: u64,
     ) -> Result<Outcome, Error> {
         check_cost(cost, self.limit)?;
-        let now_ms = clamp_time(now_ms);
-        let (w, limit) = (self.window.get(), self.limit);
-        let (mut s, at) = self.view(*state, now_ms);
-        let elapsed = at - s.window_start_ms;
-        // All quantities below are scaled by w; validation keeps them < 2^53.
-        let weighted_previous = s.previous * (w - elapsed);
-        let capacity = limit * w;
-
-        // A clock gone back within the window weighs the previous window more,
-        // which can put usage above capacity; a read (cost 0) is still allowed.
-        let allowed = cost == 0 || weighted_previous + (s.current + cost) * w <= capacity;
-        if allowed && cost > 0 {
-            s.current += cost;
-            *state = Some(s);
-        }
-        let used = weighted_previous + s.current * w;
-        let end = s.window_start_ms + w;
-        let (reset_ms, ttl_end) = if s.current > 0 {
-            (end + w, end + w)
-        } else if s.previous > 0 {
-            (end, end)
-        } else {
-            (now_ms, now_ms)
-        };
-        let decision = Decision {
-            allowed,
-            limit,
-            remaining: self.window.div(capacity - used.min(capacity)),
-            reset_ms,
-            retry_after_ms: if allowed {
-                0
-            } else {
-                self.retry_at(&s, cost) - now_ms
-            },
-            reason: None,
-        };
-        Ok(Outcome {
-            decision,
-            ttl_ms: ttl_end - now_ms,
-        })
+        Ok(self.outcome(state, now_ms, cost))
     }
 
     fn leases_quota(&self) -> bool {
@@ -201,6 +176,53 @@ impl Algorithm for SlidingWindow {
             )
         });
         Ok((outcome, grant))
+    }
+}
+
+impl SlidingWindow {
+    /// A call of `cost` (already checked against the limit) at `now_ms`.
+    #[inline]
+    fn outcome(&self, state: &mut Option<SlidingWindowState>, now_ms: u64, cost: u64) -> Outcome {
+        let now_ms = clamp_time(now_ms);
+        let (w, limit) = (self.window.get(), self.limit);
+        let (mut s, at) = self.view(*state, now_ms);
+        let elapsed = at - s.window_start_ms;
+        // All quantities below are scaled by w; validation keeps them < 2^53.
+        let weighted_previous = s.previous * (w - elapsed);
+        let capacity = limit * w;
+
+        // A clock gone back within the window weighs the previous window more,
+        // which can put usage above capacity; a read (cost 0) is still allowed.
+        let allowed = cost == 0 || weighted_previous + (s.current + cost) * w <= capacity;
+        if allowed && cost > 0 {
+            s.current += cost;
+            *state = Some(s);
+        }
+        let used = weighted_previous + s.current * w;
+        let end = s.window_start_ms + w;
+        let (reset_ms, ttl_end) = if s.current > 0 {
+            (end + w, end + w)
+        } else if s.previous > 0 {
+            (end, end)
+        } else {
+            (now_ms, now_ms)
+        };
+        let decision = Decision {
+            allowed,
+            limit,
+            remaining: self.window.div(capacity - used.min(capacity)),
+            reset_ms,
+            retry_after_ms: if allowed {
+                0
+            } else {
+                self.retry_at(&s, cost) - now_ms
+            },
+            reason: None,
+        };
+        Outcome {
+            decision,
+            ttl_ms: ttl_end - now_ms,
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 use super::contract::{check_cost, clamp_time, Algorithm, Outcome};
 use super::divisor::Divisor;
 use super::limits;
-use super::Tier;
+use super::{Adjustment, Tier};
 use crate::{ConfigError, Decision, Error, IntoMillis};
 
 /// A bucket of `capacity` tokens; a call takes `cost` tokens or is denied.
@@ -206,6 +206,24 @@ impl Algorithm for TokenBucket {
         Ok(bucket)
     }
 
+    fn adjust(
+        &self,
+        state: &mut Option<TokenBucketState>,
+        now_ms: u64,
+        adjustment: Adjustment,
+    ) -> Outcome {
+        let now = clamp_time(now_ms);
+        let stored = state.map(|mut s| {
+            s.tokens = s.tokens.min(self.capacity);
+            s
+        });
+        let mut s = self.refilled(stored, now);
+        // Usage is what the bucket lacks: a refund fills, a penalty drains.
+        s.tokens = self.capacity - adjustment.apply(self.capacity - s.tokens, self.capacity);
+        *state = Some(s);
+        self.outcome(state, now_ms, 0)
+    }
+
     #[inline]
     fn decide(
         &self,
@@ -214,6 +232,14 @@ impl Algorithm for TokenBucket {
         cost: u64,
     ) -> Result<Outcome, Error> {
         check_cost(cost, self.capacity)?;
+        Ok(self.outcome(state, now_ms, cost))
+    }
+}
+
+impl TokenBucket {
+    /// A call of `cost` (already checked against the limit) at `now_ms`.
+    #[inline]
+    fn outcome(&self, state: &mut Option<TokenBucketState>, now_ms: u64, cost: u64) -> Outcome {
         let now_ms = clamp_time(now_ms);
         // A bucket filled under a larger tier holds no more than this one's
         // capacity; a draw stores that, a denial or a read changes nothing.
@@ -267,10 +293,10 @@ impl Algorithm for TokenBucket {
             retry_after_ms,
             reason: None,
         };
-        Ok(Outcome {
+        Outcome {
             decision,
             ttl_ms: keep_until.saturating_sub(now_ms),
-        })
+        }
     }
 }
 

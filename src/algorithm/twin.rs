@@ -7,6 +7,10 @@
 /// of a time and a span stays below 2^53, hence exact in Lua's doubles too.
 pub const MAX_TIME_MS: u64 = 1 << 52;
 
+/// Largest integer a Lua number (an IEEE double) holds exactly, 2^53: a
+/// GCRA debt this large is beyond any tolerance and takes the far path.
+pub const MAX_EXACT: u64 = 1 << 53;
+
 /// Longest window, interval or period: about 100 years.
 pub const MAX_SPAN_MS: u64 = 100 * 365 * 86_400_000;
 
@@ -25,8 +29,9 @@ pub const MAX_TICKET_WAITERS: u64 = 1 << 32;
 
 /// The constants build.rs hands to the Lua prelude, in order.
 #[allow(dead_code)]
-pub const FOR_LUA: [(&str, u64); 5] = [
+pub const FOR_LUA: [(&str, u64); 6] = [
     ("MAX_TIME_MS", MAX_TIME_MS),
+    ("MAX_EXACT", MAX_EXACT),
     ("MAX_SPAN_MS", MAX_SPAN_MS),
     ("MAX_LOG_ENTRIES_IN_REPLY", MAX_LOG_ENTRIES_IN_REPLY),
     ("TICKET_MS", TICKET_MS),

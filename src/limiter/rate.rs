@@ -8,10 +8,12 @@ use super::failure::FailurePolicy;
 use super::metrics::{Counters, Metrics};
 use super::quota_book::{QuotaBook, Spend};
 use super::wait::{backoff, deadline_ms, run_blocking, WaitOutcome};
-use crate::algorithm::{Algorithm, QuotaRefund, Tier};
+use crate::algorithm::{Adjustment, Algorithm, QuotaRefund, Tier};
 use crate::clock::{Clock, SystemClock};
 use crate::error::check_id;
-use crate::store::{key_prefix, AsyncStore, Consume, ConsumeQuota, Key, MemoryStore, Peek, Store};
+use crate::store::{
+    key_prefix, Adjust, AsyncStore, Consume, ConsumeQuota, Key, MemoryStore, Peek, Store,
+};
 use crate::{AccessList, ConfigError, Decision, Error, DEFAULT_MAX_ID_BYTES};
 
 /// The prefix of keys of limiters that do not set one.
@@ -615,6 +617,43 @@ impl<A: Algorithm, S: Store, C: Clock> Limiter<A, S, C> {
         self.apply_policy(answer, now_ms)
     }
 
+    /// Gives `units` back to `key`: a call that turned out cheaper than it
+    /// was charged, or failed upstream. Never more than the key has used
+    /// (nothing is minted: a full bucket stays full); in a window, to the
+    /// window a call now counts in; in a sliding log, the newest units
+    /// first. Answers what is left, as [`remaining`](Self::remaining)
+    /// would; a cached denial of the key is forgotten.
+    ///
+    /// ```
+    /// use edgelimit::{Limiter, SlidingWindow};
+    ///
+    /// let limiter = Limiter::new(SlidingWindow::new(10, "1 m")?);
+    /// assert_eq!(limiter.limit_with_cost("user:1", 5)?.remaining, 5);
+    /// // The upstream call failed: its units come back.
+    /// assert_eq!(limiter.refund("user:1", 5)?.remaining, 10);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn refund(&self, key: &str, units: u64) -> Result<Decision, Error> {
+        self.adjust(key, Adjustment::Refund(units))
+    }
+
+    /// Charges `key` `units` on top of what it used (a failed login, abuse):
+    /// never past the limit, so the key waits at most as long as a full use
+    /// would make it. Answers what is left.
+    pub fn penalize(&self, key: &str, units: u64) -> Result<Decision, Error> {
+        self.adjust(key, Adjustment::Penalty(units))
+    }
+
+    fn adjust(&self, key: &str, adjustment: Adjustment) -> Result<Decision, Error> {
+        check_id(key, self.max_id_bytes)?;
+        let step = Adjust {
+            algorithm: &self.algorithm,
+            adjustment,
+        };
+        self.store
+            .transact(self.key(key), self.clock.now_ms(), &step)
+    }
+
     /// Forgets `key`'s state: its next call is treated as its first.
     pub fn reset(&self, key: &str) -> Result<(), Error> {
         check_id(key, self.max_id_bytes)?;
@@ -760,6 +799,27 @@ impl<A: Algorithm + Sync, S: AsyncStore, C: Clock> Limiter<A, S, C> {
             .await
             .map(|decision| self.with_unspent(key, decision, now_ms));
         self.apply_policy(answer, now_ms)
+    }
+
+    /// Gives `units` back to `key` (see [`refund`](Self::refund)).
+    pub async fn refund_async(&self, key: &str, units: u64) -> Result<Decision, Error> {
+        self.adjust_async(key, Adjustment::Refund(units)).await
+    }
+
+    /// Charges `key` `units` more (see [`penalize`](Self::penalize)).
+    pub async fn penalize_async(&self, key: &str, units: u64) -> Result<Decision, Error> {
+        self.adjust_async(key, Adjustment::Penalty(units)).await
+    }
+
+    async fn adjust_async(&self, key: &str, adjustment: Adjustment) -> Result<Decision, Error> {
+        check_id(key, self.max_id_bytes)?;
+        let step = Adjust {
+            algorithm: &self.algorithm,
+            adjustment,
+        };
+        self.store
+            .transact_async(self.key(key), self.clock.now_ms(), &step)
+            .await
     }
 
     /// Forgets `key`'s state: its next call is treated as its first.

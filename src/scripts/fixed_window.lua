@@ -1,7 +1,9 @@
 -- fixed_window.lua: mirrors src/algorithm/fixed_window.rs (FixedWindow::decide).
 --
 -- KEYS[1]: state hash {start = window_start_ms, count, exp}.
--- ARGV: now_ms or "", cost, peek ("1": read only), limit, window_ms, and
+-- ARGV: now_ms or "", cost (a refund's or penalty's units), the mode ("0"
+--       a call, "1" a read-only peek, "2" a refund, "3" a penalty: see
+--       el_adjustment), limit, window_ms, and
 --       for a quota lease (FixedWindow::decide_leased): want, refund's
 --       window start, refund's units.
 -- Reply: {allowed, remaining, reset_ms, retry_after_ms, now_ms}, and for a
@@ -12,12 +14,13 @@ local key = KEYS[1]
 local raw_now, caller_clock = el_now(ARGV[1])
 local cost = el_num(ARGV[2], 'cost')
 local readonly = ARGV[3] == '1'
+local how = el_adjustment(ARGV[3])
 local limit = el_num(ARGV[4], 'limit')
 local window = el_num(ARGV[5], 'window_ms')
 local want, refund_start, refund_units = el_lease_args(ARGV[6], ARGV[7], ARGV[8])
 
--- check_cost
-if cost > limit then
+-- check_cost (an adjustment's units may be anything)
+if cost > limit and not how then
   return el_cost_error()
 end
 local now = el_clamp(raw_now)
@@ -41,6 +44,12 @@ else
   start, count = current_start, 0
 end
 local window_end = start + window
+-- adjust: the units given back or charged, then a read.
+if how then
+  count = el_adjusted(how, cost, count, limit)
+  cost = 0
+  refunded = true
+end
 
 local allowed = count + cost <= limit
 if allowed then

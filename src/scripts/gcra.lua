@@ -2,7 +2,9 @@
 -- decide).
 --
 -- KEYS[1]: state hash {tm = tat_ms, tf = tat_frac (in 1/rate ms), exp}.
--- ARGV: now_ms or "", cost, peek ("1": read only), rate, period_ms, burst.
+-- ARGV: now_ms or "", cost (or an adjustment's units), the mode ("1" a
+--       read-only peek, "2" / "3" a refund / penalty: el_adjustment), rate,
+--       period_ms, burst.
 -- Reply: {allowed, remaining, reset_ms, retry_after_ms, now_ms}, and for a
 --        denial the state (a denial changes none): tm, tf.
 --
@@ -16,12 +18,19 @@ local key = KEYS[1]
 local raw_now, caller_clock = el_now(ARGV[1])
 local cost = el_num(ARGV[2], 'cost')
 local readonly = ARGV[3] == '1'
+local how = el_adjustment(ARGV[3])
 local rate = el_num(ARGV[4], 'rate')
 local period = el_num(ARGV[5], 'period_ms')
 local burst = el_num(ARGV[6], 'burst')
 
-if cost > burst then
+-- An adjustment's units may be anything.
+if cost > burst and not how then
   return el_cost_error()
+end
+-- An adjustment is answered as a read (cost 0), after it.
+local units = cost
+if how then
+  cost = 0
 end
 local now = el_clamp(raw_now)
 local loaded = el_load(key, raw_now, readonly, 'tm', 'tf')
@@ -48,7 +57,7 @@ if state and (state.tm > now or (state.tm == now and state.tf > 0)) then
   debt = behind * rate + state.tf
 end
 
-if debt >= EL_MAX_TIME_MS then
+if debt >= EL_MAX_EXACT then
   -- far_behind: debt = behind x rate + tf, above the tolerance.
   local until_full = behind
   if state.tf ~= 0 then
@@ -65,6 +74,31 @@ end
 
 -- wanted - tolerance, where wanted = debt + cost x period; computed in this
 -- order so it stays exact.
+-- adjust (Gcra::adjust): in whole units of period, a refund never gives back
+-- more than the debt, a penalty never charges past the tolerance; the new
+-- TAT is stored (none for no debt); then a read of it.
+local adjusted = nil
+if how then
+  if how == 'refund' then
+    if units >= el_div_ceil(debt, period) then
+      debt = 0
+    else
+      debt = debt - units * period
+    end
+  elseif debt < tolerance then
+    if units >= el_div_ceil(tolerance - debt, period) then
+      debt = tolerance
+    else
+      debt = debt + units * period
+    end
+  end
+  adjusted = {}
+  if debt > 0 then
+    local whole, frac = el_divrem(debt, rate)
+    adjusted = { 'tm', el_str(now + whole), 'tf', el_str(frac) }
+  end
+end
+
 local excess = (debt - tolerance) + cost_debt
 -- After the clock went back the debt can exceed the tolerance; a read
 -- (cost 0) is still allowed.
@@ -78,6 +112,9 @@ local writes = nil
 if allowed and cost > 0 then
   writes = { 'tm', el_str(now + whole_ms), 'tf', el_str(frac) }
   has_state = true
+elseif adjusted then
+  has_state = #adjusted > 0
+  writes = has_state and adjusted or nil
 end
 local until_full = whole_ms
 if frac ~= 0 then

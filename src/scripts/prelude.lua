@@ -14,8 +14,8 @@
 -- caller clock running behind the server's cannot lose a state early (the
 -- decision still follows `exp`). A TTL of 0 deletes the key.
 
--- build.rs defines EL_MAX_TIME_MS, EL_MAX_SPAN_MS and
--- EL_MAX_LOG_ENTRIES_IN_REPLY before this file, from src/algorithm/twin.rs.
+-- build.rs defines EL_MAX_TIME_MS, EL_MAX_EXACT, EL_MAX_SPAN_MS and the
+-- rest before this file, from src/algorithm/twin.rs.
 local EL_GRACE_MS = 10000
 
 -- Functions called on every decision, held in locals: a local is a register
@@ -38,6 +38,26 @@ local function el_num(arg, what)
   end
   el_nums[arg] = n
   return n
+end
+
+-- ARGV[3] of a rate script: '0' a call, '1' a read-only peek, '2' a refund,
+-- '3' a penalty (adjust.rs Adjustment; ARGV[2] then holds the units).
+local function el_adjustment(mode)
+  if mode == '2' then
+    return 'refund'
+  elseif mode == '3' then
+    return 'penalty'
+  end
+  return nil
+end
+
+-- adjust.rs Adjustment::apply: `used` after the adjustment, within
+-- [0, limit] (a usage already above the limit is never raised).
+local function el_adjusted(how, units, used, limit)
+  if how == 'refund' then
+    return used - el_min(units, used)
+  end
+  return el_max(used, el_min(used + units, limit))
 end
 
 -- The time to decide at: ARGV[1], or the server's TIME when it is "".

@@ -5,7 +5,9 @@
 --          oldest first: field a<i> = at_ms and u<i> = units of entry i.
 --          Bookkeeping: h = head, t = tail, total (sum of units),
 --          latest = latest_ms, exp.
--- ARGV: now_ms or "", cost, peek ("1": read only), limit, window_ms.
+-- ARGV: now_ms or "", cost (or an adjustment's units), the mode ("1" a
+--       read-only peek, "2" / "3" a refund / penalty: el_adjustment),
+--       limit, window_ms.
 -- Reply: {allowed, remaining, reset_ms, retry_after_ms, now_ms}, and for a
 --        denial of a log of at most EL_MAX_LOG_ENTRIES_IN_REPLY entries the state
 --        as stored (a denial changes none): total, latest, then at_ms and
@@ -15,10 +17,12 @@ local key = KEYS[1]
 local raw_now, caller_clock = el_now(ARGV[1])
 local cost = el_num(ARGV[2], 'cost')
 local readonly = ARGV[3] == '1'
+local how = el_adjustment(ARGV[3])
 local limit = el_num(ARGV[4], 'limit')
 local window = el_num(ARGV[5], 'window_ms')
 
-if cost > limit then
+-- An adjustment's units may be anything.
+if cost > limit and not how then
   return el_cost_error()
 end
 local now = el_clamp(raw_now)
@@ -56,6 +60,45 @@ end
 local last_at, last_units
 if head < tail then
   last_at, last_units = entry(tail - 1)
+end
+
+-- adjust (SlidingLog::adjust): a refund takes units off the newest entries
+-- (give_back), a penalty records up to the limit at `at`; then a read.
+local latest = state.latest
+local adjusted = {}
+if how == 'refund' then
+  local left = el_min(cost, total)
+  total = total - left
+  while left > 0 do
+    local taken = el_min(left, last_units)
+    last_units = last_units - taken
+    left = left - taken
+    if last_units == 0 then
+      tail = tail - 1
+      expired[#expired + 1] = 'a' .. el_str(tail)
+      expired[#expired + 1] = 'u' .. el_str(tail)
+      if head < tail then
+        last_at, last_units = entry(tail - 1)
+      end
+    else
+      adjusted = { 'u' .. el_str(tail - 1), el_str(last_units) }
+    end
+  end
+  cost = 0
+elseif how == 'penalty' then
+  local charged = el_adjusted(how, cost, total, limit) - total
+  if charged > 0 then
+    latest = at
+    if head < tail and last_at == at then
+      last_units = last_units + charged
+    else
+      last_at, last_units = at, charged
+      tail = tail + 1
+    end
+    adjusted = { 'a' .. el_str(tail - 1), el_str(last_at), 'u' .. el_str(tail - 1), el_str(last_units) }
+    total = total + charged
+  end
+  cost = 0
 end
 
 local allowed = total + cost <= limit
@@ -97,9 +140,18 @@ if not allowed then
   retry_after_ms = found - now
 end
 
--- Only an admission changes the log: a denial or a read is a pure read.
+-- Only an admission or an adjustment changes the log: a denial or a read is
+-- a pure read.
 local writes = nil
-if not readonly and recorded ~= nil then
+if how then
+  for i = 1, #expired, 1000 do
+    redis.call('HDEL', key, unpack(expired, i, el_min(i + 999, #expired)))
+  end
+  writes = { 'h', el_str(head), 't', el_str(tail), 'total', el_str(total), 'latest', el_str(latest) }
+  for i = 1, #adjusted do
+    writes[#writes + 1] = adjusted[i]
+  end
+elseif not readonly and recorded ~= nil then
   -- In chunks: unpack is bounded by the Lua stack.
   for i = 1, #expired, 1000 do
     redis.call('HDEL', key, unpack(expired, i, el_min(i + 999, #expired)))

@@ -3,7 +3,9 @@
 --
 -- KEYS[1]: state hash {start = window_start_ms, cur = current,
 --          prev = previous, exp}.
--- ARGV: now_ms or "", cost, peek ("1": read only), limit, window_ms, and
+-- ARGV: now_ms or "", cost (or an adjustment's units), the mode ("1" a
+--       read-only peek, "2" / "3" a refund / penalty: el_adjustment),
+--       limit, window_ms, and
 --       for a quota lease (SlidingWindow::decide_leased): want, refund's
 --       window start, refund's units.
 -- Reply: {allowed, remaining, reset_ms, retry_after_ms, now_ms}, and for a
@@ -15,11 +17,13 @@ local key = KEYS[1]
 local raw_now, caller_clock = el_now(ARGV[1])
 local cost = el_num(ARGV[2], 'cost')
 local readonly = ARGV[3] == '1'
+local how = el_adjustment(ARGV[3])
 local limit = el_num(ARGV[4], 'limit')
 local w = el_num(ARGV[5], 'window_ms')
 local want, refund_start, refund_units = el_lease_args(ARGV[6], ARGV[7], ARGV[8])
 
-if cost > limit then
+-- An adjustment's units may be anything.
+if cost > limit and not how then
   return el_cost_error()
 end
 local now = el_clamp(raw_now)
@@ -53,6 +57,13 @@ if refunded then
   elseif s_start == refund_start + w then
     prev = prev - el_min(refund_units, prev)
   end
+end
+-- adjust: the units given back to, or charged in, the current window, then
+-- a read.
+if how then
+  cur = el_adjusted(how, cost, cur, limit)
+  cost = 0
+  refunded = true
 end
 
 local elapsed = at - s_start

@@ -2,7 +2,9 @@
 -- (TokenBucket::intervals_for, full_at, warm_up_ms, refilled and decide).
 --
 -- KEYS[1]: state hash {tokens, at = refilled_at_ms, exp}.
--- ARGV: now_ms or "", cost, peek ("1": read only), capacity, refill,
+-- ARGV: now_ms or "", cost (or an adjustment's units), the mode ("1" a
+--       read-only peek, "2" / "3" a refund / penalty: el_adjustment),
+--       capacity, refill,
 --       interval_ms, initial, and under a tier the limiter's own bucket:
 --       its capacity, refill and initial (TokenBucket's Base).
 -- Reply: {allowed, remaining, reset_ms, retry_after_ms, now_ms}, and for a
@@ -12,6 +14,7 @@ local key = KEYS[1]
 local raw_now, caller_clock = el_now(ARGV[1])
 local cost = el_num(ARGV[2], 'cost')
 local readonly = ARGV[3] == '1'
+local how = el_adjustment(ARGV[3])
 local capacity = el_num(ARGV[4], 'capacity')
 local refill = el_num(ARGV[5], 'refill')
 local interval = el_num(ARGV[6], 'interval_ms')
@@ -23,13 +26,30 @@ if ARGV[8] then
   base_initial = el_num(ARGV[10], 'base initial')
 end
 
-if cost > capacity then
+-- An adjustment's units may be anything.
+if cost > capacity and not how then
   return el_cost_error()
 end
 local now = el_clamp(raw_now)
 -- The stored fields in locals: a table of named fields would cost an
 -- allocation per call.
 local loaded = el_load(key, raw_now, readonly, 'tokens', 'at')
+-- adjust (TokenBucket::adjust): the bucket as of now (refilled, below)
+-- filled by a refund or drained by a penalty is stored; then a read of it.
+if how then
+  local t, at = initial, now
+  if loaded then
+    t, at = el_min(loaded[1], capacity), loaded[2]
+    local steps = el_idiv(el_max(now - at, 0), interval)
+    if steps >= el_div_ceil(capacity - t, refill) then
+      t, at = capacity, el_max(at, now)
+    else
+      t, at = t + steps * refill, at + steps * interval
+    end
+  end
+  loaded = { capacity - el_adjusted(how, cost, capacity - t, capacity), at }
+  cost = 0
+end
 
 -- Refill intervals needed to gain `tokens` more: el_div_ceil(tokens,
 -- refill), written out (a local function is a closure made per call).
@@ -73,7 +93,9 @@ local has_state = loaded ~= nil
 local drawn = allowed and cost > 0
 local wrote = drawn or (loaded == nil and tokens < capacity)
 local writes = nil
-if wrote then
+if how then
+  writes = { 'tokens', el_str(loaded[1]), 'at', el_str(loaded[2]) }
+elseif wrote then
   -- Between refills only the tokens change: only they are written.
   if loaded and loaded[2] == refilled_at then
     writes = { 'tokens', el_str(tokens) }

@@ -2,8 +2,8 @@
 //! in memory or as a Lua script in Redis.
 
 use crate::algorithm::{
-    check_cost, Algorithm, Concurrency, ConcurrencyState, LeaseOp, LeaseOutcome, QuotaGrant,
-    QuotaRefund, StateKind,
+    check_cost, Adjustment, Algorithm, Concurrency, ConcurrencyState, LeaseOp, LeaseOutcome,
+    QuotaGrant, QuotaRefund, StateKind,
 };
 use crate::scripts::{self, Script, Scripted};
 use crate::{Decision, Error, StoreError};
@@ -362,6 +362,61 @@ impl<A: Algorithm> Transition for Peek<'_, A> {
             now_ms,
             denied_state: None,
         })
+    }
+}
+
+/// A refund or a penalty (see [`Algorithm::adjust`]), answered with what is
+/// left as a read would be.
+#[derive(Debug, Clone, Copy)]
+pub struct Adjust<'a, A> {
+    /// The algorithm whose state it changes.
+    pub algorithm: &'a A,
+    /// The units given back or charged.
+    pub adjustment: Adjustment,
+}
+
+impl<A: Algorithm> Transition for Adjust<'_, A> {
+    type State = A::State;
+    type Output = Decision;
+
+    fn apply(&self, state: &mut Option<A::State>, now_ms: u64) -> Result<(Decision, u64), Error> {
+        let outcome = self.algorithm.adjust(state, now_ms, self.adjustment);
+        Ok((outcome.decision, outcome.ttl_ms))
+    }
+
+    fn held(&self, decision: &Decision) -> u64 {
+        decision.used()
+    }
+
+    fn remote(&self) -> Result<Remote, Error> {
+        let mut args = vec![
+            self.adjustment.units().to_string(),
+            self.adjustment.mode().to_owned(),
+        ];
+        args.extend(self.algorithm.config_args().iter().map(u64::to_string));
+        Ok(Remote {
+            script: self.algorithm.script(),
+            args,
+            // Sent twice, a refund would give back units others used.
+            idempotent: false,
+        })
+    }
+
+    fn decode(&self, reply: &[i64]) -> Result<Answer<Decision, A::State>, StoreError> {
+        let (decision, now_ms) = scripts::parse_rate_reply(reply, self.algorithm.limit())
+            .ok_or_else(|| malformed(reply))?;
+        Ok(Answer {
+            output: decision,
+            now_ms,
+            denied_state: None,
+        })
+    }
+
+    // Through the deny cache, which never answers it (no `deny_locally`)
+    // and so forgets what it held of the key: a denial it cached may not
+    // hold after a refund.
+    fn uses_deny_cache(&self) -> bool {
+        true
     }
 }
 

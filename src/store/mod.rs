@@ -9,8 +9,8 @@ pub use redis_rest::fuzzing;
 
 pub use async_contract::AsyncStore;
 pub use contract::{
-    key_prefix, Answer, Consume, ConsumeQuota, Key, LeaseStep, Peek, QuotaDecision, Remote, Store,
-    Transition, SEMAPHORE,
+    key_prefix, Adjust, Answer, Consume, ConsumeQuota, Key, LeaseStep, Peek, QuotaDecision, Remote,
+    Store, Transition, SEMAPHORE,
 };
 pub use memory::{MemoryStore, DEFAULT_MAX_BYTES, DEFAULT_MAX_KEYS};
 #[cfg(not(target_arch = "wasm32"))]

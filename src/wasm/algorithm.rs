@@ -7,8 +7,8 @@ use wasm_bindgen::prelude::*;
 use super::convert::{count, millis};
 use super::error::Coded;
 use crate::algorithm::{
-    AnyState, FixedWindow, Gcra, Kind, Outcome, QuotaGrant, QuotaRefund, SlidingLog, SlidingWindow,
-    StateKind, Tier, TokenBucket,
+    Adjustment, AnyState, FixedWindow, Gcra, Kind, Outcome, QuotaGrant, QuotaRefund, SlidingLog,
+    SlidingWindow, StateKind, Tier, TokenBucket,
 };
 use crate::{Algorithm, ConfigError, Error};
 
@@ -74,6 +74,15 @@ impl Algorithm for AnyAlgorithm {
         cost: u64,
     ) -> Result<Outcome, Error> {
         with_algorithm!(self, |a| decide_as(a, state, now_ms, cost))
+    }
+
+    fn adjust(&self, state: &mut Option<AnyState>, now_ms: u64, adjustment: Adjustment) -> Outcome {
+        with_algorithm!(self, |a| {
+            let mut typed = state.take().and_then(StateKind::from_any);
+            let outcome = a.adjust(&mut typed, now_ms, adjustment);
+            *state = typed.map(StateKind::into_any);
+            outcome
+        })
     }
 
     fn leases_quota(&self) -> bool {
