@@ -316,6 +316,16 @@ export declare class Ratelimit {
   blockUntilReady(id: string, timeout: number, options?: BlockOptions): Promise<LimitResult>;
   /** What a call would get now, writing nothing. */
   getRemaining(id: string): Promise<{ remaining: number; reset: number; limit: number }>;
+  /**
+   * Gives `units` back to `id` (a call that turned out cheaper, or failed
+   * upstream): never more than it used. Answers what is left.
+   */
+  refund(id: string, units: number): Promise<{ remaining: number; reset: number; limit: number }>;
+  /**
+   * Charges `id` `units` on top of its use (a failed login, abuse): never
+   * past the limit. Answers what is left.
+   */
+  penalize(id: string, units: number): Promise<{ remaining: number; reset: number; limit: number }>;
   /** Forgets `id`'s usage. */
   reset(id: string): Promise<void>;
   /** @upstash/ratelimit's name for `reset`. */

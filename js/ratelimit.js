@@ -329,6 +329,36 @@ export class Ratelimit {
   }
 
   /**
+   * Gives `units` back to `id`: a call that turned out cheaper than charged,
+   * or failed upstream. Never more than `id` has used (nothing is minted);
+   * answers what is left, as `getRemaining` does.
+   */
+  refund(id, units) {
+    return this.#adjust(id, units, false);
+  }
+
+  /**
+   * Charges `id` `units` on top of what it used (a failed login, abuse):
+   * never past the limit, so `id` waits at most as long as after a full use.
+   */
+  penalize(id, units) {
+    return this.#adjust(id, units, true);
+  }
+
+  async #adjust(id, units, penalty) {
+    checkId(id, this.#maxIdBytes);
+    checkNumber("units", units);
+    let slots;
+    if (this.#inMemory) {
+      slot.check(this.#core.adjust(slot.encodeId(id), units, Date.now(), penalty));
+      slots = slot.output();
+    } else {
+      ({ slots } = await run(this.#core.restAdjust(slot.encodeId(id), units, Date.now(), penalty), this.#transport));
+    }
+    return { remaining: slots[slot.REMAINING], reset: slots[slot.RESET], limit: slots[slot.LIMIT] };
+  }
+
+  /**
    * Gives every unspent quota lease back to Redis (see the `lease` option),
    * e.g. in `ctx.waitUntil` at the end of a Worker's request; calls made
    * together share one request. Nothing to do without leases.

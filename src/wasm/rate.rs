@@ -10,9 +10,9 @@ use super::error::Coded;
 use super::io;
 use super::rest::{Ask, WasmRestCall};
 use super::stores::{now_ms, Place, WasmMemoryStore, WasmRestStore};
-use crate::algorithm::{Algorithm, Tier};
+use crate::algorithm::{Adjustment, Algorithm, Tier};
 use crate::limiter::rate::validate_quota_lease as lease_units_valid;
-use crate::store::{Consume, Peek, Store};
+use crate::store::{Adjust, Consume, Peek, Store};
 use crate::{AccessList, Decision, Error};
 
 /// A limiter: an algorithm over a place (store, key prefix, failure policy).
@@ -153,6 +153,48 @@ impl WasmRateLimiter {
         Ok(io::write(&decided.map_err(|error| error.to_js())?))
     }
 
+    /// Gives back (`penalty` false) or charges (`true`) `units` for the id
+    /// in the key buffer's first `len` bytes (memory store), answering as
+    /// [`decide`](Self::decide) does with the numbers after it.
+    pub fn adjust(&self, len: usize, units: f64, now: f64, penalty: bool) -> i32 {
+        io::status(self.adjust_in_memory(len, units, now_ms(now), penalty))
+    }
+
+    fn adjust_in_memory(
+        &self,
+        len: usize,
+        units: f64,
+        now: u64,
+        penalty: bool,
+    ) -> Result<bool, JsValue> {
+        let store = self.place.memory_store()?;
+        let step = Adjust {
+            algorithm: &self.algorithm,
+            adjustment: adjustment(units, penalty)?,
+        };
+        let decided = io::with_id(len, |id| {
+            store.transact(self.place.checked_key(id)?, now, &step)
+        })?;
+        Ok(io::write(&decided.map_err(|error| error.to_js())?))
+    }
+
+    /// The REST call giving back or charging `units` (see
+    /// [`adjust`](Self::adjust)) for the id in the key buffer (REST store).
+    #[wasm_bindgen(js_name = restAdjust)]
+    pub fn rest_adjust(
+        &self,
+        len: usize,
+        units: f64,
+        now: f64,
+        penalty: bool,
+    ) -> Result<Option<WasmRestCall>, JsValue> {
+        let ask = Ask::Adjust {
+            algorithm: self.algorithm,
+            adjustment: adjustment(units, penalty)?,
+        };
+        io::with_id(len, |id| self.place.rest_call(id, ask, now, true))?
+    }
+
     /// Forgets the id in the key buffer (memory store): 1, or -1.
     pub fn remove(&self, len: usize) -> i32 {
         io::status(
@@ -221,6 +263,15 @@ impl WasmRateLimiter {
     pub fn rest_remove(&self, id: &str) -> Result<Option<WasmRestCall>, JsValue> {
         self.place.rest_call(id, Ask::Remove, 0.0, true)
     }
+}
+
+/// A refund (or with `penalty`, a penalty) of `units`.
+fn adjustment(units: f64, penalty: bool) -> Result<Adjustment, JsValue> {
+    let units = count("units", units)?;
+    Ok(match penalty {
+        true => Adjustment::Penalty(units),
+        false => Adjustment::Refund(units),
+    })
 }
 
 /// How long to sleep after a denial asking for `retry_after` ms, or -1 when

@@ -13,14 +13,14 @@ use super::algorithm::AnyAlgorithm;
 use super::codes::{FetchFailure, Status};
 use super::error::{invalid_argument, Coded};
 use super::io;
-use crate::algorithm::{LeaseOp, LeaseOutcome, QuotaRefund};
+use crate::algorithm::{Adjustment, LeaseOp, LeaseOutcome, QuotaRefund};
 use crate::limiter::quota_book::{QuotaBook, Spend};
 use crate::random;
 use crate::store::redis_rest::{
     command_body, conclude, decode, redis_key, Batch, DenyCache, Exchange, Grouping, Json, Reply,
     Request, ScriptCall, Step,
 };
-use crate::store::{Consume, ConsumeQuota, Key, LeaseStep, Peek, RestOptions, Transition};
+use crate::store::{Adjust, Consume, ConsumeQuota, Key, LeaseStep, Peek, RestOptions, Transition};
 use crate::{Algorithm as _, Concurrency, Decision, Error, FailurePolicy, StoreError};
 
 /// What a call asks Redis, and how its answer is read.
@@ -32,6 +32,11 @@ pub(crate) enum Ask {
     },
     /// A rate decision under quota leases that the lease could not pay.
     Quota(QuotaAsk),
+    /// A refund or a penalty.
+    Adjust {
+        algorithm: AnyAlgorithm,
+        adjustment: Adjustment,
+    },
     Lease {
         config: Concurrency,
         op: LeaseOp,
@@ -148,6 +153,20 @@ impl WasmRestCall {
                 &LeaseStep { config, op: *op },
                 &target.options,
             )?),
+            Ask::Adjust {
+                algorithm,
+                adjustment,
+            } => {
+                // A denial cached for the key may not hold after it.
+                if let Some(cache) = target.deny.as_deref() {
+                    cache.forget(key);
+                }
+                let step = Adjust {
+                    algorithm,
+                    adjustment: *adjustment,
+                };
+                Some(prepare(key, now_ms, &step, &target.options)?)
+            }
             Ask::Remove => {
                 if let Some(cache) = target.deny.as_deref() {
                     cache.forget(key);
@@ -216,6 +235,16 @@ impl WasmRestCall {
             Ask::Lease { config, op } => {
                 let step = LeaseStep { config, op: *op };
                 decode(json, &step).map(|answer| lease(answer.output))
+            }
+            Ask::Adjust {
+                algorithm,
+                adjustment,
+            } => {
+                let step = Adjust {
+                    algorithm,
+                    adjustment: *adjustment,
+                };
+                conclude(json, key, now, &step, cache).map(rate)
             }
             // DEL answers how many keys it removed: any count is success.
             Ask::Remove => Ok(ADMITTED),

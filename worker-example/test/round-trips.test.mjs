@@ -139,6 +139,11 @@ test("plans on workerd: each client limited by its own limit, on one state in Re
     ],
     plans.logs(),
   );
+  // A refund gives one unit back: one more call on the pro plan.
+  const refunded = await fetch(new URL("/refund", plans.url), { method: "POST", headers: { "x-user": "u1" } });
+  assert.equal((await refunded.json()).remaining, 0, "5 used of 2: none left on the limiter's own plan");
+  assert.equal((await get("pro")).status, 200);
+  assert.equal((await get("pro")).status, 429);
   // One state in Redis, whatever the plan: the key of the limiter's own.
   assert.equal(String(await redis.command("KEYS", "workerd-plans:*")), "workerd-plans:sl:3600000:{u1}");
 });
