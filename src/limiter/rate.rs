@@ -365,9 +365,27 @@ impl<A: Algorithm, S, C: Clock> Limiter<A, S, C> {
         }
     }
 
-    /// The algorithm of a call under `tier`, or the error that call gets.
-    fn tiered(&self, tier: &Tier) -> Result<A, Error> {
-        self.algorithm.tiered(tier).map_err(Error::Tier)
+    /// The algorithm of a call under `tier` on `key`, or the answer the
+    /// call gets without the store (a tier or an id that is refused, a key
+    /// the access lists hold).
+    fn under_tier(
+        &self,
+        key: &str,
+        tier: &Tier,
+        now_ms: u64,
+    ) -> Result<A, Result<Decision, Error>> {
+        let algorithm = match self.algorithm.tiered(tier) {
+            Ok(algorithm) => algorithm,
+            Err(error) => return Err(self.decided(Err(Error::Tier(error)), now_ms)),
+        };
+        let limit = algorithm.limit();
+        if let Err(error) = check_id(key, self.max_id_bytes) {
+            return Err(self.decided_under(limit, Err(error), now_ms));
+        }
+        if let Some(listed) = self.listed_under(limit, key, now_ms) {
+            return Err(self.decided_under(limit, Ok(listed), now_ms));
+        }
+        Ok(algorithm)
     }
 
     /// Decides until admitted or past the deadline, sleeping with `sleep`
@@ -477,23 +495,16 @@ impl<A: Algorithm, S: Store, C: Clock> Limiter<A, S, C> {
         tier: &Tier,
         now_ms: u64,
     ) -> Result<Decision, Error> {
-        let algorithm = match self.tiered(tier) {
+        let algorithm = match self.under_tier(key, tier, now_ms) {
             Ok(algorithm) => algorithm,
-            Err(error) => return self.decided(Err(error), now_ms),
+            Err(answer) => return answer,
         };
-        let limit = algorithm.limit();
-        if let Err(error) = check_id(key, self.max_id_bytes) {
-            return self.decided_under(limit, Err(error), now_ms);
-        }
-        if let Some(listed) = self.listed_under(limit, key, now_ms) {
-            return self.decided_under(limit, Ok(listed), now_ms);
-        }
         let step = Consume {
             algorithm: &algorithm,
             cost,
         };
         let answer = self.store.transact(self.key(key), now_ms, &step);
-        self.decided_under(limit, answer, now_ms)
+        self.decided_under(algorithm.limit(), answer, now_ms)
     }
 
     /// Decides several `(key, cost)` calls together, in order: with a remote
@@ -763,17 +774,10 @@ impl<A: Algorithm + Sync, S: AsyncStore, C: Clock> Limiter<A, S, C> {
         tier: &Tier,
     ) -> Result<Decision, Error> {
         let now_ms = self.clock.now_ms();
-        let algorithm = match self.tiered(tier) {
+        let algorithm = match self.under_tier(key, tier, now_ms) {
             Ok(algorithm) => algorithm,
-            Err(error) => return self.decided(Err(error), now_ms),
+            Err(answer) => return answer,
         };
-        let limit = algorithm.limit();
-        if let Err(error) = check_id(key, self.max_id_bytes) {
-            return self.decided_under(limit, Err(error), now_ms);
-        }
-        if let Some(listed) = self.listed_under(limit, key, now_ms) {
-            return self.decided_under(limit, Ok(listed), now_ms);
-        }
         let step = Consume {
             algorithm: &algorithm,
             cost,
@@ -782,7 +786,7 @@ impl<A: Algorithm + Sync, S: AsyncStore, C: Clock> Limiter<A, S, C> {
             .store
             .transact_async(self.key(key), now_ms, &step)
             .await;
-        self.decided_under(limit, answer, now_ms)
+        self.decided_under(algorithm.limit(), answer, now_ms)
     }
 
     /// What `key` has left, without consuming or writing anything (see
