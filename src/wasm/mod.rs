@@ -10,6 +10,7 @@ mod error;
 mod io;
 mod rate;
 mod rest;
+mod step;
 mod stores;
 
 pub use access::WasmAccessList;

@@ -9,6 +9,7 @@ use super::convert::count;
 use super::error::Coded;
 use super::io;
 use super::rest::{Ask, WasmRestCall};
+use super::step::RateStep;
 use super::stores::{now_ms, Place, WasmMemoryStore, WasmRestStore};
 use crate::algorithm::{Adjustment, Algorithm, Tier};
 use crate::limiter::rate::validate_quota_lease as lease_units_valid;
@@ -137,18 +138,26 @@ impl WasmRateLimiter {
         now: u64,
         peek: bool,
     ) -> Result<bool, JsValue> {
-        let store = self.place.memory_store()?;
         let cost = count("cost", cost)?;
+        let step = match peek {
+            true => RateStep::Peek(Peek { algorithm }),
+            false => RateStep::Consume(Consume { algorithm, cost }),
+        };
+        self.in_memory(len, now, &step)
+    }
+
+    /// Runs `step` on the memory store for the id in the key buffer's first
+    /// `len` bytes, the lists first for a call; writes the decision.
+    fn in_memory(&self, len: usize, now: u64, step: &RateStep<'_>) -> Result<bool, JsValue> {
+        let store = self.place.memory_store()?;
         let decided = io::with_id(len, |id| {
             let key = self.place.checked_key(id)?;
-            if let Some(listed) = self.listed(algorithm, id, now).filter(|_| !peek) {
-                return Ok(listed);
+            if let RateStep::Consume(Consume { algorithm, .. }) = step {
+                if let Some(listed) = self.listed(algorithm, id, now) {
+                    return Ok(listed);
+                }
             }
-            if peek {
-                store.transact(key, now, &Peek { algorithm })
-            } else {
-                store.transact(key, now, &Consume { algorithm, cost })
-            }
+            store.transact(key, now, step)
         })?;
         Ok(io::write(&decided.map_err(|error| error.to_js())?))
     }
@@ -167,15 +176,11 @@ impl WasmRateLimiter {
         now: u64,
         penalty: bool,
     ) -> Result<bool, JsValue> {
-        let store = self.place.memory_store()?;
-        let step = Adjust {
+        let step = RateStep::Adjust(Adjust {
             algorithm: &self.algorithm,
             adjustment: adjustment(units, penalty)?,
-        };
-        let decided = io::with_id(len, |id| {
-            store.transact(self.place.checked_key(id)?, now, &step)
-        })?;
-        Ok(io::write(&decided.map_err(|error| error.to_js())?))
+        });
+        self.in_memory(len, now, &step)
     }
 
     /// The REST call giving back or charging `units` (see
