@@ -400,4 +400,63 @@ mod tests {
             Err(ConfigError::TooLarge { .. })
         ));
     }
+
+    #[test]
+    fn a_refund_of_every_unit_used_leaves_no_state() {
+        let alg = Gcra::new(10, "1 s").unwrap();
+        let mut s = None;
+        run(&alg, &mut s, 1_000, 4);
+        let outcome = alg.adjust(&mut s, 1_000, Adjustment::Refund(4));
+        assert_eq!(s, None, "no debt is no state");
+        assert_eq!((outcome.decision.remaining, outcome.ttl_ms), (10, 0));
+    }
+
+    #[test]
+    fn a_penalty_fills_a_fractional_debt_exactly_to_the_tolerance() {
+        let alg = Gcra::new(3, "1 s").unwrap(); // T = 333⅓ ms, burst 3
+        let mut s = None;
+        run(&alg, &mut s, 0, 1);
+        // 1 ms later the debt is 1 000 - 3 (in thirds of a ms): 3 units
+        // fill it to 3 000 exactly, not beyond.
+        let outcome = alg.adjust(&mut s, 1, Adjustment::Penalty(3));
+        assert_eq!(outcome.decision.reset_ms, 1 + 1_000);
+        assert_eq!(outcome.decision.remaining, 0);
+    }
+
+    #[test]
+    fn a_penalty_leaves_a_debt_above_the_tolerance_alone() {
+        let alg = Gcra::new(1, "1 s").unwrap().with_burst(2).unwrap();
+        // The clock went back 10 s past a state: a debt of 10 s, above 2 s.
+        let before = Some(GcraState {
+            tat_ms: 20_000,
+            tat_frac: 0,
+        });
+        let mut s = before;
+        alg.adjust(&mut s, 10_000, Adjustment::Penalty(1));
+        assert_eq!(s, before);
+    }
+
+    #[test]
+    fn a_debt_of_2_53_or_more_is_left_alone_as_in_lua() {
+        let alg = Gcra::new(1, "1 s").unwrap();
+        for debt in [MAX_EXACT, MAX_EXACT + 7] {
+            let before = Some(GcraState {
+                tat_ms: debt,
+                tat_frac: 0,
+            });
+            let mut s = before;
+            alg.adjust(&mut s, 0, Adjustment::Refund(1));
+            assert_eq!(s, before, "debt {debt}");
+        }
+        let mut s = Some(GcraState {
+            tat_ms: MAX_EXACT - 1_000,
+            tat_frac: 0,
+        });
+        alg.adjust(&mut s, 0, Adjustment::Refund(1));
+        assert_eq!(
+            s.map(|s| s.tat_ms),
+            Some(MAX_EXACT - 2_000),
+            "just below: refunded"
+        );
+    }
 }
