@@ -327,4 +327,15 @@ mod tests {
             Err(Error::CostExceedsLimit { cost: 2, limit: 1 })
         );
     }
+
+    #[test]
+    fn a_penalty_on_a_full_log_records_nothing() {
+        let alg = SlidingLog::new(2, "10 s").unwrap();
+        let mut s = None;
+        run(&alg, &mut s, 0, 2);
+        let before = s.clone();
+        let outcome = alg.adjust(&mut s, 5_000, Adjustment::Penalty(1));
+        assert_eq!(s, before, "no empty entry, the latest time unmoved");
+        assert_eq!(outcome.decision.reset_ms, 10_000);
+    }
 }

@@ -440,4 +440,23 @@ mod tests {
             Err(Error::CostExceedsLimit { cost: 2, limit: 1 })
         );
     }
+
+    #[test]
+    fn a_tier_keeps_a_state_until_it_would_be_full_in_the_limiters_own_bucket() {
+        let own = TokenBucket::new(10, 1, "1 s")
+            .unwrap()
+            .with_initial(5)
+            .unwrap();
+        let fast = own.tiered(&Tier::refill(10)).unwrap();
+        let mut s = Some(TokenBucketState {
+            tokens: 4,
+            refilled_at_ms: 0,
+        });
+        // A second later the fast refill sees a full bucket, kept for its
+        // own warm-up (until 2 s); the limiter's bucket needs 6 more
+        // seconds to fill and then its 5 s warm-up: kept until 11 s.
+        let outcome = fast.decide(&mut s, 1_000, 0).unwrap();
+        assert_eq!(outcome.decision.remaining, 10);
+        assert_eq!(outcome.ttl_ms, 11_000 - 1_000);
+    }
 }
