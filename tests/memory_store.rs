@@ -120,6 +120,44 @@ fn keys_well_within_the_bound_are_all_kept() {
 }
 
 #[test]
+fn keys_are_spread_over_the_shards_so_half_the_bound_is_all_kept() {
+    // Each shard holds its share of the bound: keys hashed to few shards
+    // would be evicted long before the store is full. Half the bound is
+    // kept whole however many shards there are (a shard's share is at
+    // least 8 standard deviations above the keys it gets).
+    let store = MemoryStore::with_max_keys(8_192);
+    let clock = ManualClock::new(T0);
+    let fw = limiter(FixedWindow::new(3, "1 h").unwrap(), &store, &clock);
+    for i in 0..4_096 {
+        fw.limit(&format!("user-{i}")).unwrap();
+    }
+    assert_eq!(store.len(), 4_096);
+    for i in 0..4_096 {
+        assert_eq!(fw.remaining(&format!("user-{i}")).unwrap().remaining, 2);
+    }
+}
+
+#[test]
+fn keys_of_one_id_under_many_prefixes_are_spread_over_the_shards_too() {
+    // A shard is picked by the whole key, not by its id alone: one user's
+    // keys in many limiters (one a route, say) fill the store as any keys
+    // do. Half the bound is kept whole, as above.
+    let store = MemoryStore::with_max_keys(8_192);
+    let clock = ManualClock::new(T0);
+    let route = |i: usize| {
+        limiter(FixedWindow::new(3, "1 h").unwrap(), &store, &clock)
+            .with_prefix(format!("route-{i}:"))
+    };
+    for i in 0..4_096 {
+        route(i).limit("user").unwrap();
+    }
+    assert_eq!(store.len(), 4_096);
+    for i in 0..4_096 {
+        assert_eq!(route(i).remaining("user").unwrap().remaining, 2);
+    }
+}
+
+#[test]
 fn a_full_store_evicts_exactly_an_eighth_the_soonest_to_expire_first() {
     // 64 keys: a single shard, whatever the machine. 4 keys expire within
     // the second, 60 together at the end of the hour.
@@ -592,6 +630,102 @@ fn the_store_is_bounded_in_bytes() {
     assert_eq!((store.len(), store.bytes()), (0, 0));
     assert!(MemoryStore::with_bounds(0, 1).is_err());
     assert!(MemoryStore::with_bounds(1, 0).is_err());
+}
+
+#[test]
+fn a_store_bounded_at_exactly_what_its_keys_take_keeps_them_all() {
+    // At most `max_bytes`, bound included: no key is evicted to stay
+    // below it. One shard (fewer than 128 keys), the same keys twice.
+    for n in [1, 4, 5, 8, 20, 100] {
+        let fill = |store: &MemoryStore| {
+            let clock = ManualClock::new(T0);
+            let fw = limiter(FixedWindow::new(5, "1 h").unwrap(), store, &clock);
+            for i in 0..n {
+                fw.limit(&format!("user-{i}")).unwrap();
+            }
+        };
+        let unbounded = MemoryStore::with_max_keys(127);
+        fill(&unbounded);
+        let exact = unbounded.bytes();
+        let store = MemoryStore::with_bounds(127, exact).unwrap();
+        assert_eq!(store.max_bytes(), exact);
+        fill(&store);
+        assert_eq!((store.len(), store.bytes()), (n, exact), "{n} keys");
+    }
+}
+
+#[test]
+fn a_byte_bound_holds_whenever_the_table_grows() {
+    // The entries and the index double when full: a key that makes them
+    // grow is made room for first, wherever the bound lies within what
+    // the growth takes. One shard (fewer than 128 keys).
+    for max_bytes in (1_000..2_500).step_by(7) {
+        let store = MemoryStore::with_bounds(127, max_bytes).unwrap();
+        let clock = ManualClock::new(T0);
+        let fw = limiter(FixedWindow::new(5, "1 h").unwrap(), &store, &clock);
+        for i in 0..100 {
+            fw.limit(&i.to_string()).unwrap();
+            assert!(
+                store.bytes() <= max_bytes,
+                "{max_bytes}: key {i}: {} bytes",
+                store.bytes()
+            );
+        }
+    }
+}
+
+#[test]
+fn a_growing_state_makes_room_in_its_shard_at_once() {
+    // One shard (fewer than 128 keys) filled with keys of long ids (kept
+    // outside their entries), then a sliding log growing with each
+    // admission past what is left: those keys make room as it grows, the
+    // bound holds after every call, and the log, holding the most, is
+    // kept whole.
+    let store = MemoryStore::with_bounds(127, 16_384).unwrap();
+    let clock = ManualClock::new(T0);
+    let fw = limiter(FixedWindow::new(5, "1 h").unwrap(), &store, &clock);
+    for i in 0..40 {
+        fw.limit(&format!("{i:0200}")).unwrap();
+    }
+    assert_eq!(store.len(), 40);
+    let log = limiter(SlidingLog::new(1_000, "1 h").unwrap(), &store, &clock).with_prefix("log:");
+    for n in 1..=500 {
+        assert!(log.limit("k").unwrap().allowed);
+        clock.advance(1);
+        assert!(
+            store.bytes() <= store.max_bytes(),
+            "{n} records: {} bytes, {} keys",
+            store.bytes(),
+            store.len()
+        );
+    }
+    assert!((2..40).contains(&store.len()), "{} keys", store.len());
+    assert_eq!(log.remaining("k").unwrap().remaining, 500);
+}
+
+#[test]
+fn keys_removed_one_by_one_leave_every_other_key_as_it_was() {
+    // One shard: a key removed from the middle of the table leaves its
+    // place to the last key, which must still be found, with its state.
+    let store = MemoryStore::with_max_keys(64);
+    let clock = ManualClock::new(T0);
+    let fw = limiter(FixedWindow::new(5, "1 h").unwrap(), &store, &clock);
+    let cost = |i: u64| 1 + i % 4;
+    for i in 0..40 {
+        fw.limit_with_cost(&i.to_string(), cost(i)).unwrap();
+    }
+    let mut removed = [false; 40];
+    for step in 0..40 {
+        let gone = step * 7 % 40;
+        fw.reset(&gone.to_string()).unwrap();
+        removed[gone as usize] = true;
+        for i in 0..40 {
+            let expected = if removed[i as usize] { 5 } else { 5 - cost(i) };
+            let left = fw.remaining(&i.to_string()).unwrap().remaining;
+            assert_eq!(left, expected, "key {i} after removing {gone}");
+        }
+        assert_eq!(store.len(), 39 - step as usize);
+    }
 }
 
 #[test]

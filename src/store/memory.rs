@@ -1376,4 +1376,329 @@ mod tests {
             assert_eq!(store.max_keys(), max_keys / n * n);
         }
     }
+
+    #[test]
+    fn prefixes_of_one_length_differing_in_any_one_byte_are_kept_apart() {
+        // Prefixes are compared 16 bytes at a time, the last 16 overlapping
+        // the others: a difference anywhere, in a whole chunk or only in
+        // the last bytes, tells them apart. For the store's first prefix
+        // (the second differs from it) and for a prefix its shard keeps
+        // (the third differs from the second, found last).
+        let state = |k: u64| {
+            AnyState::Gcra(GcraState {
+                tat_ms: 10_000,
+                tat_frac: k,
+            })
+        };
+        for n in 1..=64 {
+            // No byte repeats: no other part of a prefix matches a part.
+            let first: Vec<u8> = (0..n).map(|j| b'!' + (j * 37 % 90) as u8).collect();
+            for i in 0..n {
+                let differing = |byte: u8| {
+                    let mut prefix = first.clone();
+                    prefix[i] = byte;
+                    String::from_utf8(prefix).unwrap()
+                };
+                let prefixes = [
+                    String::from_utf8(first.clone()).unwrap(),
+                    differing(b'}'),
+                    differing(b'~'),
+                ];
+                let store = MemoryStore::with_max_keys(64);
+                for (k, prefix) in prefixes.iter().enumerate() {
+                    let key = Key { prefix, id: "a" };
+                    assert_eq!(store.get(key, 1_000), None, "{n} bytes, at {i}: {prefix}");
+                    put(&store, key, state(k as u64));
+                }
+                for (k, prefix) in prefixes.iter().enumerate() {
+                    let key = Key { prefix, id: "a" };
+                    assert_eq!(store.get(key, 1_000), Some(state(k as u64)), "{prefix}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_first_prefix_costs_nothing_and_any_other_its_text_and_slot_once() {
+        // The store keeps its first prefix once, outside the shards; a
+        // shard keeps any other once, however many of its keys name it.
+        let one_key = |prefix: &str| {
+            let store = MemoryStore::with_max_keys(64);
+            put(&store, Key { prefix, id: "a" }, AnyState::Gcra(STATE));
+            store.bytes()
+        };
+        let short = one_key("p:");
+        for n in [1, 15, 16, 17, 31, 32, 33, 100] {
+            assert_eq!(one_key(&"p".repeat(n)), short, "first prefix of {n} bytes");
+        }
+        let kept = |prefix: &str| prefix.len() + size_of::<PrefixSlot>() + size_of::<u32>();
+        for n in [1, 15, 16, 17, 100] {
+            let other = "q".repeat(n);
+            // The same keys (so the same table), the second under another
+            // prefix or under the first.
+            let store = MemoryStore::with_max_keys(64);
+            put(&store, KEY, AnyState::Gcra(STATE));
+            let b = Key {
+                prefix: KEY.prefix,
+                id: "b",
+            };
+            put(&store, b, AnyState::Gcra(STATE));
+            let with_first = store.bytes();
+            store.remove(b).unwrap();
+            let (b, c) = (
+                Key {
+                    prefix: &other,
+                    id: "b",
+                },
+                Key {
+                    prefix: &other,
+                    id: "c",
+                },
+            );
+            put(&store, b, AnyState::Gcra(STATE));
+            assert_eq!(
+                store.bytes(),
+                with_first + kept(&other),
+                "a prefix of {n} bytes"
+            );
+            put(&store, c, AnyState::Gcra(STATE));
+            let with_three = store.bytes();
+            // Keys leaving keep the table's room: what changes is the prefix.
+            store.remove(b).unwrap();
+            assert_eq!(store.bytes(), with_three, "kept while a key names it");
+            store.remove(c).unwrap();
+            assert_eq!(
+                store.bytes() + kept(&other),
+                with_three,
+                "given back with its last key"
+            );
+        }
+    }
+
+    fn record(at_ms: u64, units: u64) -> LogEntry {
+        LogEntry { at_ms, units }
+    }
+
+    fn log(entries: Vec<LogEntry>, total: u64) -> AnyState {
+        AnyState::SlidingLog(SlidingLogState {
+            entries: entries.into(),
+            total,
+            latest_ms: 7,
+        })
+    }
+
+    #[test]
+    fn a_sliding_log_down_to_one_record_or_none_is_kept_in_place_again() {
+        // A log of one record or none (what most keys keep when there are
+        // many) takes no more room than a state of fixed size; a log of
+        // more records takes more, and gives it back when it shrinks.
+        let store = MemoryStore::with_max_keys(64);
+        put(&store, KEY, AnyState::Gcra(STATE));
+        let in_place = store.bytes();
+        let long = log(vec![record(5, 2), record(6, 1)], 3);
+        for short in [log(vec![record(6, 1)], 1), log(vec![], 0)] {
+            put(&store, KEY, long.clone());
+            assert!(store.bytes() > in_place);
+            put(&store, KEY, short.clone());
+            assert_eq!(store.get(KEY, 1_000).as_ref(), Some(&short));
+            assert_eq!(store.bytes(), in_place, "{short:?}");
+            // And so it is from the start.
+            store.remove(KEY).unwrap();
+            put(&store, KEY, short.clone());
+            assert_eq!(store.bytes(), in_place, "{short:?} when new");
+        }
+    }
+
+    #[test]
+    fn a_state_behind_a_pointer_counts_its_size_and_its_heap() {
+        // Exactly: the state's own size, and what it keeps outside itself
+        // (AnyState::heap_bytes), for as long as the key keeps it.
+        let store = MemoryStore::with_max_keys(64);
+        put(&store, KEY, AnyState::Gcra(STATE));
+        let in_place = store.bytes();
+        let semaphore = |leases: usize| {
+            let mut state = ConcurrencyState {
+                leases: Vec::with_capacity(leases),
+                ..ConcurrencyState::default()
+            };
+            for id in 0..leases as u64 {
+                state.leases.push(Lease {
+                    id,
+                    expires_at_ms: 70_000,
+                });
+            }
+            AnyState::Concurrency(state)
+        };
+        let records = |n: u64| log((0..n).map(|at| record(at, 1)).collect(), n);
+        for state in [
+            semaphore(1),
+            semaphore(3),
+            semaphore(100),
+            records(2),
+            records(3),
+            records(100),
+        ] {
+            let own = match state {
+                AnyState::Concurrency(_) => size_of::<ConcurrencyState>(),
+                _ => size_of::<SlidingLogState>(),
+            };
+            let expected = in_place + own + state.heap_bytes();
+            put(&store, KEY, state.clone());
+            assert_eq!(store.bytes(), expected, "{state:?}");
+            put(&store, KEY, AnyState::Gcra(STATE));
+            assert_eq!(store.bytes(), in_place, "given back: {state:?}");
+        }
+    }
+
+    #[test]
+    fn the_empty_prefix_is_not_taken_for_a_forgotten_one() {
+        // A prefix no key names any more leaves its slot, emptied of its
+        // text, to the next new prefix: the empty prefix is not that slot.
+        let state = |k: u64| {
+            AnyState::Gcra(GcraState {
+                tat_ms: 10_000,
+                tat_frac: k,
+            })
+        };
+        let store = MemoryStore::with_max_keys(64);
+        put(&store, KEY, state(0));
+        let gone = Key {
+            prefix: "gone:",
+            id: "a",
+        };
+        put(&store, gone, state(1));
+        store.remove(gone).unwrap();
+        let empty = Key {
+            prefix: "",
+            id: "a",
+        };
+        let next = Key {
+            prefix: "next:",
+            id: "a",
+        };
+        put(&store, empty, state(2));
+        assert_eq!(store.get(next, 1_000), None);
+        put(&store, next, state(3));
+        assert_eq!(store.get(empty, 1_000), Some(state(2)));
+        assert_eq!(store.get(next, 1_000), Some(state(3)));
+        assert_eq!(store.get(gone, 1_000), None);
+    }
+
+    #[test]
+    fn an_id_too_long_for_the_entry_counts_its_bytes_and_its_pointer() {
+        let one_key = |id: &str| {
+            let store = MemoryStore::with_max_keys(64);
+            put(&store, Key { prefix: "p:", id }, AnyState::Gcra(STATE));
+            let bytes = store.bytes();
+            store.remove(Key { prefix: "p:", id }).unwrap();
+            (bytes, store.bytes())
+        };
+        let (inline, empty) = one_key("a");
+        assert_eq!(
+            one_key(&"a".repeat(INLINE_ID)),
+            (inline, empty),
+            "inside the entry"
+        );
+        for n in [INLINE_ID + 1, 100, 1_000] {
+            let expected = inline + n + size_of::<Box<[u8]>>();
+            assert_eq!(one_key(&"a".repeat(n)), (expected, empty), "{n} bytes");
+        }
+    }
+
+    #[test]
+    fn keys_of_other_prefixes_stay_found_while_prefixes_come_and_go() {
+        // A prefix leaving its shard's index takes out its own place there,
+        // not that of another prefix (each store hashes with its own seed:
+        // many rounds meet many arrangements).
+        let state = |k: u64| {
+            AnyState::Gcra(GcraState {
+                tat_ms: 10_000,
+                tat_frac: k,
+            })
+        };
+        for _round in 0..20 {
+            let store = MemoryStore::with_max_keys(127);
+            put(&store, KEY, state(0));
+            let prefixes: Vec<String> = (1..=100).map(|p| format!("prefix-{p}:")).collect();
+            let key = |p: usize| Key {
+                prefix: &prefixes[p],
+                id: "a",
+            };
+            for p in 0..prefixes.len() {
+                put(&store, key(p), state(p as u64 + 1));
+            }
+            for p in (0..prefixes.len()).step_by(2) {
+                store.remove(key(p)).unwrap();
+            }
+            for p in 0..prefixes.len() {
+                let expected = (p % 2 == 1).then(|| state(p as u64 + 1));
+                assert_eq!(store.get(key(p), 1_000), expected, "{}", key(p).prefix);
+            }
+            // And back again.
+            for p in (0..prefixes.len()).step_by(2) {
+                put(&store, key(p), state(p as u64 + 1));
+            }
+            for p in 0..prefixes.len() {
+                assert_eq!(store.get(key(p), 1_000), Some(state(p as u64 + 1)));
+            }
+        }
+    }
+
+    #[test]
+    fn a_shard_counts_its_index_and_its_entries_as_allocated() {
+        // The entries as their vector holds them, grown by doubling from 4
+        // (as a `Vec` grows); the index as its table allocates it, 4 bytes
+        // and a control byte a bucket (besides one group of control bytes
+        // of fixed size, at most 16, counted nowhere). One shard.
+        let store = MemoryStore::with_max_keys(127);
+        let mut group = None;
+        for n in 1..=127usize {
+            let id = n.to_string();
+            put(
+                &store,
+                Key {
+                    prefix: "p:",
+                    id: &id,
+                },
+                AnyState::Gcra(STATE),
+            );
+            let table = store.shared.shards[0].lock();
+            assert_eq!(
+                table.entries.capacity(),
+                n.next_power_of_two().max(4),
+                "{n} keys"
+            );
+            let entries = table.entries.capacity() * size_of::<Entry>();
+            let index = table.bytes(0) - entries;
+            let uncounted = table.index.allocation_size() - index;
+            assert_eq!(*group.get_or_insert(uncounted), uncounted, "{n} keys");
+            assert!(
+                uncounted <= 16,
+                "{n} keys: {uncounted} bytes of the index not counted"
+            );
+            drop(table);
+            assert_eq!(store.bytes(), entries + index);
+        }
+    }
+
+    #[test]
+    fn a_new_prefix_counts_toward_the_bound_when_its_first_key_comes() {
+        // Keys under prefixes of their own (not the store's first): each
+        // one's text and slot are made room for, so the bound holds after
+        // every call.
+        let store = MemoryStore::with_bounds(127, 8_000).unwrap();
+        put(&store, KEY, AnyState::Gcra(STATE));
+        for i in 0..300 {
+            let prefix = format!("{i:0200}");
+            put(
+                &store,
+                Key {
+                    prefix: &prefix,
+                    id: "a",
+                },
+                AnyState::Gcra(STATE),
+            );
+            assert!(store.bytes() <= 8_000, "key {i}: {} bytes", store.bytes());
+        }
+    }
 }
