@@ -246,6 +246,25 @@ proptest! {
     }
 }
 
+#[test]
+fn a_twin_gets_the_units_and_the_mode_before_the_configuration() {
+    use edgelimit::store::{Adjust, Transition};
+    let algorithm = FixedWindow::new(5, "1 s").unwrap();
+    for (adjustment, units, mode) in [
+        (Adjustment::Refund(3), "3", "2"),
+        (Adjustment::Penalty(7), "7", "3"),
+    ] {
+        let remote = Adjust {
+            algorithm: &algorithm,
+            adjustment,
+        }
+        .remote()
+        .unwrap();
+        assert_eq!(remote.args, [units, mode, "5", "1000"]);
+        assert!(!remote.idempotent, "sent twice, a refund gives back twice");
+    }
+}
+
 fn limiter<A: Algorithm>(alg: A) -> Limiter<A, edgelimit::MemoryStore, ManualClock> {
     Limiter::new(alg).with_clock(ManualClock::new(START_MS))
 }

@@ -38,26 +38,3 @@ impl Adjustment {
         }
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::algorithm::FixedWindow;
-    use crate::store::{Adjust, Transition};
-
-    #[test]
-    fn a_twin_gets_the_units_and_the_mode_before_the_configuration() {
-        let algorithm = FixedWindow::new(5, "1 s").unwrap();
-        for (adjustment, mode) in [(Adjustment::Refund(3), "2"), (Adjustment::Penalty(7), "3")] {
-            let remote = Adjust {
-                algorithm: &algorithm,
-                adjustment,
-            }
-            .remote()
-            .unwrap();
-            let units = adjustment.units().to_string();
-            assert_eq!(remote.args, [units.as_str(), mode, "5", "1000"]);
-            assert!(!remote.idempotent, "sent twice, a refund gives back twice");
-        }
-    }
-}
