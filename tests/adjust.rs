@@ -7,16 +7,9 @@ use edgelimit::algorithm::{
 };
 use edgelimit::{Decision, Limiter, ManualClock};
 use proptest::prelude::*;
+use testkit::cases::proptest_cases;
 
 const START_MS: u64 = 1_700_000_000_000;
-
-/// Cases per property: a few hundred, more with PROPTEST_CASES (`make test-long`).
-fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(300)
-}
 
 /// One key's state as a store keeps it: dropped once its TTL has passed.
 struct Kept<S> {
@@ -205,7 +198,7 @@ fn ops() -> impl Strategy<Value = Vec<(u64, u64, u8)>> {
 macro_rules! for_each_algorithm {
     ($name:ident, $check:ident, $extra:ty) => {
         proptest! {
-            #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
+            #![proptest_config(ProptestConfig { cases: proptest_cases(300), ..ProptestConfig::default() })]
             #[test]
             fn $name(
                 limit in 1..=8u64, span in 1..=5_000u64, refill in 1..=8u64, initial in 0..=8u64,
@@ -234,7 +227,7 @@ for_each_algorithm!(
 for_each_algorithm!(a_penalty_that_fits_is_a_call, fitting_penalty_is_a_call, u8);
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: proptest_cases(300), ..ProptestConfig::default() })]
     #[test]
     fn adjustments_stay_within_bounds(limit in 1..=8u64, span in 1..=5_000u64, ops in ops()) {
         let w = format!("{span}ms");

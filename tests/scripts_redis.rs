@@ -20,6 +20,7 @@ use edgelimit::{
 };
 use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError, TestRunner};
+use testkit::cases::proptest_cases;
 use testkit::redis::Redis;
 use testkit::resp::{Conn, Reply};
 
@@ -27,16 +28,9 @@ fn ms(ms: u64) -> std::time::Duration {
     std::time::Duration::from_millis(ms)
 }
 
-fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(64)
-}
-
 fn runner() -> TestRunner {
     TestRunner::new(Config {
-        cases: cases(),
+        cases: proptest_cases(64),
         // Failures are kept in tests/<file>.proptest-regressions, committed.
         failure_persistence: Some(Box::new(FileFailurePersistence::WithSource(
             "proptest-regressions",

@@ -7,6 +7,7 @@ use edgelimit::algorithm::{
 };
 use edgelimit::{ConfigError, Error, Limiter, ManualClock};
 use proptest::prelude::*;
+use testkit::cases::proptest_cases;
 
 /// One call: the clock moves forward `step_ms`, then `cost` units are asked
 /// under the limiter's own limit (`tier` 0) or the other one (`tier` 1).
@@ -18,14 +19,6 @@ struct Call {
 }
 
 const START_MS: u64 = 1_700_000_000_000;
-
-/// Cases per property: a few hundred, more with PROPTEST_CASES (`make test-long`).
-fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(300)
-}
 
 fn calls(span_ms: u64, max_cost: u64) -> impl Strategy<Value = Vec<Call>> {
     let step = prop_oneof![6 => 0..=span_ms / 4 + 1, 3 => 0..=3 * span_ms, 1 => 0..=20 * span_ms];
@@ -80,12 +73,26 @@ fn units_between(admitted: &[(u64, u64)], from: u64, to: u64) -> u64 {
         .sum()
 }
 
+/// No window aligned to `window` ms holds more than `bound` admitted units.
+fn at_most_per_aligned_window(
+    admitted: &[(u64, u64)],
+    window: u64,
+    bound: u64,
+) -> Result<(), TestCaseError> {
+    for &(t, _) in admitted {
+        let start = t - t % window;
+        let used = units_between(admitted, start, start + window - 1);
+        prop_assert!(used <= bound, "{} in the window from {}", used, start);
+    }
+    Ok(())
+}
+
 fn limits() -> impl Strategy<Value = (u64, u64)> {
     (1..=20u64, 1..=20u64)
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: proptest_cases(300), ..ProptestConfig::default() })]
 
     #[test]
     fn fixed_window_never_admits_more_per_window_than_the_larger_limit(
@@ -93,12 +100,7 @@ proptest! {
     ) {
         let alg = FixedWindow::new(a, format!("{window}ms")).unwrap();
         let tiers = [alg, alg.tiered(&Tier::limit(b)).unwrap()];
-        let admitted = admitted(&tiers, &calls);
-        for &(t, _) in &admitted {
-            let start = t - t % window;
-            let used = units_between(&admitted, start, start + window - 1);
-            prop_assert!(used <= a.max(b), "{} in the window from {}", used, start);
-        }
+        at_most_per_aligned_window(&admitted(&tiers, &calls), window, a.max(b))?;
     }
 
     #[test]
@@ -107,12 +109,7 @@ proptest! {
     ) {
         let alg = SlidingWindow::new(a, format!("{window}ms")).unwrap();
         let tiers = [alg, alg.tiered(&Tier::limit(b)).unwrap()];
-        let admitted = admitted(&tiers, &calls);
-        for &(t, _) in &admitted {
-            let start = t - t % window;
-            let used = units_between(&admitted, start, start + window - 1);
-            prop_assert!(used <= a.max(b), "{} in the window from {}", used, start);
-        }
+        at_most_per_aligned_window(&admitted(&tiers, &calls), window, a.max(b))?;
     }
 
     #[test]

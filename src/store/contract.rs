@@ -161,32 +161,21 @@ impl<A: Algorithm> Transition for Consume<'_, A> {
 
     fn remote(&self) -> Result<Remote, Error> {
         check_cost(self.cost, self.algorithm.limit())?;
-        let mut args = vec![self.cost.to_string(), "0".to_owned()];
-        args.extend(self.algorithm.config_args().iter().map(u64::to_string));
-        Ok(Remote {
-            script: self.algorithm.script(),
-            args,
-            // A read changes nothing a second read would see differently.
-            idempotent: self.cost == 0,
-        })
+        // A read changes nothing a second read would see differently.
+        Ok(rate_remote(self.algorithm, self.cost, "0", self.cost == 0))
     }
 
     fn decode(&self, reply: &[i64]) -> Result<Answer<Decision, A::State>, StoreError> {
-        let (decision, now_ms) = scripts::parse_rate_reply(reply, self.algorithm.limit())
-            .ok_or_else(|| malformed(reply))?;
-        let denied_state = match decision.allowed {
-            true => None,
-            false => self
+        let mut answer = rate_answer(self.algorithm, reply)?;
+        let decision = answer.output;
+        if !decision.allowed {
+            answer.denied_state = self
                 .algorithm
                 .state_from_reply(&reply[scripts::RATE_REPLY_LEN..])
                 .and_then(A::State::from_any)
-                .map(|state| (state, decision.retry_after_ms)),
-        };
-        Ok(Answer {
-            output: decision,
-            now_ms,
-            denied_state,
-        })
+                .map(|state| (state, decision.retry_after_ms));
+        }
+        Ok(answer)
     }
 
     fn uses_deny_cache(&self) -> bool {
@@ -345,23 +334,11 @@ impl<A: Algorithm> Transition for Peek<'_, A> {
     }
 
     fn remote(&self) -> Result<Remote, Error> {
-        let mut args = vec!["0".to_owned(), "1".to_owned()];
-        args.extend(self.algorithm.config_args().iter().map(u64::to_string));
-        Ok(Remote {
-            script: self.algorithm.script(),
-            args,
-            idempotent: true,
-        })
+        Ok(rate_remote(self.algorithm, 0, "1", true))
     }
 
     fn decode(&self, reply: &[i64]) -> Result<Answer<Decision, A::State>, StoreError> {
-        let (decision, now_ms) = scripts::parse_rate_reply(reply, self.algorithm.limit())
-            .ok_or_else(|| malformed(reply))?;
-        Ok(Answer {
-            output: decision,
-            now_ms,
-            denied_state: None,
-        })
+        rate_answer(self.algorithm, reply)
     }
 }
 
@@ -389,27 +366,13 @@ impl<A: Algorithm> Transition for Adjust<'_, A> {
     }
 
     fn remote(&self) -> Result<Remote, Error> {
-        let mut args = vec![
-            self.adjustment.units().to_string(),
-            self.adjustment.mode().to_owned(),
-        ];
-        args.extend(self.algorithm.config_args().iter().map(u64::to_string));
-        Ok(Remote {
-            script: self.algorithm.script(),
-            args,
-            // Sent twice, a refund would give back units others used.
-            idempotent: false,
-        })
+        let (units, mode) = (self.adjustment.units(), self.adjustment.mode());
+        // Sent twice, a refund would give back units others used.
+        Ok(rate_remote(self.algorithm, units, mode, false))
     }
 
     fn decode(&self, reply: &[i64]) -> Result<Answer<Decision, A::State>, StoreError> {
-        let (decision, now_ms) = scripts::parse_rate_reply(reply, self.algorithm.limit())
-            .ok_or_else(|| malformed(reply))?;
-        Ok(Answer {
-            output: decision,
-            now_ms,
-            denied_state: None,
-        })
+        rate_answer(self.algorithm, reply)
     }
 
     // Through the deny cache, which never answers it (no `deny_locally`)
@@ -496,6 +459,32 @@ impl Transition for LeaseStep<'_> {
             denied_state: None,
         })
     }
+}
+
+/// A call of `algorithm`'s Lua twin: `units` (a cost, or an adjustment's
+/// units) in `mode` (its `ARGV[3]`), then the configuration.
+fn rate_remote<A: Algorithm>(algorithm: &A, units: u64, mode: &str, idempotent: bool) -> Remote {
+    let mut args = vec![units.to_string(), mode.to_owned()];
+    args.extend(algorithm.config_args().iter().map(u64::to_string));
+    Remote {
+        script: algorithm.script(),
+        args,
+        idempotent,
+    }
+}
+
+/// A rate script's reply as a decision, with no state for the deny cache.
+fn rate_answer<A: Algorithm>(
+    algorithm: &A,
+    reply: &[i64],
+) -> Result<Answer<Decision, A::State>, StoreError> {
+    let (output, now_ms) =
+        scripts::parse_rate_reply(reply, algorithm.limit()).ok_or_else(|| malformed(reply))?;
+    Ok(Answer {
+        output,
+        now_ms,
+        denied_state: None,
+    })
 }
 
 fn malformed(reply: &[i64]) -> StoreError {
