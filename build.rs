@@ -43,6 +43,14 @@ const SCRIPTS: [(&str, &str); 6] = [
     ),
 ];
 
+/// The multi-limit script's doc.
+const MULTI_DOC: &str = "Several rate limits decided as one call, all or nothing, with the \
+block after abuse ([`AllOf`](crate::algorithm::AllOf)): `KEYS` one key per limit, then the \
+block's; `ARGV` the time, the cost, the block's duration in ms, the mode, then per limit its \
+script's [`batch_number`](Script::batch_number), the count of its configuration's numbers, \
+them. The reply has the time, the block's end or 0, then per limit its reply's length and \
+reply.";
+
 /// The batch script's doc.
 const BATCH_DOC: &str = "Several calls of the other scripts in one script call: `KEYS` one \
 key per call; `ARGV` per call the script's [`batch_number`](Script::batch_number), the count of \
@@ -80,18 +88,21 @@ fn main() {
         .unwrap();
         bodies.push(body);
     }
-    // The batch script carries every other script's part, wrapped as a
-    // function; only its dispatcher is stored, `Script::code` assembles the
-    // rest from the parts above.
-    let dispatcher = minify(&read("batch"));
-    let code = full_text("batch", &prelude, &batch_body(&bodies, &dispatcher));
-    let sha1 = sha1_smol::Sha1::from(&code).digest().to_string();
-    writeln!(
-        out,
-        "/// {BATCH_DOC}\n\
-         pub static BATCH: Script = Script::new(\"batch\", {dispatcher:?}, {sha1:?});"
-    )
-    .unwrap();
+    // The batch and multi-limit scripts carry every other script's part,
+    // wrapped as a function; only their dispatchers are stored,
+    // `Script::code` assembles the rest from the parts above.
+    for (name, doc) in [("batch", BATCH_DOC), ("multi", MULTI_DOC)] {
+        let dispatcher = minify(&read(name));
+        let code = full_text(name, &prelude, &batch_body(&bodies, &dispatcher));
+        let sha1 = sha1_smol::Sha1::from(&code).digest().to_string();
+        let constant = name.to_uppercase();
+        writeln!(
+            out,
+            "/// {doc}\n\
+             pub static {constant}: Script = Script::wrapping({name:?}, {dispatcher:?}, {sha1:?});"
+        )
+        .unwrap();
+    }
     let statics: Vec<String> = SCRIPTS
         .iter()
         .map(|(name, _)| format!("&{}", name.to_uppercase()))
@@ -103,8 +114,8 @@ fn main() {
         "/// The scripts [`BATCH`] runs, in the order of its dispatcher.\n\
          pub(crate) static RUN_IN_BATCH: [&Script; {n}] = [{list}];\n\
          /// Every script, e.g. to load them all at start-up.\n\
-         pub static ALL: [&Script; {}] = [{list}, &BATCH];",
-        n + 1
+         pub static ALL: [&Script; {}] = [{list}, &BATCH, &MULTI];",
+        n + 2
     )
     .unwrap();
     let dest = Path::new(&std::env::var("OUT_DIR").unwrap()).join("scripts.rs");

@@ -40,6 +40,12 @@ pub enum Reason {
     /// The id is on the limiter's allow list: admitted with `remaining` at
     /// the limit, nothing counted. No store was asked.
     AllowList,
+    /// The id was denied earlier and is blocked for a while (see
+    /// [`AllOf::with_block`](crate::algorithm::AllOf::with_block)): denied
+    /// with `remaining` 0 and `retry_after_ms` no sooner than the block's
+    /// end, whatever the limits would say. A read (cost 0) is still
+    /// admitted, with `remaining` 0.
+    Blocked,
 }
 
 impl Decision {

@@ -60,6 +60,14 @@ pub enum ConfigError {
     /// window: only fixed and sliding windows lease.
     #[error("quota leases need a fixed or sliding window")]
     QuotaLeaseUnsupported,
+    /// Two limits of one [`AllOf`](crate::algorithm::AllOf) would read one
+    /// state (the same algorithm over the same window or interval),
+    /// counting every call twice.
+    #[error("two limits would count on one state ({space}): give each limit its own algorithm or window")]
+    SharedState {
+        /// The key space both would use, e.g. `fw:1000`.
+        space: String,
+    },
     /// A setting given to an algorithm that has no such setting (a refill
     /// amount for a window).
     #[error("a {algorithm} takes no {what}")]
@@ -200,6 +208,11 @@ pub enum StoreError {
     /// was sent.
     #[error("AsyncRedisRestStore needs a tokio runtime: call it from async code running on tokio")]
     NoAsyncRuntime,
+    /// The store cannot run this operation: a store of one's own that does
+    /// not implement [`Store::transact_keys`](crate::Store::transact_keys),
+    /// which a [`MultiLimiter`](crate::MultiLimiter) needs.
+    #[error("this store cannot {0}")]
+    Unsupported(&'static str),
 }
 
 impl StoreError {
@@ -228,6 +241,7 @@ impl StoreError {
                 | Self::NotFound(_)
                 | Self::BlockingInAsyncRuntime
                 | Self::NoAsyncRuntime
+                | Self::Unsupported(_)
         )
     }
 

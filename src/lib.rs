@@ -63,15 +63,16 @@ pub mod wasm;
 
 pub use access::{AccessList, Listed};
 pub use algorithm::{
-    Algorithm, Concurrency, FixedWindow, Gcra, SlidingLog, SlidingWindow, Tier, TokenBucket,
+    Algorithm, AnyAlgorithm, Concurrency, FixedWindow, Gcra, SlidingLog, SlidingWindow, Tier,
+    TokenBucket,
 };
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use decision::{Decision, Reason};
 pub use duration::{parse_millis, IntoMillis};
 pub use error::{ConfigError, DurationError, Error, StoreError, DEFAULT_MAX_ID_BYTES};
 pub use limiter::{
-    Acquire, ConcurrencyLimiter, FailurePolicy, Limiter, Metrics, Permit, WaitOutcome,
-    DEFAULT_PREFIX, FAIL_CLOSED_RETRY_MS,
+    Acquire, ConcurrencyLimiter, FailurePolicy, Limiter, Metrics, MultiLimiter, Permit,
+    WaitOutcome, DEFAULT_PREFIX, FAIL_CLOSED_RETRY_MS,
 };
 pub use store::{MemoryStore, Store};
 

@@ -1,6 +1,8 @@
 //! The pure algorithm core: no clock, no I/O, no allocation on the hot path.
 
 mod adjust;
+mod all_of;
+mod any;
 mod concurrency;
 mod contract;
 mod divisor;
@@ -17,6 +19,8 @@ mod token_bucket;
 mod twin;
 
 pub use adjust::Adjustment;
+pub use all_of::{combine, AllOf, AllOutcome, BlockState, MultiDecision, MAX_LIMITS};
+pub use any::AnyAlgorithm;
 pub use concurrency::{Concurrency, ConcurrencyState, Lease, LeaseOp, LeaseOutcome, Ticket};
 pub(crate) use contract::check_cost;
 pub use contract::{Algorithm, Outcome, MAX_TIME_MS};

@@ -2,7 +2,7 @@
 //! limiters of different algorithms.
 
 use super::{
-    ConcurrencyState, FixedWindowState, GcraState, Lease, LogEntry, SlidingLogState,
+    BlockState, ConcurrencyState, FixedWindowState, GcraState, Lease, LogEntry, SlidingLogState,
     SlidingWindowState, TokenBucketState,
 };
 
@@ -22,6 +22,8 @@ pub enum AnyState {
     Gcra(GcraState),
     /// [`Concurrency`](super::Concurrency) state.
     Concurrency(ConcurrencyState),
+    /// A block after abuse ([`AllOf::with_block`](super::AllOf::with_block)).
+    Block(BlockState),
 }
 
 impl AnyState {
@@ -84,6 +86,7 @@ state_kind!(
     TokenBucket(TokenBucketState),
     Gcra(GcraState),
     Concurrency(ConcurrencyState),
+    Block(BlockState),
 );
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 mod concurrency;
 mod failure;
 mod metrics;
+mod multi;
 pub(crate) mod quota_book;
 pub(crate) mod rate;
 pub(crate) mod wait;
@@ -10,5 +11,6 @@ pub(crate) mod wait;
 pub use concurrency::{Acquire, ConcurrencyLimiter, Permit};
 pub use failure::{FailurePolicy, FAIL_CLOSED_RETRY_MS};
 pub use metrics::Metrics;
+pub use multi::MultiLimiter;
 pub use rate::{Limiter, DEFAULT_PREFIX};
 pub use wait::WaitOutcome;

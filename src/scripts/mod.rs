@@ -60,6 +60,9 @@ pub struct Script {
     /// The script's own part, after the shared prelude.
     body: &'static str,
     sha1: &'static str,
+    /// Whether the text carries every other script's part as a function
+    /// ([`BATCH`], [`MULTI`]).
+    wraps: bool,
     code: OnceLock<String>,
 }
 
@@ -71,6 +74,19 @@ impl Script {
             name,
             body,
             sha1,
+            wraps: false,
+            code: OnceLock::new(),
+        }
+    }
+
+    /// A script whose text is the prelude, every script [`BATCH`] runs as
+    /// a function, then `dispatcher`.
+    const fn wrapping(name: &'static str, dispatcher: &'static str, sha1: &'static str) -> Self {
+        Self {
+            name,
+            body: dispatcher,
+            sha1,
+            wraps: true,
             code: OnceLock::new(),
         }
     }
@@ -86,7 +102,7 @@ impl Script {
     /// script's part are stored once.
     pub fn code(&self) -> &str {
         self.code.get_or_init(|| {
-            let own = match std::ptr::eq(self, &BATCH) {
+            let own = match self.wraps {
                 true => batch_body(self.body),
                 false => self.body.to_owned(),
             };
@@ -113,8 +129,9 @@ impl Script {
 // build.rs prepared them from its list of scripts.
 include!(concat!(env!("OUT_DIR"), "/scripts.rs"));
 
-/// [`BATCH`]'s own part: every script it runs as a function of its KEYS
-/// and ARGV, then `dispatcher`; build.rs hashes the same text.
+/// The own part of a script that wraps the others ([`BATCH`], [`MULTI`]):
+/// every script the batch runs as a function of its KEYS and ARGV, then
+/// `dispatcher`; build.rs hashes the same text.
 fn batch_body(dispatcher: &str) -> String {
     let mut text = String::new();
     for script in RUN_IN_BATCH {
@@ -182,13 +199,15 @@ mod tests {
     }
 
     #[test]
-    fn every_script_but_the_batch_runs_in_a_batch() {
-        assert_eq!(ALL.len(), RUN_IN_BATCH.len() + 1);
+    fn every_script_but_the_batch_and_multi_runs_in_a_batch() {
+        assert_eq!(ALL.len(), RUN_IN_BATCH.len() + 2);
         for (i, script) in RUN_IN_BATCH.iter().enumerate() {
             assert_eq!(script.batch_number(), Some(i + 1));
             assert!(BATCH.code().contains(&format!("el_run_{}(", script.name())));
+            assert!(MULTI.code().contains(&format!("el_run_{}(", script.name())));
         }
         assert_eq!(BATCH.batch_number(), None);
+        assert_eq!(MULTI.batch_number(), None);
     }
 
     #[test]

@@ -4,7 +4,8 @@
 use std::future::Future;
 
 use super::contract::{Key, Store, Transition};
-use crate::Error;
+use super::multi::KeysTransition;
+use crate::{Error, StoreError};
 
 /// Storage for limiter state whose operations are futures: an async server
 /// awaits them instead of blocking a worker thread.
@@ -25,6 +26,23 @@ pub trait AsyncStore: Send + Sync + 'static {
         T: Transition + Sync,
         T::Output: Send;
 
+    /// Runs `transition` atomically on the states of `keys` at `now_ms`
+    /// (see [`Store::transact_keys`]).
+    fn transact_keys_async<'a, T>(
+        &'a self,
+        keys: &'a [Key<'a>],
+        now_ms: u64,
+        transition: &'a T,
+    ) -> impl Future<Output = Result<T::Output, Error>> + Send + 'a
+    where
+        T: KeysTransition + Sync,
+        T::Output: Send,
+    {
+        let _ = (keys, now_ms, transition);
+        let unsupported = StoreError::Unsupported("run one step on several keys");
+        std::future::ready(Err(unsupported.into()))
+    }
+
     /// Forgets `key`'s state.
     fn remove_async<'a>(
         &'a self,
@@ -44,6 +62,19 @@ impl<S: Store + Send + Sync + 'static> AsyncStore for S {
         T::Output: Send,
     {
         std::future::ready(self.transact(key, now_ms, transition))
+    }
+
+    fn transact_keys_async<'a, T>(
+        &'a self,
+        keys: &'a [Key<'a>],
+        now_ms: u64,
+        transition: &'a T,
+    ) -> impl Future<Output = Result<T::Output, Error>> + Send + 'a
+    where
+        T: KeysTransition + Sync,
+        T::Output: Send,
+    {
+        std::future::ready(self.transact_keys(keys, now_ms, transition))
     }
 
     fn remove_async<'a>(

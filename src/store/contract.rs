@@ -1,6 +1,7 @@
 //! What a store does: run one atomic read-modify-write on one key's state,
 //! in memory or as a Lua script in Redis.
 
+use super::multi::KeysTransition;
 use crate::algorithm::{
     check_cost, Adjustment, Algorithm, Concurrency, ConcurrencyState, LeaseOp, LeaseOutcome,
     QuotaGrant, QuotaRefund, StateKind,
@@ -116,6 +117,22 @@ pub trait Store {
         now_ms: u64,
         transition: &T,
     ) -> Result<T::Output, Error>;
+
+    /// Runs `transition` atomically on the states of `keys` (distinct
+    /// keys, given in the order the transition reads them) at `now_ms`:
+    /// one critical section in memory, one script call in Redis. A store
+    /// that cannot (the default) says so with
+    /// [`StoreError::Unsupported`]: the steps of a
+    /// [`MultiLimiter`](crate::MultiLimiter) are never split.
+    fn transact_keys<T: KeysTransition>(
+        &self,
+        keys: &[Key<'_>],
+        now_ms: u64,
+        transition: &T,
+    ) -> Result<T::Output, Error> {
+        let _ = (keys, now_ms, transition);
+        Err(StoreError::Unsupported("run one step on several keys").into())
+    }
 
     /// Forgets `key`'s state.
     fn remove(&self, key: Key<'_>) -> Result<(), Error>;
@@ -487,7 +504,7 @@ fn rate_answer<A: Algorithm>(
     })
 }
 
-fn malformed(reply: &[i64]) -> StoreError {
+pub(crate) fn malformed(reply: &[i64]) -> StoreError {
     let numbers: Vec<String> = reply.iter().map(i64::to_string).collect();
     StoreError::MalformedReply(format!("unexpected script reply [{}]", numbers.join(",")))
 }

@@ -7,9 +7,10 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use hashbrown::hash_table::HashTable;
 
 use super::contract::{Key, Store, Transition};
+use super::multi::KeysTransition;
 use crate::algorithm::{
-    AnyState, ConcurrencyState, FixedWindowState, GcraState, Lease, LogEntry, SlidingLogState,
-    SlidingWindowState, StateKind, TokenBucketState,
+    AnyState, BlockState, ConcurrencyState, FixedWindowState, GcraState, Lease, LogEntry,
+    SlidingLogState, SlidingWindowState, StateKind, TokenBucketState,
 };
 use crate::{ConfigError, Error};
 
@@ -237,6 +238,7 @@ enum Slot {
     OneRecord(LogEntry, u64),
     SlidingLog(Box<SlidingLogState>),
     Concurrency(Box<ConcurrencyState>),
+    Block(BlockState),
 }
 
 impl Slot {
@@ -250,6 +252,7 @@ impl Slot {
             Some(AnyState::Gcra(s)) => Self::Gcra(s),
             Some(AnyState::SlidingLog(s)) => Self::log(s),
             Some(AnyState::Concurrency(s)) => Self::Concurrency(Box::new(s)),
+            Some(AnyState::Block(s)) => Self::Block(s),
         }
     }
 
@@ -296,6 +299,7 @@ impl Slot {
             Self::SlidingWindow(s) => AnyState::SlidingWindow(*s),
             Self::TokenBucket(s) => AnyState::TokenBucket(*s),
             Self::Gcra(s) => AnyState::Gcra(*s),
+            Self::Block(s) => AnyState::Block(*s),
             Self::NoRecord(latest_ms) => AnyState::SlidingLog(Self::short_log(None, *latest_ms)),
             Self::OneRecord(record, latest_ms) => {
                 AnyState::SlidingLog(Self::short_log(Some(*record), *latest_ms))
@@ -734,10 +738,14 @@ impl MemoryStore {
 
     #[inline]
     fn shard(&self, hash: u64) -> &Shard {
+        &self.shared.shards[self.shard_index(hash)]
+    }
+
+    #[inline]
+    fn shard_index(&self, hash: u64) -> usize {
         // Bits 32.. are unused by the table's bucket index and tag for any
         // table below 2^32 buckets.
-        let index = (hash >> 32) as usize & ((1 << self.shared.shard_bits) - 1);
-        &self.shared.shards[index]
+        (hash >> 32) as usize & ((1 << self.shared.shard_bits) - 1)
     }
 }
 
@@ -1052,8 +1060,22 @@ impl MemoryStore {
         held: impl FnOnce(&R) -> u64,
     ) -> Result<R, Error> {
         let hashes = self.hashes(key);
-        let id = IdProbe::new(key.id);
         let mut table = self.shard(hashes.key).lock();
+        self.update_in(&mut table, hashes, key, now_ms, step, held)
+    }
+
+    /// [`update`](Self::update) in `table`, the locked shard of `key`.
+    #[inline]
+    fn update_in<S: StateKind, R>(
+        &self,
+        table: &mut Table,
+        hashes: Hashes,
+        key: Key<'_>,
+        now_ms: u64,
+        step: impl FnOnce(&mut Option<S>) -> Result<(R, u64), Error>,
+        held: impl FnOnce(&R) -> u64,
+    ) -> Result<R, Error> {
+        let id = IdProbe::new(key.id);
         let bounds = Bounds {
             keys: self.shared.shard_capacity,
             bytes: self.shared.shard_budget,
@@ -1099,6 +1121,45 @@ impl Store for MemoryStore {
             |state| transition.apply(state, now_ms),
             |output| transition.held(output),
         )
+    }
+
+    fn transact_keys<T: KeysTransition>(
+        &self,
+        keys: &[Key<'_>],
+        now_ms: u64,
+        transition: &T,
+    ) -> Result<T::Output, Error> {
+        let hashes: Vec<Hashes> = keys.iter().map(|key| self.hashes(*key)).collect();
+        let shards: Vec<usize> = hashes.iter().map(|h| self.shard_index(h.key)).collect();
+        // Locked in the order of their index, so calls sharing shards never
+        // wait for each other in a cycle.
+        let mut order = shards.clone();
+        order.sort_unstable();
+        order.dedup();
+        let mut tables: Vec<MutexGuard<'_, Table>> = order
+            .iter()
+            .map(|&i| self.shared.shards[i].lock())
+            .collect();
+        let table_of = |key: usize| order.partition_point(|&i| i < shards[key]);
+        let mut states = Vec::with_capacity(keys.len());
+        for (i, key) in keys.iter().enumerate() {
+            let id = IdProbe::new(key.id);
+            let entry = tables[table_of(i)].find_mut(hashes[i], *key, &id);
+            let live = entry.filter(|entry| entry.expires_at_ms > now_ms);
+            states.push(live.and_then(|entry| entry.state.get()));
+        }
+        let (output, ttls) = transition.apply(&mut states, now_ms)?;
+        for (i, (mut state, ttl)) in states.into_iter().zip(ttls).enumerate() {
+            let Some(ttl) = ttl else { continue };
+            let held = transition.held(&output, i);
+            let write = |slot: &mut Option<AnyState>| {
+                *slot = state.take();
+                Ok(((), ttl))
+            };
+            let table = &mut tables[table_of(i)];
+            self.update_in(table, hashes[i], keys[i], now_ms, write, |_| held)?;
+        }
+        Ok(output)
     }
 
     fn remove(&self, key: Key<'_>) -> Result<(), Error> {

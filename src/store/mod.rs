@@ -3,6 +3,7 @@
 mod async_contract;
 mod contract;
 mod memory;
+mod multi;
 pub(crate) mod redis_rest;
 #[doc(hidden)]
 pub use redis_rest::fuzzing;
@@ -13,6 +14,7 @@ pub use contract::{
     Store, Transition, SEMAPHORE,
 };
 pub use memory::{MemoryStore, DEFAULT_MAX_BYTES, DEFAULT_MAX_KEYS};
+pub use multi::{ConsumeAll, KeysTransition};
 #[cfg(not(target_arch = "wasm32"))]
 pub use redis_rest::{AsyncRedisRestStore, RedisRestStore};
 pub use redis_rest::{Batching, Grouping, RestOptions, TimeSource, DEFAULT_DENY_CACHE};

@@ -56,7 +56,9 @@ impl Coded for StoreError {
             Self::Unavailable(_) => "STORE_UNAVAILABLE",
             Self::Busy(_) => "STORE_BUSY",
             Self::MalformedReply(_) => "STORE_MALFORMED_REPLY",
-            Self::BlockingInAsyncRuntime | Self::NoAsyncRuntime => "UNSUPPORTED",
+            Self::BlockingInAsyncRuntime | Self::NoAsyncRuntime | Self::Unsupported(_) => {
+                "UNSUPPORTED"
+            }
         }
     }
 }

@@ -4,13 +4,14 @@
 use wasm_bindgen::prelude::*;
 
 use super::access::WasmAccessList;
-use super::algorithm::{AnyAlgorithm, WasmAlgorithm};
+use super::algorithm::WasmAlgorithm;
 use super::convert::count;
 use super::error::Coded;
 use super::io;
 use super::rest::{Ask, WasmRestCall};
 use super::step::RateStep;
 use super::stores::{now_ms, Place, WasmMemoryStore, WasmRestStore};
+use crate::algorithm::AnyAlgorithm;
 use crate::algorithm::{Adjustment, Algorithm, Tier};
 use crate::limiter::rate::validate_quota_lease as lease_units_valid;
 use crate::store::{Adjust, Consume, Peek, Store};

@@ -9,10 +9,10 @@ use std::sync::Arc;
 
 use wasm_bindgen::prelude::*;
 
-use super::algorithm::AnyAlgorithm;
 use super::codes::{FetchFailure, Status};
 use super::error::{invalid_argument, Coded};
 use super::io;
+use crate::algorithm::AnyAlgorithm;
 use crate::algorithm::{Adjustment, LeaseOp, LeaseOutcome, QuotaRefund};
 use crate::limiter::quota_book::{QuotaBook, Spend};
 use crate::random;

@@ -9,7 +9,7 @@ use crate::algorithm::AnyState;
 use crate::store::{Adjust, Answer, Consume, Peek, Remote, Transition};
 use crate::{Decision, Error, StoreError};
 
-use super::algorithm::AnyAlgorithm;
+use crate::algorithm::AnyAlgorithm;
 
 pub(crate) enum RateStep<'a> {
     Peek(Peek<'a, AnyAlgorithm>),

@@ -5,11 +5,11 @@ use std::time::Duration;
 
 use wasm_bindgen::prelude::*;
 
-use super::algorithm::AnyAlgorithm;
 use super::codes::Failure;
 use super::convert::count;
 use super::error::{js_error, Coded};
 use super::rest::{Ask, QuotaAsk, Target, WasmRestCall};
+use crate::algorithm::AnyAlgorithm;
 use crate::error::check_id;
 use crate::limiter::quota_book::QuotaBook;
 use crate::store::redis_rest::DenyCache;

@@ -125,6 +125,7 @@ fn child_process() {
     };
     match role.as_str() {
         "rate" => child_rate(),
+        "multi" => crate::multi::child_multi(),
         "quota" => child_quota(),
         "leases" => child_leases(),
         "holder" => child_holder(),

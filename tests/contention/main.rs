@@ -7,6 +7,8 @@
 //!   those times and requires the same answers, besides checking each
 //!   algorithm's invariant (a fixed window admits exactly its limit once
 //!   demand exceeds it, never more).
+//! - Several limits as one call: the calls each limit was charged are
+//!   exactly the calls admitted, whichever limit denied the others.
 //! - Leases: at no instant more than `max` held, by a sweep over intervals
 //!   during which each lease is known to be held.
 //! - A Redis crash and restart with persistence on loses no lease and counts
@@ -17,6 +19,7 @@
 mod children;
 mod holder;
 mod leases;
+mod multi;
 mod quota;
 mod rate;
 mod replay;

@@ -132,7 +132,7 @@ impl Batch {
 
     /// Adds a script call, as it must be sent now (`eval`: with its code).
     pub(crate) fn add_script(&mut self, call: &ScriptCall, eval: bool) {
-        if self.grouping == Grouping::Pipeline {
+        if self.grouping == Grouping::Pipeline || !call.batchable() {
             return self.add_command(call.body(eval));
         }
         self.calls += 1;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use super::batch::{Batch, GroupingState};
 use super::block::blocking;
 use super::body;
-use super::call::{conclude, redis_key, ScriptCall};
+use super::call::{conclude, conclude_keys, redis_key, ScriptCall};
 use super::deny_cache::DenyCache;
 use super::endpoint;
 use super::exchange::{Exchange, Exchanges, Request, Step};
@@ -14,7 +14,7 @@ use super::options::{Grouping, RestOptions};
 use super::protocol::{self, Reply};
 
 use crate::random;
-use crate::store::{Key, Store, Transition};
+use crate::store::{Key, KeysTransition, Store, Transition};
 use crate::{Error, StoreError};
 
 /// State in Redis, reached over the Upstash REST protocol (Upstash itself,
@@ -241,6 +241,17 @@ impl Store for RedisRestStore {
         let call = self.prepare(key, now_ms, transition)?;
         let json = self.send(Request::Script(Arc::new(call)))?;
         conclude(&json, key, now_ms, transition, cache)
+    }
+
+    fn transact_keys<T: KeysTransition>(
+        &self,
+        keys: &[Key<'_>],
+        now_ms: u64,
+        transition: &T,
+    ) -> Result<T::Output, Error> {
+        let call = ScriptCall::prepare_keys(keys, now_ms, transition, self.inner.options.time)?;
+        let json = self.send(Request::Script(Arc::new(call)))?;
+        conclude_keys(&json, transition)
     }
 
     fn remove(&self, key: Key<'_>) -> Result<(), Error> {

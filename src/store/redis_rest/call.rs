@@ -6,7 +6,7 @@ use super::json::{self, Json};
 use super::options::TimeSource;
 use super::protocol;
 use crate::scripts::Script;
-use crate::store::{Answer, Key, Remote, Transition};
+use crate::store::{Answer, Key, KeysTransition, Remote, Transition};
 use crate::Error;
 
 /// One script call, ready to send. Its key and arguments are kept as JSON
@@ -15,8 +15,10 @@ use crate::Error;
 #[derive(Debug)]
 pub(crate) struct ScriptCall {
     pub(crate) script: &'static Script,
-    /// The Redis key, as a JSON string.
+    /// The Redis keys, as JSON strings joined by commas (one but for a
+    /// step on several keys, which is never batched).
     key_json: String,
+    key_count: usize,
     /// `ARGV` (the time first), as JSON strings joined by commas.
     args_json: String,
     arg_count: usize,
@@ -32,13 +34,29 @@ impl ScriptCall {
         transition: &T,
         time: TimeSource,
     ) -> Result<Self, Error> {
-        Ok(Self::of(key, now_ms, transition.remote()?, time))
+        Ok(Self::of(&[key], now_ms, transition.remote()?, time))
+    }
+
+    /// The call standing for `transition` on `keys` at `now_ms`.
+    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
+    pub(crate) fn prepare_keys<T: KeysTransition>(
+        keys: &[Key<'_>],
+        now_ms: u64,
+        transition: &T,
+        time: TimeSource,
+    ) -> Result<Self, Error> {
+        Ok(Self::of(keys, now_ms, transition.remote()?, time))
     }
 
     /// The call of `remote` (not generic: every transition shares it).
-    fn of(key: Key<'_>, now_ms: u64, remote: Remote, time: TimeSource) -> Self {
-        let mut key_json = String::with_capacity(key.prefix.len() + key.id.len() + 4);
-        json::push_str(&mut key_json, &redis_key(key));
+    fn of(keys: &[Key<'_>], now_ms: u64, remote: Remote, time: TimeSource) -> Self {
+        let mut key_json = String::with_capacity(keys.len() * 24);
+        for key in keys {
+            if !key_json.is_empty() {
+                key_json.push(',');
+            }
+            json::push_str(&mut key_json, &redis_key(*key));
+        }
         let mut args_json = String::with_capacity(16 + 8 * remote.args.len());
         match time {
             TimeSource::Redis => args_json.push_str("\"\""),
@@ -51,6 +69,7 @@ impl ScriptCall {
         Self {
             script: remote.script,
             key_json,
+            key_count: keys.len(),
             args_json,
             arg_count: remote.args.len() + 1,
             idempotent: remote.idempotent,
@@ -59,7 +78,19 @@ impl ScriptCall {
 
     /// Its request body alone: EVALSHA, or EVAL with the code when `eval`.
     pub(crate) fn body(&self, eval: bool) -> String {
-        protocol::script_body(self.script, eval, 1, &self.key_json, &self.args_json)
+        protocol::script_body(
+            self.script,
+            eval,
+            self.key_count,
+            &self.key_json,
+            &self.args_json,
+        )
+    }
+
+    /// Whether the batch script can run it: a call of one of its scripts
+    /// on one key.
+    pub(crate) fn batchable(&self) -> bool {
+        self.key_count == 1 && self.script.batch_number().is_some()
     }
 
     /// Its script's number in the batch script.
@@ -108,6 +139,15 @@ pub(crate) fn conclude<T: Transition>(
         Some(cache) => cache.learn(key, sent_ms, transition, answer),
         None => answer.output,
     })
+}
+
+/// A step on several keys: its answer from its script's result `json`.
+#[cfg_attr(target_arch = "wasm32", allow(dead_code))]
+pub(crate) fn conclude_keys<T: KeysTransition>(
+    json: &Json,
+    transition: &T,
+) -> Result<T::Output, Error> {
+    Ok(transition.decode(&protocol::integers(json)?)?)
 }
 
 /// `transition`'s reading of its script's result `json`.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::batcher::{Batcher, Post};
 use super::body;
-use super::call::{conclude, redis_key, ScriptCall};
+use super::call::{conclude, conclude_keys, redis_key, ScriptCall};
 use super::deny_cache::DenyCache;
 use super::endpoint;
 use super::exchange::{Exchange, Part, Request, Step};
@@ -13,7 +13,7 @@ use super::json::Json;
 use super::options::{Batching, RestOptions};
 use super::protocol;
 use crate::random;
-use crate::store::{AsyncStore, Key, Transition};
+use crate::store::{AsyncStore, Key, KeysTransition, Transition};
 use crate::{Error, StoreError};
 
 /// State in Redis over the Upstash REST protocol, for async code (tokio):
@@ -221,6 +221,23 @@ impl AsyncStore for AsyncRedisRestStore {
         let call = ScriptCall::prepare(key, now_ms, transition, self.inner.options.time)?;
         let json = self.send(Request::Script(Arc::new(call))).await?;
         conclude(&json, key, now_ms, transition, cache)
+    }
+
+    async fn transact_keys_async<'a, T>(
+        &'a self,
+        keys: &'a [Key<'a>],
+        now_ms: u64,
+        transition: &'a T,
+    ) -> Result<T::Output, Error>
+    where
+        T: KeysTransition + Sync,
+        T::Output: Send,
+    {
+        needs_runtime()?;
+        let time = self.inner.options.time;
+        let call = ScriptCall::prepare_keys(keys, now_ms, transition, time)?;
+        let json = self.send(Request::Script(Arc::new(call))).await?;
+        conclude_keys(&json, transition)
     }
 
     async fn remove_async<'a>(&'a self, key: Key<'a>) -> Result<(), Error> {

@@ -1,0 +1,147 @@
+//! Steps on several keys at once: several limits decided as one call.
+
+use super::contract::{malformed, Remote};
+use crate::algorithm::{combine, Algorithm, AllOf, AnyState, BlockState, MultiDecision, StateKind};
+use crate::scripts::{self, Scripted};
+use crate::{Error, StoreError};
+
+/// One atomic step on the states of several distinct keys: what a store
+/// runs for a [`MultiLimiter`](crate::MultiLimiter)'s call.
+pub trait KeysTransition {
+    /// What it answers.
+    type Output;
+
+    /// Runs the step on `states`, one per key in the order of the keys
+    /// (`None`: no state, or expired), at `now_ms`. Returns the answer and,
+    /// per key, how long its new state must be kept, or `None` to leave it
+    /// as it was. On error every state must be left as it was.
+    fn apply(
+        &self,
+        states: &mut [Option<AnyState>],
+        now_ms: u64,
+    ) -> Result<(Self::Output, Vec<Option<u64>>), Error>;
+
+    /// Units key `key`'s state holds after the step (see
+    /// [`Transition::held`](super::Transition::held)).
+    fn held(&self, output: &Self::Output, key: usize) -> u64;
+
+    /// The same step as one script call on all the keys.
+    fn remote(&self) -> Result<Remote, Error>;
+
+    /// Reads the script's reply.
+    fn decode(&self, reply: &[i64]) -> Result<Self::Output, StoreError>;
+}
+
+/// A call on several limits at once, all or nothing (see [`AllOf`]). Its
+/// keys are the limits', in order, then the block's when there is one.
+#[derive(Debug, Clone, Copy)]
+pub struct ConsumeAll<'a, A> {
+    /// The limits.
+    pub all: &'a AllOf<A>,
+    /// Units the call costs (0: a read).
+    pub cost: u64,
+    /// Whether only to look: decide as a call of cost 0 would, and write
+    /// nothing.
+    pub peek: bool,
+}
+
+impl<A: Algorithm> ConsumeAll<'_, A> {
+    /// How many keys the step reads.
+    pub fn key_count(&self) -> usize {
+        self.all.limits().len() + usize::from(self.all.block_ms() > 0)
+    }
+}
+
+impl<A: Algorithm> KeysTransition for ConsumeAll<'_, A> {
+    type Output = MultiDecision;
+
+    fn apply(
+        &self,
+        states: &mut [Option<AnyState>],
+        now_ms: u64,
+    ) -> Result<(MultiDecision, Vec<Option<u64>>), Error> {
+        let n = self.all.limits().len();
+        // A state of another kind (limiters sharing a prefix) starts afresh.
+        let mut typed: Vec<Option<A::State>> = states[..n]
+            .iter()
+            .map(|state| state.clone().and_then(A::State::from_any))
+            .collect();
+        let mut block = states
+            .get(n)
+            .cloned()
+            .flatten()
+            .and_then(BlockState::from_any);
+        if self.peek {
+            let decision = self.all.peek(&typed, block, now_ms)?;
+            return Ok((decision, vec![None; states.len()]));
+        }
+        let outcome = self.all.decide(&mut typed, &mut block, now_ms, self.cost)?;
+        let mut ttls = outcome.ttls;
+        for ((state, new), ttl) in states.iter_mut().zip(typed).zip(&ttls) {
+            if ttl.is_some() {
+                *state = new.map(StateKind::into_any);
+            }
+        }
+        if let Some(ttl) = outcome.block_ttl {
+            states[n] = block.map(StateKind::into_any);
+            ttls.push(Some(ttl));
+        } else if n < states.len() {
+            ttls.push(None);
+        }
+        Ok((outcome.decision, ttls))
+    }
+
+    fn held(&self, output: &MultiDecision, key: usize) -> u64 {
+        match output.limits.get(key) {
+            Some(decision) => decision.used(),
+            // A block holds its id entirely: a flood of new ids must not
+            // evict it.
+            None => u64::MAX,
+        }
+    }
+
+    fn remote(&self) -> Result<Remote, Error> {
+        self.all.check_cost(self.cost)?;
+        let cost = if self.peek { 0 } else { self.cost };
+        let mut args = vec![
+            cost.to_string(),
+            self.all.block_ms().to_string(),
+            (if self.peek { "1" } else { "0" }).to_owned(),
+        ];
+        for limit in self.all.limits() {
+            let number = limit.script().batch_number().unwrap_or(0);
+            let config = limit.config_args();
+            args.push(number.to_string());
+            args.push(config.len().to_string());
+            args.extend(config.iter().map(u64::to_string));
+        }
+        Ok(Remote {
+            script: &scripts::MULTI,
+            args,
+            // A look changes nothing; a call sent twice may charge twice.
+            idempotent: self.peek,
+        })
+    }
+
+    fn decode(&self, reply: &[i64]) -> Result<MultiDecision, StoreError> {
+        let bad = || malformed(reply);
+        let (&[now, blocked_until], mut rest) = reply.split_first_chunk().ok_or_else(bad)?;
+        let now_ms = u64::try_from(now).map_err(|_| bad())?;
+        let blocked_until = u64::try_from(blocked_until).map_err(|_| bad())?;
+        let mut limits = Vec::with_capacity(self.all.limits().len());
+        for limit in self.all.limits() {
+            let (&len, after) = rest.split_first().ok_or_else(bad)?;
+            let len = usize::try_from(len).map_err(|_| bad())?;
+            let own = after.get(..len).ok_or_else(bad)?;
+            let (decision, _) = scripts::parse_rate_reply(own, limit.limit()).ok_or_else(bad)?;
+            limits.push(decision);
+            rest = &after[len..];
+        }
+        if !rest.is_empty() {
+            return Err(bad());
+        }
+        let blocked = (blocked_until > now_ms).then_some(blocked_until);
+        let cost = if self.peek { 0 } else { self.cost };
+        Ok(combine(limits, blocked, now_ms, cost))
+    }
+}
