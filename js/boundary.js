@@ -26,6 +26,7 @@ export const REASONS = [];
 REASONS[CoreReason.StoreFailure] = "storeFailure";
 REASONS[CoreReason.DenyList] = "denyList";
 REASONS[CoreReason.AllowList] = "allowList";
+REASONS[CoreReason.Blocked] = "blocked";
 export const EXPIRES_AT = CoreSlot.ExpiresAt;
 export const ALLOWED = CoreSlot.Allowed;
 export const NUMBER = CoreSlot.Number;

@@ -11,11 +11,29 @@ const seconds = (ms) => Math.ceil(Math.max(0, ms) / 1000);
 // Decisions made without the store's numbers.
 const UNCOUNTED = new Set(["storeFailure", "denyList", "allowList"]);
 
+/** The names of several limits' policies: their kind and window, unique. */
+function policyNames(algorithms) {
+  const names = [];
+  for (const [i, { kind, windowMs }] of algorithms.entries()) {
+    const name = `${kind}-${seconds(windowMs)}s`;
+    names.push(names.includes(name) ? `${name}-${i}` : name);
+  }
+  return names;
+}
+
 export function rateLimitHeaders(algorithm, result, now = Date.now()) {
   const headers = new Headers();
-  // The call's own limit when it had one (a user's plan), else the limiter's.
-  const quota = Number.isFinite(result.limit) ? result.limit : algorithm.limit;
-  headers.set("RateLimit-Policy", `"default";q=${quota};w=${seconds(algorithm.windowMs)}`);
+  const several = Array.isArray(algorithm) && Array.isArray(result.limits);
+  const names = several ? policyNames(algorithm) : ["default"];
+  if (several) {
+    // One policy per limit, and what each has left.
+    const items = algorithm.map((a, i) => `"${names[i]}";q=${result.limits[i].limit};w=${seconds(a.windowMs)}`);
+    headers.set("RateLimit-Policy", items.join(", "));
+  } else {
+    // The call's own limit when it had one (a user's plan), else the limiter's.
+    const quota = Number.isFinite(result.limit) ? result.limit : algorithm.limit;
+    headers.set("RateLimit-Policy", `"default";q=${quota};w=${seconds(algorithm.windowMs)}`);
+  }
   if (UNCOUNTED.has(result.reason)) {
     // The store was not asked (it failed, or a list decided): the usage is
     // unknown, so it is not advertised; a fail-closed denial still says
@@ -25,7 +43,18 @@ export function rateLimitHeaders(algorithm, result, now = Date.now()) {
     }
     return headers;
   }
-  headers.set("RateLimit", `"default";r=${result.remaining};t=${seconds(result.reset - now)}`);
+  if (several) {
+    // While blocked, no limit admits anything before the block's end.
+    const blocked = result.reason === "blocked";
+    const items = result.limits.map((d, i) =>
+      blocked
+        ? `"${names[i]}";r=0;t=${seconds(Math.max(d.reset - now, result.retryAfter))}`
+        : `"${names[i]}";r=${d.remaining};t=${seconds(d.reset - now)}`,
+    );
+    headers.set("RateLimit", items.join(", "));
+  } else {
+    headers.set("RateLimit", `"default";r=${result.remaining};t=${seconds(result.reset - now)}`);
+  }
   headers.set("X-RateLimit-Limit", String(result.limit));
   headers.set("X-RateLimit-Remaining", String(result.remaining));
   headers.set("X-RateLimit-Reset", String(seconds(result.reset)));

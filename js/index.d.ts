@@ -149,7 +149,22 @@ export interface Algorithm {
 }
 
 export interface RatelimitOptions {
-  limiter: Algorithm;
+  /**
+   * The limit, or several limits decided as one call (a burst limit and a
+   * daily quota): a call is admitted only when each admits it, and then
+   * charged to all; denied by any, it is charged to none. One store request
+   * (one critical section in memory). No two limits of one algorithm over
+   * one window (`INVALID_CONFIG`).
+   */
+  limiter: Algorithm | readonly Algorithm[];
+  /**
+   * Once a call is denied, the id stays denied for this long (the login rule
+   * against guessing passwords), with `reason: "blocked"` and the exact
+   * `retryAfter`; nothing is charged meanwhile, and denials while blocked do
+   * not prolong it. Not with `lease`; `refund` and `penalize` then reject
+   * with `UNSUPPORTED`, as they do for several limits.
+   */
+  blockFor?: Duration;
   /** Default: a `memoryStore()` of its own. */
   store?: Store;
   /**
@@ -230,7 +245,7 @@ export interface DecisionEvent {
   remaining?: number;
   reset?: number;
   retryAfter?: number;
-  reason?: "storeFailure" | "denyList" | "allowList";
+  reason?: "storeFailure" | "denyList" | "allowList" | "blocked";
   /** Why the call failed, when it did. */
   error?: EdgelimitError;
 }
@@ -271,11 +286,33 @@ export interface LimitResult {
    * `"storeFailure"`: the store failed and the `failure` policy decided;
    * `"denyList"` / `"allowList"`: the limiter's `accessList` decided, without
    * the store (denied: `remaining` 0; allowed: `remaining` is the limit);
-   * `"dryRun"`: the limit would have denied this call (see `dryRun`).
+   * `"dryRun"`: the limit would have denied this call (see `dryRun`);
+   * `"blocked"`: the id is blocked after a denial (see `blockFor`).
    */
-  reason?: "storeFailure" | "denyList" | "allowList" | "dryRun";
+  reason?: "storeFailure" | "denyList" | "allowList" | "dryRun" | "blocked";
   /** Resolved: kept for code written against `@upstash/ratelimit`. */
   pending: Promise<void>;
+  /**
+   * With several limits (or `blockFor`): each limit's own decision, in the
+   * order given. For a denied call nothing was charged, and a limit that
+   * would have admitted it tells what it has without it. The call's
+   * `remaining` is the least of theirs, `reset` the latest, `retryAfter`
+   * the time after which all would admit it, `limit` that of the limit that
+   * denied it, or else of the one with the least left.
+   */
+  limits?: LimitDecision[];
+  /** With several limits: the index of the first limit that denied the call. */
+  deniedBy?: number;
+}
+
+/** One limit's decision within a call on several limits. */
+export interface LimitDecision {
+  success: boolean;
+  limit: number;
+  remaining: number;
+  reset: number;
+  retryAfter: number;
+  reason?: "storeFailure" | "denyList" | "allowList" | "blocked";
 }
 
 export interface BlockOptions extends LimitOptions {
@@ -301,7 +338,7 @@ export declare class Ratelimit {
   /** `rate` calls per `period`, evenly spaced, with bursts of up to `burst` (default `rate`). */
   static gcra(rate: number, period: Duration, options?: { burst?: number }): Algorithm;
 
-  readonly algorithm: Algorithm;
+  readonly algorithm: Algorithm | readonly Algorithm[];
   readonly prefix: string;
 
   /** Takes `cost` units for `id`; a denial resolves with `success: false`. */
@@ -315,7 +352,15 @@ export declare class Ratelimit {
    */
   blockUntilReady(id: string, timeout: number, options?: BlockOptions): Promise<LimitResult>;
   /** What a call would get now, writing nothing. */
-  getRemaining(id: string): Promise<{ remaining: number; reset: number; limit: number }>;
+  getRemaining(id: string): Promise<{
+    remaining: number;
+    reset: number;
+    limit: number;
+    /** With several limits (or `blockFor`): `"blocked"` while the id is. */
+    reason?: "blocked" | "storeFailure" | "denyList" | "allowList";
+    /** With several limits (or `blockFor`): each limit's. */
+    limits?: LimitDecision[];
+  }>;
   /**
    * Gives `units` back to `id` (a call that turned out cheaper, or failed
    * upstream): never more than it used. Answers what is left.
@@ -468,7 +513,7 @@ export declare function withRateLimit<Env = unknown, Ctx = unknown>(
 ): RateLimitedHandler<Env, Ctx>;
 
 /** The rate-limit response headers for a result. */
-export declare function rateLimitHeaders(algorithm: Algorithm, result: LimitResult): Headers;
+export declare function rateLimitHeaders(algorithm: Algorithm | readonly Algorithm[], result: LimitResult): Headers;
 
 export interface ThrottleOptions<Args extends unknown[]> {
   /** Whose usage a call counts against. Default `"throttle"`. */

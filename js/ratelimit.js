@@ -2,7 +2,7 @@
 
 import { checkAccessList } from "./access.js";
 import * as slot from "./boundary.js";
-import { CoreAlgorithm, CoreRateLimiter } from "./edgelimit.js";
+import { CoreAlgorithm, CoreMultiLimiter, CoreRateLimiter } from "./edgelimit.js";
 import { checkId, checkNumber, checkPrefix, DEFAULT_MAX_ID_BYTES, EdgelimitError, invalid } from "./errors.js";
 import { options as checkOptions } from "./options.js";
 import { CORE, checkStore, failureCode, memoryStore, TRANSPORT } from "./stores.js";
@@ -26,6 +26,32 @@ function duration(name, value) {
 
 function optional(name, value) {
   return value === undefined ? undefined : checkNumber(name, value);
+}
+
+/** One decision from the core's numbers for several limits, from `at`. */
+function decisionAt(numbers, at) {
+  return {
+    success: numbers[at] === 1,
+    limit: numbers[at + 1],
+    remaining: numbers[at + 2],
+    reset: numbers[at + 3],
+    retryAfter: numbers[at + 4],
+    reason: slot.REASONS[numbers[at + 5]],
+  };
+}
+
+/**
+ * A LimitResult for several limits from the core's numbers: the call's
+ * decision, the limit that denied it, then each limit's decision.
+ */
+function multiResult(numbers) {
+  const limits = [];
+  for (let at = 7; at < numbers.length; at += 6) limits.push(decisionAt(numbers, at));
+  const result = decisionAt(numbers, 0);
+  result.deniedBy = numbers[6] < 0 ? undefined : numbers[6];
+  result.limits = limits;
+  result.pending = RESOLVED;
+  return result;
 }
 
 /** A LimitResult from the core's slots. */
@@ -58,6 +84,7 @@ const OPTIONS = [
   "dryRun",
   "maxIdBytes",
   "accessList",
+  "blockFor",
   "ephemeralCache",
   "analytics",
   "enableTelemetry",
@@ -99,8 +126,22 @@ function leaseUnits(lease, inMemory) {
   return checkNumber("lease.units", lease.units);
 }
 
+/** The core algorithms of `limiter`: one, or several decided as one call. */
+function coreAlgorithms(limiter) {
+  const limiters = Array.isArray(limiter) ? limiter : [limiter];
+  if (limiters.length === 0 || limiters.some((one) => one?.[CORE] === undefined)) {
+    throw invalid(
+      'limiter must come from a factory such as Ratelimit.slidingWindow(10, "10 s"), or be an array of them',
+    );
+  }
+  return limiters.map((one) => one[CORE]);
+}
+
 export class Ratelimit {
   #core;
+  // Several limits as one call, or a block after a denial: the core's
+  // CoreMultiLimiter, in place of #core.
+  #multi;
   #inMemory;
   #transport;
   #onDecision;
@@ -120,13 +161,14 @@ export class Ratelimit {
       dryRun = false,
       maxIdBytes = DEFAULT_MAX_ID_BYTES,
       accessList,
+      blockFor,
       ephemeralCache,
       analytics,
       enableTelemetry,
     } = checkOptions("new Ratelimit", config, OPTIONS, UPSTASH_HINTS);
-    if (limiter?.[CORE] === undefined) {
-      throw invalid('limiter must come from a factory such as Ratelimit.slidingWindow(10, "10 s")');
-    }
+    const algorithms = coreAlgorithms(limiter);
+    const multi = Array.isArray(limiter) || blockFor !== undefined;
+    if (blockFor !== undefined) duration("blockFor", blockFor);
     checkPrefix(prefix);
     const policy = failureCode(failure);
     // @upstash/ratelimit's names (see upstash.js): `redis` makes the store.
@@ -142,11 +184,24 @@ export class Ratelimit {
     this.#inMemory = store.kind === "memory";
     this.#transport = store[TRANSPORT];
     const units = leaseUnits(lease, this.#inMemory);
-    this.#core = this.#inMemory
-      ? CoreRateLimiter.withMemory(limiter[CORE], store[CORE], prefix)
-      : CoreRateLimiter.withRest(limiter[CORE], store[CORE], prefix, policy, optional("timeout", timeout), units);
-    this.#core.limitIds(checkNumber("maxIdBytes", maxIdBytes));
-    if (accessList !== undefined) this.#core.useAccessList(checkAccessList(accessList));
+    if (multi && units !== undefined) {
+      throw new EdgelimitError("INVALID_CONFIG", "lease takes one limit without blockFor");
+    }
+    const wait = optional("timeout", timeout);
+    if (multi) {
+      // The core takes its own copies: the factories' algorithms stay usable.
+      const copies = algorithms.map((core) => core.copy());
+      this.#multi = this.#inMemory
+        ? CoreMultiLimiter.withMemory(copies, blockFor, store[CORE], prefix)
+        : CoreMultiLimiter.withRest(copies, blockFor, store[CORE], prefix, policy, wait);
+    } else {
+      this.#core = this.#inMemory
+        ? CoreRateLimiter.withMemory(algorithms[0], store[CORE], prefix)
+        : CoreRateLimiter.withRest(algorithms[0], store[CORE], prefix, policy, wait, units);
+    }
+    const core = this.#multi ?? this.#core;
+    core.limitIds(checkNumber("maxIdBytes", maxIdBytes));
+    if (accessList !== undefined) core.useAccessList(checkAccessList(accessList));
     this.#maxIdBytes = maxIdBytes;
     if (onDecision !== undefined && typeof onDecision !== "function") throw invalid("onDecision must be a function");
     if (typeof dryRun !== "boolean") throw invalid("dryRun must be true or false");
@@ -187,7 +242,7 @@ export class Ratelimit {
       id,
       cost,
       prefix: this.prefix,
-      algorithm: this.algorithm.kind,
+      algorithm: Array.isArray(this.algorithm) ? this.algorithm.map((a) => a.kind).join("+") : this.algorithm.kind,
       dryRun: this.#dryRun,
       storeMs: this.#inMemory ? 0 : performance.now() - startedAt,
     };
@@ -241,6 +296,7 @@ export class Ratelimit {
     const cost = costOf(options);
     const tiered = hasTier(options);
     checkId(id, this.#maxIdBytes);
+    if (this.#multi !== undefined) return this.#limitSeveral(id, cost, tiered);
     let allowed;
     try {
       const length = slot.encodeId(id);
@@ -269,10 +325,39 @@ export class Ratelimit {
     return this.#limitRemote(id, options);
   }
 
+  /** A call on several limits (or under a block) in memory. */
+  #limitSeveral(id, cost, tiered) {
+    if (tiered) throw invalid("a call's own limit needs a limiter of one limit");
+    let decided;
+    try {
+      decided = multiResult(this.#multi.decide(id, cost, Date.now(), false));
+    } catch (error) {
+      throw this.#failed(id, cost, error, 0);
+    }
+    return this.#onDecision === undefined && !this.#dryRun ? decided : this.#decided(id, cost, decided, 0);
+  }
+
+  /** A call on several limits (or under a block) in Redis. */
+  async #limitSeveralRemote(id, cost, tiered) {
+    if (tiered) throw invalid("a call's own limit needs a limiter of one limit");
+    const startedAt = this.#onDecision === undefined ? 0 : performance.now();
+    let decided;
+    try {
+      const listed = this.#multi.listed(id, Date.now());
+      const numbers =
+        listed ?? (await run(this.#multi.restCall(id, cost, Date.now(), false), this.#transport, true)).multi;
+      decided = multiResult(numbers);
+    } catch (error) {
+      throw this.#failed(id, cost, error, startedAt);
+    }
+    return this.#onDecision === undefined && !this.#dryRun ? decided : this.#decided(id, cost, decided, startedAt);
+  }
+
   async #limitRemote(id, options) {
     const cost = costOf(options);
     const tiered = hasTier(options);
     checkId(id, this.#maxIdBytes);
+    if (this.#multi !== undefined) return this.#limitSeveralRemote(id, cost, tiered);
     const startedAt = this.#onDecision === undefined ? 0 : performance.now();
     let decided;
     try {
@@ -318,6 +403,13 @@ export class Ratelimit {
 
   async getRemaining(id) {
     checkId(id, this.#maxIdBytes);
+    if (this.#multi !== undefined) {
+      const numbers = this.#inMemory
+        ? this.#multi.decide(id, 0, Date.now(), true)
+        : (await run(this.#multi.restCall(id, 0, Date.now(), true), this.#transport, true)).multi;
+      const { remaining, reset, limit, reason, limits } = multiResult(numbers);
+      return { remaining, reset, limit, reason, limits };
+    }
     let slots;
     if (this.#inMemory) {
       slot.check(this.#core.decide(slot.encodeId(id), 0, Date.now(), true));
@@ -348,6 +440,9 @@ export class Ratelimit {
   async #adjust(id, units, penalty) {
     checkId(id, this.#maxIdBytes);
     checkNumber("units", units);
+    if (this.#multi !== undefined) {
+      throw new EdgelimitError("UNSUPPORTED", "refund and penalize need a limiter of one limit without blockFor");
+    }
     let slots;
     if (this.#inMemory) {
       slot.check(this.#core.adjust(slot.encodeId(id), units, Date.now(), penalty));
@@ -364,7 +459,7 @@ export class Ratelimit {
    * together share one request. Nothing to do without leases.
    */
   async returnLeases() {
-    if (this.#inMemory) return;
+    if (this.#inMemory || this.#multi !== undefined) return;
     const calls = [];
     for (
       let call = this.#core.restReturnQuota(Date.now());
@@ -383,6 +478,12 @@ export class Ratelimit {
 
   async reset(id) {
     checkId(id, this.#maxIdBytes);
+    if (this.#multi !== undefined) {
+      // Every limit's state, and the block.
+      if (this.#inMemory) this.#multi.remove(id);
+      else await Promise.all(this.#multi.restRemove(id).map((call) => run(call, this.#transport)));
+      return;
+    }
     if (this.#inMemory) slot.check(this.#core.remove(slot.encodeId(id)));
     else await run(this.#core.restRemove(id), this.#transport);
   }

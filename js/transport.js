@@ -198,9 +198,10 @@ export class Transport {
  * Runs a CoreRestCall to its end. Resolves to whether it was admitted (or
  * done) and a copy of the decision's numbers; rejects with the core's
  * error. `undefined` is a call the deny cache answered: a denial whose
- * numbers are in the output slots.
+ * numbers are in the output slots. With `multi`, also the numbers of a
+ * CoreMultiLimiter's call.
  */
-export async function run(call, transport) {
+export async function run(call, transport, multi = false) {
   // Answered by the core (a denial its deny cache proves, or a call its
   // quota lease pays for): the decision is in the output slots.
   if (call === undefined) {
@@ -216,6 +217,8 @@ export async function run(call, transport) {
         continue;
       }
       if (status === CoreStatus.Failed) throw error;
+      // A multi-limit call's numbers, read before the call is freed.
+      if (multi) return { allowed: status === CoreStatus.Admitted, slots, multi: call.multi };
       return { allowed: status === CoreStatus.Admitted, slots };
     }
   } finally {

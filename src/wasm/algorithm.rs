@@ -108,6 +108,12 @@ impl WasmAlgorithm {
         })
     }
 
+    /// A copy, for a limiter that takes its algorithms (JavaScript's stay
+    /// usable).
+    pub fn copy(&self) -> WasmAlgorithm {
+        *self
+    }
+
     /// The most admitted at once.
     #[wasm_bindgen(getter)]
     pub fn limit(&self) -> f64 {

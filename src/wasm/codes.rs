@@ -39,6 +39,8 @@ pub enum ReasonCode {
     DenyList = 2,
     /// The allow list holds the id.
     AllowList = 3,
+    /// The id is blocked after a denial (`blockFor`).
+    Blocked = 4,
 }
 
 impl ReasonCode {
@@ -48,6 +50,7 @@ impl ReasonCode {
             None => 0,
             Some(crate::Reason::DenyList) => Self::DenyList as u8,
             Some(crate::Reason::AllowList) => Self::AllowList as u8,
+            Some(crate::Reason::Blocked) => Self::Blocked as u8,
             Some(_) => Self::StoreFailure as u8,
         }
     }

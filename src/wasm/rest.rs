@@ -12,15 +12,19 @@ use wasm_bindgen::prelude::*;
 use super::codes::{FetchFailure, Status};
 use super::error::{invalid_argument, Coded};
 use super::io;
+use super::multi::{numbers, same_for_each};
+use crate::algorithm::AllOf;
 use crate::algorithm::AnyAlgorithm;
 use crate::algorithm::{Adjustment, LeaseOp, LeaseOutcome, QuotaRefund};
 use crate::limiter::quota_book::{QuotaBook, Spend};
 use crate::random;
 use crate::store::redis_rest::{
-    command_body, conclude, decode, redis_key, Batch, DenyCache, Exchange, Grouping, Json, Reply,
-    Request, ScriptCall, Step,
+    command_body, conclude, conclude_keys, decode, redis_key, Batch, DenyCache, Exchange, Grouping,
+    Json, Reply, Request, ScriptCall, Step,
 };
-use crate::store::{Adjust, Consume, ConsumeQuota, Key, LeaseStep, Peek, RestOptions, Transition};
+use crate::store::{
+    Adjust, Consume, ConsumeAll, ConsumeQuota, Key, LeaseStep, Peek, RestOptions, Transition,
+};
 use crate::{Algorithm as _, Concurrency, Decision, Error, FailurePolicy, StoreError};
 
 /// What a call asks Redis, and how its answer is read.
@@ -41,7 +45,37 @@ pub(crate) enum Ask {
         config: Concurrency,
         op: LeaseOp,
     },
+    /// Several limits as one call.
+    Multi(MultiAsk),
     Remove,
+    /// Forgets the id's key under this prefix, not the target's.
+    RemoveKey(String),
+}
+
+/// A call on several limits at once, and the keys' prefixes (each limit's,
+/// then the block's).
+pub(crate) struct MultiAsk {
+    pub(crate) all: Rc<AllOf<AnyAlgorithm>>,
+    pub(crate) prefixes: Rc<[String]>,
+    pub(crate) cost: u64,
+    pub(crate) peek: bool,
+}
+
+impl MultiAsk {
+    fn step(&self) -> ConsumeAll<'_, AnyAlgorithm> {
+        ConsumeAll {
+            all: &self.all,
+            cost: self.cost,
+            peek: self.peek,
+        }
+    }
+
+    fn keys<'a>(&'a self, id: &'a str) -> Vec<Key<'a>> {
+        self.prefixes
+            .iter()
+            .map(|prefix| Key { prefix, id })
+            .collect()
+    }
 }
 
 /// Where a call's key lives and what answers for it when Redis cannot.
@@ -71,6 +105,8 @@ pub struct WasmRestCall {
     exchange: Exchange,
     now_ms: u64,
     delay_ms: u64,
+    /// A multi-limit call's answer, as numbers (see `multi::numbers`).
+    multi: Option<Vec<f64>>,
 }
 
 /// The [`Status`]es `receiveFrom` answers besides denied and failed.
@@ -167,19 +203,35 @@ impl WasmRestCall {
                 };
                 Some(prepare(key, now_ms, &step, &target.options)?)
             }
+            Ask::Multi(multi) => {
+                let keys = multi.keys(&target.id);
+                let call =
+                    ScriptCall::prepare_keys(&keys, now_ms, &multi.step(), target.options.time);
+                Some(call?)
+            }
             Ask::Remove => {
-                if let Some(cache) = target.deny.as_deref() {
-                    cache.forget(key);
-                }
                 if let Some(book) = target.quota.as_deref() {
                     book.forget(key.id);
                 }
                 None
             }
+            Ask::RemoveKey(_) => None,
         };
-        let request = match call {
-            Some(call) => Request::Script(Arc::new(call)),
-            None => Request::Command(command_body(["DEL", redis_key(key).as_str()])),
+        let request = match (call, &ask) {
+            (Some(call), _) => Request::Script(Arc::new(call)),
+            (None, ask) => {
+                let key = match ask {
+                    Ask::RemoveKey(prefix) => Key {
+                        prefix,
+                        id: &target.id,
+                    },
+                    _ => key,
+                };
+                if let Some(cache) = target.deny.as_deref() {
+                    cache.forget(key);
+                }
+                Request::Command(command_body(["DEL", redis_key(key).as_str()]))
+            }
         };
         Ok(Some(Self {
             ask,
@@ -187,6 +239,7 @@ impl WasmRestCall {
             exchange: Exchange::new(request, random::next_u64()),
             now_ms,
             delay_ms: 0,
+            multi: None,
         }))
     }
 
@@ -202,7 +255,7 @@ impl WasmRestCall {
         }
     }
 
-    fn answer(&self, json: &Json) -> i32 {
+    fn answer(&mut self, json: &Json) -> i32 {
         let (key, now, cache) = (self.target.key(), self.now_ms, self.target.deny.as_deref());
         let status = match &self.ask {
             Ask::Rate {
@@ -246,8 +299,13 @@ impl WasmRestCall {
                 };
                 conclude(json, key, now, &step, cache).map(rate)
             }
+            Ask::Multi(multi) => conclude_keys(json, &multi.step()).map(|decided| {
+                let status = rate(decided.decision);
+                self.multi = Some(numbers(&decided));
+                status
+            }),
             // DEL answers how many keys it removed: any count is success.
-            Ask::Remove => Ok(ADMITTED),
+            Ask::Remove | Ask::RemoveKey(_) => Ok(ADMITTED),
         };
         status.unwrap_or_else(|error| match error {
             Error::Store(error) => self.give_up(error),
@@ -258,9 +316,17 @@ impl WasmRestCall {
     /// Ends the call on a store error: the failure policy decides where it
     /// applies (rate decisions, and acquiring or peeking leases), else the
     /// error is reported.
-    fn give_up(&self, error: StoreError) -> i32 {
+    fn give_up(&mut self, error: StoreError) -> i32 {
         if let (Ask::Quota(_), Some(book)) = (&self.ask, self.target.quota.as_deref()) {
             book.ask_ended(&self.target.id);
+        }
+        let policy = self.target.failure;
+        if let Ask::Multi(multi) = &self.ask {
+            if policy != FailurePolicy::Error && !error.is_misuse() {
+                let decided = same_for_each(&multi.all, |limit| policy.decide(limit, self.now_ms));
+                self.multi = Some(numbers(&decided));
+                return rate(decided.decision);
+            }
         }
         let limit = match &self.ask {
             Ask::Rate { algorithm, .. } | Ask::Quota(QuotaAsk { algorithm, .. }) => {
@@ -331,6 +397,13 @@ impl WasmRestCall {
     #[wasm_bindgen(getter, js_name = timeoutMs)]
     pub fn timeout_ms(&self) -> f64 {
         self.target.options.timeout.as_millis() as f64
+    }
+
+    /// A multi-limit call's answer once it is done (see
+    /// `CoreMultiLimiter`), else `undefined`.
+    #[wasm_bindgen(getter)]
+    pub fn multi(&self) -> Option<Vec<f64>> {
+        self.multi.clone()
     }
 
     /// How long to wait before sending again after `RETRY_LATER`.

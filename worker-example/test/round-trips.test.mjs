@@ -148,6 +148,34 @@ test("plans on workerd: each client limited by its own limit, on one state in Re
   assert.equal(String(await redis.command("KEYS", "workerd-plans:*")), "workerd-plans:sl:3600000:{u1}");
 });
 
+test("a login on workerd: two limits as one call in one request each, then a block", async () => {
+  const login = await worker(await bundleWorker(join(exampleDir, "test/fixtures/login-worker.js"), dir));
+  const attempt = (user) => fetch(`${login.url}/?user=${user}`);
+  // Redis learns the script (NOSCRIPT, then EVAL) on the first call.
+  await (await attempt("warm-up")).arrayBuffer();
+  proxy.take();
+  const seen = [];
+  for (let i = 0; i < 5; i++) {
+    const response = await attempt("mallory");
+    seen.push([response.status, response.headers.get("ratelimit"), response.headers.get("retry-after")]);
+    await response.arrayBuffer();
+  }
+  assert.deepEqual(
+    seen.map(([status]) => status),
+    [200, 200, 200, 429, 429],
+    login.logs(),
+  );
+  assert.match(seen[2][1], /^"fixedWindow-60s";r=0;t=\d+, "fixedWindow-86400s";r=17;t=\d+$/);
+  // Blocked for the hour: every policy has nothing left until then.
+  assert.equal(seen[3][2], "3600");
+  assert.match(seen[4][1], /^"fixedWindow-60s";r=0;t=360\d, "fixedWindow-86400s";r=0;t=\d+$/);
+  assert.equal(proxy.take().length, 5, "one request to Redis per attempt");
+  assert.equal((await attempt("alice")).status, 200, "other users are not blocked");
+  // The denied attempts counted against neither limit.
+  const day = await redis.command("HGET", "workerd-login:fw:86400000:{mallory}", "count");
+  assert.equal(String(day), "3");
+});
+
 test("edgelimit/hono in a Hono app on workerd: 429 and the RateLimit headers", async () => {
   const hono = await worker(await bundleWorker(join(exampleDir, "test/fixtures/hono-worker.js"), dir));
   const get = (ip) => fetch(`${hono.url}/api/hello`, { headers: { "CF-Connecting-IP": ip } });

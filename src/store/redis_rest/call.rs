@@ -38,7 +38,6 @@ impl ScriptCall {
     }
 
     /// The call standing for `transition` on `keys` at `now_ms`.
-    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
     pub(crate) fn prepare_keys<T: KeysTransition>(
         keys: &[Key<'_>],
         now_ms: u64,
@@ -142,7 +141,6 @@ pub(crate) fn conclude<T: Transition>(
 }
 
 /// A step on several keys: its answer from its script's result `json`.
-#[cfg_attr(target_arch = "wasm32", allow(dead_code))]
 pub(crate) fn conclude_keys<T: KeysTransition>(
     json: &Json,
     transition: &T,

@@ -33,7 +33,7 @@ pub use options::{Batching, Grouping, RestOptions, TimeSource, DEFAULT_DENY_CACH
 #[cfg(target_arch = "wasm32")]
 pub(crate) use {
     batch::Batch,
-    call::{conclude, decode, redis_key, ScriptCall},
+    call::{conclude, conclude_keys, decode, redis_key, ScriptCall},
     deny_cache::DenyCache,
     exchange::{Exchange, Request, Step},
     json::Json,
