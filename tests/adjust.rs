@@ -312,3 +312,35 @@ fn a_gcra_refund_moves_its_arrival_time_back_never_before_now() {
     assert_eq!(limiter.refund("u", 9).unwrap().remaining, 3);
     assert_eq!(limiter.penalize("u", 9).unwrap().reset_ms, START_MS + 3_000);
 }
+
+#[test]
+fn an_adjustment_in_a_later_window_counts_from_that_window_not_an_earlier_ones() {
+    // A store may hand over a state whose window is over (Redis keeps a key
+    // a grace beyond its end under the caller's clock): its units no longer
+    // count.
+    let alg = FixedWindow::new(5, "1 s").unwrap();
+    let mut state = Some(edgelimit::algorithm::FixedWindowState {
+        window_start_ms: START_MS,
+        count: 5,
+    });
+    let later = START_MS + 1_000;
+    let outcome = alg.adjust(&mut state, later, Adjustment::Penalty(2));
+    assert_eq!(outcome.decision.remaining, 3);
+    assert_eq!(
+        state,
+        Some(edgelimit::algorithm::FixedWindowState {
+            window_start_ms: later,
+            count: 2
+        })
+    );
+    let mut refunded = Some(edgelimit::algorithm::FixedWindowState {
+        window_start_ms: START_MS,
+        count: 5,
+    });
+    assert_eq!(
+        alg.adjust(&mut refunded, later, Adjustment::Refund(1))
+            .decision
+            .remaining,
+        5
+    );
+}
