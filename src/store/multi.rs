@@ -145,3 +145,117 @@ impl<A: Algorithm> KeysTransition for ConsumeAll<'_, A> {
         Ok(combine(limits, blocked, now_ms, cost))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::algorithm::{AnyAlgorithm, FixedWindow, Gcra};
+    use crate::Reason;
+
+    fn limits() -> AllOf<AnyAlgorithm> {
+        AllOf::new([
+            AnyAlgorithm::from(FixedWindow::new(3, "1 s").unwrap()),
+            Gcra::new(5, "1 m").unwrap().into(),
+        ])
+        .unwrap()
+    }
+
+    #[test]
+    fn the_script_gets_the_cost_the_block_the_mode_then_each_limit() {
+        let all = limits().with_block("2 s").unwrap();
+        let call = ConsumeAll {
+            all: &all,
+            cost: 2,
+            peek: false,
+        };
+        assert_eq!(call.key_count(), 3);
+        let remote = call.remote().unwrap();
+        assert!(std::ptr::eq(remote.script, &scripts::MULTI));
+        assert_eq!(
+            remote.args,
+            ["2", "2000", "0", "1", "2", "3", "1000", "5", "3", "5", "60000", "5"]
+        );
+        assert!(!remote.idempotent);
+        let peek = ConsumeAll { peek: true, ..call };
+        let remote = peek.remote().unwrap();
+        assert_eq!(remote.args[..3], ["0", "2000", "1"]);
+        assert!(remote.idempotent);
+        // A cost no limit could ever admit fails before a round trip.
+        let too_much = ConsumeAll { cost: 4, ..call };
+        assert!(matches!(
+            too_much.remote(),
+            Err(Error::CostExceedsLimit { cost: 4, limit: 3 })
+        ));
+        assert_eq!(
+            ConsumeAll {
+                all: &limits(),
+                ..call
+            }
+            .key_count(),
+            2
+        );
+    }
+
+    #[test]
+    fn a_reply_is_read_limit_by_limit_and_combined() {
+        let all = limits().with_block("2 s").unwrap();
+        let call = ConsumeAll {
+            all: &all,
+            cost: 1,
+            peek: false,
+        };
+        // Blocked until 3 000 at 1 000; the window would admit, the GCRA
+        // denies (with its state appended, as a denial sends it).
+        let reply = [
+            1_000, 3_000, 5, 1, 2, 2_000, 0, 1_000, 7, 0, 0, 61_000, 12_000, 1_000, 73_000, 0,
+        ];
+        let decided = call.decode(&reply).unwrap();
+        assert_eq!(decided.denied_by, Some(1));
+        assert_eq!(decided.limits[0].remaining, 2);
+        assert_eq!(decided.limits[1].retry_after_ms, 12_000);
+        let d = decided.decision;
+        assert!(!d.allowed);
+        assert_eq!((d.limit, d.remaining), (5, 0));
+        assert_eq!((d.reset_ms, d.retry_after_ms), (61_000, 12_000));
+        assert_eq!(d.reason, Some(Reason::Blocked));
+        // The block over by the reply's time: not blocked.
+        let over = [&[5_000, 3_000][..], &reply[2..]].concat();
+        assert_eq!(call.decode(&over).unwrap().decision.reason, None);
+        // Anything else is a malformed reply.
+        for bad in [
+            &reply[..1],
+            &reply[..reply.len() - 1],
+            &[reply.as_slice(), &[0]].concat(),
+            &[&[-1, 0][..], &reply[2..]].concat(),
+            &[&reply[..2], &[-5][..], &reply[3..]].concat(),
+        ] {
+            assert!(
+                matches!(call.decode(bad), Err(StoreError::MalformedReply(_))),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn held_units_are_each_limits_and_a_block_holds_everything() {
+        let all = limits().with_block("2 s").unwrap();
+        let call = ConsumeAll {
+            all: &all,
+            cost: 2,
+            peek: false,
+        };
+        let mut states = vec![None, None, None];
+        let (decided, ttls) = call.apply(&mut states, 10_000).unwrap();
+        assert_eq!(ttls, [Some(1_000), Some(24_000), None]);
+        assert_eq!((call.held(&decided, 0), call.held(&decided, 1)), (2, 2));
+        assert_eq!(call.held(&decided, 2), u64::MAX);
+        // Denied: nothing written but the block.
+        let (_, ttls) = call.apply(&mut states, 10_000).unwrap();
+        assert_eq!(ttls, [None, None, Some(2_000)]);
+        assert!(matches!(states[2], Some(AnyState::Block(_))));
+        let peek = ConsumeAll { peek: true, ..call };
+        let (looked, ttls) = peek.apply(&mut states, 10_000).unwrap();
+        assert_eq!(ttls, [None, None, None]);
+        assert_eq!(looked.decision.reason, Some(Reason::Blocked));
+    }
+}
