@@ -3,7 +3,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: fuzz mutants all demo demo-rust test-next test-worker test test-rust test-gateway test-deps test-long lint wasm-check pkg pkg-check test-js bench bench-redis bench-gateway bench-pkg bench-cluster clean test-wasm test-browser
+.PHONY: fuzz mutants all demo demo-rust test-next test-worker test test-rust test-gateway test-deps test-long lint wasm-check pkg pkg-check test-js bench bench-redis bench-gateway bench-pkg bench-cluster bench-multi clean test-wasm test-browser
 
 all: test
 
@@ -115,6 +115,13 @@ bench:
 	$(MAKE) bench-gateway
 	$(MAKE) bench-cluster
 	$(MAKE) bench-pkg
+	$(MAKE) bench-multi
+
+## Several limits as one call next to one limit: time and store requests
+## per decision, in memory and on Redis through the gateway.
+bench-multi: test-deps
+	$(CARGO) build --quiet --release -p edgelimit-gateway --bin edgelimit-gateway
+	EDGELIMIT_GATEWAY_BIN=$(CURDIR)/target/release/edgelimit-gateway $(CARGO) run --quiet --release --example multi_cost
 
 ## The Redis REST store next to @upstash/ratelimit, through the gateway.
 bench-redis:
