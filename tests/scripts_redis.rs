@@ -128,7 +128,8 @@ fn script_load_returns_each_sha1() {
             "token_bucket",
             "gcra",
             "concurrency",
-            "batch"
+            "batch",
+            "multi"
         ]
     );
 }
