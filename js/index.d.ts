@@ -148,7 +148,7 @@ export interface Algorithm {
   readonly windowMs: number;
 }
 
-export interface RatelimitOptions {
+export interface RatelimitOptions<L extends Algorithm | readonly Algorithm[] = Algorithm | readonly Algorithm[]> {
   /**
    * The limit, or several limits decided as one call (a burst limit and a
    * daily quota): a call is admitted only when each admits it, and then
@@ -156,7 +156,7 @@ export interface RatelimitOptions {
    * (one critical section in memory). No two limits of one algorithm over
    * one window (`INVALID_CONFIG`).
    */
-  limiter: Algorithm | readonly Algorithm[];
+  limiter: L;
   /**
    * Once a call is denied, the id stays denied for this long (the login rule
    * against guessing passwords), with `reason: "blocked"` and the exact
@@ -319,8 +319,8 @@ export interface BlockOptions extends LimitOptions {
   signal?: AbortSignal;
 }
 
-export declare class Ratelimit {
-  constructor(options: RatelimitOptions);
+export declare class Ratelimit<L extends Algorithm | readonly Algorithm[] = Algorithm | readonly Algorithm[]> {
+  constructor(options: RatelimitOptions<L>);
 
   /** `limit` calls per fixed window of `window`. */
   static fixedWindow(limit: number, window: Duration): Algorithm;
@@ -338,7 +338,8 @@ export declare class Ratelimit {
   /** `rate` calls per `period`, evenly spaced, with bursts of up to `burst` (default `rate`). */
   static gcra(rate: number, period: Duration, options?: { burst?: number }): Algorithm;
 
-  readonly algorithm: Algorithm | readonly Algorithm[];
+  /** The limiter's algorithm, or its limits in order. */
+  readonly algorithm: L;
   readonly prefix: string;
 
   /** Takes `cost` units for `id`; a denial resolves with `success: false`. */

@@ -9,6 +9,7 @@ import {
   type LimitResult,
   memoryStore,
   Ratelimit,
+  rateLimitHeaders,
   redisStore,
   withRateLimit,
 } from "edgelimit";
@@ -62,7 +63,25 @@ export const behindProxies = withRateLimit(async () => new Response("ok"), {
 // Deny and allow lists: the reasons they give are part of the result type.
 const lists: AccessList = accessList({ deny: ["203.0.113.0/24"], allow: new Set(["user:ops"]) }).deny("user:666");
 const listed = new Ratelimit({ limiter: Ratelimit.gcra(10, "1 s"), accessList: lists }).limitSync("user:666");
-export const listedReason: "denyList" | "allowList" | "storeFailure" | "dryRun" | undefined = listed.reason;
+export const listedReason: "denyList" | "allowList" | "storeFailure" | "dryRun" | "blocked" | undefined = listed.reason;
 export const checked: "deny" | "allow" | undefined = lists.check("203.0.113.7");
 // @ts-expect-error: no option "block"
 export const typoLists = accessList({ block: ["1.2.3.4"] });
+
+// Several limits as one call, and a block: the limiter keeps their types.
+const one = new Ratelimit({ limiter: Ratelimit.fixedWindow(1, "1 s") });
+export const oneKind: string = one.algorithm.kind;
+const quota = new Ratelimit({
+  limiter: [Ratelimit.slidingWindow(10, "1 s"), Ratelimit.fixedWindow(10_000, "1 d")],
+  blockFor: "15 m",
+});
+export const firstKind: string = quota.algorithm[0].kind;
+export async function several() {
+  const result = await quota.limit("id");
+  const deniedBy: number | undefined = result.deniedBy;
+  const left: number[] | undefined = result.limits?.map((d) => d.remaining);
+  return [deniedBy, left, rateLimitHeaders(quota.algorithm, result)];
+}
+export const quotaHandler = withRateLimit(async () => new Response("ok"), { limiter: quota, key: () => "k" });
+// @ts-expect-error: blockFor is a duration
+export const badBlock = new Ratelimit({ limiter: Ratelimit.gcra(10, "1 s"), blockFor: true });
