@@ -43,6 +43,28 @@ fn two<S>(store: S, block: bool) -> MultiLimiter<S> {
     limiter.with_store(store)
 }
 
+/// One limit, two, and two with a block, on one kind of store.
+fn forms<'a, S: Store>(
+    single: &'a Limiter<SlidingWindow, S>,
+    pair: &'a MultiLimiter<S>,
+    blocking: &'a MultiLimiter<S>,
+) -> Vec<(&'static str, Form<'a>)> {
+    vec![
+        (
+            "one limit (Limiter)",
+            Box::new(|id| single.limit(id).unwrap().allowed),
+        ),
+        (
+            "two limits (MultiLimiter)",
+            Box::new(|id| pair.limit(id).unwrap().decision.allowed),
+        ),
+        (
+            "two limits and a block",
+            Box::new(|id| blocking.limit(id).unwrap().decision.allowed),
+        ),
+    ]
+}
+
 /// Median time per call of each form over alternating rounds, and the
 /// range of each form's per-round ratio to the first form's.
 fn measure(forms: &[(&str, Form<'_>)], calls: usize, ids: &[String]) -> Vec<(f64, f64, f64)> {
@@ -93,55 +115,29 @@ fn main() {
         two(MemoryStore::new(), false),
         two(MemoryStore::new(), true),
     );
-    let forms: Vec<(&str, Form<'_>)> = vec![
-        (
-            "one limit (Limiter)",
-            Box::new(|id| single.limit(id).unwrap().allowed),
-        ),
-        (
-            "two limits (MultiLimiter)",
-            Box::new(|id| pair.limit(id).unwrap().decision.allowed),
-        ),
-        (
-            "two limits and a block",
-            Box::new(|id| blocking.limit(id).unwrap().decision.allowed),
-        ),
-    ];
-    let rows = measure(&forms, MEMORY_CALLS, &ids);
-    report("memory store, one thread:", ("ns", 1e9), &forms, &rows);
+    let compared = forms(&single, &pair, &blocking);
+    let rows = measure(&compared, MEMORY_CALLS, &ids);
+    report("memory store, one thread:", ("ns", 1e9), &compared, &rows);
 
     let redis = Redis::start();
     let gateway = Gateway::start(redis.port);
     let tap = Tap::start(gateway.url());
     let store = || RedisRestStore::new(tap.url(), TOKEN).unwrap();
     let (single, pair, blocking) = (one(store()), two(store(), false), two(store(), true));
-    let forms: Vec<(&str, Form<'_>)> = vec![
-        (
-            "one limit (Limiter)",
-            Box::new(|id| single.limit(id).unwrap().allowed),
-        ),
-        (
-            "two limits (MultiLimiter)",
-            Box::new(|id| pair.limit(id).unwrap().decision.allowed),
-        ),
-        (
-            "two limits and a block",
-            Box::new(|id| blocking.limit(id).unwrap().decision.allowed),
-        ),
-    ];
+    let compared = forms(&single, &pair, &blocking);
     // Scripts loaded, connections open.
-    for (_, form) in &forms {
+    for (_, form) in &compared {
         form("warm-up");
     }
-    let rows = measure(&forms, REDIS_CALLS, &ids);
+    let rows = measure(&compared, REDIS_CALLS, &ids);
     report(
         "Redis through the gateway, one thread, sequential calls:",
         ("µs", 1e6),
-        &forms,
+        &compared,
         &rows,
     );
     tap.take();
-    for (name, form) in &forms {
+    for (name, form) in &compared {
         for id in ids.iter().take(100) {
             form(id);
         }

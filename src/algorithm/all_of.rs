@@ -101,6 +101,17 @@ impl<A: Algorithm> AllOf<A> {
         self.block_ms
     }
 
+    /// One decision made alike for every limit, from its limit (the access
+    /// lists', the failure policy's): the first limit's stands for the call.
+    pub fn alike(&self, decide: impl Fn(u64) -> Decision) -> MultiDecision {
+        let limits: Vec<Decision> = self.limits.iter().map(|l| decide(l.limit())).collect();
+        MultiDecision {
+            decision: limits[0],
+            limits,
+            denied_by: None,
+        }
+    }
+
     /// Rejects a cost some limit can never admit, before anything changes.
     pub(crate) fn check_cost(&self, cost: u64) -> Result<(), Error> {
         self.limits

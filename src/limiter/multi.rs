@@ -3,11 +3,11 @@
 
 use super::failure::FailurePolicy;
 use super::rate::DEFAULT_PREFIX;
-use crate::algorithm::{Algorithm, AllOf, AnyAlgorithm, MultiDecision};
+use crate::algorithm::{AllOf, AnyAlgorithm, MultiDecision};
 use crate::clock::{Clock, SystemClock};
 use crate::error::check_id;
-use crate::store::{key_prefix, AsyncStore, ConsumeAll, Key, MemoryStore, Store};
-use crate::{AccessList, ConfigError, Decision, Error, IntoMillis, DEFAULT_MAX_ID_BYTES};
+use crate::store::{key_prefixes, AsyncStore, ConsumeAll, Key, MemoryStore, Store};
+use crate::{AccessList, ConfigError, Error, IntoMillis, DEFAULT_MAX_ID_BYTES};
 
 /// Several limits on one id, decided as one call: admitted only when every
 /// limit admits it, and then charged to all; denied by any, charged to none
@@ -171,20 +171,9 @@ impl<S, C> MultiLimiter<S, C> {
         &self.store
     }
 
-    /// What each limit's keys start with, then the block's: the block's
-    /// space names every limit's, so blocks of other limiters sharing the
-    /// prefix are apart.
     fn prefixes(&self) -> Vec<Box<str>> {
-        let spaces: Vec<String> = self.all.limits().iter().map(|l| l.key_space()).collect();
-        let mut prefixes: Vec<Box<str>> = spaces
-            .iter()
-            .map(|space| key_prefix(&self.prefix, space).into())
-            .collect();
-        if self.all.block_ms() > 0 {
-            let space = format!("blk:{}", spaces.join(","));
-            prefixes.push(key_prefix(&self.prefix, &space).into());
-        }
-        prefixes
+        let prefixes = key_prefixes(&self.all, &self.prefix);
+        prefixes.into_iter().map(String::into_boxed_str).collect()
     }
 
     fn keys<'a>(&'a self, id: &'a str) -> Vec<Key<'a>> {
@@ -209,7 +198,7 @@ impl<S, C> MultiLimiter<S, C> {
             return Some(Err(error));
         }
         let listed = self.access.as_ref()?.check(id)?;
-        Some(Ok(self.each(|limit| listed.decision(limit, now_ms))))
+        Some(Ok(self.all.alike(|limit| listed.decision(limit, now_ms))))
     }
 
     /// The store's answer, or the failure policy's.
@@ -222,25 +211,9 @@ impl<S, C> MultiLimiter<S, C> {
             Err(Error::Store(error))
                 if self.failure != FailurePolicy::Error && !error.is_misuse() =>
             {
-                Ok(self.each(|limit| self.failure.decide(limit, now_ms)))
+                Ok(self.all.alike(|limit| self.failure.decide(limit, now_ms)))
             }
             decided => decided,
-        }
-    }
-
-    /// One decision made alike for every limit (the first limit's stands
-    /// for the call).
-    fn each(&self, decide: impl Fn(u64) -> Decision) -> MultiDecision {
-        let limits: Vec<Decision> = self
-            .all
-            .limits()
-            .iter()
-            .map(|l| decide(l.limit()))
-            .collect();
-        MultiDecision {
-            decision: limits[0],
-            limits,
-            denied_by: None,
         }
     }
 }

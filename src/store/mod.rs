@@ -14,7 +14,7 @@ pub use contract::{
     Store, Transition, SEMAPHORE,
 };
 pub use memory::{MemoryStore, DEFAULT_MAX_BYTES, DEFAULT_MAX_KEYS};
-pub use multi::{ConsumeAll, KeysTransition};
+pub use multi::{key_prefixes, ConsumeAll, KeysTransition};
 #[cfg(not(target_arch = "wasm32"))]
 pub use redis_rest::{AsyncRedisRestStore, RedisRestStore};
 pub use redis_rest::{Batching, Grouping, RestOptions, TimeSource, DEFAULT_DENY_CACHE};

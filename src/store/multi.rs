@@ -1,6 +1,6 @@
 //! Steps on several keys at once: several limits decided as one call.
 
-use super::contract::{malformed, Remote};
+use super::contract::{key_prefix, malformed, Remote};
 use crate::algorithm::{combine, Algorithm, AllOf, AnyState, BlockState, MultiDecision, StateKind};
 use crate::scripts::{self, Scripted};
 use crate::{Error, StoreError};
@@ -30,6 +30,19 @@ pub trait KeysTransition {
 
     /// Reads the script's reply.
     fn decode(&self, reply: &[i64]) -> Result<Self::Output, StoreError>;
+}
+
+/// What the keys of `all`'s limits start with under `prefix` (each as a
+/// [`Limiter`](crate::Limiter)'s of its algorithm would), then the block's,
+/// when there is one: the block's space names every limit's, so blocks of
+/// other limiters sharing the prefix are apart.
+pub fn key_prefixes<A: Algorithm>(all: &AllOf<A>, prefix: &str) -> Vec<String> {
+    let spaces: Vec<String> = all.limits().iter().map(|l| l.key_space()).collect();
+    let mut prefixes: Vec<String> = spaces.iter().map(|s| key_prefix(prefix, s)).collect();
+    if all.block_ms() > 0 {
+        prefixes.push(key_prefix(prefix, &format!("blk:{}", spaces.join(","))));
+    }
+    prefixes
 }
 
 /// A call on several limits at once, all or nothing (see [`AllOf`]). Its

@@ -15,8 +15,8 @@ use super::error::Coded;
 use super::rest::{Ask, MultiAsk, WasmRestCall};
 use super::stores::{now_ms, Place, WasmMemoryStore, WasmRestStore};
 use crate::algorithm::{AllOf, AnyAlgorithm, MultiDecision};
-use crate::store::{key_prefix, ConsumeAll, Key, Store};
-use crate::{AccessList, Algorithm as _, Decision, Error};
+use crate::store::{key_prefixes, ConsumeAll, Key, Store};
+use crate::{AccessList, Decision, Error};
 
 /// Limits decided together over a place (store, key prefix, failure
 /// policy): `CoreMultiLimiter`.
@@ -41,15 +41,8 @@ fn all_of(algorithms: Vec<WasmAlgorithm>, block: JsValue) -> Result<AllOf<AnyAlg
         .map_err(|e| e.to_js())
 }
 
-/// What each limit's keys start with under `prefix`, then the block's (as
-/// [`MultiLimiter`](crate::MultiLimiter)'s).
 fn prefixes(all: &AllOf<AnyAlgorithm>, prefix: &str) -> Rc<[String]> {
-    let spaces: Vec<String> = all.limits().iter().map(|l| l.key_space()).collect();
-    let mut out: Vec<String> = spaces.iter().map(|s| key_prefix(prefix, s)).collect();
-    if all.block_ms() > 0 {
-        out.push(key_prefix(prefix, &format!("blk:{}", spaces.join(","))));
-    }
-    out.into()
+    key_prefixes(all, prefix).into()
 }
 
 #[wasm_bindgen(js_class = CoreMultiLimiter)]
@@ -190,23 +183,7 @@ impl WasmMultiLimiter {
 
     fn listed(&self, id: &str, now: u64) -> Option<MultiDecision> {
         let listed = self.access.as_ref()?.check(id)?;
-        Some(same_for_each(&self.all, |limit| {
-            listed.decision(limit, now)
-        }))
-    }
-}
-
-/// One decision made alike for every limit of `all` (the first limit's
-/// stands for the call): the access lists', or the failure policy's.
-pub(crate) fn same_for_each(
-    all: &AllOf<AnyAlgorithm>,
-    decide: impl Fn(u64) -> Decision,
-) -> MultiDecision {
-    let limits: Vec<Decision> = all.limits().iter().map(|l| decide(l.limit())).collect();
-    MultiDecision {
-        decision: limits[0],
-        limits,
-        denied_by: None,
+        Some(self.all.alike(|limit| listed.decision(limit, now)))
     }
 }
 

@@ -12,7 +12,7 @@ use wasm_bindgen::prelude::*;
 use super::codes::{FetchFailure, Status};
 use super::error::{invalid_argument, Coded};
 use super::io;
-use super::multi::{numbers, same_for_each};
+use super::multi::numbers;
 use crate::algorithm::AllOf;
 use crate::algorithm::AnyAlgorithm;
 use crate::algorithm::{Adjustment, LeaseOp, LeaseOutcome, QuotaRefund};
@@ -323,7 +323,7 @@ impl WasmRestCall {
         let policy = self.target.failure;
         if let Ask::Multi(multi) = &self.ask {
             if policy != FailurePolicy::Error && !error.is_misuse() {
-                let decided = same_for_each(&multi.all, |limit| policy.decide(limit, self.now_ms));
+                let decided = multi.all.alike(|limit| policy.decide(limit, self.now_ms));
                 self.multi = Some(numbers(&decided));
                 return rate(decided.decision);
             }
