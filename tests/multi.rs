@@ -152,8 +152,14 @@ fn a_block_holds_exactly_its_time_and_is_not_prolonged() {
         assert_eq!(d.reason, Some(Reason::Blocked));
         assert_eq!(d.retry_after_ms, 60_000 - t, "at +{t}");
         assert_eq!(d.reset_ms, T0 + 60_000);
+        // A read is still admitted, and told that nothing is left.
         let read = login.remaining("u").unwrap().decision;
-        assert_eq!((read.remaining, read.reason), (0, Some(Reason::Blocked)));
+        assert_eq!(
+            (read.allowed, read.remaining, read.reason),
+            (true, 0, Some(Reason::Blocked))
+        );
+        let zero = login.limit_with_cost("u", 0).unwrap().decision;
+        assert_eq!((zero.allowed, zero.remaining), (true, 0));
     }
     // The calls denied while blocked were not charged and did not prolong it.
     clock.set(T0 + 60_000);
@@ -341,4 +347,42 @@ fn threads_on_one_id_never_charge_a_denied_call() {
         .remaining("hot")
         .unwrap();
     assert_eq!(100_000 - left.remaining, admitted);
+}
+
+#[test]
+fn a_block_ends_at_its_end_exactly_whatever_the_store_keeps() {
+    // A store may hand over a block at the instant it ends (Redis keeps a
+    // key a grace beyond it under the caller's clock): it no longer holds.
+    let all = AllOf::<AnyAlgorithm>::new([FixedWindow::new(1, "1 s").unwrap()])
+        .unwrap()
+        .with_block("5 s")
+        .unwrap();
+    let ended = Some(BlockState { until_ms: 6_000 });
+    let (mut states, mut block) = (vec![None], ended);
+    let outcome = all.decide(&mut states, &mut block, 6_000, 1).unwrap();
+    assert!(outcome.decision.decision.allowed);
+    assert_eq!(outcome.decision.decision.reason, None);
+    let looked = all.peek(&[None], ended, 6_000).unwrap();
+    assert_eq!(looked.decision.reason, None);
+    assert_eq!(looked.decision.remaining, 1);
+    // A millisecond before, it does.
+    let before = all.peek(&[None], ended, 5_999).unwrap();
+    assert_eq!(before.decision.reason, Some(Reason::Blocked));
+    assert_eq!(before.decision.remaining, 0);
+    let denied = all
+        .decide(&mut [None], &mut ended.clone(), 5_999, 1)
+        .unwrap();
+    assert_eq!(denied.decision.decision.retry_after_ms, 1);
+}
+
+#[test]
+fn any_algorithm_answers_as_the_one_it_holds() {
+    let window: AnyAlgorithm = FixedWindow::new(3, "1 s").unwrap().into();
+    let sliding: AnyAlgorithm = SlidingWindow::new(3, "1 s").unwrap().into();
+    let gcra: AnyAlgorithm = Gcra::new(3, "1 s").unwrap().into();
+    let log: AnyAlgorithm = SlidingLog::new(3, "1 s").unwrap().into();
+    assert!(window.leases_quota() && sliding.leases_quota());
+    assert!(!gcra.leases_quota() && !log.leases_quota());
+    assert_eq!(gcra.key_space(), Gcra::new(3, "1 s").unwrap().key_space());
+    assert_eq!(window.config_args(), [3, 1_000]);
 }
