@@ -386,3 +386,72 @@ fn any_algorithm_answers_as_the_one_it_holds() {
     assert_eq!(gcra.key_space(), Gcra::new(3, "1 s").unwrap().key_space());
     assert_eq!(window.config_args(), [3, 1_000]);
 }
+
+/// Writes a state to each key with a TTL, or records the states it is
+/// handed.
+struct Probe {
+    write: Option<u64>,
+    seen: std::sync::Mutex<Vec<Option<AnyState>>>,
+}
+
+impl edgelimit::store::KeysTransition for Probe {
+    type Output = ();
+
+    fn apply(
+        &self,
+        states: &mut [Option<AnyState>],
+        _now_ms: u64,
+    ) -> Result<((), Vec<Option<u64>>), Error> {
+        *self.seen.lock().unwrap() = states.to_vec();
+        let state = AnyState::Block(BlockState { until_ms: 1 });
+        for slot in states.iter_mut() {
+            *slot = self.write.map(|_| state.clone());
+        }
+        Ok(((), vec![self.write; states.len()]))
+    }
+
+    fn held(&self, _: &(), _: usize) -> u64 {
+        0
+    }
+
+    fn remote(&self) -> Result<edgelimit::store::Remote, Error> {
+        unreachable!("memory only")
+    }
+
+    fn decode(&self, _: &[i64]) -> Result<(), edgelimit::StoreError> {
+        unreachable!("memory only")
+    }
+}
+
+#[test]
+fn the_memory_store_hands_several_keys_their_states_until_they_expire() {
+    use edgelimit::store::{Key, Store};
+    let store = MemoryStore::new();
+    let keys = [
+        Key {
+            prefix: "a:",
+            id: "x",
+        },
+        Key {
+            prefix: "b:",
+            id: "x",
+        },
+    ];
+    let probe = |write| Probe {
+        write,
+        seen: Default::default(),
+    };
+    store
+        .transact_keys(&keys, 1_000, &probe(Some(100)))
+        .unwrap();
+    let look = |now| {
+        let p = probe(None);
+        store.transact_keys(&keys, now, &p).unwrap();
+        let seen = p.seen.lock().unwrap().clone();
+        seen
+    };
+    let kept = Some(AnyState::Block(BlockState { until_ms: 1 }));
+    assert_eq!(look(1_099), [kept.clone(), kept]);
+    // Expired at 1 100 exactly, as a single key's state is.
+    assert_eq!(look(1_100), [None, None]);
+}

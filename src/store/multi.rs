@@ -231,9 +231,11 @@ mod tests {
         assert_eq!((d.limit, d.remaining), (5, 0));
         assert_eq!((d.reset_ms, d.retry_after_ms), (61_000, 12_000));
         assert_eq!(d.reason, Some(Reason::Blocked));
-        // The block over by the reply's time: not blocked.
-        let over = [&[5_000, 3_000][..], &reply[2..]].concat();
-        assert_eq!(call.decode(&over).unwrap().decision.reason, None);
+        // The block over by the reply's time, or ending at it: not blocked.
+        for now in [5_000, 3_000] {
+            let over = [&[now, 3_000][..], &reply[2..]].concat();
+            assert_eq!(call.decode(&over).unwrap().decision.reason, None, "{now}");
+        }
         // Anything else is a malformed reply.
         for bad in [
             &reply[..1],
@@ -247,6 +249,33 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn without_a_block_the_keys_are_the_limits_alone() {
+        let all = limits();
+        assert_eq!(key_prefixes(&all, "p"), ["p:fw:1000:", "p:gcra:60000/5:"]);
+        let blocking = limits().with_block("1 s").unwrap();
+        assert_eq!(
+            key_prefixes(&blocking, "p:"),
+            [
+                "p:fw:1000:",
+                "p:gcra:60000/5:",
+                "p:blk:fw:1000,gcra:60000/5:"
+            ]
+        );
+        // One TTL per key: none for a block that is not there.
+        let call = ConsumeAll {
+            all: &all,
+            cost: 3,
+            peek: false,
+        };
+        let mut states = vec![None, None];
+        let (_, ttls) = call.apply(&mut states, 0).unwrap();
+        assert_eq!(ttls.len(), 2);
+        let (denied, ttls) = call.apply(&mut states, 0).unwrap();
+        assert!(!denied.decision.allowed);
+        assert_eq!(ttls, [None, None]);
     }
 
     #[test]
