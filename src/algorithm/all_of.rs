@@ -157,8 +157,9 @@ impl<A: Algorithm> AllOf<A> {
                 false => outcome.decision,
             });
         }
+        // A denial starts the block (a read, of cost 0, is never denied).
         let mut block_ttl = None;
-        if !admitted && cost > 0 && self.block_ms > 0 && blocked_until.is_none() {
+        if !admitted && self.block_ms > 0 && blocked_until.is_none() {
             let until_ms = now_ms.saturating_add(self.block_ms);
             *block = Some(BlockState { until_ms });
             blocked_until = Some(until_ms);

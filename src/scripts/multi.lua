@@ -87,7 +87,8 @@ if not peek then
         replies[i] = el_limit(i, '0', '1')
       end
     end
-    if not admitted and cost > 0 and block_ms > 0 and blocked_until == 0 then
+    -- A denial starts the block (a read, of cost 0, is never denied).
+    if not admitted and block_ms > 0 and blocked_until == 0 then
       blocked_until = el_clamp(raw_now) + block_ms
       el_finish(block_key, true, block_ms, el_clamp(raw_now), caller_clock, false, nil)
     end
