@@ -150,9 +150,10 @@ pub struct Config {
     #[arg(long, env = "EDGELIMIT_GATEWAY_MAX_SCRIPT_CACHE_BYTES", default_value_t = 16 << 20)]
     pub max_script_cache_bytes: usize,
 
-    /// Multiplexed connections to Redis.
-    #[arg(long, env = "EDGELIMIT_GATEWAY_POOL_SIZE", default_value_t = 4)]
-    pub pool_size: usize,
+    /// Multiplexed connections to Redis (to each master in a cluster), shared
+    /// out among the worker threads (default: one per worker thread).
+    #[arg(long, env = "EDGELIMIT_GATEWAY_POOL_SIZE")]
+    pub pool_size: Option<usize>,
 
     /// Largest accepted request body, in bytes (larger ones get 413).
     #[arg(long, env = "EDGELIMIT_GATEWAY_MAX_BODY_BYTES", default_value_t = 1 << 20)]

@@ -9,7 +9,7 @@
 //! MULTI..EXEC block cannot interleave with other requests' commands.
 
 use std::io;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,7 +18,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
 use crate::resp::{self, Value};
 use crate::target::Target;
@@ -67,9 +67,34 @@ struct Pending {
     done: oneshot::Sender<Vec<Value>>,
 }
 
+/// A connection's end, shared by its users and its two tasks. Every request
+/// asks whether it is closed: a flag answers without a lock (a
+/// `CancellationToken` takes one, and both worker threads would contend for
+/// it); the tasks wait on the token.
+#[derive(Clone, Default)]
+struct Closing {
+    flag: Arc<AtomicBool>,
+    token: CancellationToken,
+}
+
+impl Closing {
+    fn close(&self) {
+        self.flag.store(true, Ordering::Release);
+        self.token.cancel();
+    }
+
+    fn is_closed(&self) -> bool {
+        self.flag.load(Ordering::Acquire)
+    }
+
+    fn closed(&self) -> WaitForCancellationFuture<'_> {
+        self.token.cancelled()
+    }
+}
+
 pub struct Conn {
     jobs: mpsc::Sender<Job>,
-    closed: CancellationToken,
+    closed: Closing,
     /// Jobs sent and not yet answered; tells the writer whether waiting a
     /// moment for more jobs to batch is worth it.
     inflight: Arc<AtomicUsize>,
@@ -77,7 +102,7 @@ pub struct Conn {
 
 impl Drop for Conn {
     fn drop(&mut self) {
-        self.closed.cancel();
+        self.closed.close();
     }
 }
 
@@ -97,7 +122,7 @@ impl Conn {
         let (r, w) = stream.into_split();
         let (jobs_tx, jobs_rx) = mpsc::channel(QUEUE);
         let (pending_tx, pending_rx) = mpsc::unbounded_channel();
-        let closed = CancellationToken::new();
+        let closed = Closing::default();
         let inflight = Arc::new(AtomicUsize::new(0));
         tokio::spawn(write_loop(
             w,
@@ -120,7 +145,7 @@ impl Conn {
     }
 
     pub fn is_closed(&self) -> bool {
-        self.closed.is_cancelled()
+        self.closed.is_closed()
     }
 
     /// Sends RESP-encoded commands producing `replies` replies (at least 1)
@@ -201,14 +226,19 @@ async fn write_loop(
     mut w: OwnedWriteHalf,
     mut jobs: mpsc::Receiver<Job>,
     pending: mpsc::UnboundedSender<Pending>,
-    closed: CancellationToken,
+    closed: Closing,
     inflight: Arc<AtomicUsize>,
 ) {
     let mut buf = Vec::with_capacity(16 * 1024);
-    loop {
+    let stop = closed.closed();
+    tokio::pin!(stop);
+    // Jobs come first (`biased`), so the flag is what ends the loop while
+    // jobs keep arriving.
+    while !closed.is_closed() {
         let first = tokio::select! {
+            biased;
             j = jobs.recv() => j,
-            _ = closed.cancelled() => None,
+            () = &mut stop => None,
         };
         let Some(mut job) = first else { break };
         // Under load, let request tasks that are ready right now enqueue
@@ -238,24 +268,27 @@ async fn write_loop(
             }
         }
         let res = tokio::select! {
+            biased;
             r = w.write_all(&buf) => r,
-            _ = closed.cancelled() => break,
+            () = &mut stop => break,
         };
         if let Err(e) = res {
             tracing::warn!(error = %e, "redis write failed; dropping connection");
             break;
         }
     }
-    closed.cancel();
+    closed.close();
 }
 
 async fn read_loop(
     mut r: OwnedReadHalf,
     mut pending: mpsc::UnboundedReceiver<Pending>,
-    closed: CancellationToken,
+    closed: Closing,
     inflight: Arc<AtomicUsize>,
 ) {
     let mut buf = BytesMut::with_capacity(64 * 1024);
+    let stop = closed.closed();
+    tokio::pin!(stop);
     let mut current: Option<(Pending, Vec<Value>)> = None;
     'outer: loop {
         loop {
@@ -317,8 +350,9 @@ async fn read_loop(
             buf.reserve(64 * 1024);
         }
         let n = tokio::select! {
+            biased;
             n = r.read_buf(&mut buf) => n,
-            _ = closed.cancelled() => break,
+            () = &mut stop => break,
         };
         match n {
             Ok(0) => {
@@ -332,5 +366,5 @@ async fn read_loop(
             }
         }
     }
-    closed.cancel();
+    closed.close();
 }

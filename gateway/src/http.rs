@@ -7,13 +7,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::body::Body;
-use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Router;
 use bytes::Bytes;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
+use hyper::body::Incoming;
 use percent_encoding::percent_decode_str;
 use serde_json::json;
 
@@ -35,11 +33,10 @@ pub struct AppState {
     pub request_timeout: Duration,
 }
 
-pub fn router(state: Arc<AppState>) -> Router {
-    Router::new().fallback(handle).with_state(state)
-}
+type Request = hyper::Request<Incoming>;
 
-async fn handle(State(app): State<Arc<AppState>>, req: Request) -> Response {
+/// Answers one request, whatever its path and method.
+pub async fn handle(app: Arc<AppState>, req: Request) -> Response {
     let started = Instant::now();
     let method = req.method().clone();
     // Only the route kind is logged: paths carry keys and values, and the
@@ -248,7 +245,7 @@ fn path_args(path: &str) -> Vec<Bytes> {
         .collect()
 }
 
-async fn read_body(headers: &HeaderMap, body: Body, max: usize) -> Result<Bytes, ApiError> {
+async fn read_body(headers: &HeaderMap, body: Incoming, max: usize) -> Result<Bytes, ApiError> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())

@@ -79,6 +79,16 @@ pub enum StartError {
     Serve(std::io::Error),
 }
 
+/// Connections to Redis (to each master): as configured, else one per worker
+/// thread of the runtime it runs on (see `pool.rs`).
+fn pool_size(cfg: &Config) -> usize {
+    cfg.pool_size
+        .unwrap_or_else(|| {
+            tokio::runtime::Handle::try_current().map_or(1, |rt| rt.metrics().num_workers())
+        })
+        .max(1)
+}
+
 /// Builds the shared state from the configuration.
 pub fn build_state(cfg: &Config) -> Result<Arc<AppState>, StartError> {
     // Each token with where it came from, for the messages below.
@@ -117,6 +127,7 @@ pub fn build_state(cfg: &Config) -> Result<Arc<AppState>, StartError> {
         return Err(StartError::NoToken);
     }
     conn::set_max_reply_bytes(cfg.max_reply_bytes);
+    let pool_size = pool_size(cfg);
     let connect_timeout = Duration::from_millis(cfg.connect_timeout_ms);
     let target = cfg.redis_url.clone();
     let backend = if cfg.cluster {
@@ -130,10 +141,10 @@ pub fn build_state(cfg: &Config) -> Result<Arc<AppState>, StartError> {
             seeds.push(seed);
         }
         let refresh = Duration::from_millis(cfg.cluster_refresh_ms);
-        let cluster = Cluster::new(seeds, cfg.pool_size, connect_timeout, refresh);
+        let cluster = Cluster::new(seeds, pool_size, connect_timeout, refresh);
         Backend::Cluster(Arc::new(cluster))
     } else {
-        Backend::Single(Pool::new(target, cfg.pool_size, connect_timeout))
+        Backend::Single(Pool::new(target, pool_size, connect_timeout))
     };
     let mut policy = Policy::new(&cfg.allow_commands);
     if cfg.read_only_scripts == config::ReadOnlyScripts::Deny {
@@ -175,7 +186,7 @@ pub async fn run(
     tracing::info!(
         %addr,
         redis = ?cfg.redis_url,
-        pool_size = cfg.pool_size,
+        pool_size = pool_size(&cfg),
         cluster = cfg.cluster,
         allow_list = !cfg.allow_commands.is_empty(),
         "listening"
@@ -183,10 +194,11 @@ pub async fn run(
     let limits = serve::Limits {
         header_timeout: Duration::from_millis(cfg.header_timeout_ms.max(1)),
         idle_timeout: Duration::from_millis(cfg.idle_timeout_ms.max(1)),
-        max_connections: serve::connection_cap(cfg.max_connections, cfg.pool_size),
+        max_connections: serve::connection_cap(cfg.max_connections, pool_size(&cfg)),
     };
     let metrics = state.metrics.clone();
-    serve::serve(listener, http::router(state), limits, metrics, shutdown)
+    let handler = move |request| http::handle(state.clone(), request);
+    serve::serve(listener, handler, limits, metrics, shutdown)
         .await
         .map_err(StartError::Serve)?;
     tracing::info!("stopped");

@@ -29,7 +29,9 @@ pub const FAILURES: [&str; 3] = ["unavailable", "refused", "timeout"];
 pub struct Metrics {
     /// By route, then by status (`STATUSES`, then 4xx and 5xx others).
     requests: [[AtomicU64; STATUSES.len() + 3]; ROUTES.len()],
-    /// Cumulative counts per bucket, then the count of all and the sum (µs).
+    /// Counts per bucket (each request in the first bucket it fits; summed
+    /// into Prometheus's cumulative form when scraped: one atomic add per
+    /// request rather than one per bucket), then of all, and the sum (µs).
     latency: [AtomicU64; BUCKETS.len()],
     latency_count: AtomicU64,
     latency_sum_micros: AtomicU64,
@@ -52,10 +54,8 @@ impl Metrics {
             });
         self.requests[r][s].fetch_add(1, Ordering::Relaxed);
         let secs = took.as_secs_f64();
-        for (bound, count) in BUCKETS.iter().zip(&self.latency) {
-            if secs <= *bound {
-                count.fetch_add(1, Ordering::Relaxed);
-            }
+        if let Some(b) = BUCKETS.iter().position(|bound| secs <= *bound) {
+            self.latency[b].fetch_add(1, Ordering::Relaxed);
         }
         self.latency_count.fetch_add(1, Ordering::Relaxed);
         self.latency_sum_micros
@@ -102,14 +102,17 @@ impl Metrics {
             out,
             "# TYPE edgelimit_gateway_request_duration_seconds histogram"
         );
+        let mut below = 0;
         for (bound, count) in BUCKETS.iter().zip(&self.latency) {
+            below += count.load(Ordering::Relaxed);
             let _ = writeln!(
                 out,
-                "edgelimit_gateway_request_duration_seconds_bucket{{le=\"{bound}\"}} {}",
-                count.load(Ordering::Relaxed)
+                "edgelimit_gateway_request_duration_seconds_bucket{{le=\"{bound}\"}} {below}"
             );
         }
-        let count = self.latency_count.load(Ordering::Relaxed);
+        // Read after the buckets, it may lag a request they counted: the
+        // +Inf bucket never shows fewer than the others.
+        let count = self.latency_count.load(Ordering::Relaxed).max(below);
         let sum = self.latency_sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
         let _ = writeln!(
             out,
@@ -155,5 +158,35 @@ impl Metrics {
             let _ = writeln!(out, "edgelimit_gateway_{name} {value}");
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bucket(text: &str, le: &str) -> u64 {
+        let prefix = format!("edgelimit_gateway_request_duration_seconds_bucket{{le=\"{le}\"}} ");
+        let line = text.lines().find_map(|l| l.strip_prefix(&prefix));
+        line.and_then(|n| n.parse().ok()).expect(le)
+    }
+
+    #[test]
+    fn latency_buckets_are_cumulative_when_scraped() {
+        let m = Metrics::default();
+        m.record("command", 200, Duration::from_micros(300));
+        m.record("command", 200, Duration::from_micros(2_000));
+        m.record("command", 200, Duration::from_micros(2_500));
+        m.record("command", 503, Duration::from_secs(7));
+        let text = m.render(0, 0);
+        assert_eq!(bucket(&text, "0.0005"), 1);
+        assert_eq!(bucket(&text, "0.001"), 1);
+        assert_eq!(bucket(&text, "0.0025"), 3);
+        assert_eq!(bucket(&text, "5"), 3);
+        assert_eq!(bucket(&text, "+Inf"), 4);
+        assert!(text.contains("edgelimit_gateway_request_duration_seconds_count 4\n"));
+        assert!(
+            text.contains("edgelimit_gateway_requests_total{route=\"command\",status=\"503\"} 1\n")
+        );
     }
 }

@@ -3,7 +3,17 @@
 //! A slot whose connection died (Redis restarted, network cut) reconnects on
 //! the next request that lands on it; while Redis is down each such request
 //! fails fast with a connection error instead of waiting.
+//!
+//! Each worker thread sends on its own share of the connections (with one
+//! connection per thread, the default, on its own connection). A connection's
+//! writer coalesces the jobs queued while it waits into one socket write, and
+//! the jobs a thread queues in one pass over its ready requests then share
+//! that write; spread round-robin over every connection they would be cut
+//! into as many writes, each a read and a reply write for Redis. Measured
+//! at 100 concurrent requests on 2 cores: about 10 commands per Redis read
+//! round-robin over 4 connections, about 30 on one per thread.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -22,7 +32,37 @@ pub struct Pool {
     target: Target,
     connect_timeout: Duration,
     slots: Vec<Slot>,
-    next: AtomicUsize,
+    /// Threads the slots are shared among: the runtime's workers.
+    threads: usize,
+}
+
+/// Numbers the threads that send on pools, in the order they first do.
+static NEXT_THREAD: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    /// This thread's number and how many requests it has sent.
+    static THREAD: (usize, Cell<usize>) = (NEXT_THREAD.fetch_add(1, Ordering::Relaxed), Cell::new(0));
+}
+
+/// The slot for this thread's next request (see [`slot`]).
+fn slot_for_this_thread(slots: usize, threads: usize) -> usize {
+    THREAD.with(|(number, sent)| {
+        let turn = sent.get();
+        sent.set(turn.wrapping_add(1));
+        slot(slots, threads, *number, turn)
+    })
+}
+
+/// The slot of thread `number`'s request `turn` among `slots` shared by
+/// `threads`: thread t uses the slots t, t + threads, t + 2 threads... (t
+/// taken modulo the threads), in turn. With fewer slots than threads,
+/// threads share them.
+fn slot(slots: usize, threads: usize, number: usize, turn: usize) -> usize {
+    let slots = slots.max(1);
+    let threads = threads.clamp(1, slots);
+    let first = number % threads;
+    let share = (slots - first).div_ceil(threads);
+    first + threads * (turn % share)
 }
 
 impl Pool {
@@ -33,11 +73,14 @@ impl Pool {
                 connecting: tokio::sync::Mutex::new(()),
             })
             .collect();
+        let threads = tokio::runtime::Handle::try_current()
+            .map(|rt| rt.metrics().num_workers())
+            .unwrap_or(1);
         Pool {
             target,
             connect_timeout,
             slots,
-            next: AtomicUsize::new(0),
+            threads,
         }
     }
 
@@ -63,7 +106,7 @@ impl Pool {
     }
 
     async fn run_encoded(&self, payload: Vec<u8>, replies: usize) -> Result<Vec<Value>, ConnError> {
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len();
+        let i = slot_for_this_thread(self.slots.len(), self.threads);
         let mut payload = payload;
         // One retry, only when nothing was sent (the connection was found
         // closed), so a command never runs twice.
@@ -97,4 +140,40 @@ impl Pool {
 fn live(slot: &Slot) -> Option<Arc<Conn>> {
     let g = slot.conn.read().unwrap_or_else(|p| p.into_inner());
     g.as_ref().filter(|c| !c.is_closed()).cloned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::slot;
+    use std::collections::BTreeSet;
+
+    #[test]
+    fn each_thread_has_its_own_slots_and_every_slot_is_used() {
+        for slots in 1..=9 {
+            for threads in 1..=6 {
+                // Numbers are handed out process-wide: any run of
+                // consecutive ones.
+                let first_number = 7 * slots + threads;
+                let shares: Vec<BTreeSet<usize>> = (first_number..first_number + threads)
+                    .map(|number| {
+                        (0..64)
+                            .map(|turn| slot(slots, threads, number, turn))
+                            .collect()
+                    })
+                    .collect();
+                let used: BTreeSet<usize> = shares.iter().flatten().copied().collect();
+                assert_eq!(
+                    used,
+                    (0..slots).collect(),
+                    "{slots} slots, {threads} threads"
+                );
+                if threads <= slots {
+                    let sizes: usize = shares.iter().map(BTreeSet::len).sum();
+                    assert_eq!(sizes, slots, "shares overlap: {shares:?}");
+                } else {
+                    assert!(shares.iter().all(|s| s.len() == 1), "{shares:?}");
+                }
+            }
+        }
+    }
 }

@@ -5,6 +5,8 @@
 //! Without them a few hundred idle sockets lock every real client out.
 
 use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::poll_fn;
 use std::future::Future;
 use std::io;
 use std::pin::{pin, Pin};
@@ -13,12 +15,13 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use axum::Router;
+use atomic_waker::AtomicWaker;
+use axum::response::Response;
+use hyper::body::Incoming;
+use hyper::Request;
 use hyper_util::rt::TokioIo;
-use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Metrics;
 
@@ -67,13 +70,57 @@ struct Conn {
     /// When the first byte of a request not yet answered arrived (0: none).
     head_started_ms: AtomicU64,
     /// Closes it.
-    close: CancellationToken,
+    close: CloseSignal,
+    /// When the server started (what the times above count from).
+    started: Instant,
 }
 
 impl Conn {
+    fn now_ms(&self) -> u64 {
+        now_ms(self.started)
+    }
+
     fn is_idle(&self) -> bool {
         self.in_flight.load(Ordering::Acquire) == 0
             && self.head_started_ms.load(Ordering::Acquire) == 0
+    }
+}
+
+/// Closing a connection from outside its task (the reaper, the cap,
+/// shutdown). The task checks it on every wake-up, a few times per request:
+/// a flag and a waker answer without the lock a `CancellationToken` takes.
+#[derive(Default)]
+struct CloseSignal {
+    closed: AtomicBool,
+    waker: AtomicWaker,
+}
+
+impl CloseSignal {
+    fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.waker.wake();
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Resolves once closed.
+    async fn closed(&self) {
+        poll_fn(|cx| {
+            if self.is_closed() {
+                return Poll::Ready(());
+            }
+            self.waker.register(cx.waker());
+            // Closed between the check and the registration: its wake-up
+            // may have found no waker.
+            if self.is_closed() {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await
     }
 }
 
@@ -85,10 +132,14 @@ struct Registry {
     closing: AtomicBool,
 }
 
+/// Milliseconds since `started`, never 0: 0 marks "no request started".
+fn now_ms(started: Instant) -> u64 {
+    started.elapsed().as_millis() as u64 + 1
+}
+
 impl Registry {
     fn now_ms(&self) -> u64 {
-        // Never 0: 0 marks "no request started".
-        self.started.elapsed().as_millis() as u64 + 1
+        now_ms(self.started)
     }
 
     fn conns(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<Conn>>> {
@@ -104,11 +155,11 @@ impl Registry {
         }
         let oldest_idle = conns
             .values()
-            .filter(|c| c.is_idle() && !c.close.is_cancelled())
+            .filter(|c| c.is_idle() && !c.close.is_closed())
             .min_by_key(|c| c.idle_since_ms.load(Ordering::Acquire));
         match oldest_idle {
             Some(conn) => {
-                conn.close.cancel();
+                conn.close.close();
                 true
             }
             None => false,
@@ -130,21 +181,25 @@ impl Registry {
                 started => now.saturating_sub(started) > header_ms,
             };
             if overdue {
-                conn.close.cancel();
+                conn.close.close();
             }
         }
     }
 }
 
-/// Serves `router` on `listener` until `shutdown` resolves, then lets the
-/// requests in flight finish.
-pub async fn serve(
+/// Serves `handler`'s answers on `listener` until `shutdown` resolves, then
+/// lets the requests in flight finish.
+pub async fn serve<H, F>(
     listener: TcpListener,
-    router: Router,
+    handler: H,
     limits: Limits,
     metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> io::Result<()> {
+) -> io::Result<()>
+where
+    H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response> + Send + 'static,
+{
     let registry = Arc::new(Registry {
         started: Instant::now(),
         conns: Mutex::new(HashMap::new()),
@@ -187,14 +242,14 @@ pub async fn serve(
         }
         // Responses are written whole; never hold them back for Nagle.
         let _ = tcp.set_nodelay(true);
-        spawn_connection(tcp, router.clone(), registry.clone(), metrics.clone());
+        spawn_connection(tcp, handler.clone(), registry.clone(), metrics.clone());
     }
     reaper.abort();
     // Idle connections close now, busy ones after their response.
     registry.closing.store(true, Ordering::Release);
     let open: Vec<Arc<Conn>> = registry.conns().values().cloned().collect();
     for conn in &open {
-        conn.close.cancel();
+        conn.close.close();
     }
     while !registry.conns().is_empty() {
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -202,18 +257,22 @@ pub async fn serve(
     Ok(())
 }
 
-fn spawn_connection(
+fn spawn_connection<H, F>(
     tcp: TcpStream,
-    router: Router,
+    handler: H,
     registry: Arc<Registry>,
     metrics: Arc<Metrics>,
-) {
+) where
+    H: Fn(Request<Incoming>) -> F + Send + Sync + 'static,
+    F: Future<Output = Response> + Send + 'static,
+{
     let id = registry.next.fetch_add(1, Ordering::Relaxed);
     let conn = Arc::new(Conn {
         in_flight: AtomicUsize::new(0),
         idle_since_ms: AtomicU64::new(registry.now_ms()),
         head_started_ms: AtomicU64::new(0),
-        close: CancellationToken::new(),
+        close: CloseSignal::default(),
+        started: registry.started,
     });
     registry.conns().insert(id, conn.clone());
     metrics.connections.fetch_add(1, Ordering::Relaxed);
@@ -221,13 +280,24 @@ fn spawn_connection(
         let io = TokioIo::new(Watched {
             inner: tcp,
             conn: conn.clone(),
-            registry: registry.clone(),
             pending: Vec::new(),
         });
-        let service = TowerToHyperService::new(Tracked {
-            inner: router,
-            conn: conn.clone(),
-            registry: registry.clone(),
+        // The handler called straight from hyper (no router, no boxed
+        // future), counting the connection's requests in flight.
+        let service = hyper::service::service_fn({
+            let conn = conn.clone();
+            move |request| {
+                conn.in_flight.fetch_add(1, Ordering::AcqRel);
+                conn.head_started_ms.store(0, Ordering::Release);
+                let response = handler(request);
+                let conn = conn.clone();
+                async move {
+                    let response = response.await;
+                    conn.idle_since_ms.store(conn.now_ms(), Ordering::Release);
+                    conn.in_flight.fetch_sub(1, Ordering::AcqRel);
+                    Ok::<_, Infallible>(response)
+                }
+            }
         });
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder.keep_alive(true);
@@ -235,7 +305,7 @@ fn spawn_connection(
         let mut connection = pin!(connection);
         tokio::select! {
             _ = connection.as_mut() => {}
-            () = conn.close.cancelled() => {
+            () = conn.close.closed() => {
                 if registry.closing.load(Ordering::Acquire) {
                     // Shutting down: finish what is in flight.
                     connection.as_mut().graceful_shutdown();
@@ -252,11 +322,10 @@ fn spawn_connection(
 /// The connection's socket, noting when a request starts to arrive, and
 /// giving the error replies hyper writes itself (a malformed request line,
 /// a URI or head too large, a bad length: before any request reached the
-/// router) the JSON body every other error has.
+/// handler) the JSON body every other error has.
 struct Watched {
     inner: TcpStream,
     conn: Arc<Conn>,
-    registry: Arc<Registry>,
     /// A rewritten error reply not yet fully written.
     pending: Vec<u8>,
 }
@@ -317,7 +386,7 @@ impl AsyncRead for Watched {
         let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
         if buf.filled().len() > before && self.conn.in_flight.load(Ordering::Acquire) == 0 {
             // Bytes with no request being answered: a head is on its way.
-            let now = self.registry.now_ms();
+            let now = self.conn.now_ms();
             let _ = self.conn.head_started_ms.compare_exchange(
                 0,
                 now,
@@ -341,8 +410,8 @@ impl AsyncWrite for Watched {
         if !self.pending.is_empty() {
             return Poll::Pending;
         }
-        // An error reply with an empty body and no type is hyper's own (or
-        // a router's bare 405): sent with a JSON body instead.
+        // An error reply with an empty body and no type is hyper's own:
+        // sent with a JSON body instead.
         if let Some(reply) = json_error_reply(buf) {
             self.pending = reply;
             let _ = self.drain(cx);
@@ -363,46 +432,5 @@ impl AsyncWrite for Watched {
             Poll::Ready(Ok(())) => Pin::new(&mut self.inner).poll_shutdown(cx),
             other => other,
         }
-    }
-}
-
-/// The router, counting the connection's requests in flight.
-#[derive(Clone)]
-struct Tracked {
-    inner: Router,
-    conn: Arc<Conn>,
-    registry: Arc<Registry>,
-}
-
-impl<B> tower_service::Service<axum::http::Request<B>> for Tracked
-where
-    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
-    B::Error: Into<axum::BoxError>,
-{
-    type Response = axum::response::Response;
-    type Error = std::convert::Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        tower_service::Service::<axum::http::Request<axum::body::Body>>::poll_ready(
-            &mut self.inner,
-            cx,
-        )
-    }
-
-    fn call(&mut self, request: axum::http::Request<B>) -> Self::Future {
-        let conn = self.conn.clone();
-        let registry = self.registry.clone();
-        conn.in_flight.fetch_add(1, Ordering::AcqRel);
-        conn.head_started_ms.store(0, Ordering::Release);
-        let response =
-            tower_service::Service::call(&mut self.inner, request.map(axum::body::Body::new));
-        Box::pin(async move {
-            let response = response.await;
-            conn.idle_since_ms
-                .store(registry.now_ms(), Ordering::Release);
-            conn.in_flight.fetch_sub(1, Ordering::AcqRel);
-            response
-        })
     }
 }
