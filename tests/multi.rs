@@ -376,6 +376,33 @@ fn a_block_ends_at_its_end_exactly_whatever_the_store_keeps() {
 }
 
 #[test]
+fn a_block_starts_from_the_clamped_time_as_the_limits_count() {
+    // Past the largest time the core counts in, the limits see that time;
+    // the block (as in the Lua twin) runs from it too.
+    let all = AllOf::<AnyAlgorithm>::new([FixedWindow::new(1, "1 s").unwrap()])
+        .unwrap()
+        .with_block("5 s")
+        .unwrap();
+    let late = edgelimit::algorithm::MAX_TIME_MS + 3_000;
+    let (mut states, mut block) = (vec![None], None);
+    assert!(
+        all.decide(&mut states, &mut block, late, 1)
+            .unwrap()
+            .decision
+            .decision
+            .allowed
+    );
+    let denied = all.decide(&mut states, &mut block, late, 1).unwrap();
+    assert_eq!(denied.decision.decision.reason, Some(Reason::Blocked));
+    assert_eq!(
+        block,
+        Some(BlockState {
+            until_ms: edgelimit::algorithm::MAX_TIME_MS + 5_000
+        })
+    );
+}
+
+#[test]
 fn any_algorithm_answers_as_the_one_it_holds() {
     let window: AnyAlgorithm = FixedWindow::new(3, "1 s").unwrap().into();
     let sliding: AnyAlgorithm = SlidingWindow::new(3, "1 s").unwrap().into();

@@ -12,38 +12,17 @@ use edgelimit::{
 };
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
-use testkit::gateway::{Gateway, TOKEN};
-use testkit::redis::Redis;
+use testkit::gateway::TOKEN;
 
 #[path = "common/multi_limits.rs"]
 mod multi_limits;
 use multi_limits::limits;
 
+#[path = "common/redis_backend.rs"]
+mod redis_backend;
+use redis_backend::Backend;
+
 const T0: u64 = 1_700_000_000_000;
-
-struct Backend {
-    _redis: Redis,
-    gateway: Gateway,
-}
-
-impl Backend {
-    fn start() -> Self {
-        let redis = Redis::start();
-        let gateway = Gateway::start(redis.port);
-        Self {
-            _redis: redis,
-            gateway,
-        }
-    }
-
-    fn store(&self, time: TimeSource) -> RedisRestStore {
-        let options = RestOptions {
-            time,
-            ..RestOptions::default()
-        };
-        RedisRestStore::with_options(self.gateway.url(), TOKEN, options).unwrap()
-    }
-}
 
 /// Replays `(step, cost)` calls on two ids through the memory store and
 /// through Redis (time injected), each followed by a look at what is left:

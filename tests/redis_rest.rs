@@ -13,32 +13,14 @@ use edgelimit::{
 };
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
-use testkit::gateway::{Gateway, TOKEN};
-use testkit::redis::Redis;
+use testkit::gateway::TOKEN;
 use testkit::resp;
 
+#[path = "common/redis_backend.rs"]
+mod redis_backend;
+use redis_backend::Backend;
+
 const T0: u64 = 1_700_000_000_000;
-
-struct Backend {
-    redis: Redis,
-    gateway: Gateway,
-}
-
-impl Backend {
-    fn start() -> Self {
-        let redis = Redis::start();
-        let gateway = Gateway::start(redis.port);
-        Self { redis, gateway }
-    }
-
-    fn store(&self, time: TimeSource) -> RedisRestStore {
-        let options = RestOptions {
-            time,
-            ..RestOptions::default()
-        };
-        RedisRestStore::with_options(self.gateway.url(), TOKEN, options).unwrap()
-    }
-}
 
 /// Replays `(step, cost)` calls through the memory store and through Redis
 /// (time injected), requiring identical answers.

@@ -20,7 +20,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
 DURATION="${DURATION:-3}"
 ROUNDS="${ROUNDS:-3}"
 CONCURRENCY="${CONCURRENCY:-10 100}"
-POOL_SIZE="${POOL_SIZE:-4}"
+POOL_SIZE="${POOL_SIZE:-}"   # empty: the gateway's default (one per worker thread)
 TOKEN="bench-token"
 
 bash "$root/tools/ensure-redis.sh" >/dev/null
@@ -54,7 +54,7 @@ declare -A port
 for c in "${clients[@]}"; do
   port[$c]="$(free_port)"
   EDGELIMIT_GATEWAY_LOG=warn "$bins/$c" --listen "127.0.0.1:${port[$c]}" \
-    --redis-url "redis://127.0.0.1:$redis_port" --token "$TOKEN" --pool-size "$POOL_SIZE" \
+    --redis-url "redis://127.0.0.1:$redis_port" --token "$TOKEN" ${POOL_SIZE:+--pool-size "$POOL_SIZE"} \
     2>"$work/gateway-$c.log" &
   pids+=($!)
   wait_port "${port[$c]}"
@@ -101,7 +101,7 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 
 echo
-echo "Median of $ROUNDS interleaved rounds of ${DURATION}s per cell, $(nproc) cores, redis $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/'), pool $POOL_SIZE"
+echo "Median of $ROUNDS interleaved rounds of ${DURATION}s per cell, $(nproc) cores, redis $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/'), pool ${POOL_SIZE:-default}"
 echo
 echo "| workload | conc | client | req/s | p50 ms | p99 ms | req/s vs own | p99 vs own |"
 echo "|---|---:|---|---:|---:|---:|---:|---:|"

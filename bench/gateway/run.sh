@@ -14,7 +14,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
 DURATION="${DURATION:-5}"
 ROUNDS="${ROUNDS:-3}"
 CONCURRENCY="${CONCURRENCY:-1 10 100}"
-POOL_SIZE="${POOL_SIZE:-4}"
+POOL_SIZE="${POOL_SIZE:-}"   # empty: the gateway's default (one per worker thread)
 GATEWAY_FLAGS="${GATEWAY_FLAGS:-}"   # extra gateway flags, e.g. "--threads 1"
 TOKEN="bench-token"
 
@@ -32,7 +32,7 @@ start_redis "$redis_port" "$work"
 
 gw_port="$(free_port)"
 EDGELIMIT_GATEWAY_LOG=warn "$gateway" --listen "127.0.0.1:$gw_port" \
-  --redis-url "redis://127.0.0.1:$redis_port" --token "$TOKEN" --pool-size "$POOL_SIZE" $GATEWAY_FLAGS \
+  --redis-url "redis://127.0.0.1:$redis_port" --token "$TOKEN" ${POOL_SIZE:+--pool-size "$POOL_SIZE"} $GATEWAY_FLAGS \
   2>"$work/gateway.log" &
 pids+=($!)
 wait_port "$gw_port"
@@ -126,7 +126,7 @@ for c in $CONCURRENCY; do
 done
 
 echo
-echo "EVALSHA (fixed-window step), medians of $ROUNDS interleaved rounds of ${DURATION}s per cell, $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg), redis $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/'), gateway pool $POOL_SIZE $GATEWAY_FLAGS"
+echo "EVALSHA (fixed-window step), medians of $ROUNDS interleaved rounds of ${DURATION}s per cell, $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg), redis $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/'), gateway pool ${POOL_SIZE:-default} $GATEWAY_FLAGS"
 echo
 echo "| conc | redis req/s | redis p50/p99 ms | webdis req/s | webdis p50/p99 ms | gateway req/s | gateway p50/p99 ms | gateway/webdis (rounds) | gateway/redis (rounds) |"
 echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"

@@ -1,6 +1,7 @@
 //! Several limits decided as one call, all or nothing, and the block after
 //! abuse: pure functions of the states, the time and the cost.
 
+use super::contract::clamp_time;
 use super::limits::{self, span};
 use super::{check_cost, Algorithm};
 use crate::{ConfigError, Decision, Error, IntoMillis, Reason};
@@ -160,7 +161,8 @@ impl<A: Algorithm> AllOf<A> {
         // A denial starts the block (a read, of cost 0, is never denied).
         let mut block_ttl = None;
         if !admitted && self.block_ms > 0 && blocked_until.is_none() {
-            let until_ms = now_ms.saturating_add(self.block_ms);
+            // From the clamped time, as every limit counts (and the Lua twin).
+            let until_ms = clamp_time(now_ms).saturating_add(self.block_ms);
             *block = Some(BlockState { until_ms });
             blocked_until = Some(until_ms);
             block_ttl = Some(self.block_ms);

@@ -3,9 +3,9 @@
 
 use std::future::Future;
 
-use super::contract::{Key, Store, Transition};
+use super::contract::{no_step_on_several_keys, Key, Store, Transition};
 use super::multi::KeysTransition;
-use crate::{Error, StoreError};
+use crate::Error;
 
 /// Storage for limiter state whose operations are futures: an async server
 /// awaits them instead of blocking a worker thread.
@@ -39,8 +39,7 @@ pub trait AsyncStore: Send + Sync + 'static {
         T::Output: Send,
     {
         let _ = (keys, now_ms, transition);
-        let unsupported = StoreError::Unsupported("run one step on several keys");
-        std::future::ready(Err(unsupported.into()))
+        std::future::ready(Err(no_step_on_several_keys()))
     }
 
     /// Forgets `key`'s state.

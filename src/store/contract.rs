@@ -131,7 +131,7 @@ pub trait Store {
         transition: &T,
     ) -> Result<T::Output, Error> {
         let _ = (keys, now_ms, transition);
-        Err(StoreError::Unsupported("run one step on several keys").into())
+        Err(no_step_on_several_keys())
     }
 
     /// Forgets `key`'s state.
@@ -507,4 +507,10 @@ fn rate_answer<A: Algorithm>(
 pub(crate) fn malformed(reply: &[i64]) -> StoreError {
     let numbers: Vec<String> = reply.iter().map(i64::to_string).collect();
     StoreError::MalformedReply(format!("unexpected script reply [{}]", numbers.join(",")))
+}
+
+/// What a store that cannot run one step on several keys answers (its sync
+/// and async faces alike): refused, never split into steps on each key.
+pub(crate) fn no_step_on_several_keys() -> Error {
+    StoreError::Unsupported("run one step on several keys").into()
 }
