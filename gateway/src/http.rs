@@ -47,7 +47,8 @@ pub async fn handle(app: Arc<AppState>, req: Request) -> Response {
     let outcome = if timeout.is_zero() {
         Ok(route(&app, req, &read_only_script).await)
     } else {
-        tokio::time::timeout(timeout, route(&app, req, &read_only_script)).await
+        let deadline = tokio::time::Instant::from_std(started) + timeout;
+        tokio::time::timeout_at(deadline, route(&app, req, &read_only_script)).await
     };
     let mut reason = None;
     let resp = match outcome {

@@ -19,10 +19,14 @@ use std::io::Write;
 use serde_json::Value as Json;
 
 use crate::error::ApiError;
+use crate::json_scan;
 use crate::resp::Value;
 
 /// Parses `POST /`: one command.
-pub fn parse_command(body: &[u8]) -> Result<Vec<Bytes>, ApiError> {
+pub fn parse_command(body: &Bytes) -> Result<Vec<Bytes>, ApiError> {
+    if let Some(args) = json_scan::command(body) {
+        return Ok(args);
+    }
     match parse_body(body)? {
         Json::Array(items) => to_args(items),
         _ => Err(bad("ERR body must be a JSON array of command arguments")),
@@ -31,7 +35,10 @@ pub fn parse_command(body: &[u8]) -> Result<Vec<Bytes>, ApiError> {
 
 /// Parses `POST /pipeline` and `POST /multi-exec`: a non-empty array of
 /// commands.
-pub fn parse_commands(body: &[u8]) -> Result<Vec<Vec<Bytes>>, ApiError> {
+pub fn parse_commands(body: &Bytes) -> Result<Vec<Vec<Bytes>>, ApiError> {
+    if let Some(cmds) = json_scan::commands(body) {
+        return Ok(cmds);
+    }
     let Json::Array(cmds) = parse_body(body)? else {
         return Err(bad("ERR body must be a JSON array of commands"));
     };
@@ -128,7 +135,9 @@ mod tests {
 
     #[test]
     fn parses_arguments() {
-        let a = parse_command(br#"["SET","k",1.50,true,-7,12345678901234567890123]"#).unwrap();
+        let parse = |b: &'static [u8]| parse_command(&Bytes::from_static(b));
+        let parse_all = |b: &'static [u8]| parse_commands(&Bytes::from_static(b));
+        let a = parse(br#"["SET","k",1.50,true,-7,12345678901234567890123]"#).unwrap();
         let a: Vec<&[u8]> = a.iter().map(|b| b.as_ref()).collect();
         assert_eq!(
             a,
@@ -141,12 +150,102 @@ mod tests {
                 b"12345678901234567890123"
             ]
         );
-        assert!(parse_command(b"{").is_err());
-        assert!(parse_command(b"[]").is_err());
-        assert!(parse_command(br#"["GET",null]"#).is_err());
-        assert!(parse_command(br#"{"a":1}"#).is_err());
-        assert!(parse_commands(br#"[["GET","a"],"x"]"#).is_err());
-        assert!(parse_commands(b"[]").is_err());
+        assert!(parse(b"{").is_err());
+        assert!(parse(b"[]").is_err());
+        assert!(parse(br#"["GET",null]"#).is_err());
+        assert!(parse(br#"{"a":1}"#).is_err());
+        assert!(parse_all(br#"[["GET","a"],"x"]"#).is_err());
+        assert!(parse_all(b"[]").is_err());
+    }
+
+    /// Bodies made of JSON fragments, valid or not, many of each shape.
+    fn bodies() -> Vec<Vec<u8>> {
+        const PARTS: &[&str] = &[
+            "[",
+            "]",
+            ",",
+            " ",
+            "\n",
+            "\"",
+            "\"EVALSHA\"",
+            "\"k\\\"q\"",
+            "\"é\"",
+            "\"\t\"",
+            "0",
+            "-0",
+            "01",
+            "12",
+            "-7",
+            "1.50",
+            "1.",
+            ".5",
+            "1e5",
+            "1E+2",
+            "2e-",
+            "-",
+            "true",
+            "null",
+            "{}",
+            "[\"a\"]",
+            "\"\"",
+            "x",
+        ];
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        let mut out = vec![
+            br#"["EVALSHA","ab12",1,"k",60000]"#.to_vec(),
+            b"[[\"GET\",\"a\"]]".to_vec(),
+        ];
+        for _ in 0..20_000 {
+            let mut body = Vec::new();
+            let nested = next(3) == 0;
+            if nested {
+                body.push(b'[');
+            }
+            body.push(b'[');
+            for _ in 0..next(8) {
+                body.extend_from_slice(PARTS[next(PARTS.len())].as_bytes());
+            }
+            // Mostly well-formed: an argument list closed properly.
+            if next(2) == 0 {
+                body.extend_from_slice(b"\"a\"]");
+            }
+            if nested {
+                body.push(b']');
+            }
+            out.push(body);
+        }
+        // Invalid UTF-8 inside a string.
+        out.push(b"[\"\xff\"]".to_vec());
+        out
+    }
+
+    #[test]
+    fn reads_what_serde_json_reads_alike() {
+        let (mut fast_commands, mut fast_pipelines) = (0, 0);
+        for body in bodies() {
+            let body = Bytes::from(body);
+            if let Some(args) = json_scan::command(&body) {
+                fast_commands += 1;
+                let slow = parse_command(&Bytes::from(body.to_vec())).ok();
+                assert_eq!(Some(args), slow, "{:?}", String::from_utf8_lossy(&body));
+            }
+            if let Some(cmds) = json_scan::commands(&body) {
+                fast_pipelines += 1;
+                let slow = parse_commands(&Bytes::from(body.to_vec())).ok();
+                assert_eq!(Some(cmds), slow, "{:?}", String::from_utf8_lossy(&body));
+            }
+        }
+        // The scan took a good share of the bodies (the rest went to serde).
+        assert!(
+            fast_commands > 500 && fast_pipelines > 100,
+            "{fast_commands} {fast_pipelines}"
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod error;
 pub mod gateway;
 pub mod http;
 pub mod json;
+mod json_scan;
 pub mod limiter_only;
 pub mod metrics;
 pub mod policy;

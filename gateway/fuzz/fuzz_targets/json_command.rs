@@ -4,6 +4,7 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|body: &[u8]| {
-    let _ = edgelimit_gateway::json::parse_command(body);
-    let _ = edgelimit_gateway::json::parse_commands(body);
+    let body = body.to_vec().into();
+    let _ = edgelimit_gateway::json::parse_command(&body);
+    let _ = edgelimit_gateway::json::parse_commands(&body);
 });
