@@ -63,7 +63,8 @@ got="$(curl -sf -H "Authorization: Bearer $TOKEN" -d "$load_body" "http://127.0.
 
 num() { sed -n "s/.*\"$1\":\([0-9.]*\).*/\1/p"; }
 
-# Each measurement prints "rps p50_ms p99_ms".
+# Each measurement prints "rps p50_ms p99_ms" (HTTP ones add the EVALSHA
+# calls per Redis read).
 run_redis() {
   local c=$1 n csv
   # A request count sized to roughly DURATION seconds.
@@ -78,17 +79,35 @@ report() {
   [ "$e" = "0" ] || echo "warning: $e failed requests at concurrency $c" >&2
   echo "$(num rps <<<"$out") $(num p50_ms <<<"$out") $(num p99_ms <<<"$out")"
 }
+# Redis's own counters: EVALSHA calls and socket reads, "calls reads".
+redis_counters() {
+  redis-cli -p "$redis_port" INFO all | tr -d '\r' | awk -F'[:=,]' '
+    $1 == "cmdstat_evalsha" { c = $3 }
+    $1 == "total_reads_processed" { r = $2 }
+    END { print c + 0, r + 0 }'
+}
+# Runs a load generator (the arguments) and prints its "rps p50 p99" and the
+# EVALSHA calls Redis took in per socket read meanwhile: how well the HTTP
+# server gathered concurrent requests into shared writes.
+measured() {
+  local c=$1 before after out
+  shift
+  before="$(redis_counters)"
+  out="$("$loadgen" "$@" --concurrency "$c" --duration-secs "$DURATION")"
+  after="$(redis_counters)"
+  echo "$(report "$out" "$c") $(awk -v b="$before" -v a="$after" 'BEGIN {
+    split(b, x, " "); split(a, y, " ")
+    if (y[2] > x[2]) printf "%.1f", (y[1] - x[1]) / (y[2] - x[2]); else print "n/a" }')"
+}
 run_webdis() {
-  report "$("$loadgen" --port "$webdis_port" --method GET \
-    --path "/EVALSHA/$sha/1/bench:webdis/60000" --expect EVALSHA \
-    --concurrency "$1" --duration-secs "$DURATION")" "$1"
+  measured "$1" --port "$webdis_port" --method GET \
+    --path "/EVALSHA/$sha/1/bench:webdis/60000" --expect EVALSHA
 }
 run_gateway() {
-  report "$("$loadgen" --port "$gw_port" --method POST --path / \
+  measured "$1" --port "$gw_port" --method POST --path / \
     --header "Authorization: Bearer $TOKEN" --header "Upstash-Encoding: base64" \
     --header "Content-Type: application/json" \
-    --body "[\"EVALSHA\",\"$orig_sha\",\"1\",\"bench:gateway\",\"60000\"]" --expect result \
-    --concurrency "$1" --duration-secs "$DURATION")" "$1"
+    --body "[\"EVALSHA\",\"$orig_sha\",\"1\",\"bench:gateway\",\"60000\"]" --expect result
 }
 
 # ROUNDS interleaved rounds. A figure is the median of its rounds; a ratio
@@ -119,15 +138,18 @@ paired() {
 cell() { # WHO C: "rps | p50 / p99", medians
   echo "$(median $(round_field "$1,$2" 1)) | $(median $(round_field "$1,$2" 2)) / $(median $(round_field "$1,$2" 3))"
 }
+per_read() { # WHO C: EVALSHA calls per Redis read while WHO was measured, median
+  median $(round_field "$1,$2" 4 | grep -v n/a)
+}
 
 rows=()
 for c in $CONCURRENCY; do
-  rows+=("| $c | $(cell redis "$c") | $(cell webdis "$c") | $(cell gateway "$c") | $(paired gateway webdis "$c") | $(paired gateway redis "$c") |")
+  rows+=("| $c | $(cell redis "$c") | $(cell webdis "$c") | $(cell gateway "$c") | $(paired gateway webdis "$c") | $(paired gateway redis "$c") | $(per_read webdis "$c") / $(per_read gateway "$c") |")
 done
 
 echo
 echo "EVALSHA (fixed-window step), medians of $ROUNDS interleaved rounds of ${DURATION}s per cell, $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg), redis $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/'), gateway pool ${POOL_SIZE:-default} $GATEWAY_FLAGS"
 echo
-echo "| conc | redis req/s | redis p50/p99 ms | webdis req/s | webdis p50/p99 ms | gateway req/s | gateway p50/p99 ms | gateway/webdis (rounds) | gateway/redis (rounds) |"
-echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+echo "| conc | redis req/s | redis p50/p99 ms | webdis req/s | webdis p50/p99 ms | gateway req/s | gateway p50/p99 ms | gateway/webdis (rounds) | gateway/redis (rounds) | EVALSHA per Redis read, webdis / gateway |"
+echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 printf '%s\n' "${rows[@]}"
