@@ -29,11 +29,13 @@ source "$root/bench/lib.sh"
 
 redis_port="$(free_port)"
 start_redis "$redis_port" "$work"
+redis_pid="${pids[-1]}"
 
 gw_port="$(free_port)"
 EDGELIMIT_GATEWAY_LOG=warn "$gateway" --listen "127.0.0.1:$gw_port" \
   --redis-url "redis://127.0.0.1:$redis_port" --token "$TOKEN" ${POOL_SIZE:+--pool-size "$POOL_SIZE"} $GATEWAY_FLAGS \
   2>"$work/gateway.log" &
+gateway_pid=$!
 pids+=($!)
 wait_port "$gw_port"
 
@@ -47,6 +49,7 @@ cat >"$work/webdis.json" <<JSON
 }
 JSON
 webdis "$work/webdis.json" &
+webdis_pid=$!
 pids+=($!)
 wait_port "$webdis_port"
 
@@ -64,7 +67,7 @@ got="$(curl -sf -H "Authorization: Bearer $TOKEN" -d "$load_body" "http://127.0.
 num() { sed -n "s/.*\"$1\":\([0-9.]*\).*/\1/p"; }
 
 # Each measurement prints "rps p50_ms p99_ms" (HTTP ones add the EVALSHA
-# calls per Redis read).
+# calls per Redis read and the CPU µs per request of the server and Redis).
 run_redis() {
   local c=$1 n csv
   # A request count sized to roughly DURATION seconds.
@@ -86,25 +89,38 @@ redis_counters() {
     $1 == "total_reads_processed" { r = $2 }
     END { print c + 0, r + 0 }'
 }
-# Runs a load generator (the arguments) and prints its "rps p50 p99" and the
-# EVALSHA calls Redis took in per socket read meanwhile: how well the HTTP
-# server gathered concurrent requests into shared writes.
+# CPU time a process has used, in clock ticks (user + system).
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+# Runs a load generator (the arguments) against the HTTP server SERVER_PID
+# and prints its "rps p50 p99", then, over its measured seconds, the EVALSHA
+# calls Redis took in per socket read (how well the server gathered
+# concurrent requests into shared writes) and the CPU time per request of
+# the server and of Redis, in µs.
 measured() {
-  local c=$1 before after out
-  shift
+  local c=$1 server=$2 before after cpu0 cpu1 out
+  shift 2
+  "$loadgen" "$@" --concurrency "$c" --duration-secs "$DURATION" >"$work/loadgen.out" &
+  local lg=$!
+  sleep 1 # the load generator's warm-up: it counts requests from here
   before="$(redis_counters)"
-  out="$("$loadgen" "$@" --concurrency "$c" --duration-secs "$DURATION")"
+  cpu0="$(cpu_ticks "$server") $(cpu_ticks "$redis_pid")"
+  wait "$lg"
+  cpu1="$(cpu_ticks "$server") $(cpu_ticks "$redis_pid")"
   after="$(redis_counters)"
-  echo "$(report "$out" "$c") $(awk -v b="$before" -v a="$after" 'BEGIN {
-    split(b, x, " "); split(a, y, " ")
-    if (y[2] > x[2]) printf "%.1f", (y[1] - x[1]) / (y[2] - x[2]); else print "n/a" }')"
+  out="$(cat "$work/loadgen.out")"
+  echo "$(report "$out" "$c") $(awk -v b="$before" -v a="$after" -v c0="$cpu0" -v c1="$cpu1" \
+    -v n="$(num requests <<<"$out")" -v hz="$(getconf CLK_TCK)" 'BEGIN {
+    split(b, x, " "); split(a, y, " "); split(c0, p, " "); split(c1, q, " ")
+    if (y[2] > x[2]) printf "%.1f", (y[1] - x[1]) / (y[2] - x[2]); else printf "n/a"
+    if (n > 0) printf " %.1f %.1f", (q[1] - p[1]) / hz * 1e6 / n, (q[2] - p[2]) / hz * 1e6 / n
+    else printf " n/a n/a" }')"
 }
 run_webdis() {
-  measured "$1" --port "$webdis_port" --method GET \
+  measured "$1" "$webdis_pid" --port "$webdis_port" --method GET \
     --path "/EVALSHA/$sha/1/bench:webdis/60000" --expect EVALSHA
 }
 run_gateway() {
-  measured "$1" --port "$gw_port" --method POST --path / \
+  measured "$1" "$gateway_pid" --port "$gw_port" --method POST --path / \
     --header "Authorization: Bearer $TOKEN" --header "Upstash-Encoding: base64" \
     --header "Content-Type: application/json" \
     --body "[\"EVALSHA\",\"$orig_sha\",\"1\",\"bench:gateway\",\"60000\"]" --expect result
@@ -141,15 +157,18 @@ cell() { # WHO C: "rps | p50 / p99", medians
 per_read() { # WHO C: EVALSHA calls per Redis read while WHO was measured, median
   median $(round_field "$1,$2" 4 | grep -v n/a)
 }
+cpu() { # WHO C: CPU µs per request of WHO + of Redis, medians
+  echo "$(median $(round_field "$1,$2" 5 | grep -v n/a)) + $(median $(round_field "$1,$2" 6 | grep -v n/a))"
+}
 
 rows=()
 for c in $CONCURRENCY; do
-  rows+=("| $c | $(cell redis "$c") | $(cell webdis "$c") | $(cell gateway "$c") | $(paired gateway webdis "$c") | $(paired gateway redis "$c") | $(per_read webdis "$c") / $(per_read gateway "$c") |")
+  rows+=("| $c | $(cell redis "$c") | $(cell webdis "$c") | $(cell gateway "$c") | $(paired gateway webdis "$c") | $(paired gateway redis "$c") | $(per_read webdis "$c") / $(per_read gateway "$c") | $(cpu webdis "$c") / $(cpu gateway "$c") |")
 done
 
 echo
 echo "EVALSHA (fixed-window step), medians of $ROUNDS interleaved rounds of ${DURATION}s per cell, $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg), redis $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/'), gateway pool ${POOL_SIZE:-default} $GATEWAY_FLAGS"
 echo
-echo "| conc | redis req/s | redis p50/p99 ms | webdis req/s | webdis p50/p99 ms | gateway req/s | gateway p50/p99 ms | gateway/webdis (rounds) | gateway/redis (rounds) | EVALSHA per Redis read, webdis / gateway |"
-echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+echo "| conc | redis req/s | redis p50/p99 ms | webdis req/s | webdis p50/p99 ms | gateway req/s | gateway p50/p99 ms | gateway/webdis (rounds) | gateway/redis (rounds) | EVALSHA per Redis read, webdis / gateway | CPU µs per request, server + Redis, webdis / gateway |"
+echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 printf '%s\n' "${rows[@]}"
