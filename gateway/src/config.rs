@@ -203,7 +203,9 @@ pub struct Config {
     )]
     pub connect_timeout_ms: u64,
 
-    /// Worker threads of the async runtime (default: one per CPU core).
+    /// Threads serving connections, each with a single-threaded runtime;
+    /// a connection stays on the one serving the fewest when it opened
+    /// (default: one per CPU core; 1: everything on one thread).
     #[arg(long, env = "EDGELIMIT_GATEWAY_THREADS")]
     pub threads: Option<usize>,
 
@@ -215,4 +217,13 @@ pub struct Config {
         default_value = "text"
     )]
     pub log_format: LogFormat,
+}
+
+impl Config {
+    /// Threads serving connections: `--threads`, else one per CPU core.
+    pub fn serving_threads(&self) -> usize {
+        self.threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+            .max(1)
+    }
 }

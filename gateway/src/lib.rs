@@ -37,6 +37,7 @@ pub mod response;
 pub mod scripts;
 pub mod serve;
 pub mod target;
+pub mod workers;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -53,6 +54,7 @@ use crate::http::AppState;
 use crate::limiter_only::LimiterOnly;
 use crate::policy::Policy;
 use crate::pool::Pool;
+use crate::workers::Workers;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -80,13 +82,11 @@ pub enum StartError {
     Serve(std::io::Error),
 }
 
-/// Connections to Redis (to each master): as configured, else one per worker
-/// thread of the runtime it runs on (see `pool.rs`).
+/// Connections to Redis (to each master): as configured, else one per
+/// serving thread (see `pool.rs`).
 fn pool_size(cfg: &Config) -> usize {
     cfg.pool_size
-        .unwrap_or_else(|| {
-            tokio::runtime::Handle::try_current().map_or(1, |rt| rt.metrics().num_workers())
-        })
+        .unwrap_or_else(|| cfg.serving_threads())
         .max(1)
 }
 
@@ -128,6 +128,7 @@ pub fn build_state(cfg: &Config) -> Result<Arc<AppState>, StartError> {
         return Err(StartError::NoToken);
     }
     conn::set_max_reply_bytes(cfg.max_reply_bytes);
+    pool::share_among_threads(cfg.serving_threads());
     let pool_size = pool_size(cfg);
     let connect_timeout = Duration::from_millis(cfg.connect_timeout_ms);
     let target = cfg.redis_url.clone();
@@ -172,8 +173,12 @@ pub fn build_state(cfg: &Config) -> Result<Arc<AppState>, StartError> {
 }
 
 /// Serves until `shutdown` resolves, then lets in-flight requests finish.
+///
+/// Connections are served on `workers`' threads, or without them on the
+/// runtime `run` runs on.
 pub async fn run(
     cfg: Config,
+    workers: Option<&Workers>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
     let state = build_state(&cfg)?;
@@ -199,7 +204,7 @@ pub async fn run(
     };
     let metrics = state.metrics.clone();
     let handler = move |request| http::handle(state.clone(), request);
-    serve::serve(listener, handler, limits, metrics, shutdown)
+    serve::serve(listener, handler, limits, metrics, workers, shutdown)
         .await
         .map_err(StartError::Serve)?;
     tracing::info!("stopped");

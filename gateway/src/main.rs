@@ -3,6 +3,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use edgelimit_gateway::config::{Config, LogFormat};
+use edgelimit_gateway::workers::Workers;
 use tracing_subscriber::EnvFilter;
 
 // Every request allocates its JSON and RESP values: mimalloc serves those
@@ -13,25 +14,30 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> ExitCode {
     let cfg = Config::parse();
     init_logging(cfg.log_format);
-    // One thread gets the single-threaded scheduler: no cross-thread
-    // wake-ups at all, which is cheapest when Redis shares the machine.
-    let mut builder = match cfg.threads {
-        Some(n) if n <= 1 => tokio::runtime::Builder::new_current_thread(),
-        Some(n) => {
-            let mut b = tokio::runtime::Builder::new_multi_thread();
-            b.worker_threads(n);
-            b
-        }
-        None => tokio::runtime::Builder::new_multi_thread(),
+    // This thread accepts connections (and serves them, alone); with more,
+    // they are served on threads of their own (`workers.rs`).
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build();
+    let threads = cfg.serving_threads();
+    let workers = match threads {
+        1 => Ok(None),
+        n => Workers::start(n).map(Some),
     };
-    let rt = match builder.enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
+    let (rt, workers) = match (rt, workers) {
+        (Ok(rt), Ok(workers)) => (rt, workers),
+        (Err(e), _) | (_, Err(e)) => {
             tracing::error!(error = %e, "cannot start the runtime");
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(edgelimit_gateway::run(cfg, shutdown_signal())) {
+    let ran = rt.block_on(edgelimit_gateway::run(
+        cfg,
+        workers.as_ref(),
+        shutdown_signal(),
+    ));
+    drop(workers);
+    match ran {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "gateway failed");

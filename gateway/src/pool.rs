@@ -38,18 +38,40 @@ pub struct Pool {
 
 /// Numbers the threads that send on pools, in the order they first do.
 static NEXT_THREAD: AtomicUsize = AtomicUsize::new(0);
+/// Threads the pools' connections are shared among (0: the runtime's worker
+/// threads, as a pool made inside it counts them).
+static SHARING_THREADS: AtomicUsize = AtomicUsize::new(0);
+
+/// Shares every pool made from now on among `threads` threads (the threads
+/// serving connections).
+pub fn share_among_threads(threads: usize) {
+    SHARING_THREADS.store(threads, Ordering::Relaxed);
+}
 
 thread_local! {
-    /// This thread's number and how many requests it has sent.
-    static THREAD: (usize, Cell<usize>) = (NEXT_THREAD.fetch_add(1, Ordering::Relaxed), Cell::new(0));
+    /// This thread's number (see [`number_this_thread`]) and how many
+    /// requests it has sent.
+    static THREAD: (Cell<Option<usize>>, Cell<usize>) = const { (Cell::new(None), Cell::new(0)) };
+}
+
+/// Numbers this thread among those sending on pools. The serving threads
+/// take 0, 1, 2...: each then has its own share of every pool's connections.
+/// Other threads are numbered when they first send.
+pub fn number_this_thread(n: usize) {
+    THREAD.with(|(number, _)| number.set(Some(n)));
 }
 
 /// The slot for this thread's next request (see [`slot`]).
 fn slot_for_this_thread(slots: usize, threads: usize) -> usize {
     THREAD.with(|(number, sent)| {
+        let n = number.get().unwrap_or_else(|| {
+            let n = NEXT_THREAD.fetch_add(1, Ordering::Relaxed);
+            number.set(Some(n));
+            n
+        });
         let turn = sent.get();
         sent.set(turn.wrapping_add(1));
-        slot(slots, threads, *number, turn)
+        slot(slots, threads, n, turn)
     })
 }
 
@@ -73,9 +95,10 @@ impl Pool {
                 connecting: tokio::sync::Mutex::new(()),
             })
             .collect();
-        let threads = tokio::runtime::Handle::try_current()
-            .map(|rt| rt.metrics().num_workers())
-            .unwrap_or(1);
+        let threads = match SHARING_THREADS.load(Ordering::Relaxed) {
+            0 => tokio::runtime::Handle::try_current().map_or(1, |rt| rt.metrics().num_workers()),
+            n => n,
+        };
         Pool {
             target,
             connect_timeout,

@@ -24,6 +24,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::metrics::Metrics;
+use crate::workers::Workers;
 
 /// How long connections may take and how many may be open.
 #[derive(Debug, Clone, Copy)]
@@ -188,12 +189,14 @@ impl Registry {
 }
 
 /// Serves `handler`'s answers on `listener` until `shutdown` resolves, then
-/// lets the requests in flight finish.
+/// lets the requests in flight finish. Connections are served on `workers`'
+/// threads, or without them on the runtime this runs on.
 pub async fn serve<H, F>(
     listener: TcpListener,
     handler: H,
     limits: Limits,
     metrics: Arc<Metrics>,
+    workers: Option<&Workers>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()>
 where
@@ -242,7 +245,13 @@ where
         }
         // Responses are written whole; never hold them back for Nagle.
         let _ = tcp.set_nodelay(true);
-        spawn_connection(tcp, handler.clone(), registry.clone(), metrics.clone());
+        spawn_connection(
+            tcp,
+            handler.clone(),
+            registry.clone(),
+            metrics.clone(),
+            workers,
+        );
     }
     reaper.abort();
     // Idle connections close now, busy ones after their response.
@@ -262,6 +271,7 @@ fn spawn_connection<H, F>(
     handler: H,
     registry: Arc<Registry>,
     metrics: Arc<Metrics>,
+    workers: Option<&Workers>,
 ) where
     H: Fn(Request<Incoming>) -> F + Send + Sync + 'static,
     F: Future<Output = Response> + Send + 'static,
@@ -276,7 +286,15 @@ fn spawn_connection<H, F>(
     });
     registry.conns().insert(id, conn.clone());
     metrics.connections.fetch_add(1, Ordering::Relaxed);
-    tokio::spawn(async move {
+    let forget = {
+        let (registry, metrics) = (registry.clone(), metrics.clone());
+        move || {
+            registry.conns().remove(&id);
+            metrics.connections.fetch_sub(1, Ordering::Relaxed);
+        }
+    };
+    let not_served = forget.clone();
+    let serve = move |tcp: TcpStream| async move {
         let io = TokioIo::new(Watched {
             inner: tcp,
             conn: conn.clone(),
@@ -314,9 +332,20 @@ fn spawn_connection<H, F>(
                 // Otherwise it overstayed or was idle at the cap: dropped.
             }
         }
-        registry.conns().remove(&id);
-        metrics.connections.fetch_sub(1, Ordering::Relaxed);
-    });
+        forget();
+    };
+    match workers {
+        None => {
+            tokio::spawn(serve(tcp));
+        }
+        Some(workers) => {
+            if let Err(error) = workers.spawn(tcp, serve) {
+                // The socket could not be handed over: closed.
+                tracing::warn!(%error, "cannot hand a connection to a serving thread");
+                not_served();
+            }
+        }
+    }
 }
 
 /// The connection's socket, noting when a request starts to arrive, and
