@@ -20,7 +20,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
 DURATION="${DURATION:-3}"
 ROUNDS="${ROUNDS:-3}"
 CONCURRENCY="${CONCURRENCY:-10 100}"
-POOL_SIZE="${POOL_SIZE:-}"   # empty: the gateway's default (one per worker thread)
+POOL_SIZE="${POOL_SIZE:-}"   # empty: the gateway's default (one per serving thread)
 TOKEN="bench-token"
 
 bash "$root/tools/ensure-redis.sh" >/dev/null

@@ -14,7 +14,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
 DURATION="${DURATION:-5}"
 ROUNDS="${ROUNDS:-3}"
 CONCURRENCY="${CONCURRENCY:-1 10 100}"
-POOL_SIZE="${POOL_SIZE:-}"   # empty: the gateway's default (one per worker thread)
+POOL_SIZE="${POOL_SIZE:-}"   # empty: the gateway's default (one per serving thread)
 GATEWAY_FLAGS="${GATEWAY_FLAGS:-}"   # extra gateway flags, e.g. "--threads 1"
 TOKEN="bench-token"
 

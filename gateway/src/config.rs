@@ -151,7 +151,7 @@ pub struct Config {
     pub max_script_cache_bytes: usize,
 
     /// Multiplexed connections to Redis (to each master in a cluster), shared
-    /// out among the worker threads (default: one per worker thread).
+    /// out among the serving threads (default: one per serving thread).
     #[arg(long, env = "EDGELIMIT_GATEWAY_POOL_SIZE")]
     pub pool_size: Option<usize>,
 

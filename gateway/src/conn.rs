@@ -69,8 +69,8 @@ struct Pending {
 
 /// A connection's end, shared by its users and its two tasks. Every request
 /// asks whether it is closed: a flag answers without a lock (a
-/// `CancellationToken` takes one, and both worker threads would contend for
-/// it); the tasks wait on the token.
+/// `CancellationToken` takes one, for every thread sending on the
+/// connection to contend for); the tasks wait on the token.
 #[derive(Clone, Default)]
 struct Closing {
     flag: Arc<AtomicBool>,

@@ -4,14 +4,15 @@
 //! the next request that lands on it; while Redis is down each such request
 //! fails fast with a connection error instead of waiting.
 //!
-//! Each worker thread sends on its own share of the connections (with one
+//! Each serving thread sends on its own share of the connections (with one
 //! connection per thread, the default, on its own connection). A connection's
 //! writer coalesces the jobs queued while it waits into one socket write, and
 //! the jobs a thread queues in one pass over its ready requests then share
 //! that write; spread round-robin over every connection they would be cut
-//! into as many writes, each a read and a reply write for Redis. Measured
-//! at 100 concurrent requests on 2 cores: about 10 commands per Redis read
-//! round-robin over 4 connections, about 30 on one per thread.
+//! into as many writes, each a read and a reply write for Redis.
+//! `bench/gateway/run.sh` at 100 concurrent requests on 2 cores: 12.7 EVALSHA
+//! calls per Redis read with two connections per thread (`POOL_SIZE=4`),
+//! 21.5 with one.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
