@@ -267,6 +267,41 @@ fn single_threaded_runtime_without_timeout() {
     assert_eq!(res.json(), json!({"result": 1}));
 }
 
+/// With several serving threads (more than this machine may have cores),
+/// concurrent connections are all served, each request once, on one Redis
+/// connection per serving thread at most (the default pool).
+#[test]
+fn several_serving_threads_serve_every_connection() {
+    let r = Redis::start();
+    let g = Arc::new(Gateway::with_tokens(&r.url(), &["--threads", "3"]));
+    let clients: Vec<_> = (0..8)
+        .map(|_| {
+            let g = g.clone();
+            thread::spawn(move || {
+                (0..40)
+                    .map(|_| {
+                        g.post("/", r#"["INCR","n"]"#).json()["result"]
+                            .as_i64()
+                            .unwrap()
+                    })
+                    .collect::<Vec<i64>>()
+            })
+        })
+        .collect();
+    let mut seen: Vec<i64> = clients
+        .into_iter()
+        .flat_map(|c| c.join().unwrap())
+        .collect();
+    seen.sort_unstable();
+    assert_eq!(seen, (1..=320).collect::<Vec<i64>>(), "each INCR ran once");
+    let v = g.post("/pipeline", r#"[["INCR","n"],["GET","n"]]"#).json();
+    assert_eq!(v, json!([{"result": 321}, {"result": "321"}]));
+    // Every client but the one asking.
+    let clients = r.conn().call(&["CLIENT", "LIST"]).unwrap().text().unwrap();
+    let from_gateway = clients.lines().count() - 1;
+    assert!((1..=3).contains(&from_gateway), "{clients}");
+}
+
 /// A read-only token's endless script no longer holds Redis: past the
 /// request timeout the gateway kills it (it wrote nothing), and every
 /// client is served again within timeout + 1 s. `--read-only-scripts deny`
