@@ -286,15 +286,13 @@ fn spawn_connection<H, F>(
     });
     registry.conns().insert(id, conn.clone());
     metrics.connections.fetch_add(1, Ordering::Relaxed);
-    let forget = {
-        let (registry, metrics) = (registry.clone(), metrics.clone());
-        move || {
-            registry.conns().remove(&id);
-            metrics.connections.fetch_sub(1, Ordering::Relaxed);
-        }
+    let registered = Registered {
+        registry: registry.clone(),
+        metrics,
+        id,
     };
-    let not_served = forget.clone();
     let serve = move |tcp: TcpStream| async move {
+        let _registered = registered;
         let io = TokioIo::new(Watched {
             inner: tcp,
             conn: conn.clone(),
@@ -332,7 +330,6 @@ fn spawn_connection<H, F>(
                 // Otherwise it overstayed or was idle at the cap: dropped.
             }
         }
-        forget();
     };
     match workers {
         None => {
@@ -340,11 +337,27 @@ fn spawn_connection<H, F>(
         }
         Some(workers) => {
             if let Err(error) = workers.spawn(tcp, serve) {
-                // The socket could not be handed over: closed.
+                // The socket could not be handed over: closed (and, with
+                // `serve`, its place in the registry given up).
                 tracing::warn!(%error, "cannot hand a connection to a serving thread");
-                not_served();
             }
         }
+    }
+}
+
+/// A connection's place in the registry and in the gauge, given up when
+/// dropped: when its task ends, or if it never ran (a socket that could not
+/// be handed to a serving thread). Shutdown waits for every place to go.
+struct Registered {
+    registry: Arc<Registry>,
+    metrics: Arc<Metrics>,
+    id: u64,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        self.registry.conns().remove(&self.id);
+        self.metrics.connections.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
