@@ -39,9 +39,9 @@ pub struct Pool {
 
 /// Numbers the threads that send on pools, in the order they first do.
 static NEXT_THREAD: AtomicUsize = AtomicUsize::new(0);
-/// Threads the pools' connections are shared among (0: the runtime's worker
-/// threads, as a pool made inside it counts them).
-static SHARING_THREADS: AtomicUsize = AtomicUsize::new(0);
+/// Threads the pools' connections are shared among (set by the gateway at
+/// start; until then one thread uses them all).
+static SHARING_THREADS: AtomicUsize = AtomicUsize::new(1);
 
 /// Shares every pool made from now on among `threads` threads (the threads
 /// serving connections).
@@ -96,10 +96,7 @@ impl Pool {
                 connecting: tokio::sync::Mutex::new(()),
             })
             .collect();
-        let threads = match SHARING_THREADS.load(Ordering::Relaxed) {
-            0 => tokio::runtime::Handle::try_current().map_or(1, |rt| rt.metrics().num_workers()),
-            n => n,
-        };
+        let threads = SHARING_THREADS.load(Ordering::Relaxed);
         Pool {
             target,
             connect_timeout,

@@ -58,16 +58,6 @@ impl Workers {
         Ok(Workers { threads })
     }
 
-    /// How many threads serve.
-    pub fn len(&self) -> usize {
-        self.threads.len()
-    }
-
-    /// Whether there are none (never: `start` makes at least one).
-    pub fn is_empty(&self) -> bool {
-        self.threads.is_empty()
-    }
-
     /// Runs `serve(stream)` for an accepted connection on the thread serving
     /// the fewest, its socket moved to that thread's runtime.
     pub fn spawn<F, Fut>(&self, tcp: TcpStream, serve: F) -> io::Result<()>
